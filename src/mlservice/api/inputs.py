@@ -1,0 +1,35 @@
+"""Reading request bodies, with errors that say what is wrong."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import request
+from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+
+
+def json_body() -> Any:
+    """The request's JSON body; 400 naming the problem if it is not JSON."""
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType("send the body as JSON with 'Content-Type: application/json'")
+    raw = request.get_data(cache=False)
+    if not raw:
+        raise BadRequest("the request body is empty; send JSON")
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError:
+        raise BadRequest("the request body is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"the request body is not valid JSON: {exc.msg} at line "
+                         f"{exc.lineno} column {exc.colno}") from None
+
+
+def flag(name: str) -> bool:
+    """A boolean query parameter (``true``/``1``/``yes``); 400 on anything else."""
+    value = request.args.get(name, "false").strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no", ""):
+        return False
+    raise BadRequest(f"query parameter {name!r} must be true or false, not {value!r}")

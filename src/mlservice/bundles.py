@@ -1,0 +1,101 @@
+"""Model bundles: one signed file holding everything a prediction needs.
+
+A bundle is the fitted pipeline (imputation, encoders, scaler, estimator), the
+target's label encoding, the input schema, the metrics and the library
+versions, pickled with joblib. The pickle is preceded by an HMAC-SHA256 of it
+under the service secret; :func:`loads` checks that signature *before*
+unpickling, because unpickling untrusted bytes runs arbitrary code.
+
+File layout: ``MAGIC`` (8 bytes), the 32-byte HMAC, then the joblib pickle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import platform
+from dataclasses import dataclass, field
+from typing import Any
+
+import joblib
+
+MAGIC = b"MLSBNDL1"
+_SIG_LEN = hashlib.sha256().digest_size
+
+
+class BundleError(ValueError):
+    """Bytes that are not a bundle this service signed."""
+
+
+@dataclass
+class ModelBundle:
+    """A trained model and what it needs to predict and to be explained."""
+
+    pipeline: Any
+    task: str
+    estimator: str
+    params: dict[str, Any]
+    schema: list[dict[str, Any]]
+    target: str
+    classes: list[Any] | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    trained_at: float | None = None
+    training_seconds: float | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """The bundle's metadata as JSON (no pipeline)."""
+        return {
+            "task": self.task,
+            "estimator": self.estimator,
+            "params": self.params,
+            "target": self.target,
+            "classes": self.classes,
+            "input_schema": self.schema,
+            "metrics": self.metrics,
+            "versions": self.versions,
+            "trained_at": self.trained_at,
+            "training_seconds": self.training_seconds,
+        }
+
+
+def library_versions() -> dict[str, str]:
+    """The versions a bundle needs to be loaded elsewhere."""
+    import numpy
+    import pandas
+    import sklearn
+
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "numpy": numpy.__version__,
+        "pandas": pandas.__version__,
+        "joblib": joblib.__version__,
+    }
+
+
+def _signature(payload: bytes, secret: str) -> bytes:
+    return hmac.new(secret.encode(), payload, hashlib.sha256).digest()
+
+
+def dumps(bundle: ModelBundle, secret: str) -> bytes:
+    """Serialise and sign a bundle."""
+    buffer = io.BytesIO()
+    joblib.dump(bundle, buffer)
+    payload = buffer.getvalue()
+    return MAGIC + _signature(payload, secret) + payload
+
+
+def loads(data: bytes, secret: str) -> ModelBundle:
+    """Verify the signature, then (and only then) deserialise."""
+    header_len = len(MAGIC) + _SIG_LEN
+    if len(data) <= header_len or not data.startswith(MAGIC):
+        raise BundleError("not a model bundle written by this service")
+    signature, payload = data[len(MAGIC):header_len], data[header_len:]
+    if not hmac.compare_digest(signature, _signature(payload, secret)):
+        raise BundleError("model bundle signature does not verify (tampered or foreign bundle)")
+    bundle = joblib.load(io.BytesIO(payload))
+    if not isinstance(bundle, ModelBundle):
+        raise BundleError("signed file does not hold a model bundle")
+    return bundle

@@ -1,0 +1,97 @@
+"""Shell commands: configuration files and user accounts.
+
+    python -m mlservice init-config          write missing config from templates
+    python -m mlservice check-config         validate configuration and Redis users
+    python -m mlservice users add NAME [--role admin|user] [--password ...]
+    python -m mlservice users list
+    python -m mlservice users delete NAME
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from . import redis_client, users
+from .config import DEFAULT_CONFIG_PATH, ConfigError, ensure_config_file, get_settings
+from .preflight import check_redis_users
+
+
+def _settings_or_exit():
+    try:
+        return get_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _store():
+    return redis_client.connect(_settings_or_exit().redis)
+
+
+@click.group()
+def main() -> None:
+    """ML Service administration."""
+
+
+@main.command("init-config")
+@click.option("--path", type=click.Path(path_type=Path), default=DEFAULT_CONFIG_PATH,
+              show_default=True, help="Where src/config.properties lives.")
+def init_config(path: Path) -> None:
+    """Copy config.properties.template to PATH when PATH does not exist yet."""
+    if ensure_config_file(path):
+        click.echo(f"mlservice: wrote {path} from config.properties.template", err=True)
+
+
+@main.command("check-config")
+@click.option("--redis/--no-redis", default=True, help="Also log in to Redis as both users.")
+def check_config(redis: bool) -> None:
+    """Validate the configuration; exit 1 with one line naming the problem."""
+    settings = _settings_or_exit()
+    if redis:
+        try:
+            check_redis_users(settings, wait_seconds=0)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo("configuration OK")
+
+
+@main.group("users")
+def users_group() -> None:
+    """Manage user accounts."""
+
+
+@users_group.command("add")
+@click.argument("username")
+@click.option("--role", type=click.Choice(users.ROLES), default="user", show_default=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+def add_user(username: str, role: str, password: str) -> None:
+    """Create a user, or reset an existing user's password and role."""
+    try:
+        users.set_user(_store(), username, password, role)
+    except users.UserError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"user {username!r} ({role}) saved")
+
+
+@users_group.command("list")
+def list_users() -> None:
+    """Print every user and role."""
+    for identity in users.list_users(_store()):
+        click.echo(f"{identity.username}\t{identity.role}")
+
+
+@users_group.command("delete")
+@click.argument("username")
+def delete_user(username: str) -> None:
+    """Delete a user."""
+    try:
+        users.delete_user(_store(), username)
+    except users.UserNotFound as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"user {username!r} deleted")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

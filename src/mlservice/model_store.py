@@ -1,0 +1,66 @@
+"""Published models in Redis: signed bundle bytes and a version number per model.
+
+The Celery worker that trains a model publishes it here; every Gunicorn
+worker reads it through :class:`mlservice.model_cache.ModelCache`. Bytes and
+version change together in MULTI/EXEC transactions, so a reader never sees
+a new version with old bytes.
+"""
+
+from __future__ import annotations
+
+import redis
+
+from .redis_client import key
+
+DEFAULT_MODEL_ID = "default"
+
+
+def _bundle_key(model_id: str) -> str:
+    return key("model", model_id, "bundle")
+
+
+def _version_key(model_id: str) -> str:
+    return key("model", model_id, "version")
+
+
+def _counter_key(model_id: str) -> str:
+    return key("model", model_id, "generation")
+
+
+def publish(store: redis.Redis, model_id: str, data: bytes) -> int:
+    """Store a model's signed bundle under a new version; return that version.
+
+    The counter outlives :func:`unpublish`, so a model published again never
+    reuses a version a worker may still have cached.
+    """
+    version = int(store.incr(_counter_key(model_id)))
+    pipe = store.pipeline(transaction=True)
+    pipe.set(_bundle_key(model_id), data)
+    pipe.set(_version_key(model_id), version)
+    pipe.execute()
+    return version
+
+
+def current_version(store: redis.Redis, model_id: str) -> int | None:
+    """The published version, or ``None`` if the model is not (or no longer) published.
+
+    This is the one small round trip a prediction makes when its model is cached.
+    """
+    version = store.get(_version_key(model_id))
+    return int(version) if version is not None else None
+
+
+def fetch(store: redis.Redis, model_id: str) -> tuple[int, bytes] | None:
+    """Version and bytes read together, or ``None`` if not published."""
+    pipe = store.pipeline(transaction=True)
+    pipe.get(_version_key(model_id))
+    pipe.get(_bundle_key(model_id))
+    version, data = pipe.execute()
+    if version is None or data is None:
+        return None
+    return int(version), data
+
+
+def unpublish(store: redis.Redis, model_id: str) -> None:
+    """Remove a model; every worker's cache sees it on its next version check."""
+    store.delete(_version_key(model_id), _bundle_key(model_id))

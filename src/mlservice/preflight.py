@@ -1,0 +1,38 @@
+"""Start-up checks: fail fast, with one clear line, before serving anything."""
+
+from __future__ import annotations
+
+import time
+
+import redis
+
+from .config import ConfigError, Settings
+
+
+def _ping(url: str, user: str, settings: Settings, wait_seconds: float) -> None:
+    """Ping Redis as ``user``, waiting a while for it to come up; explain a failure."""
+    where = f"{settings.redis.host}:{settings.redis.port}"
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        client = redis.Redis.from_url(url, socket_connect_timeout=3)
+        try:
+            client.ping()
+            return
+        except redis.AuthenticationError:
+            raise ConfigError(
+                f"{settings.redis_config_path}: Redis at {where} refused user {user!r}: wrong "
+                "password (check the file against the ACL Redis was started with)") from None
+        except redis.ConnectionError as exc:
+            if time.monotonic() > deadline:
+                raise ConfigError(
+                    f"{settings.redis_config_path}: cannot reach Redis at {where} (HOST/PORT): "
+                    f"{exc}") from None
+            time.sleep(0.5)
+        finally:
+            client.close()
+
+
+def check_redis_users(settings: Settings, wait_seconds: float = 30.0) -> None:
+    """Both ACL users (app and Celery) can log in to Redis."""
+    _ping(settings.redis.app_url, settings.redis.master_user, settings, wait_seconds)
+    _ping(settings.redis.celery_url, settings.redis.celery_user, settings, wait_seconds)

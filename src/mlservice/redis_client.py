@@ -1,0 +1,33 @@
+"""Connections to Redis as the application's ACL user.
+
+The Celery transport connects as its own, least-privileged user (see
+:mod:`mlservice.celery_app`); everything else the service stores in Redis
+(users, the service secret, task owners, the model cache) goes through the
+connection made here. Every key starts with :data:`PREFIX`.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import redis
+
+from .config import RedisSettings
+
+PREFIX = "mlservice:"
+
+
+@functools.cache
+def connect(settings: RedisSettings) -> redis.Redis:
+    """One connection pool per process (redis-py reopens it after a fork)."""
+    return redis.Redis.from_url(
+        settings.app_url,
+        health_check_interval=30,
+        socket_connect_timeout=5,
+        socket_keepalive=True,
+    )
+
+
+def key(*parts: str) -> str:
+    """``mlservice:<part>:<part>...``: one place that knows the key layout's prefix."""
+    return PREFIX + ":".join(parts)

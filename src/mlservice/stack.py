@@ -1,0 +1,281 @@
+"""Run the whole stack natively: redis-server, a Celery worker, Gunicorn and NGINX.
+
+``make run`` uses this in the foreground (``python -m mlservice.stack``) and
+the test suite starts it once per session on free loopback ports. Every
+process is started from the repository's own configuration files:
+redis/redis.conf with the ACL from redis/render-acl.sh, src/gunicorn.conf.py,
+and nginx/templates/ml-service.conf.template.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from .config import DEFAULT_CONFIG_PATH, DEFAULT_REDIS_CONFIG_PATH, REPO_DIR, SRC_DIR, ensure_config_file
+
+NGINX_MAIN_CONF = """\
+worker_processes 2;
+pid {run}/nginx.pid;
+error_log {logs}/nginx-error.log warn;
+daemon off;
+events {{ worker_connections 1024; }}
+http {{
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    access_log {access_log};
+    sendfile on;
+    tcp_nopush on;
+    client_body_temp_path {run}/client_body;
+    proxy_temp_path {run}/proxy;
+    fastcgi_temp_path {run}/fastcgi;
+    uwsgi_temp_path {run}/uwsgi;
+    scgi_temp_path {run}/scgi;
+    include {run}/ml-service.conf;
+}}
+"""
+
+
+class StackError(RuntimeError):
+    """A process did not start; the message says which and where its log is."""
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now, on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    """The four processes of the service, their ports, files and lifetimes."""
+
+    run_dir: Path
+    http_port: int = 8880
+    redis_port: int = 6379
+    api_port: int = 8000
+    config_path: Path = DEFAULT_CONFIG_PATH
+    redis_config_path: Path = DEFAULT_REDIS_CONFIG_PATH
+    api_workers: int | None = None
+    celery_concurrency: int = 2
+    extra_env: dict[str, str] = field(default_factory=dict)
+    log_to_files: bool = True
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def logs(self) -> Path:
+        return self.run_dir / "logs"
+
+    def env(self) -> dict[str, str]:
+        """The environment every Python process of the stack gets."""
+        env = dict(os.environ)
+        env.update({
+            "PYTHONPATH": str(SRC_DIR) + os.pathsep + env.get("PYTHONPATH", ""),
+            "PYTHONUNBUFFERED": "1",
+            "MLSERVICE_CONFIG": str(self.config_path),
+            "MLSERVICE_REDIS_CONFIG": str(self.redis_config_path),
+            "MLSERVICE_REDIS_HOST": "127.0.0.1",
+            "MLSERVICE_REDIS_PORT": str(self.redis_port),
+            "MLSERVICE_BIND": f"127.0.0.1:{self.api_port}",
+        })
+        if self.api_workers:
+            env["MLSERVICE_WORKERS"] = str(self.api_workers)
+        env.update(self.extra_env)
+        return env
+
+    def _output(self, name: str) -> IO | None:
+        if not self.log_to_files:
+            return None
+        return open(self.logs / f"{name}.log", "ab")
+
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        output = self._output(name)
+        self.processes[name] = subprocess.Popen(
+            argv, cwd=REPO_DIR, env=self.env(), stdout=output, stderr=subprocess.STDOUT
+            if output else None, stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def _wait(self, name: str, ready, timeout: float) -> None:
+        """Poll ``ready()`` until true; fail early if the process died."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            process = self.processes.get(name)
+            if process is not None and process.poll() is not None:
+                raise StackError(f"{name} exited with {process.returncode}; {self._log_hint(name)}")
+            if ready():
+                return
+            time.sleep(0.2)
+        raise StackError(f"{name} not ready after {timeout:.0f}s; {self._log_hint(name)}")
+
+    def _log_hint(self, name: str) -> str:
+        if not self.log_to_files:
+            return "see its output above"
+        tail = (self.logs / f"{name}.log").read_text(errors="replace").splitlines()[-15:]
+        return f"log {self.logs / name}.log ends:\n" + "\n".join(tail)
+
+    def start_redis(self) -> None:
+        """Render the ACL file from redis/config.properties and start redis-server."""
+        acl = self.run_dir / "users.acl"
+        subprocess.run(["sh", str(REPO_DIR / "redis" / "render-acl.sh"),
+                        str(self.redis_config_path), str(acl)], check=True)
+        data = self.run_dir / "redis"
+        data.mkdir(exist_ok=True)
+        self._spawn("redis", [
+            "redis-server", str(REPO_DIR / "redis" / "redis.conf"),
+            "--port", str(self.redis_port), "--bind", "127.0.0.1",
+            "--dir", str(data), "--aclfile", str(acl), "--logfile", "",
+        ])
+        self._wait("redis", lambda: _port_open(self.redis_port), 20)
+
+    def start_worker(self) -> None:
+        """A Celery worker consuming both queues."""
+        self._spawn("worker", [
+            sys.executable, "-m", "celery", "-A", "mlservice.celery_app", "worker",
+            "-Q", "celery,celery.training", "-c", str(self.celery_concurrency),
+            "-n", f"celery-{self.http_port}@%h", "--loglevel", "INFO", "--without-mingle",
+            "--without-gossip",  # node names start with "celery": its pidbox key must match the ACL
+        ])
+
+    def start_api(self) -> None:
+        """Gunicorn with src/gunicorn.conf.py."""
+        self._spawn("api", [sys.executable, "-m", "gunicorn", "-c",
+                            str(SRC_DIR / "gunicorn.conf.py")])
+        self._wait("api", lambda: _http_ok(f"http://127.0.0.1:{self.api_port}/healthz"), 60)
+
+    def start_nginx(self) -> None:
+        """NGINX rendered from the same server template the container uses."""
+        template = (REPO_DIR / "nginx" / "templates" / "ml-service.conf.template").read_text()
+        server = string.Template(template).safe_substitute(
+            MLSERVICE_LISTEN=f"127.0.0.1:{self.http_port}",
+            MLSERVICE_API_UPSTREAM=f"127.0.0.1:{self.api_port}",
+        )
+        (self.run_dir / "ml-service.conf").write_text(server)
+        access_log = f"{self.logs}/nginx-access.log" if self.log_to_files else "off"
+        main_conf = self.run_dir / "nginx.conf"
+        main_conf.write_text(NGINX_MAIN_CONF.format(
+            run=self.run_dir, logs=self.logs, access_log=access_log))
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        self._spawn("nginx", [nginx, "-c", str(main_conf), "-p", str(self.run_dir),
+                              "-e", str(self.logs / "nginx-error.log")])
+        self._wait("nginx", lambda: _http_ok(f"{self.url}/healthz"), 20)
+
+    def start(self, ready_timeout: float = 90) -> None:
+        """Start every process in dependency order and wait until /readyz says ready."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(exist_ok=True)
+        ensure_config_file(self.config_path)
+        try:
+            self.start_redis()
+            self.start_worker()
+            self.start_api()
+            self.start_nginx()
+            self._wait("worker", lambda: _http_ok(f"{self.url}/readyz"), ready_timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self, timeout: float = 20) -> None:
+        """Stop the processes in reverse order: TERM, then KILL whatever lingers."""
+        for name in reversed(list(self.processes)):
+            process = self.processes[name]
+            if process.poll() is None:
+                _signal_group(process, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for name, process in self.processes.items():
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(process, signal.SIGKILL)
+                process.wait()
+        self.processes.clear()
+
+
+def _signal_group(process: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _admin_credentials(run_dir: Path) -> tuple[str, str]:
+    """The admin for ``make run``: from the environment, else generated once into run_dir."""
+    username = os.environ.get("MLSERVICE_ADMIN_USERNAME") or "admin"
+    password = os.environ.get("MLSERVICE_ADMIN_PASSWORD")
+    if password:
+        return username, password
+    stored = run_dir / "admin-password"
+    if not stored.exists():
+        stored.write_text(secrets.token_urlsafe(18))
+        stored.chmod(0o600)
+    return username, stored.read_text().strip()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the stack in the foreground until Ctrl-C."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8880, help="NGINX port (default 8880)")
+    parser.add_argument("--redis-port", type=int, default=6379)
+    parser.add_argument("--api-port", type=int, default=8000)
+    parser.add_argument("--run-dir", type=Path, default=REPO_DIR / "var")
+    args = parser.parse_args(argv)
+    args.run_dir.mkdir(parents=True, exist_ok=True)
+    username, password = _admin_credentials(args.run_dir)
+    stack = Stack(run_dir=args.run_dir.resolve(), http_port=args.port,
+                  redis_port=args.redis_port, api_port=args.api_port, log_to_files=False,
+                  extra_env={"MLSERVICE_ADMIN_USERNAME": username,
+                             "MLSERVICE_ADMIN_PASSWORD": password})
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        stack.start()
+        print(f"\nML Service is ready at {stack.url}\n"
+              f"  admin user: {username}\n  admin password: {password}\n"
+              f"  try: curl -u {username}:<password> {stack.url}/resource/auth\n"
+              "Press Ctrl-C to stop.\n", flush=True)
+        while all(process.poll() is None for process in stack.processes.values()):
+            time.sleep(1)
+        dead = [name for name, process in stack.processes.items() if process.poll() is not None]
+        print(f"mlservice: {', '.join(dead)} stopped; shutting down", file=sys.stderr)
+        sys.exit(1)
+    except StackError as exc:
+        print(f"mlservice: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("mlservice: stopping", file=sys.stderr, flush=True)
+        stack.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Who started which Celery task, and how a task's state reads to its owner.
+
+Celery's result backend knows a task's state but not its owner, so the API
+records the owner when it enqueues; others get 404 for that task id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from celery.result import AsyncResult
+
+from .redis_client import key
+
+OWNER_TTL_SECONDS = 7 * 24 * 3600  # as long as Celery keeps the result
+
+_STATUS_TEXT = {
+    "PENDING": "waiting for a worker",
+    "STARTED": "running",
+    "RETRY": "failed once, will be retried",
+    "REVOKED": "cancelled",
+}
+
+
+def record_owner(store: redis.Redis, task_id: str, username: str) -> None:
+    """Remember that ``username`` started ``task_id``."""
+    store.set(key("task", task_id, "owner"), username, ex=OWNER_TTL_SECONDS)
+
+
+def owner_of(store: redis.Redis, task_id: str) -> str | None:
+    """The user who started the task, or ``None`` if unknown (or expired)."""
+    owner = store.get(key("task", task_id, "owner"))
+    return owner.decode() if owner else None
+
+
+def describe(result: AsyncResult) -> dict[str, Any]:
+    """The task's state as the status endpoint returns it."""
+    state = result.state
+    info = result.info
+    status: dict[str, Any] = {"task_id": result.id, "state": state, "done": state in
+                              ("SUCCESS", "FAILURE", "REVOKED")}
+    if state == "PROGRESS" and isinstance(info, dict):
+        status["progress"] = float(info.get("progress", 0.0))
+        status["status"] = str(info.get("status", "running"))
+    elif state == "SUCCESS":
+        status["progress"] = 1.0
+        status["status"] = "finished"
+        status["result"] = info
+    elif state == "FAILURE":
+        status["progress"] = 1.0
+        status["status"] = "failed"
+        status["error"] = f"{type(info).__name__}: {info}" if info else "unknown error"
+    else:
+        status["progress"] = 0.0
+        status["status"] = _STATUS_TEXT.get(state, state.lower())
+    return status

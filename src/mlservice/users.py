@@ -1,0 +1,126 @@
+"""User accounts stored in Redis, with salted slow password hashes.
+
+Each user is a hash ``mlservice:user:<name>`` (``password_hash``, ``role``) and
+a member of the set ``mlservice:users``. Hashing is Werkzeug's
+(scrypt, salted), never hand-made.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import sys
+
+import redis
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .redis_client import key
+from .security import Identity
+
+ROLES = ("admin", "user")
+USERS_KEY = key("users")
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+MIN_PASSWORD_LENGTH = 8
+# A hash to check against when the user does not exist, so a wrong user name
+# costs as much time as a wrong password.
+_DUMMY_HASH = generate_password_hash(secrets.token_hex(8))
+
+
+class UserError(ValueError):
+    """A user request that cannot be done; the message says why."""
+
+
+class UserExists(UserError):
+    pass
+
+
+class UserNotFound(UserError):
+    pass
+
+
+def _user_key(username: str) -> str:
+    return key("user", username)
+
+
+def validate(username: str, password: str, role: str) -> None:
+    """Refuse a user name, password or role the service would not accept."""
+    if not isinstance(username, str) or not USERNAME_RE.match(username):
+        raise UserError("username must be 1-64 letters, digits or '_', '.', '@', '-'")
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
+        raise UserError(f"password must be a string of at least {MIN_PASSWORD_LENGTH} characters")
+    if role not in ROLES:
+        raise UserError(f"role must be one of {', '.join(ROLES)}")
+
+
+def create_user(store: redis.Redis, username: str, password: str, role: str = "user") -> Identity:
+    """Add a user; :class:`UserExists` if the name is taken."""
+    validate(username, password, role)
+    user_key = _user_key(username)
+    if not store.hsetnx(user_key, "password_hash", generate_password_hash(password)):
+        raise UserExists(f"user {username!r} already exists")
+    store.hset(user_key, "role", role)
+    store.sadd(USERS_KEY, username)
+    return Identity(username, role)
+
+
+def set_user(store: redis.Redis, username: str, password: str, role: str) -> Identity:
+    """Create or update a user (the admin bootstrap and the CLI use this)."""
+    validate(username, password, role)
+    store.hset(_user_key(username), mapping={
+        "password_hash": generate_password_hash(password), "role": role,
+    })
+    store.sadd(USERS_KEY, username)
+    return Identity(username, role)
+
+
+def authenticate(store: redis.Redis, username: str, password: str) -> Identity | None:
+    """The user's identity if the password matches, else ``None``."""
+    stored = store.hmget(_user_key(username), "password_hash", "role")
+    password_hash, role = (value.decode() if value else None for value in stored)
+    if password_hash is None or role is None:
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    if not check_password_hash(password_hash, password):
+        return None
+    return Identity(username, role)
+
+
+def current_role(store: redis.Redis, username: str) -> str | None:
+    """The user's role now (``None`` once deleted), so old tokens follow changes."""
+    role = store.hget(_user_key(username), "role")
+    return role.decode() if role else None
+
+
+def list_users(store: redis.Redis) -> list[Identity]:
+    """Every user, sorted by name."""
+    names = sorted(name.decode() for name in store.smembers(USERS_KEY))
+    roles = [store.hget(_user_key(name), "role") for name in names]
+    return [Identity(name, role.decode()) for name, role in zip(names, roles) if role]
+
+
+def delete_user(store: redis.Redis, username: str) -> None:
+    """Remove a user; :class:`UserNotFound` if there is none."""
+    if not store.delete(_user_key(username)):
+        raise UserNotFound(f"user {username!r} does not exist")
+    store.srem(USERS_KEY, username)
+
+
+def ensure_admin(store: redis.Redis, username: str | None, password: str | None) -> None:
+    """Make sure an admin can log in, at service start.
+
+    With ``MLSERVICE_ADMIN_USERNAME``/``MLSERVICE_ADMIN_PASSWORD`` the admin is
+    created or updated. Without them and with no admin yet, one named ``admin``
+    is created with a random password, printed once (``SET NX`` guards against
+    two starting processes doing it twice).
+    """
+    if username and password:
+        set_user(store, username, password, "admin")
+        return
+    if any(identity.is_admin for identity in list_users(store)):
+        return
+    if not store.set(key("bootstrap-admin"), "1", nx=True):
+        return
+    password = secrets.token_urlsafe(18)
+    set_user(store, "admin", password, "admin")
+    print(f"mlservice: created admin user 'admin' with password {password} "
+          "(shown once; set MLSERVICE_ADMIN_PASSWORD to choose it)", file=sys.stderr, flush=True)

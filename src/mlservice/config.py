@@ -265,6 +265,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if expiry is None or unit is None:
         missing = "expiry" if expiry is None else "expiry_time_unit"
         raise ConfigError(f"{path}: [auth_info] {missing} is missing")
+    secret_key = _ini_value(parser, "security", "secret_key", environ)
+    if secret_key is not None and len(secret_key) < 32:
+        raise ConfigError(f"{path}: [security] secret_key must be at least 32 characters "
+                          "(or empty to have one generated)")
     service = "service"
     return Settings(
         config_path=path,
@@ -272,7 +276,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         token_lifetime=token_lifetime(expiry, unit, str(path)),
         redis=_redis_settings(redis_path, environ),
         default_model=_default_model(parser, path, environ),
-        secret_key=_ini_value(parser, "security", "secret_key", environ),
+        secret_key=secret_key,
         init_timeout=_number(
             _ini_value(parser, service, "init_timeout_seconds", environ, "300"),
             path, "[service] init_timeout_seconds", float, 1,

@@ -1,0 +1,131 @@
+"""/resource/auth and bearer-token checks, through NGINX."""
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+
+import jwt
+import requests
+
+from mlservice import security
+from mlservice.config import SRC_DIR
+from mlservice.stack import free_port
+
+
+def test_token_for_good_credentials(client, admin_credentials):
+    response = client.get("/resource/auth", auth=admin_credentials)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["expires_in"] == 3600  # the session's config: 1 hour
+    assert body["token_type"] == "Bearer"
+    claims = jwt.decode(body["token"], options={"verify_signature": False})
+    assert claims["sub"] == "admin" and claims["role"] == "admin"
+    assert claims["exp"] - claims["iat"] == 3600
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_wrong_password_is_401(client, admin_credentials):
+    response = client.get("/resource/auth", auth=(admin_credentials[0], "not-the-password"))
+    assert response.status_code == 401
+    assert response.json()["status"] == "wrong user name or password"
+
+
+def test_unknown_user_is_401(client):
+    response = client.get("/resource/auth", auth=("nobody-here", "whatever-password"))
+    assert response.status_code == 401
+    assert "wrong user name or password" in response.json()["status"]
+
+
+def test_no_credentials_is_401_with_basic_challenge(client):
+    response = client.get("/resource/auth")
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Basic")
+
+
+def test_missing_token_is_401(client):
+    response = client.post("/resource/predict", json={})
+    assert response.status_code == 401
+    assert "missing bearer token" in response.json()["status"]
+
+
+def test_malformed_token_is_401(client):
+    response = client.post("/resource/predict", "not-a-jwt", json={})
+    assert response.status_code == 401
+    assert "malformed" in response.json()["status"]
+
+
+def _b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def test_tampered_token_is_401(client, new_user):
+    _, _, token = new_user()
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    claims["role"] = "admin"
+    forged = f"{header}.{_b64(claims)}.{signature}"
+    response = client.get("/resource/users", forged)
+    assert response.status_code == 401
+    assert "signature is invalid" in response.json()["status"]
+
+
+def test_alg_none_token_is_401(client):
+    now = int(time.time())
+    claims = {"sub": "admin", "role": "admin", "iat": now, "exp": now + 600, "jti": "x"}
+    token = f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}."
+    response = client.get("/resource/users", token)
+    assert response.status_code == 401
+    assert "'none' is not accepted" in response.json()["status"]
+
+
+def test_expired_token_is_401(client, store, settings):
+    secret = security.service_secret(store, settings.secret_key)
+    now = int(time.time())
+    token = jwt.encode({"sub": "admin", "role": "admin", "iat": now - 120, "exp": now - 60,
+                        "jti": "x"}, secret, algorithm="HS256")
+    response = client.get("/resource/users", token)
+    assert response.status_code == 401
+    assert "expired" in response.json()["status"]
+
+
+def test_token_of_deleted_user_is_401(client, admin_token, new_user):
+    name, _, token = new_user()
+    assert client.delete(f"/resource/users/{name}", admin_token).status_code == 204
+    response = client.post("/resource/predict", token, json={})
+    assert response.status_code == 401
+    assert "no longer exists" in response.json()["status"]
+
+
+def test_short_lifetime_from_config_expires(stack, client, admin_credentials, tmp_path):
+    """A second API process configured with a 2-second lifetime issues tokens that expire."""
+    config = tmp_path / "config.properties"
+    config.write_text("[auth_info]\nexpiry = 2\nexpiry_time_unit = seconds\n")
+    port = free_port()
+    env = stack.env() | {"MLSERVICE_CONFIG": str(config), "MLSERVICE_BIND": f"127.0.0.1:{port}",
+                         "MLSERVICE_WORKERS": "1"}
+    api = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(SRC_DIR / "gunicorn.conf.py")],
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = requests.get(f"http://127.0.0.1:{port}/resource/auth",
+                                        auth=admin_credentials, timeout=5)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline and api.poll() is None
+                time.sleep(0.2)
+        assert response.status_code == 200
+        assert response.json()["expires_in"] == 2
+        token = response.json()["token"]
+        assert client.get("/resource/users", token).status_code == 200
+        time.sleep(3.1)
+        expired = client.get("/resource/users", token)
+        assert expired.status_code == 401
+        assert "expired" in expired.json()["status"]
+    finally:
+        api.terminate()
+        api.wait(timeout=30)

@@ -1,0 +1,130 @@
+"""/resource/predict through NGINX: shapes, labels, errors, and every worker agreeing."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+FLOWERS = [
+    ({"sepal length (cm)": 5.1, "sepal width (cm)": 3.5, "petal length (cm)": 1.4,
+      "petal width (cm)": 0.2}, "setosa"),
+    ({"sepal length (cm)": 6.4, "sepal width (cm)": 3.2, "petal length (cm)": 4.5,
+      "petal width (cm)": 1.5}, "versicolor"),
+    ({"sepal length (cm)": 7.7, "sepal width (cm)": 3.0, "petal length (cm)": 6.1,
+      "petal width (cm)": 2.3}, "virginica"),
+]
+
+
+@pytest.fixture(autouse=True)
+def _model(initialised):
+    """Every test here needs the default model."""
+
+
+def test_one_record_gives_a_label(client, admin_token, iris_record):
+    response = client.post("/resource/predict", admin_token, json=iris_record)
+    assert response.status_code == 200
+    assert response.json() == {"predictions": ["setosa"]}
+
+
+def test_list_and_instances_shapes(client, admin_token):
+    records = [record for record, _ in FLOWERS]
+    labels = [label for _, label in FLOWERS]
+    assert client.post("/resource/predict", admin_token, json=records).json()["predictions"] == labels
+    body = {"instances": records}
+    assert client.post("/resource/predict", admin_token, json=body).json()["predictions"] == labels
+
+
+def test_probabilities_when_asked(client, admin_token, iris_record):
+    body = client.post("/resource/predict?probabilities=true", admin_token,
+                       json=iris_record).json()
+    assert body["predictions"] == ["setosa"]
+    probabilities = body["probabilities"][0]
+    assert set(probabilities) == {"setosa", "versicolor", "virginica"}
+    assert sum(probabilities.values()) == pytest.approx(1.0)
+    assert max(probabilities, key=probabilities.get) == "setosa"
+
+
+def test_missing_value_is_imputed(client, admin_token, iris_record):
+    iris_record["sepal width (cm)"] = None
+    response = client.post("/resource/predict", admin_token, json=iris_record)
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("data, status, words", [
+    ('{"sepal length (cm)": 5.1,', 400, ["not valid JSON"]),
+    ("", 400, ["empty"]),
+    ('"just a string"', 400, ["JSON object"]),
+    ("[]", 400, ["empty"]),
+])
+def test_malformed_bodies_are_400(client, admin_token, data, status, words):
+    response = client.post("/resource/predict", admin_token, data=data,
+                           headers={"Content-Type": "application/json"})
+    assert response.status_code == status
+    assert response.headers["Content-Type"] == "application/json"
+    for word in words:
+        assert word in response.json()["status"]
+
+
+def test_wrong_content_type_is_415(client, admin_token):
+    response = client.post("/resource/predict", admin_token, data="a,b\n1,2",
+                           headers={"Content-Type": "text/csv"})
+    assert response.status_code == 415
+
+
+def test_missing_column_is_named(client, admin_token, iris_record):
+    del iris_record["petal width (cm)"]
+    response = client.post("/resource/predict", admin_token, json=iris_record)
+    assert response.status_code == 422
+    assert "'petal width (cm)'" in response.json()["status"]
+
+
+def test_wrong_type_is_named(client, admin_token, iris_record):
+    iris_record["petal length (cm)"] = "long"
+    response = client.post("/resource/predict", admin_token, json=[iris_record])
+    assert response.status_code == 422
+    message = response.json()["status"]
+    assert "'petal length (cm)'" in message and "number" in message
+    assert "Traceback" not in response.text
+
+
+def test_predictions_from_different_workers_agree(stack, admin_token):
+    """Concurrent requests reach both Gunicorn workers; each has its own cache."""
+    records = [record for record, _ in FLOWERS] * 10
+    seen: dict[str, set] = {}
+
+    def call(_):
+        with requests.Session() as session:  # a new connection per call
+            response = session.post(f"{stack.url}/resource/predict", json=records,
+                                    headers={"Authorization": f"Bearer {admin_token}"}, timeout=30)
+        assert response.status_code == 200
+        return response.headers["X-Served-By"], tuple(response.json()["predictions"])
+
+    for _ in range(10):
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            for worker, predictions in pool.map(call, range(48)):
+                seen.setdefault(worker, set()).add(predictions)
+        if len(seen) >= 2:
+            break
+    assert len(seen) >= 2, f"only worker(s) {list(seen)} answered"
+    answers = set().union(*seen.values())
+    assert answers == {tuple(label for _, label in FLOWERS) * 10}
+
+
+def test_every_worker_sees_a_retrain(stack, client, admin_token, iris_record):
+    """After a new init every worker answers from the new version (X-Model-Version)."""
+    assert client.get("/resource/init", admin_token).status_code == 204
+    from mlservice import model_store, redis_client
+    from mlservice.config import load_settings
+
+    store = redis_client.connect(load_settings(stack.env()).redis)
+    version = str(model_store.current_version(store, model_store.DEFAULT_MODEL_ID))
+
+    def call(_):
+        with requests.Session() as session:
+            response = session.post(f"{stack.url}/resource/predict", json=iris_record,
+                                    headers={"Authorization": f"Bearer {admin_token}"}, timeout=30)
+        return response.headers["X-Served-By"], response.headers["X-Model-Version"]
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = set(pool.map(call, range(64)))
+    assert {model_version for _, model_version in answers} == {version}

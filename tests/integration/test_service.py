@@ -1,0 +1,90 @@
+"""/resource/init (sync and async), task status and ownership, the model cache."""
+
+import time
+
+from mlservice import model_store
+
+
+def wait_for_task(client, token, location, timeout=60):
+    deadline = time.monotonic() + timeout
+    while True:
+        response = client.get(location, token)
+        assert response.status_code == 200, response.text
+        status = response.json()
+        if status["done"]:
+            return status
+        assert time.monotonic() < deadline, status
+        time.sleep(0.2)
+
+
+def test_predict_before_init_is_424(client, admin_token, store, iris_record):
+    model_store.unpublish(store, model_store.DEFAULT_MODEL_ID)
+    try:
+        response = client.post("/resource/predict", admin_token, json=iris_record)
+        assert response.status_code == 424
+        assert "/resource/init" in response.json()["status"]
+    finally:
+        assert client.get("/resource/init", admin_token).status_code == 204
+
+
+def test_sync_init_returns_204_and_publishes_a_new_version(client, admin_token, store):
+    before = model_store.current_version(store, model_store.DEFAULT_MODEL_ID) or 0
+    response = client.get("/resource/init", admin_token)
+    assert response.status_code == 204
+    assert response.content == b""
+    assert model_store.current_version(store, model_store.DEFAULT_MODEL_ID) > before
+
+
+def test_async_init_returns_202_with_location_and_finishes(client, admin_token):
+    response = client.get("/resource/init?async=true", admin_token)
+    assert response.status_code == 202
+    location = response.headers["Location"]
+    assert location.startswith("/resource/task/status/")
+    status = wait_for_task(client, admin_token, location)
+    assert status["state"] == "SUCCESS" and status["progress"] == 1.0
+    assert status["result"]["model_id"] == "default"
+    assert status["result"]["metrics"]["accuracy"] > 0.8
+
+
+def test_task_status_reports_states_in_order(client, admin_token):
+    location = client.get("/resource/init?async=true", admin_token).headers["Location"]
+    seen = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status = client.get(location, admin_token).json()
+        assert set(status) >= {"done", "status", "state", "progress"}
+        assert 0.0 <= status["progress"] <= 1.0
+        assert isinstance(status["status"], str) and status["status"]
+        seen.append(status["state"])
+        if status["done"]:
+            break
+        time.sleep(0.05)
+    assert seen[-1] == "SUCCESS"
+    order = ["PENDING", "STARTED", "PROGRESS", "SUCCESS"]
+    assert [order.index(state) for state in seen] == sorted(order.index(state) for state in seen)
+
+
+def test_another_user_cannot_see_my_task(client, new_user, admin_token):
+    _, _, alice = new_user()
+    _, _, bob = new_user()
+    location = client.get("/resource/init?async=true", alice).headers["Location"]
+    assert client.get(location, alice).status_code == 200
+    response = client.get(location, bob)
+    assert response.status_code == 404
+    assert "state" not in response.json()
+    assert client.get(location, admin_token).status_code == 200  # admins see every task
+    wait_for_task(client, alice, location)
+
+
+def test_unknown_task_is_404(client, admin_token):
+    assert client.get("/resource/task/status/not-a-task", admin_token).status_code == 404
+
+
+def test_task_status_needs_a_token(client):
+    assert client.get("/resource/task/status/whatever").status_code == 401
+
+
+def test_bad_async_flag_is_400(client, admin_token):
+    response = client.get("/resource/init?async=maybe", admin_token)
+    assert response.status_code == 400
+    assert "async" in response.json()["status"]

@@ -1,0 +1,55 @@
+"""Start-up refuses bad configuration with one clear line, not a traceback."""
+
+import subprocess
+import sys
+
+import pytest
+
+from mlservice.config import SRC_DIR
+from mlservice.stack import free_port
+
+GUNICORN = [sys.executable, "-m", "gunicorn", "-c", str(SRC_DIR / "gunicorn.conf.py")]
+WORKER = [sys.executable, "-m", "celery", "-A", "mlservice.celery_app", "worker",
+          "-n", "celery-bad@%h", "--without-mingle", "--without-gossip"]
+
+
+def start(argv, env, timeout=60) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def bad_unit_env(stack, tmp_path):
+    config = tmp_path / "config.properties"
+    config.write_text("[auth_info]\nexpiry = 3\nexpiry_time_unit = fortnights\n")
+    return stack.env() | {"MLSERVICE_CONFIG": str(config),
+                          "MLSERVICE_BIND": f"127.0.0.1:{free_port()}"}, config
+
+
+@pytest.mark.parametrize("argv", [GUNICORN, WORKER], ids=["gunicorn", "celery"])
+def test_bad_time_unit_stops_start(argv, bad_unit_env):
+    env, config = bad_unit_env
+    result = start(argv, env)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert f"{config}: [auth_info] expiry_time_unit = 'fortnights' is not allowed" in output
+    assert "days, seconds, microseconds, milliseconds, minutes, hours, weeks" in output
+    assert "Traceback" not in output
+
+
+@pytest.mark.parametrize("argv", [GUNICORN, WORKER], ids=["gunicorn", "celery"])
+def test_wrong_redis_password_stops_start(argv, stack):
+    env = stack.env() | {"MLSERVICE_REDIS_MASTER_PW": "definitely-wrong",
+                         "MLSERVICE_BIND": f"127.0.0.1:{free_port()}"}
+    result = start(argv, env)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "refused user" in output and "wrong password" in output
+    assert "Traceback" not in output
+
+
+def test_check_config_command(stack, bad_unit_env):
+    ok = start([sys.executable, "-m", "mlservice", "check-config"], stack.env())
+    assert ok.returncode == 0 and "configuration OK" in ok.stdout
+    env, _ = bad_unit_env
+    bad = start([sys.executable, "-m", "mlservice", "check-config"], env)
+    assert bad.returncode != 0 and "fortnights" in bad.stderr

@@ -1,0 +1,128 @@
+"""Configuration: units, validation messages, environment overrides."""
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from mlservice.config import TIME_UNITS, ConfigError, load_settings, token_lifetime
+
+REDIS_PROPERTIES = """\
+MASTER_USER=mlservice
+REDIS_MASTER_PW=0123456789abcdef
+REDIS_CELERY_PW=fedcba9876543210
+HOST=127.0.0.1
+END_FILE=true
+"""
+
+SEED_CONFIG = "[auth_info]\nexpiry = 30\nexpiry_time_unit = days\n"
+
+
+@pytest.mark.parametrize("unit, seconds", [
+    ("weeks", 3 * 7 * 86400),
+    ("days", 3 * 86400),
+    ("hours", 3 * 3600),
+    ("minutes", 3 * 60),
+    ("seconds", 3),
+    ("milliseconds", 0.003),
+    ("microseconds", 0.000003),
+])
+def test_every_unit_converts(unit, seconds):
+    assert token_lifetime("3", unit).total_seconds() == pytest.approx(seconds)
+
+
+def test_the_units_are_exactly_timedeltas_keywords():
+    assert sorted(TIME_UNITS) == sorted(
+        ["days", "seconds", "microseconds", "milliseconds", "minutes", "hours", "weeks"])
+
+
+def test_unit_is_case_insensitive():
+    assert token_lifetime("2", " Hours ") == timedelta(hours=2)
+
+
+@pytest.mark.parametrize("expiry, unit, words", [
+    ("30", "fortnights", ["expiry_time_unit", "fortnights", "days, seconds, microseconds"]),
+    ("soon", "days", ["expiry", "soon", "not a number"]),
+    ("-1", "days", ["expiry", "positive"]),
+    ("0", "days", ["expiry", "positive"]),
+])
+def test_bad_lifetime_names_key_and_allowed_values(expiry, unit, words):
+    with pytest.raises(ConfigError) as caught:
+        token_lifetime(expiry, unit, "src/config.properties")
+    message = str(caught.value)
+    assert message.startswith("src/config.properties: ")
+    for word in words:
+        assert word in message
+    assert "\n" not in message
+
+
+def write_configs(tmp_path: Path, config: str, redis: str = REDIS_PROPERTIES) -> dict:
+    (tmp_path / "config.properties").write_text(config)
+    (tmp_path / "redis.properties").write_text(redis)
+    return {"MLSERVICE_CONFIG": str(tmp_path / "config.properties"),
+            "MLSERVICE_REDIS_CONFIG": str(tmp_path / "redis.properties")}
+
+
+def test_seed_auth_info_alone_is_enough(tmp_path):
+    settings = load_settings(write_configs(tmp_path, SEED_CONFIG))
+    assert settings.token_lifetime == timedelta(days=30)
+    assert settings.default_model.dataset == "iris"
+    assert settings.secret_key is None
+    assert settings.redis.master_user == "mlservice"
+    assert settings.redis.celery_user == "celery"
+    assert settings.redis.port == 6379
+
+
+def test_environment_overrides_files(tmp_path):
+    env = write_configs(tmp_path, SEED_CONFIG)
+    env.update({"MLSERVICE_AUTH_INFO_EXPIRY": "15", "MLSERVICE_AUTH_INFO_EXPIRY_TIME_UNIT": "minutes",
+                "MLSERVICE_REDIS_HOST": "redis", "MLSERVICE_REDIS_PORT": "6390",
+                "MLSERVICE_DEFAULT_MODEL_ESTIMATOR": "RandomForestClassifier"})
+    settings = load_settings(env)
+    assert settings.token_lifetime == timedelta(minutes=15)
+    assert (settings.redis.host, settings.redis.port) == ("redis", 6390)
+    assert settings.default_model.estimator == "RandomForestClassifier"
+
+
+def test_empty_environment_value_counts_as_unset(tmp_path):
+    env = write_configs(tmp_path, SEED_CONFIG)
+    env["MLSERVICE_AUTH_INFO_EXPIRY"] = ""
+    assert load_settings(env).token_lifetime == timedelta(days=30)
+
+
+@pytest.mark.parametrize("config, words", [
+    ("[other]\nx = 1\n", ["[auth_info] is missing"]),
+    ("[auth_info]\nexpiry = 3\n", ["expiry_time_unit is missing"]),
+    ("not an ini file", ["cannot be parsed"]),
+    (SEED_CONFIG + "[default_model]\ndataset = mnist\n", ["dataset", "mnist", "iris, wine"]),
+    (SEED_CONFIG + "[default_model]\nparams = {max_iter: 5}\n", ["params", "JSON"]),
+])
+def test_bad_config_file_is_one_clear_line(tmp_path, config, words):
+    env = write_configs(tmp_path, config)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env)
+    message = str(caught.value)
+    assert str(tmp_path / "config.properties") in message
+    for word in words:
+        assert word in message
+
+
+@pytest.mark.parametrize("redis, words", [
+    (REDIS_PROPERTIES.replace("HOST=127.0.0.1\n", ""), ["HOST is missing"]),
+    (REDIS_PROPERTIES.replace("REDIS_CELERY_PW=fedcba9876543210", "REDIS_CELERY_PW=a b"),
+     ["REDIS_CELERY_PW"]),
+    (REDIS_PROPERTIES.replace("MASTER_USER=mlservice", "MASTER_USER=default"), ["MASTER_USER"]),
+    ("garbage line\n", ["not KEY=VALUE"]),
+])
+def test_bad_redis_config_names_the_key(tmp_path, redis, words):
+    env = write_configs(tmp_path, SEED_CONFIG, redis)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env)
+    assert str(tmp_path / "redis.properties") in str(caught.value)
+    for word in words:
+        assert word in str(caught.value)
+
+
+def test_missing_file_says_how_to_fix(tmp_path):
+    with pytest.raises(ConfigError, match="file not found"):
+        load_settings({"MLSERVICE_CONFIG": str(tmp_path / "nope.properties")})

@@ -1,0 +1,96 @@
+"""Training, estimators and bundles, on small in-memory data."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlservice import bundles, estimators, training
+from mlservice.bundles import BundleError
+from mlservice.config import DefaultModelSettings
+from mlservice.prediction import predict, records_to_frame
+
+SECRET = "k" * 64
+
+
+@pytest.fixture(scope="module")
+def iris_bundle():
+    return training.train_default_model(DefaultModelSettings(params={"max_iter": 500}))
+
+
+def test_default_model_uses_iris_names(iris_bundle):
+    names = [column["name"] for column in iris_bundle.schema]
+    assert names == ["sepal length (cm)", "sepal width (cm)", "petal length (cm)",
+                     "petal width (cm)"]
+    assert iris_bundle.classes == ["setosa", "versicolor", "virginica"]
+    assert iris_bundle.metrics["accuracy"] > 0.9
+    assert iris_bundle.metrics["confusion_matrix"]["labels"] == iris_bundle.classes
+    assert set(iris_bundle.versions) >= {"scikit-learn", "numpy", "pandas", "python"}
+
+
+def test_bundle_round_trip_predicts_the_same(iris_bundle):
+    loaded = bundles.loads(bundles.dumps(iris_bundle, SECRET), SECRET)
+    frame = records_to_frame([{"sepal length (cm)": 5.1, "sepal width (cm)": 3.5,
+                               "petal length (cm)": 1.4, "petal width (cm)": 0.2}],
+                             loaded.schema)
+    assert predict(loaded, frame)["predictions"] == ["setosa"]
+    assert predict(loaded, frame) == predict(iris_bundle, frame)
+
+
+def test_tampered_bundle_is_refused_before_unpickling(iris_bundle):
+    data = bytearray(bundles.dumps(iris_bundle, SECRET))
+    data[-10] ^= 0xFF
+    with pytest.raises(BundleError, match="signature"):
+        bundles.loads(bytes(data), SECRET)
+
+
+def test_foreign_secret_and_bare_pickle_are_refused(iris_bundle):
+    with pytest.raises(BundleError, match="signature"):
+        bundles.loads(bundles.dumps(iris_bundle, "x" * 64), SECRET)
+    import pickle
+    with pytest.raises(BundleError, match="not a model bundle"):
+        bundles.loads(pickle.dumps({"a": 1}), SECRET)
+
+
+def test_mixed_types_missing_values_and_unseen_categories():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({
+        "size": rng.normal(size=200),
+        "colour": rng.choice(["red", "blue", None], size=200),
+        "label": rng.choice(["yes", "no"], size=200),
+    })
+    frame.loc[::7, "size"] = np.nan
+    bundle = training.train(frame, "label", "RandomForestClassifier", {"n_estimators": 10})
+    assert bundle.schema[1] == {"name": "colour", "type": "string", "categories": ["blue", "red"]}
+    records = [{"size": None, "colour": "green"}, {"size": 1.0, "colour": None}]
+    result = predict(bundle, records_to_frame(records, bundle.schema), probabilities=True)
+    assert all(label in ("yes", "no") for label in result["predictions"])
+    assert all(abs(sum(p.values()) - 1) < 1e-9 for p in result["probabilities"])
+
+
+def test_regression_target_gives_regression_metrics():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=300)
+    frame = pd.DataFrame({"x": x, "y": 3 * x + rng.normal(scale=0.1, size=300)})
+    bundle = training.train(frame, "y", "Ridge", {})
+    assert bundle.task == "regression"
+    assert bundle.metrics["r2"] > 0.95 and {"rmse", "mae"} <= set(bundle.metrics)
+    result = predict(bundle, records_to_frame([{"x": 1.0}], bundle.schema))
+    assert result["predictions"][0] == pytest.approx(3.0, abs=0.3)
+
+
+def test_unknown_estimator_and_bad_params_are_named():
+    with pytest.raises(estimators.EstimatorError, match="unknown estimator 'Magic'"):
+        estimators.make_estimator("Magic", {})
+    with pytest.raises(estimators.EstimatorError, match="unknown parameter 'depth'"):
+        estimators.make_estimator("RandomForestClassifier", {"depth": 3})
+    with pytest.raises(estimators.EstimatorError, match="'C' parameter"):
+        estimators.make_estimator("LogisticRegression", {"C": -1})
+
+
+def test_estimator_list_is_broad_and_described():
+    described = estimators.describe_all()
+    names = {entry["name"] for entry in described}
+    assert {"HistGradientBoostingClassifier", "SVC", "KNeighborsRegressor", "GaussianNB",
+            "RandomForestRegressor", "LogisticRegression"} <= names
+    forest = next(entry for entry in described if entry["name"] == "RandomForestClassifier")
+    assert forest["params"]["n_estimators"] == 100 and forest["task"] == "classification"

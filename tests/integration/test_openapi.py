@@ -37,5 +37,8 @@ def test_protected_operations_declare_security():
     spec = load_spec()
     for path, item in spec["paths"].items():
         for method, operation in item.items():
+            effective = operation.get("security", spec.get("security"))
             if path.startswith("/resource/"):
-                assert operation.get("security"), f"{method.upper()} {path} lacks security"
+                assert effective, f"{method.upper()} {path} lacks security"
+            else:
+                assert effective == [], f"{method.upper()} {path} should need no token"

@@ -22,10 +22,11 @@ _POLL_SECONDS = 0.2
 def init():
     """Enqueue the init task; ``?async=true`` → 202 + Location, else wait → 204."""
     ctx = services()
+    asynchronous = flag("async")  # a bad flag is refused before anything is queued
     result = tasks.init_service.apply_async()
     task_registry.record_owner(ctx.store, result.id, current_identity().username)
     location = url_for("tasks.task_status", task_id=result.id)
-    if flag("async"):
+    if asynchronous:
         return "", 202, {"Location": location}
     # Poll the result backend instead of blocking on its pub/sub consumer,
     # which Celery does not share safely between a worker's threads.

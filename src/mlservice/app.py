@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import redis
 from flask import Flask, current_app
 
-from . import redis_client, security
 from .config import Settings, get_settings
-from .model_cache import ModelCache
+from .context import ServiceContext, build_context
+from .api.uploads import StreamingRequest
 
 
-@dataclass
-class Services:
-    """What the routes share within one worker process."""
-
-    settings: Settings
-    store: redis.Redis
-    secret: str
-    models: ModelCache
-
-
-def services() -> Services:
-    """The current app's :class:`Services` (call inside a request)."""
+def services() -> ServiceContext:
+    """The current app's :class:`ServiceContext` (call inside a request)."""
     return current_app.extensions["mlservice"]
 
 
@@ -31,14 +18,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     """Build the app: settings validated, Redis connected, blueprints registered."""
     settings = settings or get_settings()
     app = Flask(__name__)
+    app.request_class = StreamingRequest
     app.config.update(JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=None)
-    store = redis_client.connect(settings.redis)
-    secret = security.service_secret(store, settings.secret_key)
-    app.extensions["mlservice"] = Services(settings, store, secret, ModelCache(store, secret))
+    app.extensions["mlservice"] = build_context(settings)
 
-    from .api import auth, errors, health, predict, service, tasks, users
+    from .api import (auth, datasets, errors, estimators, health, models, predict, service,
+                      tasks, users)
 
     errors.register(app)
-    for module in (health, auth, users, service, predict, tasks):
+    for module in (health, auth, users, service, predict, tasks, datasets, estimators, models):
         app.register_blueprint(module.bp)
     return app

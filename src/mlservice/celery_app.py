@@ -48,7 +48,6 @@ def create_celery() -> Celery:
         result_expires=7 * 24 * 3600,
         task_default_queue=SHORT_QUEUE,
         task_queues=(Queue(SHORT_QUEUE), Queue(TRAINING_QUEUE)),
-        task_routes={"mlservice.tasks.init_service": {"queue": TRAINING_QUEUE}},
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
     )

@@ -89,6 +89,10 @@ class Settings:
     token_lifetime: timedelta
     redis: RedisSettings
     default_model: DefaultModelSettings
+    artifact_dir: Path = REPO_DIR / "var" / "artifacts"
+    max_upload_bytes: int = 20 * 1024**3
+    delegated_auth_url: str | None = None
+    callback_allow_private: bool = False
     secret_key: str | None = None
     init_timeout: float = 300.0
     task_time_limit: int = 3600
@@ -270,6 +274,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(f"{path}: [security] secret_key must be at least 32 characters "
                           "(or empty to have one generated)")
     service = "service"
+    artifact_dir = Path(_ini_value(parser, service, "artifact_dir", environ, "")
+                        or REPO_DIR / "var" / "artifacts")
+    if not artifact_dir.is_absolute():
+        artifact_dir = (path.parent / artifact_dir).resolve()
+    delegate = _ini_value(parser, "auth_info", "delegate_url", environ)
+    if delegate is not None and not delegate.startswith(("http://", "https://")):
+        raise ConfigError(f"{path}: [auth_info] delegate_url = {delegate!r} must be an "
+                          "http:// or https:// URL (or empty for local users)")
     return Settings(
         config_path=path,
         redis_config_path=redis_path,
@@ -277,6 +289,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         redis=_redis_settings(redis_path, environ),
         default_model=_default_model(parser, path, environ),
         secret_key=secret_key,
+        artifact_dir=artifact_dir,
+        max_upload_bytes=_number(
+            _ini_value(parser, service, "max_upload_mb", environ, "20480"),
+            path, "[service] max_upload_mb", int, 1,
+        ) * 1024**2,
+        delegated_auth_url=delegate,
+        callback_allow_private=_env("MLSERVICE_CALLBACK_ALLOW_PRIVATE", environ) in ("1", "true"),
         init_timeout=_number(
             _ini_value(parser, service, "init_timeout_seconds", environ, "300"),
             path, "[service] init_timeout_seconds", float, 1,

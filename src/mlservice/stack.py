@@ -25,9 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from .config import DEFAULT_CONFIG_PATH, DEFAULT_REDIS_CONFIG_PATH, REPO_DIR, SRC_DIR, ensure_config_file
+from .config import (DEFAULT_CONFIG_PATH, DEFAULT_REDIS_CONFIG_PATH, REPO_DIR, SRC_DIR,
+                     ensure_config_file, load_settings)
 
 NGINX_MAIN_CONF = """\
+{user}
 worker_processes 2;
 pid {run}/nginx.pid;
 error_log {logs}/nginx-error.log warn;
@@ -162,15 +164,21 @@ class Stack:
     def start_nginx(self) -> None:
         """NGINX rendered from the same server template the container uses."""
         template = (REPO_DIR / "nginx" / "templates" / "ml-service.conf.template").read_text()
+        artifact_dir = load_settings(self.env()).artifact_dir
+        artifact_dir.mkdir(parents=True, exist_ok=True)
         server = string.Template(template).safe_substitute(
             MLSERVICE_LISTEN=f"127.0.0.1:{self.http_port}",
             MLSERVICE_API_UPSTREAM=f"127.0.0.1:{self.api_port}",
+            MLSERVICE_ARTIFACT_DIR=str(artifact_dir),
         )
         (self.run_dir / "ml-service.conf").write_text(server)
         access_log = f"{self.logs}/nginx-access.log" if self.log_to_files else "off"
         main_conf = self.run_dir / "nginx.conf"
+        # As root, NGINX workers would drop to "nobody", who cannot read the
+        # artifact files this user wrote; run them as the same user.
+        user = "user root;" if os.geteuid() == 0 else ""
         main_conf.write_text(NGINX_MAIN_CONF.format(
-            run=self.run_dir, logs=self.logs, access_log=access_log))
+            user=user, run=self.run_dir, logs=self.logs, access_log=access_log))
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         self._spawn("nginx", [nginx, "-c", str(main_conf), "-p", str(self.run_dir),
                               "-e", str(self.logs / "nginx-error.log")])

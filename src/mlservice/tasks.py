@@ -4,26 +4,68 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import bundles, model_store, redis_client, security, training
-from .celery_app import app
-from .config import get_settings
+from celery.utils.log import get_task_logger
+
+from . import bundles, callbacks, model_store, training
+from .callbacks import CallbackError
+from .catalog import NotFound
+from .celery_app import SHORT_QUEUE, TRAINING_QUEUE, app
+from .context import worker_context
+from .models import callback_payload
+
+log = get_task_logger(__name__)
 
 
-@app.task(bind=True, name="mlservice.tasks.init_service")
-def init_service(self) -> dict[str, Any]:
-    """Train the service's default model and publish it to every API worker."""
-    settings = get_settings()
-    store = redis_client.connect(settings.redis)
+def _reporter(task):
+    """Progress as task state, which GET /resource/task/status/<id> shows."""
 
     def progress(fraction: float, message: str) -> None:
-        self.update_state(state="PROGRESS", meta={"progress": fraction, "status": message})
+        task.update_state(state="PROGRESS", meta={"progress": fraction, "status": message})
 
-    bundle = training.train_default_model(settings.default_model, progress)
-    secret = security.service_secret(store, settings.secret_key)
-    version = model_store.publish(store, model_store.DEFAULT_MODEL_ID, bundles.dumps(bundle, secret))
+    return progress
+
+
+@app.task(bind=True, name="mlservice.tasks.init_service", queue=TRAINING_QUEUE)
+def init_service(self) -> dict[str, Any]:
+    """Train the service's default model and publish it to every API worker."""
+    ctx = worker_context()
+    bundle = training.train_default_model(ctx.settings.default_model, _reporter(self))
+    version = model_store.publish(ctx.store, model_store.DEFAULT_MODEL_ID,
+                                  bundles.dumps(bundle, ctx.secret))
     return {
         "model_id": model_store.DEFAULT_MODEL_ID,
         "version": version,
         "estimator": bundle.estimator,
         "metrics": bundle.metrics,
     }
+
+
+@app.task(bind=True, name="mlservice.tasks.train_model", queue=TRAINING_QUEUE)
+def train_model(self, model_id: str) -> dict[str, Any]:
+    """Fit a requested model; whatever happens, record it and send the callback."""
+    ctx = worker_context()
+    record = ctx.models.catalog.get(model_id)
+    try:
+        dataset = ctx.datasets.catalog.get(record["dataset_id"])
+        record = ctx.models.train(model_id, dataset, ctx.datasets.path(dataset), _reporter(self))
+    except NotFound as exc:
+        record = ctx.models.fail(model_id, f"{exc} (deleted before training)")
+        raise
+    except Exception as exc:
+        record = ctx.models.fail(model_id, f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        if record.get("callback_url") and record["status"] in ("ready", "failed"):
+            send_callback.delay(record["callback_url"], callback_payload(record))
+    return {"model_id": model_id, "status": record["status"], "metrics": record["metrics"]}
+
+
+@app.task(bind=True, name="mlservice.tasks.send_callback", queue=SHORT_QUEUE,
+          autoretry_for=(CallbackError,), retry_backoff=2, retry_backoff_max=300,
+          retry_jitter=True, max_retries=6)
+def send_callback(self, url: str, payload: dict[str, Any]) -> int:
+    """POST the signed result to the client; retried with exponential backoff."""
+    ctx = worker_context()
+    log.info("callback for model %s to %s (try %d)", payload.get("model_id"), url,
+             self.request.retries + 1)
+    return callbacks.deliver(url, payload, ctx.secret, ctx.settings.callback_allow_private)

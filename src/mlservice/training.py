@@ -17,7 +17,7 @@ import pandas as pd
 from sklearn import datasets, metrics
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import cross_val_score, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import LabelEncoder, OneHotEncoder, StandardScaler
 
@@ -143,9 +143,13 @@ def train(
     features: Sequence[str] | None = None,
     test_size: float = 0.25,
     random_state: int = 0,
+    cv: int | None = None,
     progress: Progress = _no_progress,
 ) -> ModelBundle:
-    """Split, fit the pipeline on the training part, score it on the held-out part."""
+    """Split, fit the pipeline on the training part, score it on the held-out part.
+
+    With ``cv``, k-fold cross-validation on the training part is reported too.
+    """
     started = time.perf_counter()
     task = task_of(estimator_name)
     estimator = make_estimator(estimator_name, params)
@@ -166,8 +170,12 @@ def train(
     progress(0.1, "splitting the data")
     x_train, x_test, y_train, y_test = train_test_split(
         x, y, test_size=test_size, random_state=random_state, stratify=stratify)
-    progress(0.2, f"fitting {estimator_name} on {len(x_train)} rows")
     pipeline = build_pipeline(schema, estimator)
+    cv_scores = None
+    if cv:
+        progress(0.15, f"{cv}-fold cross-validation")
+        cv_scores = cross_val_score(pipeline, x_train, y_train, cv=cv)
+    progress(0.2, f"fitting {estimator_name} on {len(x_train)} rows")
     pipeline.fit(x_train, y_train)
     progress(0.8, f"scoring on {len(x_test)} held-out rows")
     y_pred = pipeline.predict(x_test)
@@ -177,6 +185,10 @@ def train(
     else:
         scores = regression_metrics(y_test, y_pred)
     scores.update({"train_rows": int(len(x_train)), "test_rows": int(len(x_test))})
+    if cv_scores is not None:
+        scores["cv"] = {"folds": cv, "scoring": "accuracy" if task == CLASSIFICATION else "r2",
+                        "scores": [float(v) for v in cv_scores],
+                        "mean": float(np.mean(cv_scores)), "std": float(np.std(cv_scores))}
     progress(0.95, "packaging the model")
     return ModelBundle(
         pipeline=pipeline,

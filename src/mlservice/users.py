@@ -7,9 +7,13 @@ a member of the set ``mlservice:users``. Hashing is Werkzeug's
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import secrets
 import sys
+import urllib.error
+import urllib.request
 
 import redis
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -83,6 +87,36 @@ def authenticate(store: redis.Redis, username: str, password: str) -> Identity |
     if not check_password_hash(password_hash, password):
         return None
     return Identity(username, role)
+
+
+def authenticate_delegated(store: redis.Redis, url: str, username: str, password: str,
+                           timeout: float = 10) -> Identity | None:
+    """Ask the data server at ``url`` to check the credentials (HTTP Basic, forwarded).
+
+    A 2xx answer is trusted; its JSON ``username`` (if any) names the user, who
+    is recorded locally with role ``user`` and no password, so tokens issued
+    for them pass the usual checks. Any other answer means "no".
+    """
+    credentials = base64.b64encode(f"{username}:{password}".encode()).decode()
+    request = urllib.request.Request(url, headers={"Authorization": f"Basic {credentials}",
+                                                   "Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = response.read(65536)
+    except (urllib.error.URLError, OSError):
+        return None
+    try:
+        answered = json.loads(body).get("username") if body else None
+    except (ValueError, AttributeError):
+        answered = None
+    name = answered if isinstance(answered, str) and USERNAME_RE.match(answered) else username
+    if not USERNAME_RE.match(name):
+        return None
+    user_key = _user_key(name)
+    store.hsetnx(user_key, "role", "user")
+    store.hset(user_key, "source", "delegated")
+    store.sadd(USERS_KEY, name)
+    return Identity(name, current_role(store, name) or "user")
 
 
 def current_role(store: redis.Redis, username: str) -> str | None:

@@ -61,7 +61,11 @@ def issue_token():
         return error_response(401, "send a user name and password with HTTP Basic",
                               {"WWW-Authenticate": 'Basic realm="ml-service"'})
     ctx = services()
-    identity = users.authenticate(ctx.store, credentials.username, credentials.password or "")
+    if ctx.settings.delegated_auth_url:
+        identity = users.authenticate_delegated(ctx.store, ctx.settings.delegated_auth_url,
+                                                credentials.username, credentials.password or "")
+    else:
+        identity = users.authenticate(ctx.store, credentials.username, credentials.password or "")
     if identity is None:
         return error_response(401, "wrong user name or password",
                               {"WWW-Authenticate": 'Basic realm="ml-service"'})

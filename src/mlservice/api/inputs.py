@@ -33,3 +33,22 @@ def flag(name: str) -> bool:
     if value in ("false", "0", "no", ""):
         return False
     raise BadRequest(f"query parameter {name!r} must be true or false, not {value!r}")
+
+
+def page_args() -> tuple[int, int]:
+    """``?page=`` (from 1) and ``?per_page=`` (1..500, default 50); 400 if not numbers."""
+    values = []
+    for name, default, top in (("page", 1, 1_000_000), ("per_page", 50, 500)):
+        raw = request.args.get(name, str(default))
+        if not raw.isdigit() or not 1 <= int(raw) <= top:
+            raise BadRequest(f"query parameter {name!r} must be an integer from 1 to {top}")
+        values.append(int(raw))
+    return values[0], values[1]
+
+
+def uploaded_file(field: str = "file"):
+    """The multipart file part ``field``; 400 naming the field if it is absent."""
+    part = request.files.get(field)
+    if part is None:
+        raise BadRequest(f"multipart/form-data upload needs a file field named {field!r}")
+    return part

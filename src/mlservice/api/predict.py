@@ -17,11 +17,14 @@ bp = Blueprint("predict", __name__, url_prefix="/resource")
 
 
 def predict_with(model_id: str, not_found_status: int, not_found_message: str):
-    """Validate the body, predict with the cached model, answer JSON."""
+    """Validate the body, predict with the cached model, answer JSON.
+
+    Shared by ``/resource/predict`` and ``/resource/models/<id>/predict``.
+    """
     body = json_body()
     try:
         records = prediction.parse_records(body)
-        version, bundle = services().models.get(model_id)
+        version, bundle = services().cache.get(model_id)
         frame = prediction.records_to_frame(records, bundle.schema)
         result = prediction.predict(bundle, frame, probabilities=flag("probabilities"))
     except ModelNotPublished:

@@ -1,0 +1,113 @@
+"""``/resource/datasets``: upload CSV or Parquet, list, describe, download, delete."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request, url_for
+
+from .. import datasets
+from ..app import services
+from ..catalog import NotFound
+from ..datasets import DatasetError
+from ..storage import UploadTooLarge
+from .auth import current_identity, require_token
+from .errors import error_response
+from .inputs import page_args, uploaded_file
+
+bp = Blueprint("datasets", __name__, url_prefix="/resource/datasets")
+
+#: Room for multipart headers and boundaries on top of the file itself.
+MULTIPART_OVERHEAD = 1024 * 1024
+
+
+def _created(record: dict):
+    response = jsonify(datasets.public(record))
+    response.status_code = 201
+    response.headers["Location"] = url_for("datasets.get_dataset", dataset_id=record["id"])
+    return response
+
+
+@bp.post("")
+@require_token()
+def upload():
+    """Multipart (field ``file``, optional ``name``) or a raw CSV/Parquet body → 201 + profile."""
+    ctx = services()
+    limit = ctx.settings.max_upload_bytes
+    if request.content_length is not None and request.content_length > limit + MULTIPART_OVERHEAD:
+        return error_response(413, f"the upload is larger than the limit of {limit} bytes")
+    try:
+        if request.mimetype == "multipart/form-data":
+            request.max_content_length = limit + MULTIPART_OVERHEAD
+            part = uploaded_file()
+            with part.stream:
+                file_format = datasets.detect_format(part.mimetype, part.filename)
+                record = ctx.datasets.adopt(part.stream, file_format, current_identity(),
+                                            request.form.get("name") or part.filename)
+        else:
+            file_format = datasets.detect_format(request.mimetype, request.args.get("name"))
+            record = ctx.datasets.upload(request.stream, file_format, current_identity(),
+                                         request.args.get("name"), limit)
+    except DatasetError as exc:
+        return error_response(exc.status, str(exc))
+    except UploadTooLarge as exc:
+        return error_response(413, str(exc))
+    return _created(record)
+
+
+@bp.get("")
+@require_token()
+def list_datasets():
+    """Your data sets (admins: everyone's), newest first, paged."""
+    page, per_page = page_args()
+    records, total = services().datasets.catalog.list(current_identity(), page, per_page)
+    return jsonify(datasets=[datasets.public(r) for r in records], page=page,
+                   per_page=per_page, total=total)
+
+
+def _visible(dataset_id: str) -> dict:
+    return services().datasets.catalog.get(dataset_id, current_identity())
+
+
+@bp.get("/<dataset_id>")
+@require_token()
+def get_dataset(dataset_id: str):
+    """One data set's metadata and profile."""
+    try:
+        return jsonify(datasets.public(_visible(dataset_id)))
+    except NotFound as exc:
+        return error_response(404, str(exc))
+
+
+@bp.get("/<dataset_id>/download")
+@require_token()
+def download(dataset_id: str):
+    """The uploaded bytes, sent by NGINX (``X-Accel-Redirect``) once the app has authorised it."""
+    ctx = services()
+    try:
+        record = _visible(dataset_id)
+    except NotFound as exc:
+        return error_response(404, str(exc))
+    path = ctx.datasets.path(record)
+    filename = f"{record['name']}{path.suffix}" if not record["name"].endswith(path.suffix) \
+        else record["name"]
+    return "", 200, {
+        "X-Accel-Redirect": ctx.datasets.artifacts.accel_path(path),
+        "Content-Type": "text/csv" if record["format"] == datasets.CSV
+        else "application/vnd.apache.parquet",
+        "Content-Disposition": _attachment(filename),
+    }
+
+
+def _attachment(filename: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in filename)[:120]
+    return f'attachment; filename="{safe or "download"}"'
+
+
+@bp.delete("/<dataset_id>")
+@require_token()
+def delete_dataset(dataset_id: str):
+    """Delete the file and its metadata → 204 (models trained on it keep working)."""
+    try:
+        services().datasets.delete(_visible(dataset_id))
+    except NotFound as exc:
+        return error_response(404, str(exc))
+    return "", 204

@@ -1,0 +1,24 @@
+"""``GET /resource/estimators``: what ``POST /resource/models`` accepts."""
+
+from __future__ import annotations
+
+import functools
+
+from flask import Blueprint, jsonify
+
+from .. import estimators
+from .auth import require_token
+
+bp = Blueprint("estimators", __name__, url_prefix="/resource/estimators")
+
+
+@functools.cache
+def _described() -> list[dict]:
+    return estimators.describe_all()
+
+
+@bp.get("")
+@require_token()
+def list_estimators():
+    """Every supported classifier and regressor with its parameters and defaults."""
+    return jsonify(estimators=_described())

@@ -1,0 +1,87 @@
+"""Metadata records (data sets, models) in Redis, with their owners.
+
+A record is a JSON object stored at ``mlservice:<kind>:<id>``, indexed by
+creation time in ``mlservice:<kind>s`` (everything, for admins) and
+``mlservice:<kind>s:by:<owner>`` (one user's). Ownership is checked here, once,
+for every kind: a record another user owns is reported as not found.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import redis
+
+from .redis_client import key
+from .security import Identity
+
+
+class NotFound(LookupError):
+    """No such record, or not one the caller may see."""
+
+
+class Catalog:
+    """The records of one kind (``dataset`` or ``model``)."""
+
+    def __init__(self, store: redis.Redis, kind: str) -> None:
+        self.store = store
+        self.kind = kind
+
+    def _key(self, item_id: str) -> str:
+        return key(self.kind, item_id)
+
+    def _index(self, owner: str | None = None) -> str:
+        return key(f"{self.kind}s", "by", owner) if owner else key(f"{self.kind}s")
+
+    @staticmethod
+    def new_id() -> str:
+        return uuid.uuid4().hex
+
+    def create(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Store a new record (it must carry ``id`` and ``owner``) and index it."""
+        record.setdefault("created_at", time.time())
+        pipe = self.store.pipeline(transaction=True)
+        pipe.set(self._key(record["id"]), json.dumps(record))
+        pipe.zadd(self._index(), {record["id"]: record["created_at"]})
+        pipe.zadd(self._index(record["owner"]), {record["id"]: record["created_at"]})
+        pipe.execute()
+        return record
+
+    def update(self, item_id: str, **changes: Any) -> dict[str, Any]:
+        """Merge ``changes`` into a record (no-op if it was deleted meanwhile)."""
+        record = self.get(item_id)
+        record.update(changes)
+        self.store.set(self._key(item_id), json.dumps(record), xx=True)
+        return record
+
+    def get(self, item_id: str, viewer: Identity | None = None) -> dict[str, Any]:
+        """A record; :class:`NotFound` if missing or owned by someone else than ``viewer``."""
+        raw = self.store.get(self._key(item_id))
+        if raw is None:
+            raise NotFound(f"no {self.kind} {item_id!r}")
+        record = json.loads(raw)
+        if viewer is not None and not viewer.is_admin and record["owner"] != viewer.username:
+            raise NotFound(f"no {self.kind} {item_id!r}")
+        return record
+
+    def list(self, viewer: Identity, page: int = 1, per_page: int = 50) -> tuple[list[dict], int]:
+        """One page of the viewer's records (all of them for admins), newest first."""
+        index = self._index() if viewer.is_admin else self._index(viewer.username)
+        total = self.store.zcard(index)
+        start = (page - 1) * per_page
+        ids = [i.decode() for i in self.store.zrevrange(index, start, start + per_page - 1)]
+        raws = self.store.mget([self._key(i) for i in ids]) if ids else []
+        return [json.loads(raw) for raw in raws if raw is not None], total
+
+    def delete(self, item_id: str) -> dict[str, Any]:
+        """Remove a record and its index entries; return what it was."""
+        record = self.get(item_id)
+        pipe = self.store.pipeline(transaction=True)
+        pipe.delete(self._key(item_id))
+        pipe.zrem(self._index(), item_id)
+        pipe.zrem(self._index(record["owner"]), item_id)
+        pipe.execute()
+        return record

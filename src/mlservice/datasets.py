@@ -1,0 +1,260 @@
+"""Data sets: uploaded CSV or Parquet files, checked and profiled as they land.
+
+The upload is streamed to the artifact store, then read back in Arrow record
+batches to check it and build a profile (rows; per column its type, missing
+and distinct counts, a sample of categories). Nothing is ever held whole in
+memory, so multi-GB files work. A file that fails the checks is removed with
+its metadata: a bad upload leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, BinaryIO, Iterator
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from .catalog import Catalog
+from .security import Identity
+from .storage import ArtifactStore
+
+CSV = "csv"
+PARQUET = "parquet"
+FILENAMES = {CSV: "data.csv", PARQUET: "data.parquet"}
+MEDIA_TYPES = {
+    "text/csv": CSV,
+    "application/csv": CSV,
+    "application/vnd.apache.parquet": PARQUET,
+    "application/x-parquet": PARQUET,
+}
+#: Distinct values are counted exactly up to this many per column.
+DISTINCT_LIMIT = 10_000
+CATEGORY_SAMPLE = 20
+CSV_BLOCK_SIZE = 8 * 1024 * 1024
+
+
+class DatasetError(ValueError):
+    """A file that cannot become a data set; ``status`` is the HTTP answer."""
+
+    def __init__(self, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def detect_format(media_type: str | None, filename: str | None) -> str:
+    """CSV or Parquet from the declared media type, else from the file name."""
+    if media_type in MEDIA_TYPES:
+        return MEDIA_TYPES[media_type]
+    suffix = Path(filename or "").suffix.lower()
+    if suffix == ".csv":
+        return CSV
+    if suffix in (".parquet", ".pq"):
+        return PARQUET
+    raise DatasetError(
+        f"unsupported media type {media_type or 'none'!r}: send text/csv or "
+        "application/vnd.apache.parquet (or a .csv/.parquet file name)", status=415)
+
+
+class _ColumnProfile:
+    """Running counts for one column over record batches."""
+
+    def __init__(self, name: str, arrow_type: pa.DataType) -> None:
+        self.name = name
+        self.type = arrow_type
+        self.missing = 0
+        self.distinct: set[Any] = set()
+        self.distinct_capped = False
+
+    def add(self, column: pa.Array | pa.ChunkedArray) -> None:
+        self.missing += column.null_count
+        if self.distinct_capped:
+            return
+        self.distinct.update(pc.unique(column.drop_null()).to_pylist())
+        if len(self.distinct) > DISTINCT_LIMIT:
+            self.distinct_capped = True
+            self.distinct = set(list(self.distinct)[:CATEGORY_SAMPLE])
+
+    def describe(self) -> dict[str, Any]:
+        numeric = pa.types.is_integer(self.type) or pa.types.is_floating(self.type)
+        described: dict[str, Any] = {
+            "name": self.name,
+            "dtype": _dtype_name(self.type),
+            "missing": self.missing,
+            "distinct": DISTINCT_LIMIT if self.distinct_capped else len(self.distinct),
+            "distinct_is_lower_bound": self.distinct_capped,
+        }
+        if not numeric:
+            described["categories_sample"] = sorted(map(str, self.distinct))[:CATEGORY_SAMPLE]
+        return described
+
+
+def _dtype_name(arrow_type: pa.DataType) -> str:
+    if pa.types.is_integer(arrow_type):
+        return "integer"
+    if pa.types.is_floating(arrow_type):
+        return "float"
+    if pa.types.is_boolean(arrow_type):
+        return "boolean"
+    if pa.types.is_null(arrow_type):
+        return "empty"
+    if pa.types.is_temporal(arrow_type):
+        return "datetime"
+    return "string"
+
+
+def _open_batches(path: Path, file_format: str, string_columns: list[str]
+                  ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    """The file's schema and a stream of its record batches (CSV types forced as asked)."""
+    if file_format == PARQUET:
+        parquet = pq.ParquetFile(path)
+        return parquet.schema_arrow, parquet.iter_batches(batch_size=65_536)
+    reader = pacsv.open_csv(
+        path,
+        read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_SIZE),
+        convert_options=pacsv.ConvertOptions(
+            column_types={name: pa.string() for name in string_columns},
+            strings_can_be_null=True,
+        ),
+    )
+    return reader.schema, iter(reader)
+
+
+def _profile_once(path: Path, file_format: str, string_columns: list[str]) -> dict[str, Any]:
+    schema, batches = _open_batches(path, file_format, string_columns)
+    names = schema.names
+    if not names:
+        raise DatasetError("the file has no columns")
+    if len(set(names)) != len(names) or any(not name for name in names):
+        raise DatasetError("column names must be present and unique")
+    for field in schema:
+        if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
+            raise DatasetError(f"column {field.name!r} is not UTF-8 text")
+    columns = [_ColumnProfile(field.name, field.type) for field in schema]
+    rows = 0
+    for batch in batches:
+        rows += batch.num_rows
+        for profile, column in zip(columns, batch.columns):
+            profile.add(column)
+    if rows == 0:
+        raise DatasetError("the file has a header but no rows")
+    return {"rows": rows, "columns": [column.describe() for column in columns],
+            "string_columns": string_columns}
+
+
+def _conversion_column(message: str, path: Path) -> str | None:
+    """The column a CSV type-conversion error is about (types are inferred per block)."""
+    if "conversion error" not in message or "In CSV column #" not in message:
+        return None
+    index = int(message.split("In CSV column #")[1].split(":")[0])
+    header = pacsv.open_csv(path).schema.names
+    return header[index] if index < len(header) else None
+
+
+def profile_file(path: Path, file_format: str) -> dict[str, Any]:
+    """Check a stored file and describe it; :class:`DatasetError` says what is wrong."""
+    if path.stat().st_size == 0:
+        raise DatasetError("the file is empty", status=400)
+    with path.open("rb") as handle:
+        head = handle.read(4096)
+    if file_format == PARQUET and not head.startswith(b"PAR1"):
+        raise DatasetError("the file is not Parquet (no PAR1 magic)", status=415)
+    if file_format == CSV and (b"\x00" in head or head.startswith(b"PAR1")):
+        raise DatasetError("the file is not CSV text (binary content)", status=415)
+    string_columns: list[str] = []
+    while True:
+        try:
+            return _profile_once(path, file_format, string_columns)
+        except pa.ArrowInvalid as exc:
+            message = str(exc)
+            column = _conversion_column(message, path) if file_format == CSV else None
+            if column and column not in string_columns:
+                string_columns.append(column)  # mixed values: read the column as text
+                continue
+            raise DatasetError(_explain(message)) from None
+
+
+def _explain(message: str) -> str:
+    """Arrow's error, in the user's terms."""
+    first = message.splitlines()[0]
+    if "invalid UTF8" in message or "UTF8" in message:
+        return "the CSV is not UTF-8 text: " + first
+    if "Expected" in message and "columns" in message:
+        return "ragged rows: " + first
+    return "the file cannot be read as a table: " + first
+
+
+def load_frame(path: Path, file_format: str, string_columns: list[str]) -> pd.DataFrame:
+    """The whole data set as a DataFrame (in a Celery worker, for training)."""
+    if file_format == PARQUET:
+        table = pq.read_table(path)
+    else:
+        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+            column_types={name: pa.string() for name in string_columns},
+            strings_can_be_null=True))
+    return table.to_pandas()
+
+
+class Datasets:
+    """Data set files in the artifact store, and their metadata in the catalog."""
+
+    KIND = "datasets"
+
+    def __init__(self, catalog: Catalog, artifacts: ArtifactStore) -> None:
+        self.catalog = catalog
+        self.artifacts = artifacts
+
+    def upload(self, source: BinaryIO, file_format: str, owner: Identity, name: str | None,
+               limit: int) -> dict[str, Any]:
+        """Stream ``source`` to the store, profile it and record it."""
+        dataset_id = Catalog.new_id()
+        started = time.perf_counter()
+        with self.artifacts.writing(self.KIND, dataset_id, FILENAMES[file_format]) as (handle, _):
+            size = self.artifacts.copy_stream(source, handle, limit)
+        return self.register(dataset_id, file_format, owner, name, size, started)
+
+    def adopt(self, temporary: BinaryIO, file_format: str, owner: Identity, name: str | None
+              ) -> dict[str, Any]:
+        """Record a multipart upload already spooled into the store's incoming directory."""
+        dataset_id = Catalog.new_id()
+        started = time.perf_counter()
+        path = self.artifacts.adopt(temporary, self.KIND, dataset_id, FILENAMES[file_format])
+        return self.register(dataset_id, file_format, owner, name, path.stat().st_size, started)
+
+    def register(self, dataset_id: str, file_format: str, owner: Identity, name: str | None,
+                 size: int, started: float) -> dict[str, Any]:
+        """Profile a file already in the store and record it; remove it if it is bad."""
+        path = self.path({"id": dataset_id, "format": file_format})
+        try:
+            profile = profile_file(path, file_format)
+        except BaseException:
+            self.artifacts.delete(self.KIND, dataset_id)
+            raise
+        record = {
+            "id": dataset_id,
+            "name": name or dataset_id,
+            "owner": owner.username,
+            "format": file_format,
+            "size_bytes": size,
+            "rows": profile["rows"],
+            "columns": profile["columns"],
+            "string_columns": profile["string_columns"],
+            "upload_seconds": round(time.perf_counter() - started, 3),
+        }
+        return self.catalog.create(record)
+
+    def path(self, record: dict[str, Any]) -> Path:
+        return self.artifacts.path(self.KIND, record["id"], FILENAMES[record["format"]])
+
+    def delete(self, record: dict[str, Any]) -> None:
+        self.catalog.delete(record["id"])
+        self.artifacts.delete(self.KIND, record["id"])
+
+
+def public(record: dict[str, Any]) -> dict[str, Any]:
+    """A data set record as the API shows it."""
+    return {key: value for key, value in record.items() if key != "string_columns"}

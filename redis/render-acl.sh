@@ -47,10 +47,13 @@ done
 
 # The app user may do everything; the Celery user only touches the keys the
 # Redis transport and result backend use (queues are named celery*), and no
-# dangerous commands. The default (anonymous) user is off.
+# dangerous commands. The default (anonymous) user is off: nobody can log in
+# as it. It keeps all permissions only because Redis replays MULTI/EXEC from
+# the AOF as the default user and re-checks its ACL at EXEC; without them a
+# restart silently drops every transaction (redis/redis#14541, fixed in #14545).
 tmp="$acl.tmp.$$"
 cat > "$tmp" <<ACL
-user default reset off
+user default reset off ~* &* +@all
 user $master_user on >$master_pw ~* &* +@all
 user $celery_user on >$celery_pw resetkeys ~celery* ~_kombu.* ~unacked* ~*.reply.celery.pidbox* resetchannels &* +@all -@dangerous
 ACL

@@ -35,7 +35,8 @@ MEDIA_TYPES = {
 #: Distinct values are counted exactly up to this many per column.
 DISTINCT_LIMIT = 10_000
 CATEGORY_SAMPLE = 20
-CSV_BLOCK_SIZE = 8 * 1024 * 1024
+# Arrow reads ahead several blocks: small blocks keep an upload's memory flat.
+CSV_BLOCK_SIZE = 1024 * 1024
 
 
 class DatasetError(ValueError):
@@ -115,7 +116,7 @@ def _open_batches(path: Path, file_format: str, string_columns: list[str]
         return parquet.schema_arrow, parquet.iter_batches(batch_size=65_536)
     reader = pacsv.open_csv(
         path,
-        read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_SIZE),
+        read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_SIZE, use_threads=False),
         convert_options=pacsv.ConvertOptions(
             column_types={name: pa.string() for name in string_columns},
             strings_can_be_null=True,

@@ -24,6 +24,8 @@ from .storage import ArtifactStore
 
 BUNDLE_FILENAME = "model.mlbundle"
 MAX_CLASSES = 1000
+#: A float target with more distinct values than this is taken as continuous.
+MAX_FLOAT_CLASSES = 50
 NUMERIC_DTYPES = ("integer", "float")
 
 
@@ -120,9 +122,10 @@ def check_against_dataset(request: TrainingRequest, dataset: dict[str, Any]) -> 
     if task == CLASSIFICATION:
         if target["distinct"] < 2:
             raise ModelRequestError(f"target {request.target!r} has fewer than 2 classes")
-        if target["distinct_is_lower_bound"] or target["distinct"] > MAX_CLASSES:
+        too_many = MAX_FLOAT_CLASSES if target["dtype"] == "float" else MAX_CLASSES
+        if target["distinct_is_lower_bound"] or target["distinct"] > too_many:
             raise ModelRequestError(
-                f"target {request.target!r} has more than {MAX_CLASSES} distinct values: "
+                f"target {request.target!r} has more than {too_many} distinct values: "
                 f"{request.estimator} is a classifier; use a regressor")
     elif target["dtype"] not in NUMERIC_DTYPES:
         raise ModelRequestError(f"target {request.target!r} is {target['dtype']}, but "

@@ -143,3 +143,40 @@ def iris_record() -> dict[str, float]:
 @pytest.fixture(scope="session")
 def admin_credentials() -> tuple[str, str]:
     return ADMIN
+
+
+@pytest.fixture
+def extra_api(stack):
+    """Factory: another Gunicorn API (same Redis) with its own config file; URL returned."""
+    import subprocess
+    import time
+
+    from mlservice.stack import free_port
+
+    started: list[subprocess.Popen] = []
+
+    def start(config_text: str, config_path: Path) -> str:
+        config_path.write_text(config_text)
+        port = free_port()
+        env = stack.env() | {"MLSERVICE_CONFIG": str(config_path),
+                             "MLSERVICE_BIND": f"127.0.0.1:{port}", "MLSERVICE_WORKERS": "1"}
+        api = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c",
+                                str(SRC_DIR / "gunicorn.conf.py")],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        started.append(api)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(f"{url}/healthz", timeout=5).status_code == 200:
+                    return url
+            except requests.RequestException:
+                pass
+            assert api.poll() is None, "the extra API exited"
+            assert time.monotonic() < deadline, "the extra API did not answer"
+            time.sleep(0.2)
+
+    yield start
+    for api in started:
+        api.terminate()
+        api.wait(timeout=30)

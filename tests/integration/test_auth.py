@@ -2,17 +2,12 @@
 
 import base64
 import json
-import os
-import subprocess
-import sys
 import time
 
 import jwt
 import requests
 
 from mlservice import security
-from mlservice.config import SRC_DIR
-from mlservice.stack import free_port
 
 
 def test_token_for_good_credentials(client, admin_credentials):
@@ -99,33 +94,16 @@ def test_token_of_deleted_user_is_401(client, admin_token, new_user):
     assert "no longer exists" in response.json()["status"]
 
 
-def test_short_lifetime_from_config_expires(stack, client, admin_credentials, tmp_path):
+def test_short_lifetime_from_config_expires(extra_api, client, admin_credentials, tmp_path):
     """A second API process configured with a 2-second lifetime issues tokens that expire."""
-    config = tmp_path / "config.properties"
-    config.write_text("[auth_info]\nexpiry = 2\nexpiry_time_unit = seconds\n")
-    port = free_port()
-    env = stack.env() | {"MLSERVICE_CONFIG": str(config), "MLSERVICE_BIND": f"127.0.0.1:{port}",
-                         "MLSERVICE_WORKERS": "1"}
-    api = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(SRC_DIR / "gunicorn.conf.py")],
-                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                response = requests.get(f"http://127.0.0.1:{port}/resource/auth",
-                                        auth=admin_credentials, timeout=5)
-                break
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline and api.poll() is None
-                time.sleep(0.2)
-        assert response.status_code == 200
-        assert response.json()["expires_in"] == 2
-        token = response.json()["token"]
-        assert client.get("/resource/users", token).status_code == 200
-        time.sleep(3.1)
-        expired = client.get("/resource/users", token)
-        assert expired.status_code == 401
-        assert "expired" in expired.json()["status"]
-    finally:
-        api.terminate()
-        api.wait(timeout=30)
+    url = extra_api("[auth_info]\nexpiry = 2\nexpiry_time_unit = seconds\n",
+                    tmp_path / "config.properties")
+    response = requests.get(f"{url}/resource/auth", auth=admin_credentials, timeout=10)
+    assert response.status_code == 200
+    assert response.json()["expires_in"] == 2
+    token = response.json()["token"]
+    assert client.get("/resource/users", token).status_code == 200
+    time.sleep(3.1)
+    expired = client.get("/resource/users", token)
+    assert expired.status_code == 401
+    assert "expired" in expired.json()["status"]

@@ -51,11 +51,25 @@ class Catalog:
         return record
 
     def update(self, item_id: str, **changes: Any) -> dict[str, Any]:
-        """Merge ``changes`` into a record (no-op if it was deleted meanwhile)."""
-        record = self.get(item_id)
-        record.update(changes)
-        self.store.set(self._key(item_id), json.dumps(record), xx=True)
-        return record
+        """Merge ``changes`` into a record, atomically (WATCH/MULTI, retried on a race).
+
+        :class:`NotFound` if the record is gone (deleted meanwhile).
+        """
+        record_key = self._key(item_id)
+        with self.store.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(record_key)
+                    raw = pipe.get(record_key)
+                    if raw is None:
+                        raise NotFound(f"no {self.kind} {item_id!r}")
+                    record = json.loads(raw) | changes
+                    pipe.multi()
+                    pipe.set(record_key, json.dumps(record))
+                    pipe.execute()
+                    return record
+                except redis.WatchError:
+                    continue
 
     def get(self, item_id: str, viewer: Identity | None = None) -> dict[str, Any]:
         """A record; :class:`NotFound` if missing or owned by someone else than ``viewer``."""

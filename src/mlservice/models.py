@@ -153,11 +153,12 @@ class Models:
         self.store = store
         self.secret = secret
 
-    def create(self, request: TrainingRequest, owner: Identity) -> dict[str, Any]:
-        """Record an accepted request as ``queued``."""
+    def create(self, request: TrainingRequest, owner: Identity, task_id: str) -> dict[str, Any]:
+        """Record an accepted request as ``queued``, trained by Celery task ``task_id``."""
         model_id = Catalog.new_id()
         return self.catalog.create({
             "id": model_id,
+            "task_id": task_id,
             "name": request.name or f"{request.estimator} on {request.target}",
             "owner": owner.username,
             "status": "queued",
@@ -220,8 +221,12 @@ class Models:
 
     def delete(self, model_id: str) -> None:
         """Forget the model everywhere; every API worker's cache drops it on its next look."""
-        model_store.unpublish(self.store, model_id)
         self.catalog.delete(model_id)
+        self.discard(model_id)
+
+    def discard(self, model_id: str) -> None:
+        """Remove a model's published bytes and files (its record is already gone)."""
+        model_store.unpublish(self.store, model_id)
         self.artifacts.delete(self.KIND, model_id)
 
 

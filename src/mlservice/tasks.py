@@ -48,8 +48,13 @@ def train_model(self, model_id: str) -> dict[str, Any]:
     try:
         dataset = ctx.datasets.catalog.get(record["dataset_id"])
         record = ctx.models.train(model_id, dataset, ctx.datasets.path(dataset), _reporter(self))
-    except NotFound as exc:
-        record = ctx.models.fail(model_id, f"{exc} (deleted before training)")
+    except NotFound:
+        # The model (or its data set) was deleted meanwhile: leave nothing behind.
+        ctx.models.discard(model_id)
+        try:
+            record = ctx.models.fail(model_id, "its data set was deleted before training")
+        except NotFound:
+            record = {"status": "deleted"}
         raise
     except Exception as exc:
         record = ctx.models.fail(model_id, f"{type(exc).__name__}: {exc}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from flask import Blueprint, jsonify, request, url_for
 
 from .. import callbacks, task_registry, tasks
@@ -34,12 +36,13 @@ def create_model():
         return error_response(404, str(exc))
     except callbacks.CallbackError as exc:
         return error_response(422, str(exc))
-    record = ctx.models.create(training_request, identity)
-    result = tasks.train_model.apply_async((record["id"],))
-    ctx.models.catalog.update(record["id"], task_id=result.id)
-    task_registry.record_owner(ctx.store, result.id, identity.username)
-    location = url_for("tasks.task_status", task_id=result.id)
-    return jsonify(model_id=record["id"], task_id=result.id), 202, {"Location": location}
+    # The task id is chosen first so the record is complete before a worker can see it.
+    task_id = uuid.uuid4().hex
+    record = ctx.models.create(training_request, identity, task_id)
+    task_registry.record_owner(ctx.store, task_id, identity.username)
+    tasks.train_model.apply_async((record["id"],), task_id=task_id)
+    location = url_for("tasks.task_status", task_id=task_id)
+    return jsonify(model_id=record["id"], task_id=task_id), 202, {"Location": location}
 
 
 @bp.get("")

@@ -18,6 +18,7 @@ import redis
 from . import bundles, callbacks, datasets, estimators, model_store, training
 from .bundles import ModelBundle
 from .catalog import Catalog
+from .redis_client import key
 from .estimators import CLASSIFICATION, EstimatorError
 from .security import Identity
 from .storage import ArtifactStore
@@ -49,6 +50,7 @@ class TrainingRequest:
     test_size: float = 0.25
     cv: int | None = None
     callback_url: str | None = None
+    callback_secret: str | None = None
     name: str | None = None
 
 
@@ -79,6 +81,7 @@ def parse_request(body: Any) -> TrainingRequest:
         test_size=body.get("test_size", 0.25),
         cv=body.get("cv"),
         callback_url=body.get("callback_url"),
+        callback_secret=body.get("callback_secret"),
         name=body.get("name"),
     )
     if not isinstance(request.params, dict):
@@ -93,6 +96,14 @@ def parse_request(body: Any) -> TrainingRequest:
     if request.cv is not None and (isinstance(request.cv, bool) or not isinstance(request.cv, int)
                                    or not 2 <= request.cv <= 20):
         raise ModelRequestError("'cv' must be an integer between 2 and 20 (folds)")
+    if request.callback_url is not None and (
+            not isinstance(request.callback_secret, str)
+            or not 16 <= len(request.callback_secret) <= 256):
+        raise ModelRequestError(
+            "'callback_secret' (16 to 256 characters) is required with 'callback_url': the "
+            "callback is signed with it so your receiver can check it came from this service")
+    if request.callback_url is None and request.callback_secret is not None:
+        raise ModelRequestError("'callback_secret' needs a 'callback_url'")
     if request.name is not None and (not isinstance(request.name, str) or len(request.name) > 200):
         raise ModelRequestError("'name' must be a string of at most 200 characters", 400)
     return request
@@ -156,7 +167,7 @@ class Models:
     def create(self, request: TrainingRequest, owner: Identity, task_id: str) -> dict[str, Any]:
         """Record an accepted request as ``queued``, trained by Celery task ``task_id``."""
         model_id = Catalog.new_id()
-        return self.catalog.create({
+        record = self.catalog.create({
             "id": model_id,
             "task_id": task_id,
             "name": request.name or f"{request.estimator} on {request.target}",
@@ -173,6 +184,19 @@ class Models:
             "cv": request.cv,
             "callback_url": request.callback_url,
         })
+        if request.callback_secret:
+            # Kept apart from the record, which the API shows.
+            self.store.set(self._callback_secret_key(model_id), request.callback_secret)
+        return record
+
+    @staticmethod
+    def _callback_secret_key(model_id: str) -> str:
+        return key("model", model_id, "callback-secret")
+
+    def callback_secret(self, model_id: str) -> str | None:
+        """The key the client chose for signing this model's callback."""
+        value = self.store.get(self._callback_secret_key(model_id))
+        return value.decode() if value else None
 
     def bundle_path(self, model_id: str):
         return self.artifacts.path(self.KIND, model_id, BUNDLE_FILENAME)
@@ -227,6 +251,7 @@ class Models:
     def discard(self, model_id: str) -> None:
         """Remove a model's published bytes and files (its record is already gone)."""
         model_store.unpublish(self.store, model_id)
+        self.store.delete(self._callback_secret_key(model_id))
         self.artifacts.delete(self.KIND, model_id)
 
 

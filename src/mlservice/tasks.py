@@ -61,16 +61,22 @@ def train_model(self, model_id: str) -> dict[str, Any]:
         raise
     finally:
         if record.get("callback_url") and record["status"] in ("ready", "failed"):
-            send_callback.delay(record["callback_url"], callback_payload(record))
+            send_callback.delay(model_id, record["callback_url"], callback_payload(record))
     return {"model_id": model_id, "status": record["status"], "metrics": record["metrics"]}
 
 
 @app.task(bind=True, name="mlservice.tasks.send_callback", queue=SHORT_QUEUE,
           autoretry_for=(CallbackError,), retry_backoff=2, retry_backoff_max=300,
           retry_jitter=True, max_retries=6)
-def send_callback(self, url: str, payload: dict[str, Any]) -> int:
-    """POST the signed result to the client; retried with exponential backoff."""
+def send_callback(self, model_id: str, url: str, payload: dict[str, Any]) -> int | None:
+    """POST the result, signed with the client's callback secret; retried with backoff.
+
+    Never signed with the service secret: a receiver must not learn what signs tokens.
+    """
     ctx = worker_context()
-    log.info("callback for model %s to %s (try %d)", payload.get("model_id"), url,
-             self.request.retries + 1)
-    return callbacks.deliver(url, payload, ctx.secret, ctx.settings.callback_allow_private)
+    secret = ctx.models.callback_secret(model_id)
+    if secret is None:
+        log.info("model %s was deleted: no callback", model_id)
+        return None
+    log.info("callback for model %s to %s (try %d)", model_id, url, self.request.retries + 1)
+    return callbacks.deliver(url, payload, secret, ctx.settings.callback_allow_private)

@@ -95,7 +95,8 @@ def authenticate_delegated(store: redis.Redis, url: str, username: str, password
 
     A 2xx answer is trusted; its JSON ``username`` (if any) names the user, who
     is recorded locally with role ``user`` and no password, so tokens issued
-    for them pass the usual checks. Any other answer means "no".
+    for them pass the usual checks. Any other answer means "no", and so does a
+    name that belongs to a local (password) account such as the admin.
     """
     credentials = base64.b64encode(f"{username}:{password}".encode()).decode()
     request = urllib.request.Request(url, headers={"Authorization": f"Basic {credentials}",
@@ -113,6 +114,8 @@ def authenticate_delegated(store: redis.Redis, url: str, username: str, password
     if not USERNAME_RE.match(name):
         return None
     user_key = _user_key(name)
+    if store.hexists(user_key, "password_hash"):
+        return None  # a local account: the data server cannot speak for it
     store.hsetnx(user_key, "role", "user")
     store.hset(user_key, "source", "delegated")
     store.sadd(USERS_KEY, name)

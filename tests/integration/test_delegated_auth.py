@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 import requests
 
-ACCOUNTS = {"dana": "dana-secret"}
+ACCOUNTS = {"dana": "dana-secret", "admin": "data-server-admin-pw"}
 
 
 class DataServer(BaseHTTPRequestHandler):
@@ -18,7 +18,7 @@ class DataServer(BaseHTTPRequestHandler):
         header = self.headers.get("Authorization", "")
         user, _, password = base64.b64decode(header.removeprefix("Basic ")).decode().partition(":")
         if ACCOUNTS.get(user) == password:
-            body = json.dumps({"username": "Dana.Smith"}).encode()
+            body = json.dumps({"username": "Dana.Smith" if user == "dana" else user}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
@@ -57,4 +57,11 @@ def test_data_server_decides_and_names_the_user(delegated_api, client):
 
 def test_local_passwords_are_not_used_when_delegating(delegated_api, admin_credentials):
     response = requests.get(f"{delegated_api}/resource/auth", auth=admin_credentials, timeout=10)
+    assert response.status_code == 401
+
+
+def test_data_server_cannot_speak_for_a_local_account(delegated_api):
+    """Even if the data server vouches for 'admin', the local admin is not handed out."""
+    response = requests.get(f"{delegated_api}/resource/auth",
+                            auth=("admin", "data-server-admin-pw"), timeout=10)
     assert response.status_code == 401

@@ -139,7 +139,9 @@ def test_regression_target(client, admin_token, customers):
     ({"test_size": 2}, 422, ["test_size"]),
     ({"cv": 1}, 422, ["cv"]),
     ({"colour": "blue"}, 400, ["unknown field"]),
-    ({"callback_url": "ftp://example.org/x"}, 422, ["http"]),
+    ({"callback_url": "ftp://example.org/x", "callback_secret": "s" * 16}, 422, ["http"]),
+    ({"callback_url": "http://127.0.0.1:1/x"}, 422, ["callback_secret"]),
+    ({"callback_secret": "s" * 16}, 422, ["needs a 'callback_url'"]),
 ])
 def test_bad_training_requests_are_refused_up_front(client, admin_token, trained, store,
                                                     change, status, words):
@@ -232,6 +234,9 @@ def test_delete_is_seen_by_every_worker(client, admin_token, trained, customers)
     assert client.get(f"/resource/models/{model_id}/download", admin_token).status_code == 404
 
 
+CALLBACK_SECRET = "receiver-chosen-secret"
+
+
 class Receiver:
     """A loopback HTTP server that records callbacks (failing the first ``failures``)."""
 
@@ -266,11 +271,13 @@ class Receiver:
 
 
 def test_callback_is_signed_and_retried(client, admin_token, trained, store, settings):
+    """Signed with the client's callback_secret, never with the service secret."""
     receiver = Receiver(failures=2)
     try:
         accepted = train(client, admin_token, {
             "dataset_id": trained["dataset_id"], "target": "plan", "features": ["age", "city"],
-            "estimator": "GaussianNB", "params": {}, "callback_url": receiver.url})
+            "estimator": "GaussianNB", "params": {}, "callback_url": receiver.url,
+            "callback_secret": CALLBACK_SECRET})
         receiver.wait(3)
     finally:
         receiver.close()
@@ -278,10 +285,12 @@ def test_callback_is_signed_and_retried(client, admin_token, trained, store, set
     payload = json.loads(body)
     assert payload["model_id"] == accepted["model_id"] and payload["status"] == "ready"
     assert payload["metrics"]["accuracy"] > 0.5
-    secret = security.service_secret(store, settings.secret_key)
-    expected = hmac.new(secret.encode(), headers["X-MLService-Timestamp"].encode() + b"." + body,
+    expected = hmac.new(CALLBACK_SECRET.encode(), headers["X-MLService-Timestamp"].encode() + b"." + body,
                         hashlib.sha256).hexdigest()
     assert headers["X-MLService-Signature"] == f"sha256={expected}"
+    service_secret = security.service_secret(store, settings.secret_key)
+    assert service_secret.encode() not in body and "callback_secret" not in \
+        client.get(f"/resource/models/{accepted['model_id']}", admin_token).json()
 
 
 def test_failed_training_calls_back_with_the_error(client, admin_token, customers):
@@ -292,7 +301,8 @@ def test_failed_training_calls_back_with_the_error(client, admin_token, customer
         accepted = train(client, admin_token, {
             "dataset_id": dataset_id, "target": "plan", "features": ["age", "city"],
             "estimator": "LogisticRegression", "params": {}, "cv": 20,
-            "callback_url": receiver.url})
+            "callback_url": receiver.url,
+            "callback_secret": CALLBACK_SECRET})
         record = wait_ready(client, admin_token, accepted["model_id"])
         receiver.wait(1)
     finally:
@@ -310,7 +320,8 @@ def test_callback_that_never_succeeds_changes_nothing(client, admin_token, train
     try:
         accepted = train(client, admin_token, {
             "dataset_id": trained["dataset_id"], "target": "plan", "features": ["age", "city"],
-            "estimator": "GaussianNB", "params": {}, "callback_url": receiver.url})
+            "estimator": "GaussianNB", "params": {}, "callback_url": receiver.url,
+            "callback_secret": CALLBACK_SECRET})
         receiver.wait(2)
     finally:
         receiver.close()

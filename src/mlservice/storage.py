@@ -25,6 +25,13 @@ class UploadTooLarge(ValueError):
     """The body went past the configured size limit."""
 
 
+def _make_dirs(directory: Path) -> None:
+    """Create ``directory`` readable by NGINX (another user in Docker), whatever the umask."""
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o755)
+    directory.parent.chmod(0o755)
+
+
 class ArtifactStore:
     """Files under one root: ``datasets/<id>/<file>`` and ``models/<id>/<file>``."""
 
@@ -43,11 +50,12 @@ class ArtifactStore:
     def writing(self, kind: str, item_id: str, filename: str) -> Iterator[tuple[BinaryIO, Path]]:
         """An open temporary file; renamed to its final name when the block succeeds."""
         final = self.path(kind, item_id, filename)
-        final.parent.mkdir(parents=True, exist_ok=True)
+        _make_dirs(final.parent)
         temporary = final.with_name(f".{filename}.{uuid.uuid4().hex}.part")
         try:
             with temporary.open("wb") as handle:
                 yield handle, final
+            temporary.chmod(0o644)
             os.replace(temporary, final)
         except BaseException:
             temporary.unlink(missing_ok=True)
@@ -66,7 +74,7 @@ class ArtifactStore:
         The temporary name disappears when the file object is closed.
         """
         final = self.path(kind, item_id, filename)
-        final.parent.mkdir(parents=True, exist_ok=True)
+        _make_dirs(final.parent)
         temporary.flush()
         os.chmod(temporary.name, 0o644)  # NGINX (another user in Docker) serves downloads
         os.link(temporary.name, final)

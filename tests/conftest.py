@@ -8,6 +8,7 @@ config.properties files, so a developer's real configuration is untouched.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from mlservice import redis_client  # noqa: E402
-from mlservice.config import SRC_DIR, Settings, load_settings  # noqa: E402
+from mlservice.config import SRC_DIR, Settings, get_settings, load_settings  # noqa: E402
 from mlservice.stack import Stack, free_port  # noqa: E402
 
 ADMIN = ("admin", "admin-test-password")
@@ -78,6 +79,10 @@ def stack(tmp_path_factory) -> Stack:
                    "MLSERVICE_CALLBACK_ALLOW_PRIVATE": "1"},
     )
     service.start()
+    # Code imported in this process (the app factory, Celery's app) reads the
+    # same configuration as the stack, not a developer's own config files.
+    os.environ.update({k: v for k, v in service.env().items() if k.startswith("MLSERVICE_")})
+    get_settings.cache_clear()
     yield service
     service.stop()
 

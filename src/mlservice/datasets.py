@@ -26,6 +26,7 @@ from .storage import ArtifactStore
 CSV = "csv"
 PARQUET = "parquet"
 FILENAMES = {CSV: "data.csv", PARQUET: "data.parquet"}
+CONTENT_TYPES = {CSV: "text/csv", PARQUET: "application/vnd.apache.parquet"}
 MEDIA_TYPES = {
     "text/csv": CSV,
     "application/csv": CSV,

@@ -8,7 +8,6 @@ validation, so errors name the parameter and the allowed values.
 from __future__ import annotations
 
 import importlib
-import inspect
 import math
 from typing import Any, Mapping
 
@@ -117,13 +116,7 @@ def describe_all() -> list[dict[str, Any]]:
     """Every supported estimator with its task and parameter defaults."""
     described = []
     for name, (module, task) in ESTIMATORS.items():
-        cls = estimator_class(name)
-        signature = inspect.signature(cls.__init__)
-        params = {
-            param.name: _json_default(param.default)
-            for param in signature.parameters.values()
-            if param.name != "self"
-            and param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)
-        }
+        defaults = estimator_class(name)().get_params(deep=False)
+        params = {param: _json_default(value) for param, value in defaults.items()}
         described.append({"name": name, "task": task, "module": module, "params": params})
     return described

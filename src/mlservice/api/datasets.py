@@ -87,12 +87,11 @@ def download(dataset_id: str):
     except NotFound as exc:
         return error_response(404, str(exc))
     path = ctx.datasets.path(record)
-    filename = f"{record['name']}{path.suffix}" if not record["name"].endswith(path.suffix) \
-        else record["name"]
+    name = record["name"]
+    filename = name if name.endswith(path.suffix) else name + path.suffix
     return "", 200, {
         "X-Accel-Redirect": ctx.datasets.artifacts.accel_path(path),
-        "Content-Type": "text/csv" if record["format"] == datasets.CSV
-        else "application/vnd.apache.parquet",
+        "Content-Type": datasets.CONTENT_TYPES[record["format"]],
         "Content-Disposition": _attachment(filename),
     }
 

@@ -36,12 +36,12 @@ graceful_timeout = 30
 
 
 def on_starting(server):
-    """Check Redis credentials and make sure an admin exists, once, in the master."""
+    """Check configuration and Redis credentials, and make sure an admin exists, once."""
     from mlservice import redis_client, users
-    from mlservice.preflight import check_redis_users
+    from mlservice import preflight
 
     try:
-        check_redis_users(_settings)
+        preflight.check(_settings)
     except ConfigError as exc:
         raise SystemExit(f"mlservice: {exc}") from None
     store = redis_client.connect(_settings.redis)

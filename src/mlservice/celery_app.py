@@ -59,13 +59,13 @@ app = create_celery()
 
 @worker_init.connect
 def _check_before_work(**_: object) -> None:
-    """Refuse to start a worker whose Redis credentials are wrong, with one clear line.
+    """Refuse to start a worker with a bad default model or wrong Redis credentials.
 
     Celery logs and swallows exceptions from signal handlers; SystemExit gets through.
     """
-    from .preflight import check_redis_users
+    from . import preflight
 
     try:
-        check_redis_users(get_settings())
+        preflight.check(get_settings())
     except ConfigError as exc:
         raise SystemExit(f"mlservice: {exc}") from None

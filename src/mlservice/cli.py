@@ -16,7 +16,7 @@ import click
 
 from . import redis_client, users
 from .config import DEFAULT_CONFIG_PATH, ConfigError, ensure_config_file, get_settings
-from .preflight import check_redis_users
+from . import preflight
 
 
 def _settings_or_exit():
@@ -49,11 +49,13 @@ def init_config(path: Path) -> None:
 def check_config(redis: bool) -> None:
     """Validate the configuration; exit 1 with one line naming the problem."""
     settings = _settings_or_exit()
-    if redis:
-        try:
-            check_redis_users(settings, wait_seconds=0)
-        except ConfigError as exc:
-            raise click.ClickException(str(exc)) from None
+    try:
+        if redis:
+            preflight.check(settings, wait_seconds=0)
+        else:
+            preflight.check_default_model(settings)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo("configuration OK")
 
 

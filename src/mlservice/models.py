@@ -15,7 +15,7 @@ from typing import Any, BinaryIO, Mapping
 
 import redis
 
-from . import bundles, callbacks, datasets, estimators, model_store, training
+from . import bundles, datasets, estimators, model_store, training
 from .bundles import ModelBundle
 from .catalog import Catalog
 from .redis_client import key

@@ -7,6 +7,7 @@ import time
 import redis
 
 from .config import ConfigError, Settings
+from .estimators import EstimatorError, make_estimator
 
 
 def _ping(url: str, user: str, settings: Settings, wait_seconds: float) -> None:
@@ -36,3 +37,18 @@ def check_redis_users(settings: Settings, wait_seconds: float = 30.0) -> None:
     """Both ACL users (app and Celery) can log in to Redis."""
     _ping(settings.redis.app_url, settings.redis.master_user, settings, wait_seconds)
     _ping(settings.redis.celery_url, settings.redis.celery_user, settings, wait_seconds)
+
+
+def check_default_model(settings: Settings) -> None:
+    """``[default_model]`` names an allowed estimator with valid parameters."""
+    model = settings.default_model
+    try:
+        make_estimator(model.estimator, model.params)
+    except EstimatorError as exc:
+        raise ConfigError(f"{settings.config_path}: [default_model] {exc}") from None
+
+
+def check(settings: Settings, wait_seconds: float = 30.0) -> None:
+    """Everything a process checks before it serves: the default model, then Redis logins."""
+    check_default_model(settings)
+    check_redis_users(settings, wait_seconds)

@@ -53,3 +53,23 @@ def test_check_config_command(stack, bad_unit_env):
     env, _ = bad_unit_env
     bad = start([sys.executable, "-m", "mlservice", "check-config"], env)
     assert bad.returncode != 0 and "fortnights" in bad.stderr
+
+
+@pytest.mark.parametrize("argv", [GUNICORN, WORKER], ids=["gunicorn", "celery"])
+def test_bad_default_model_stops_start(argv, stack, tmp_path):
+    config = tmp_path / "config.properties"
+    config.write_text("[auth_info]\nexpiry = 3\nexpiry_time_unit = days\n"
+                      "[default_model]\nestimator = LogisticRegression\nparams = {\"C\": -1}\n")
+    env = stack.env() | {"MLSERVICE_CONFIG": str(config),
+                         "MLSERVICE_BIND": f"127.0.0.1:{free_port()}"}
+    result = start(argv, env)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert f"{config}: [default_model] The 'C' parameter of LogisticRegression" in output
+    assert "Traceback" not in output
+
+
+def test_bad_probabilities_flag_is_400_before_anything_else(client, admin_token):
+    response = client.post("/resource/predict?probabilities=perhaps", admin_token, json={})
+    assert response.status_code == 400
+    assert "probabilities" in response.json()["status"]

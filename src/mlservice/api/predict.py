@@ -21,12 +21,13 @@ def predict_with(model_id: str, not_found_status: int, not_found_message: str):
 
     Shared by ``/resource/predict`` and ``/resource/models/<id>/predict``.
     """
+    probabilities = flag("probabilities")
     body = json_body()
     try:
         records = prediction.parse_records(body)
         version, bundle = services().cache.get(model_id)
         frame = prediction.records_to_frame(records, bundle.schema)
-        result = prediction.predict(bundle, frame, probabilities=flag("probabilities"))
+        result = prediction.predict(bundle, frame, probabilities=probabilities)
     except ModelNotPublished:
         return error_response(not_found_status, not_found_message)
     except prediction.PredictionInputError as exc:

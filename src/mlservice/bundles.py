@@ -1,8 +1,8 @@
 """Model bundles: one signed file holding everything a prediction needs.
 
 A bundle is the fitted pipeline (imputation, encoders, scaler, estimator), the
-target's label encoding, the input schema, the metrics and the library
-versions, pickled with joblib. The pickle is preceded by an HMAC-SHA256 of it
+target's label encoding, the input schema, the metrics, the library versions
+and, when the pipeline was compiled, its ONNX graph, pickled with joblib. The pickle is preceded by an HMAC-SHA256 of it
 under the service secret; :func:`loads` checks that signature *before*
 unpickling, because unpickling untrusted bytes runs arbitrary code.
 
@@ -43,6 +43,11 @@ class ModelBundle:
     versions: dict[str, str] = field(default_factory=dict)
     trained_at: float | None = None
     training_seconds: float | None = None
+    #: The ONNX graph of the pipeline, when it compiled and passed the held-out check.
+    onnx: bytes | None = None
+    #: Which engine serves the bundle ("onnxruntime" or "scikit-learn") and why.
+    engine: str = "scikit-learn"
+    engine_reason: str = "not compiled"
 
     def describe(self) -> dict[str, Any]:
         """The bundle's metadata as JSON (no pipeline)."""
@@ -57,13 +62,16 @@ class ModelBundle:
             "versions": self.versions,
             "trained_at": self.trained_at,
             "training_seconds": self.training_seconds,
+            "engine": {"name": self.engine, "reason": self.engine_reason},
         }
 
 
 def library_versions() -> dict[str, str]:
     """The versions a bundle needs to be loaded elsewhere."""
     import numpy
+    import onnxruntime
     import pandas
+    import skl2onnx
     import sklearn
 
     return {
@@ -72,6 +80,8 @@ def library_versions() -> dict[str, str]:
         "numpy": numpy.__version__,
         "pandas": pandas.__version__,
         "joblib": joblib.__version__,
+        "skl2onnx": skl2onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
     }
 
 

@@ -73,7 +73,15 @@ class Catalog:
 
     def get(self, item_id: str, viewer: Identity | None = None) -> dict[str, Any]:
         """A record; :class:`NotFound` if missing or owned by someone else than ``viewer``."""
-        raw = self.store.get(self._key(item_id))
+        return self.parse(self.store.get(self._key(item_id)), item_id, viewer)
+
+    def queue_get(self, pipe: redis.client.Pipeline, item_id: str) -> None:
+        """Add a record read to a pipeline; :meth:`parse` checks its answer like :meth:`get`."""
+        pipe.get(self._key(item_id))
+
+    def parse(self, raw: bytes | None, item_id: str, viewer: Identity | None = None
+              ) -> dict[str, Any]:
+        """The record read from ``raw``, with :meth:`get`'s existence and owner checks."""
         if raw is None:
             raise NotFound(f"no {self.kind} {item_id!r}")
         record = json.loads(raw)

@@ -81,6 +81,19 @@ class DefaultModelSettings:
 
 
 @dataclass(frozen=True)
+class InferenceSettings:
+    """How trained models are served: compiled to ONNX, and batched when not."""
+
+    #: Convert fitted pipelines to ONNX after training (served by ONNX Runtime
+    #: when its predictions equal scikit-learn's on the held-out split).
+    compile_onnx: bool = True
+    #: scikit-learn path: most rows one grouped predict call takes.
+    batch_max_rows: int = 256
+    #: scikit-learn path: how long the first request waits for others (0: no wait).
+    batch_max_wait: float = 0.002
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the service reads from configuration."""
 
@@ -89,6 +102,7 @@ class Settings:
     token_lifetime: timedelta
     redis: RedisSettings
     default_model: DefaultModelSettings
+    inference: InferenceSettings = field(default_factory=InferenceSettings)
     artifact_dir: Path = REPO_DIR / "var" / "artifacts"
     max_upload_bytes: int = 20 * 1024**3
     delegated_auth_url: str | None = None
@@ -165,6 +179,24 @@ def _number(value: str, path: Path, where: str, kind: type, minimum: float) -> A
     if number < minimum:
         raise ConfigError(f"{path}: {where} = {value!r} must be at least {minimum}")
     return number
+
+
+def _inference(parser: configparser.ConfigParser, path: Path, environ: Mapping[str, str]
+               ) -> InferenceSettings:
+    """Read ``[inference]``: ONNX compilation on or off, and the batching limits."""
+    section = "inference"
+    compile_onnx = _ini_value(parser, section, "compile_onnx", environ, "true").lower()
+    if compile_onnx not in ("true", "false"):
+        raise ConfigError(f"{path}: [inference] compile_onnx = {compile_onnx!r} is not "
+                          "allowed; use true or false")
+    max_wait_ms = _number(_ini_value(parser, section, "batch_max_wait_ms", environ, "2"),
+                          path, "[inference] batch_max_wait_ms", float, 0)
+    return InferenceSettings(
+        compile_onnx=compile_onnx == "true",
+        batch_max_rows=_number(_ini_value(parser, section, "batch_max_rows", environ, "256"),
+                               path, "[inference] batch_max_rows", int, 1),
+        batch_max_wait=max_wait_ms / 1000,
+    )
 
 
 def _default_model(
@@ -288,6 +320,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         token_lifetime=token_lifetime(expiry, unit, str(path)),
         redis=_redis_settings(redis_path, environ),
         default_model=_default_model(parser, path, environ),
+        inference=_inference(parser, path, environ),
         secret_key=secret_key,
         artifact_dir=artifact_dir,
         max_upload_bytes=_number(

@@ -43,7 +43,7 @@ def build_context(settings: Settings) -> ServiceContext:
         secret=secret,
         datasets=Datasets(Catalog(store, "dataset"), artifacts),
         models=Models(Catalog(store, "model"), artifacts, store, secret),
-        cache=ModelCache(store, secret),
+        cache=ModelCache(store, secret, settings.inference),
     )
 
 

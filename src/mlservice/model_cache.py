@@ -1,10 +1,13 @@
-"""A per-process cache of deserialised models, keyed by model id and version.
+"""A per-process cache of loaded models, keyed by model id and version.
 
-Each Gunicorn worker holds one :class:`ModelCache`. A lookup asks Redis for
-the model's current version (one small round trip); only when that differs
-from the cached one are the bundle bytes fetched, verified and unpickled.
-A retrain (new version) or a delete (no version) is therefore seen by every
-worker on its next request, and a model is never unpickled per request.
+Each Gunicorn worker holds one :class:`ModelCache`. A lookup needs the
+model's current version from Redis (one small round trip, which the predict
+route pipelines with its token check); only when that differs from the
+cached one are the bundle bytes fetched, verified, unpickled and turned into
+a :class:`~mlservice.predictor.Predictor` (an ONNX Runtime session, or a
+batched scikit-learn pipeline). A retrain (new version) or a delete (no
+version) is therefore seen by every worker on its next request, and a model
+is never unpickled per request.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import threading
 import redis
 
 from . import bundles, model_store
-from .bundles import ModelBundle
+from .config import InferenceSettings
+from .predictor import Predictor
 
 
 class ModelNotPublished(LookupError):
@@ -22,17 +26,24 @@ class ModelNotPublished(LookupError):
 
 
 class ModelCache:
-    """Deserialised bundles of this process, by model id, with their version."""
+    """Loaded models of this process, by model id, with their version."""
 
-    def __init__(self, store: redis.Redis, secret: str) -> None:
+    def __init__(self, store: redis.Redis, secret: str, settings: InferenceSettings) -> None:
         self._store = store
         self._secret = secret
-        self._entries: dict[str, tuple[int, ModelBundle]] = {}
+        self._settings = settings
+        self._entries: dict[str, tuple[int, Predictor]] = {}
         self._lock = threading.Lock()
 
-    def get(self, model_id: str) -> tuple[int, ModelBundle]:
-        """The current version of a model and its bundle, loading it only when it changed."""
-        version = model_store.current_version(self._store, model_id)
+    def get(self, model_id: str, version: int | None = None,
+            version_known: bool = False) -> tuple[int, Predictor]:
+        """The model's current version and predictor, loading it only when the version changed.
+
+        Pass ``version`` with ``version_known=True`` when the caller already read
+        it (:func:`model_store.queue_version`); otherwise it is read here.
+        """
+        if not version_known:
+            version = model_store.current_version(self._store, model_id)
         if version is None:
             self._entries.pop(model_id, None)
             raise ModelNotPublished(model_id)
@@ -48,7 +59,7 @@ class ModelCache:
                 self._entries.pop(model_id, None)
                 raise ModelNotPublished(model_id)
             loaded_version, data = fetched
-            entry = (loaded_version, bundles.loads(data, self._secret))
+            entry = (loaded_version, Predictor(bundles.loads(data, self._secret), self._settings))
             self._entries[model_id] = entry
             return entry
 

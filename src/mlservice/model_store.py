@@ -46,8 +46,19 @@ def current_version(store: redis.Redis, model_id: str) -> int | None:
 
     This is the one small round trip a prediction makes when its model is cached.
     """
-    version = store.get(_version_key(model_id))
-    return int(version) if version is not None else None
+    return parse_version(store.get(_version_key(model_id)))
+
+
+def queue_version(pipe: redis.client.Pipeline, model_id: str) -> None:
+    """Add the version read to a pipeline; :func:`parse_version` reads its answer.
+
+    The predict route sends it together with the token's user check: one round trip.
+    """
+    pipe.get(_version_key(model_id))
+
+
+def parse_version(raw: bytes | None) -> int | None:
+    return int(raw) if raw is not None else None
 
 
 def fetch(store: redis.Redis, model_id: str) -> tuple[int, bytes] | None:

@@ -52,6 +52,8 @@ class TrainingRequest:
     callback_url: str | None = None
     callback_secret: str | None = None
     name: str | None = None
+    #: Convert to ONNX after training (when the service's [inference] compile_onnx allows).
+    compile: bool = True
 
 
 def _require(body: Mapping[str, Any], name: str, kind: type) -> Any:
@@ -83,6 +85,7 @@ def parse_request(body: Any) -> TrainingRequest:
         callback_url=body.get("callback_url"),
         callback_secret=body.get("callback_secret"),
         name=body.get("name"),
+        compile=body.get("compile", True),
     )
     if not isinstance(request.params, dict):
         raise ModelRequestError("'params' must be a JSON object", status=400)
@@ -104,6 +107,8 @@ def parse_request(body: Any) -> TrainingRequest:
             "callback is signed with it so your receiver can check it came from this service")
     if request.callback_url is None and request.callback_secret is not None:
         raise ModelRequestError("'callback_secret' needs a 'callback_url'")
+    if not isinstance(request.compile, bool):
+        raise ModelRequestError("'compile' must be true or false", 400)
     if request.name is not None and (not isinstance(request.name, str) or len(request.name) > 200):
         raise ModelRequestError("'name' must be a string of at most 200 characters", 400)
     return request
@@ -149,7 +154,7 @@ def _record_from_bundle(bundle: ModelBundle) -> dict[str, Any]:
     described = bundle.describe()
     return {key: described[key] for key in
             ("task", "estimator", "params", "target", "classes", "input_schema", "metrics",
-             "versions", "training_seconds")}
+             "versions", "training_seconds", "engine")}
 
 
 class Models:
@@ -183,6 +188,7 @@ class Models:
             "test_size": request.test_size,
             "cv": request.cv,
             "callback_url": request.callback_url,
+            "compile": request.compile,
         })
         if request.callback_secret:
             # Kept apart from the record, which the API shows.
@@ -202,23 +208,46 @@ class Models:
         return self.artifacts.path(self.KIND, model_id, BUNDLE_FILENAME)
 
     def train(self, model_id: str, dataset: dict[str, Any], dataset_path,
-              progress: training.Progress) -> dict[str, Any]:
-        """Fit the model (in a Celery worker), store its bundle and publish it."""
+              progress: training.Progress, compile_onnx: bool
+              ) -> tuple[dict[str, Any], training.FittedModel]:
+        """Fit the model (in a Celery worker), store its bundle and publish it: ``ready``.
+
+        It is served by scikit-learn until :meth:`compile` (run next when
+        ``compile_onnx``) publishes the compiled version.
+        """
         record = self.catalog.update(model_id, status="training", started_at=time.time())
         progress(0.02, "loading the data set")
         frame = datasets.load_frame(dataset_path, dataset["format"], dataset["string_columns"])
-        bundle = training.train(frame, record["target"], record["estimator"], record["params"],
+        fitted = training.train(frame, record["target"], record["estimator"], record["params"],
                                 features=record["features"], test_size=record["test_size"],
                                 cv=record["cv"], progress=progress)
-        return self._store_bundle(model_id, bundles.dumps(bundle, self.secret), bundle)
+        if not compile_onnx:
+            fitted.bundle.engine_reason = "not compiled: ONNX compilation is off for this model"
+        else:
+            fitted.bundle.engine_reason = "compiling to ONNX; scikit-learn serves meanwhile"
+        record = self._store_bundle(model_id, fitted.bundle, status="ready",
+                                    finished_at=time.time())
+        return record, fitted
 
-    def _store_bundle(self, model_id: str, data: bytes, bundle: ModelBundle) -> dict[str, Any]:
+    def compile(self, model_id: str, fitted: training.FittedModel) -> dict[str, Any]:
+        """Convert to ONNX and, if it agrees with scikit-learn, publish it as a new version.
+
+        The model stays ``ready`` throughout; its ``engine`` says which engine serves and why.
+        """
+        bundle = training.compile_onnx(fitted)
+        if bundle.onnx is None:  # nothing new to serve: only the reason changes
+            return self.catalog.update(model_id, engine=bundle.describe()["engine"])
+        return self._store_bundle(model_id, bundle)
+
+    def _store_bundle(self, model_id: str, bundle: ModelBundle, data: bytes | None = None,
+                      **changes: Any) -> dict[str, Any]:
+        """Write the bundle file, publish it as a new version and update the record."""
+        data = data if data is not None else bundles.dumps(bundle, self.secret)
         with self.artifacts.writing(self.KIND, model_id, BUNDLE_FILENAME) as (handle, _):
             handle.write(data)
         version = model_store.publish(self.store, model_id, data)
-        return self.catalog.update(model_id, status="ready", finished_at=time.time(),
-                                   version=version, size_bytes=len(data),
-                                   **_record_from_bundle(bundle))
+        return self.catalog.update(model_id, version=version, size_bytes=len(data),
+                                   **_record_from_bundle(bundle), **changes)
 
     def fail(self, model_id: str, error: str) -> dict[str, Any]:
         return self.catalog.update(model_id, status="failed", finished_at=time.time(),
@@ -234,11 +263,16 @@ class Models:
             bundle = bundles.loads(data, self.secret)
         except bundles.BundleError as exc:
             raise ModelRequestError(str(exc), status=400) from None
+        if bundle.onnx is None or bundle.engine != "onnxruntime":
+            bundle.engine, bundle.onnx = "scikit-learn", None
+            bundle.engine_reason = f"uploaded bundle without a checked ONNX graph " \
+                                   f"({bundle.engine_reason})"
         model_id = Catalog.new_id()
         self.catalog.create({"id": model_id, "name": name or f"uploaded {bundle.estimator}",
                              "owner": owner.username, "status": "queued", "source": "upload"})
         try:
-            return self._store_bundle(model_id, data, bundle)
+            return self._store_bundle(model_id, bundle, data, status="ready",
+                                      finished_at=time.time())
         except BaseException:
             self.delete(model_id)
             raise

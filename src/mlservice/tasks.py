@@ -29,7 +29,13 @@ def _reporter(task):
 def init_service(self) -> dict[str, Any]:
     """Train the service's default model and publish it to every API worker."""
     ctx = worker_context()
-    bundle = training.train_default_model(ctx.settings.default_model, _reporter(self))
+    fitted = training.train_default_model(ctx.settings.default_model, _reporter(self))
+    bundle = fitted.bundle
+    if ctx.settings.inference.compile_onnx:
+        self.update_state(state="PROGRESS", meta={"progress": 0.97, "status": "compiling to ONNX"})
+        bundle = training.compile_onnx(fitted)
+    else:
+        bundle.engine_reason = "not compiled: [inference] compile_onnx is false"
     version = model_store.publish(ctx.store, model_store.DEFAULT_MODEL_ID,
                                   bundles.dumps(bundle, ctx.secret))
     return {
@@ -37,6 +43,7 @@ def init_service(self) -> dict[str, Any]:
         "version": version,
         "estimator": bundle.estimator,
         "metrics": bundle.metrics,
+        "engine": {"name": bundle.engine, "reason": bundle.engine_reason},
     }
 
 
@@ -45,9 +52,11 @@ def train_model(self, model_id: str) -> dict[str, Any]:
     """Fit a requested model; whatever happens, record it and send the callback."""
     ctx = worker_context()
     record = ctx.models.catalog.get(model_id)
+    compile_onnx = ctx.settings.inference.compile_onnx and record.get("compile", True)
     try:
         dataset = ctx.datasets.catalog.get(record["dataset_id"])
-        record = ctx.models.train(model_id, dataset, ctx.datasets.path(dataset), _reporter(self))
+        record, fitted = ctx.models.train(model_id, dataset, ctx.datasets.path(dataset),
+                                          _reporter(self), compile_onnx)
     except NotFound:
         # The model (or its data set) was deleted meanwhile: leave nothing behind.
         ctx.models.discard(model_id)
@@ -62,7 +71,20 @@ def train_model(self, model_id: str) -> dict[str, Any]:
     finally:
         if record.get("callback_url") and record["status"] in ("ready", "failed"):
             send_callback.delay(model_id, record["callback_url"], callback_payload(record))
-    return {"model_id": model_id, "status": record["status"], "metrics": record["metrics"]}
+    if compile_onnx:
+        # After the callback: the model already serves; compiling only makes it faster.
+        self.update_state(state="PROGRESS", meta={"progress": 0.97, "status": "compiling to ONNX"})
+        try:
+            record = ctx.models.compile(model_id, fitted)
+        except NotFound:  # deleted while compiling
+            ctx.models.discard(model_id)
+            return {"model_id": model_id, "status": "deleted"}
+        except Exception as exc:  # the scikit-learn version goes on serving
+            log.exception("compiling model %s failed", model_id)
+            record = ctx.models.catalog.update(model_id, engine={
+                "name": "scikit-learn", "reason": f"compiling failed: {type(exc).__name__}: {exc}"})
+    return {"model_id": model_id, "status": record["status"], "metrics": record["metrics"],
+            "engine": record["engine"]}
 
 
 @app.task(bind=True, name="mlservice.tasks.send_callback", queue=SHORT_QUEUE,

@@ -9,7 +9,9 @@ so string labels come back as strings.
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -21,6 +23,7 @@ from sklearn.model_selection import cross_val_score, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import LabelEncoder, OneHotEncoder, StandardScaler
 
+from . import compiled
 from .bundles import ModelBundle, library_versions
 from .config import DefaultModelSettings
 from .estimators import CLASSIFICATION, make_estimator, task_of
@@ -35,6 +38,18 @@ _LOADERS = {
 }
 
 TARGET_COLUMN = "target"
+
+
+@dataclass
+class FittedModel:
+    """A freshly fitted bundle and the held-out rows it was scored on.
+
+    The held-out rows are what :func:`compile_onnx` checks the ONNX graph
+    against; they are not part of the bundle.
+    """
+
+    bundle: ModelBundle
+    held_out: pd.DataFrame
 
 
 def _no_progress(fraction: float, message: str) -> None:
@@ -145,7 +160,7 @@ def train(
     random_state: int = 0,
     cv: int | None = None,
     progress: Progress = _no_progress,
-) -> ModelBundle:
+) -> FittedModel:
     """Split, fit the pipeline on the training part, score it on the held-out part.
 
     With ``cv``, k-fold cross-validation on the training part is reported too.
@@ -190,7 +205,7 @@ def train(
                         "scores": [float(v) for v in cv_scores],
                         "mean": float(np.mean(cv_scores)), "std": float(np.std(cv_scores))}
     progress(0.95, "packaging the model")
-    return ModelBundle(
+    bundle = ModelBundle(
         pipeline=pipeline,
         task=task,
         estimator=estimator_name,
@@ -202,11 +217,25 @@ def train(
         versions=library_versions(),
         trained_at=time.time(),
         training_seconds=round(time.perf_counter() - started, 3),
+        engine_reason="not compiled yet",
     )
+    return FittedModel(bundle, x_test)
+
+
+def compile_onnx(fitted: FittedModel) -> ModelBundle:
+    """A copy of the bundle with its ONNX graph, if it converts and agrees on the held-out rows.
+
+    The bundle's ``engine`` and ``engine_reason`` say which engine will serve it and why.
+    """
+    bundle = fitted.bundle
+    engine = compiled.compile_pipeline(bundle.pipeline, bundle.schema, bundle.task,
+                                       fitted.held_out)
+    return dataclasses.replace(bundle, onnx=engine.onnx, engine=engine.name,
+                               engine_reason=engine.reason)
 
 
 def train_default_model(settings: DefaultModelSettings, progress: Progress = _no_progress
-                        ) -> ModelBundle:
+                        ) -> FittedModel:
     """The model ``/resource/init`` trains, as configured in ``[default_model]``."""
     progress(0.05, f"loading the {settings.dataset} data set")
     frame = load_bundled_dataset(settings.dataset)

@@ -124,8 +124,16 @@ def authenticate_delegated(store: redis.Redis, url: str, username: str, password
 
 def current_role(store: redis.Redis, username: str) -> str | None:
     """The user's role now (``None`` once deleted), so old tokens follow changes."""
-    role = store.hget(_user_key(username), "role")
-    return role.decode() if role else None
+    return parse_role(store.hget(_user_key(username), "role"))
+
+
+def queue_role(pipe: redis.client.Pipeline, username: str) -> None:
+    """Add the role read to a pipeline; :func:`parse_role` reads its answer."""
+    pipe.hget(_user_key(username), "role")
+
+
+def parse_role(raw: bytes | None) -> str | None:
+    return raw.decode() if raw else None
 
 
 def list_users(store: redis.Redis) -> list[Identity]:

@@ -14,7 +14,7 @@ SECRET = "k" * 64
 
 @pytest.fixture(scope="module")
 def iris_bundle():
-    return training.train_default_model(DefaultModelSettings(params={"max_iter": 500}))
+    return training.train_default_model(DefaultModelSettings(params={"max_iter": 500})).bundle
 
 
 def test_default_model_uses_iris_names(iris_bundle):
@@ -59,7 +59,7 @@ def test_mixed_types_missing_values_and_unseen_categories():
         "label": rng.choice(["yes", "no"], size=200),
     })
     frame.loc[::7, "size"] = np.nan
-    bundle = training.train(frame, "label", "RandomForestClassifier", {"n_estimators": 10})
+    bundle = training.train(frame, "label", "RandomForestClassifier", {"n_estimators": 10}).bundle
     assert bundle.schema[1] == {"name": "colour", "type": "string", "categories": ["blue", "red"]}
     records = [{"size": None, "colour": "green"}, {"size": 1.0, "colour": None}]
     result = predict(bundle, records_to_frame(records, bundle.schema), probabilities=True)
@@ -71,7 +71,7 @@ def test_regression_target_gives_regression_metrics():
     rng = np.random.default_rng(1)
     x = rng.normal(size=300)
     frame = pd.DataFrame({"x": x, "y": 3 * x + rng.normal(scale=0.1, size=300)})
-    bundle = training.train(frame, "y", "Ridge", {})
+    bundle = training.train(frame, "y", "Ridge", {}).bundle
     assert bundle.task == "regression"
     assert bundle.metrics["r2"] > 0.95 and {"rmse", "mae"} <= set(bundle.metrics)
     result = predict(bundle, records_to_frame([{"x": 1.0}], bundle.schema))

@@ -20,27 +20,44 @@ def _unauthorized(message: str):
     return error_response(401, message, {"WWW-Authenticate": challenge})
 
 
+def bearer_claims() -> tuple[Identity | None, Any]:
+    """The verified token's claims (no Redis yet), or ``(None, the 401 to send)``."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None, _unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
+    try:
+        return security.verify_token(token.strip(), services().secret), None
+    except security.TokenError as exc:
+        return None, _unauthorized(str(exc))
+
+
+def admit(claimed: Identity, role: str | None, admin: bool = False) -> Any:
+    """Set the request's identity from the user's current role; the 401/403 to send, or None.
+
+    ``role`` is read from Redis by the caller, so a route can fetch it in the
+    same round trip as the data it needs (see the predict routes).
+    """
+    if role is None:
+        return _unauthorized("the token's user no longer exists")
+    g.identity = Identity(claimed.username, role)
+    if admin and not g.identity.is_admin:
+        return error_response(403, "this needs an admin account")
+    return None
+
+
 def require_token(admin: bool = False) -> Callable:
     """Route decorator: a valid bearer token of a user that still exists (and is admin)."""
 
     def decorator(view: Callable) -> Callable:
         @functools.wraps(view)
         def wrapped(*args: Any, **kwargs: Any):
-            header = request.headers.get("Authorization", "")
-            scheme, _, token = header.partition(" ")
-            if scheme.lower() != "bearer" or not token.strip():
-                return _unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
-            ctx = services()
-            try:
-                claimed = security.verify_token(token.strip(), ctx.secret)
-            except security.TokenError as exc:
-                return _unauthorized(str(exc))
-            role = users.current_role(ctx.store, claimed.username)
-            if role is None:
-                return _unauthorized("the token's user no longer exists")
-            g.identity = Identity(claimed.username, role)
-            if admin and not g.identity.is_admin:
-                return error_response(403, "this needs an admin account")
+            claimed, refusal = bearer_claims()
+            if refusal is None:
+                refusal = admit(claimed, users.current_role(services().store, claimed.username),
+                                admin)
+            if refusal is not None:
+                return refusal
             return view(*args, **kwargs)
 
         return wrapped

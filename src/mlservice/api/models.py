@@ -92,13 +92,12 @@ def _ready(model_id: str):
 
 
 @bp.post("/<model_id>/predict")
-@require_token()
 def predict(model_id: str):
-    """Predict with one of your models; same bodies and answers as ``/resource/predict``."""
-    _, refusal = _ready(model_id)
-    if refusal is not None:
-        return refusal
-    return predict_with(model_id, 404, f"model {model_id!r} was deleted")
+    """Predict with one of your models; same bodies and answers as ``/resource/predict``.
+
+    Authenticated inside :func:`predict_with`, in the same Redis round trip as the model lookup.
+    """
+    return predict_with(model_id, user_model=True)
 
 
 @bp.get("/<model_id>/download")

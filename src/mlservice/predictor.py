@@ -1,0 +1,71 @@
+"""A loaded model ready to serve: ONNX Runtime when compiled, batched scikit-learn otherwise.
+
+One :class:`Predictor` per model version and process, built by the model
+cache when the version changes, so the ONNX session and the batcher are made
+once and shared by every request thread of the worker.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import compiled, prediction
+from .batching import Batcher
+from .bundles import ModelBundle
+from .config import InferenceSettings
+from .estimators import CLASSIFICATION
+
+log = logging.getLogger(__name__)
+
+#: A batched call: the request's input frame, and whether it wants probabilities.
+_Job = tuple[pd.DataFrame, bool]
+_Output = tuple[np.ndarray, np.ndarray | None]
+
+
+class Predictor:
+    """Serves one bundle; :attr:`engine` says which engine answers and :attr:`reason` why."""
+
+    def __init__(self, bundle: ModelBundle, settings: InferenceSettings) -> None:
+        self.bundle = bundle
+        self.engine = compiled.SCIKIT_LEARN
+        self.reason = bundle.engine_reason
+        self._compiled: compiled.CompiledModel | None = None
+        if bundle.engine == compiled.ONNXRUNTIME and bundle.onnx:
+            try:
+                self._compiled = compiled.CompiledModel(bundle.onnx, bundle.schema, bundle.task)
+                self.engine = compiled.ONNXRUNTIME
+            except Exception as exc:  # e.g. a bundle from a newer ONNX opset
+                self.reason = f"ONNX Runtime cannot load the bundle's graph: {exc}"
+                log.warning("model served by scikit-learn: %s", self.reason)
+        self.batcher: Batcher[_Job, _Output] = Batcher(
+            self._run_batch, settings.batch_max_rows, settings.batch_max_wait)
+
+    def predict(self, columns: dict[str, np.ndarray], probabilities: bool = False
+                ) -> dict[str, Any]:
+        """The JSON answer for validated input columns (see :func:`prediction.records_to_columns`)."""
+        prediction.check_probabilities(self.bundle, probabilities)
+        wants_proba = probabilities and self.bundle.task == CLASSIFICATION
+        if self._compiled is not None:
+            raw, proba = self._compiled.run(columns)
+        else:
+            frame = prediction.columns_to_frame(columns)
+            raw, proba = self.batcher.submit((frame, wants_proba), len(frame))
+        return prediction.answer(self.bundle, raw, proba if wants_proba else None)
+
+    def _run_batch(self, jobs: Sequence[_Job]) -> list[_Output]:
+        """One scikit-learn call for several requests' rows; each gets its own slice back."""
+        frames = [frame for frame, _ in jobs]
+        frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        pipeline = self.bundle.pipeline
+        raw = pipeline.predict(frame)
+        proba = pipeline.predict_proba(frame) if any(wants for _, wants in jobs) else None
+        outputs, start = [], 0
+        for part in frames:
+            stop = start + len(part)
+            outputs.append((raw[start:stop], None if proba is None else proba[start:stop]))
+            start = stop
+        return outputs

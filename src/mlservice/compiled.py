@@ -6,6 +6,12 @@ under a millisecond. A converted pipeline is only trusted once its answers
 equal scikit-learn's on the held-out split (:func:`compile_pipeline`);
 otherwise the model stays on scikit-learn and the reason is recorded.
 
+Near ties: where two classes' probabilities are within :data:`TIE_MARGIN`
+(a forest whose trees split 50/50), float32 rounding inside ONNX Runtime can
+break the tie the other way than scikit-learn's float64 ``argmax``. Those
+rows, rare, are decided by the scikit-learn pipeline, so served classes are
+exactly scikit-learn's.
+
 Missing text values: scikit-learn's imputer sees them as NaN, which an ONNX
 string tensor cannot hold. The converted graph therefore treats
 :data:`MISSING_TEXT` as missing instead, and :func:`feed` writes it for
@@ -28,6 +34,8 @@ from .estimators import CLASSIFICATION
 MISSING_TEXT = "\x00"
 #: Largest allowed difference between ONNX Runtime's and scikit-learn's probabilities.
 PROBABILITY_TOLERANCE = 1e-5
+#: Probabilities this close to the top one make a near tie, decided by scikit-learn.
+TIE_MARGIN = 1e-5
 #: Regression values: relative tolerance (float32 inside ONNX against float64).
 RELATIVE_TOLERANCE = 1e-4
 
@@ -108,10 +116,22 @@ def feed(columns: Mapping[str, np.ndarray], schema: list[dict[str, Any]]) -> dic
     return inputs
 
 
-class CompiledModel:
-    """An ONNX Runtime session for one model, built once per process."""
+def near_ties(probabilities: np.ndarray) -> np.ndarray:
+    """Indices of rows whose two most probable classes are within :data:`TIE_MARGIN`."""
+    if probabilities.shape[1] < 2:
+        return np.empty(0, dtype=int)
+    top_two = np.sort(probabilities, axis=1)[:, -2:]
+    return np.flatnonzero(top_two[:, 1] - top_two[:, 0] <= TIE_MARGIN)
 
-    def __init__(self, onnx: bytes, schema: list[dict[str, Any]], task: str) -> None:
+
+class CompiledModel:
+    """An ONNX Runtime session for one model, built once per process.
+
+    ``pipeline`` (the scikit-learn original) decides the rare near ties.
+    """
+
+    def __init__(self, onnx: bytes, schema: list[dict[str, Any]], task: str,
+                 pipeline: Any) -> None:
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
@@ -122,16 +142,24 @@ class CompiledModel:
             onnx, options, providers=["CPUExecutionProvider"])
         self._schema = schema
         self._task = task
+        self._pipeline = pipeline
         self.outputs = [output.name for output in self._session.get_outputs()]
 
     def run(self, columns: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         """Predictions (class indices, or values) and, for classifiers, probabilities."""
         results = self._session.run(None, feed(columns, self._schema))
-        if self._task == CLASSIFICATION:
-            probabilities = results[1] if len(results) > 1 and "probabilities" in self.outputs \
-                else None
-            return results[0].reshape(-1), probabilities
-        return results[0].reshape(-1).astype(np.float64), None
+        if self._task != CLASSIFICATION:
+            return results[0].reshape(-1).astype(np.float64), None
+        labels = results[0].reshape(-1)
+        probabilities = results[1] if "probabilities" in self.outputs else None
+        if probabilities is not None:
+            ties = near_ties(probabilities)
+            if ties.size:
+                rows = pd.DataFrame({name: np.asarray(values)[ties]
+                                     for name, values in columns.items()})
+                labels = labels.copy()
+                labels[ties] = self._pipeline.predict(rows)
+        return labels, probabilities
 
 
 def _disagreement(pipeline: Any, compiled: CompiledModel, frame: pd.DataFrame,
@@ -165,7 +193,7 @@ def compile_pipeline(pipeline: Any, schema: list[dict[str, Any]], task: str,
     """Convert, then check on the held-out rows; the engine that should serve the model."""
     try:
         onnx = convert(pipeline, schema, task)
-        compiled = CompiledModel(onnx, schema, task)
+        compiled = CompiledModel(onnx, schema, task, pipeline)
         problem = _disagreement(pipeline, compiled, held_out, task)
     except CompileError as exc:
         return Engine(SCIKIT_LEARN, str(exc))

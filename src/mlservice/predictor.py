@@ -36,7 +36,8 @@ class Predictor:
         self._compiled: compiled.CompiledModel | None = None
         if bundle.engine == compiled.ONNXRUNTIME and bundle.onnx:
             try:
-                self._compiled = compiled.CompiledModel(bundle.onnx, bundle.schema, bundle.task)
+                self._compiled = compiled.CompiledModel(bundle.onnx, bundle.schema, bundle.task,
+                                                        bundle.pipeline)
                 self.engine = compiled.ONNXRUNTIME
             except Exception as exc:  # e.g. a bundle from a newer ONNX opset
                 self.reason = f"ONNX Runtime cannot load the bundle's graph: {exc}"

@@ -1,0 +1,145 @@
+"""Compiled inference and the predictor: ONNX where it agrees, batched scikit-learn otherwise."""
+
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlservice import bundles, compiled, prediction, training
+from mlservice.config import InferenceSettings
+from mlservice.predictor import Predictor
+
+SECRET = "k" * 64
+
+
+@pytest.fixture(scope="module")
+def mixed_frame():
+    rng = np.random.default_rng(3)
+    n = 600
+    frame = pd.DataFrame({
+        "age": rng.normal(40, 10, size=n),
+        "income": rng.normal(3000, 800, size=n),
+        "city": rng.choice(["paris", "oslo", "rome"], size=n).astype(object),
+        "plan": rng.choice(["free", "pro"], size=n).astype(object),
+    })
+    frame.loc[::11, "age"] = np.nan
+    frame.loc[::7, "city"] = None
+    score = (frame["age"].fillna(40) - 40) / 10 + (frame["plan"] == "pro") * 1.5
+    frame["churn"] = np.where(score + rng.normal(size=n) > 0.5, "yes", "no")
+    frame["spend"] = frame["income"] * 0.1 + (frame["plan"] == "pro") * 50 + rng.normal(size=n)
+    return frame
+
+
+RECORDS = [
+    {"age": 31.0, "income": 2500, "city": "oslo", "plan": "pro"},
+    {"age": None, "income": 4100.5, "city": None, "plan": "free"},
+    {"age": 55, "income": 1000, "city": "atlantis", "plan": "free"},  # unseen category
+]
+
+
+def _fit(frame, target, estimator, params):
+    drop = "spend" if target == "churn" else "churn"
+    return training.train(frame.drop(columns=[drop]), target, estimator, params)
+
+
+@pytest.mark.parametrize("estimator,params,target", [
+    ("LogisticRegression", {}, "churn"),
+    ("RandomForestClassifier", {"n_estimators": 20}, "churn"),
+    ("Ridge", {}, "spend"),
+])
+def test_supported_pipelines_compile_and_answer_like_scikit_learn(mixed_frame, estimator, params,
+                                                                   target):
+    fitted = _fit(mixed_frame, target, estimator, params)
+    bundle = training.compile_onnx(fitted)
+    assert bundle.engine == compiled.ONNXRUNTIME, bundle.engine_reason
+    assert bundle.onnx and "matched scikit-learn" in bundle.engine_reason
+    assert bundle.describe()["engine"]["name"] == "onnxruntime"
+    # The graph travels in the signed bundle and is served after loading.
+    loaded = bundles.loads(bundles.dumps(bundle, SECRET), SECRET)
+    predictor = Predictor(loaded, InferenceSettings())
+    assert predictor.engine == compiled.ONNXRUNTIME
+    columns = prediction.records_to_columns(RECORDS, loaded.schema)
+    proba = target == "churn"
+    served = predictor.predict(columns, probabilities=proba)
+    expected = prediction.predict(fitted.bundle, prediction.columns_to_frame(columns), proba)
+    if target == "churn":
+        assert served["predictions"] == expected["predictions"]
+        for got, want in zip(served["probabilities"], expected["probabilities"]):
+            assert got.keys() == want.keys()
+            assert all(abs(got[k] - want[k]) <= compiled.PROBABILITY_TOLERANCE for k in got)
+    else:
+        assert served["predictions"] == pytest.approx(expected["predictions"], rel=1e-4)
+
+
+def test_an_unconvertible_pipeline_stays_on_scikit_learn_with_a_short_reason(mixed_frame):
+    fitted = _fit(mixed_frame, "churn", "HistGradientBoostingClassifier", {"max_iter": 20})
+    bundle = training.compile_onnx(fitted)
+    assert bundle.engine == compiled.SCIKIT_LEARN and bundle.onnx is None
+    assert bundle.engine_reason.startswith("skl2onnx cannot convert it")
+    assert len(bundle.engine_reason) <= compiled.MAX_REASON + 40
+    predictor = Predictor(bundle, InferenceSettings())
+    assert predictor.engine == compiled.SCIKIT_LEARN
+
+
+def test_a_disagreeing_graph_is_not_trusted(mixed_frame, monkeypatch):
+    fitted = _fit(mixed_frame, "churn", "LogisticRegression", {})
+    real_run = compiled.CompiledModel.run
+
+    def off_by_one(self, columns):
+        labels, proba = real_run(self, columns)
+        return 1 - labels, proba
+
+    monkeypatch.setattr(compiled.CompiledModel, "run", off_by_one)
+    bundle = training.compile_onnx(fitted)
+    assert bundle.engine == compiled.SCIKIT_LEARN and bundle.onnx is None
+    assert "held-out predictions differ" in bundle.engine_reason
+
+
+def test_missing_text_is_fed_as_the_marker_the_graph_imputes():
+    schema = [{"name": "city", "type": "string"}, {"name": "x", "type": "number"}]
+    columns = prediction.records_to_columns(
+        [{"city": None, "x": None}, {"city": "rome", "x": 2}], schema)
+    fed = compiled.feed(columns, schema)
+    assert fed["city"].tolist() == [[compiled.MISSING_TEXT], ["rome"]]
+    assert fed["x"].dtype == np.float32 and np.isnan(fed["x"][0, 0]) and fed["x"][1, 0] == 2
+
+
+def test_batched_scikit_learn_answers_equal_unbatched_ones(mixed_frame):
+    fitted = _fit(mixed_frame, "churn", "LogisticRegression", {})
+    predictor = Predictor(fitted.bundle, InferenceSettings(batch_max_rows=64,
+                                                           batch_max_wait=0.02))
+    assert predictor.engine == compiled.SCIKIT_LEARN  # never compiled
+    rows = mixed_frame.drop(columns=["churn", "spend"]).head(40)
+    requests = [[{k: (None if pd.isna(v) else v) for k, v in row.items()}]
+                for row in rows.to_dict("records")]
+    requests.append(RECORDS)  # a multi-row request in the same batch
+    expected = [prediction.predict(fitted.bundle,
+                                   prediction.records_to_frame(r, fitted.bundle.schema),
+                                   probabilities=(i % 2 == 0))
+                for i, r in enumerate(requests)]
+    got = [None] * len(requests)
+
+    def call(i):
+        columns = prediction.records_to_columns(requests[i], fitted.bundle.schema)
+        got[i] = predictor.predict(columns, probabilities=(i % 2 == 0))
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(requests))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    # Classes are identical. Probabilities are identical up to the last bits:
+    # BLAS picks its kernel by the number of rows, so even scikit-learn alone
+    # rounds a row differently alone than among others.
+    for answer, reference in zip(got, expected):
+        assert answer["predictions"] == reference["predictions"]
+        assert ("probabilities" in answer) == ("probabilities" in reference)
+        for row, ref_row in zip(answer.get("probabilities", []), reference.get("probabilities", [])):
+            assert row == pytest.approx(ref_row, rel=1e-12, abs=1e-15)
+    assert predictor.batcher.batches < len(requests)  # they really were grouped
+
+
+def test_near_ties_are_decided_by_scikit_learn():
+    proba = np.array([[0.49999994, 0.50000006], [0.2, 0.8], [0.3, 0.3 + 1e-6], [1.0, 0.0]])
+    assert compiled.near_ties(proba).tolist() == [0, 2]

@@ -69,17 +69,60 @@ class Engine:
 
 
 def _converted_copy(pipeline: Any) -> Any:
-    """A copy whose text imputer treats :data:`MISSING_TEXT` (not NaN) as missing.
+    """The copy of the pipeline that goes into the ONNX graph.
 
-    skl2onnx converts text imputers only when their missing marker is a string.
-    The fitted statistics (the most frequent values) are unchanged.
+    * Its text imputer treats :data:`MISSING_TEXT` (not NaN) as missing:
+      skl2onnx converts text imputers only when their marker is a string.
+    * Its numeric branch passes values through: :class:`NumericPrep` imputes
+      and scales them in float64 exactly as scikit-learn does, before the
+      cast to float32. Scaling inside the graph would run in float32, and a
+      value one rounding step from a tree's threshold could then take the
+      other branch than in scikit-learn (which casts to float32 *after*
+      scaling).
     """
     pipeline = copy.deepcopy(pipeline)
     preprocess = pipeline.named_steps["preprocess"]
     text = preprocess.named_transformers_.get("categorical")
     if text is not None:
         text.named_steps["impute"].missing_values = MISSING_TEXT
+    preprocess.transformers_ = [
+        (name, "passthrough" if name == "numeric" else transformer, columns)
+        for name, transformer, columns in preprocess.transformers_]
     return pipeline
+
+
+class NumericPrep:
+    """The fitted numeric branch (median imputation, standard scaling) in plain numpy.
+
+    Bit for bit what scikit-learn's ``SimpleImputer`` and ``StandardScaler``
+    compute: NaN replaced by the median, then ``(x - mean) / scale`` in float64.
+    """
+
+    def __init__(self, pipeline: Any) -> None:
+        numeric = pipeline.named_steps["preprocess"].named_transformers_.get("numeric")
+        self.columns: list[str] = []
+        if numeric is None:
+            return
+        columns = [columns for name, _, columns in
+                   pipeline.named_steps["preprocess"].transformers_ if name == "numeric"][0]
+        imputer, scaler = numeric.named_steps["impute"], numeric.named_steps["scale"]
+        self.columns = list(columns)
+        self.medians = np.asarray(imputer.statistics_, dtype=np.float64)
+        self.means = scaler.mean_ if scaler.with_mean else None
+        self.scales = scaler.scale_ if scaler.with_std else None
+
+    def apply(self, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Each numeric column imputed and scaled, as the float32 the graph takes."""
+        prepared = {}
+        for index, name in enumerate(self.columns):
+            values = np.asarray(columns[name], dtype=np.float64)
+            values = np.where(np.isnan(values), self.medians[index], values)
+            if self.means is not None:
+                values = values - self.means[index]
+            if self.scales is not None:
+                values = values / self.scales[index]
+            prepared[name] = values.astype(np.float32).reshape(-1, 1)
+        return prepared
 
 
 def convert(pipeline: Any, schema: list[dict[str, Any]], task: str) -> bytes:
@@ -102,16 +145,14 @@ def convert(pipeline: Any, schema: list[dict[str, Any]], task: str) -> bytes:
     return model.SerializeToString()
 
 
-def feed(columns: Mapping[str, np.ndarray], schema: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-    """ONNX inputs from model-input columns: float32 numbers, strings with missing marked."""
-    inputs = {}
+def feed(columns: Mapping[str, np.ndarray], schema: list[dict[str, Any]],
+         numeric: NumericPrep) -> dict[str, np.ndarray]:
+    """ONNX inputs from model-input columns: prepared numbers, strings with missing marked."""
+    inputs = numeric.apply(columns)
     for column in schema:
-        values = columns[column["name"]]
-        if column["type"] == "number":
-            inputs[column["name"]] = np.asarray(values, dtype=np.float32).reshape(-1, 1)
-        else:
+        if column["type"] == "string":
             text = np.array([value if isinstance(value, str) else MISSING_TEXT
-                             for value in values], dtype=object)
+                             for value in columns[column["name"]]], dtype=object)
             inputs[column["name"]] = text.reshape(-1, 1)
     return inputs
 
@@ -143,11 +184,12 @@ class CompiledModel:
         self._schema = schema
         self._task = task
         self._pipeline = pipeline
+        self._numeric = NumericPrep(pipeline)
         self.outputs = [output.name for output in self._session.get_outputs()]
 
     def run(self, columns: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         """Predictions (class indices, or values) and, for classifiers, probabilities."""
-        results = self._session.run(None, feed(columns, self._schema))
+        results = self._session.run(None, feed(columns, self._schema, self._numeric))
         if self._task != CLASSIFICATION:
             return results[0].reshape(-1).astype(np.float64), None
         labels = results[0].reshape(-1)

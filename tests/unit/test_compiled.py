@@ -100,9 +100,13 @@ def test_missing_text_is_fed_as_the_marker_the_graph_imputes():
     schema = [{"name": "city", "type": "string"}, {"name": "x", "type": "number"}]
     columns = prediction.records_to_columns(
         [{"city": None, "x": None}, {"city": "rome", "x": 2}], schema)
-    fed = compiled.feed(columns, schema)
+    numeric = compiled.NumericPrep.__new__(compiled.NumericPrep)
+    numeric.columns, numeric.medians = ["x"], np.array([5.0])
+    numeric.means, numeric.scales = np.array([1.0]), np.array([2.0])
+    fed = compiled.feed(columns, schema, numeric)
     assert fed["city"].tolist() == [[compiled.MISSING_TEXT], ["rome"]]
-    assert fed["x"].dtype == np.float32 and np.isnan(fed["x"][0, 0]) and fed["x"][1, 0] == 2
+    # Imputed and scaled in float64 like scikit-learn, then cast for the graph.
+    assert fed["x"].dtype == np.float32 and fed["x"][:, 0].tolist() == [2.0, 0.5]
 
 
 def test_batched_scikit_learn_answers_equal_unbatched_ones(mixed_frame):

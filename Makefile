@@ -2,7 +2,8 @@
 #   make run    set up, then run redis-server, Celery, Gunicorn and NGINX on 127.0.0.1:8880
 #   make test   set up, then run the whole test suite against the real stack
 #   make up     the same stack in Docker Compose (docker compose up --build)
-#   make bench  performance benchmarks
+#   make bench  the service against MLflow serving and the HTTP floor (wrk), batch, upload,
+#               training; prints a table, writes var/bench/results.json
 
 PYTHON ?= python3
 VENV := .venv
@@ -11,7 +12,11 @@ STAMP := $(VENV)/.installed-$(shell cat src/requirements.txt tests/requirements.
 COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 export PYTHONPATH := $(CURDIR)/src
 
-.PHONY: setup os-packages config run test up down clean
+BENCH_VENV := .bench-venv
+BENCH_STAMP := $(BENCH_VENV)/.installed-$(shell cat tests/bench/requirements.txt | cksum | cut -d' ' -f1)
+BENCH_ARGS ?=
+
+.PHONY: setup os-packages bench-os-packages config run test bench up down clean
 
 setup: os-packages $(STAMP) config
 
@@ -46,6 +51,30 @@ run: setup
 test: setup
 	$(PY) -m pytest tests
 
+# The benchmark's own environment: MLflow is never a dependency of the service.
+$(BENCH_STAMP): tests/bench/requirements.txt
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		-r tests/bench/requirements.txt
+	rm -f $(BENCH_VENV)/.installed-* && touch $@
+
+# The load generator (wrk) and curl for the upload, from the OS packages.
+bench-os-packages:
+	@missing=""; \
+	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
+	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+		else \
+			echo "missing OS packages:$$missing; install them, e.g. sudo apt-get install$$missing"; exit 1; \
+		fi; \
+	fi
+
+bench: setup bench-os-packages $(BENCH_STAMP)
+	$(PY) tests/bench/bench.py --mlflow-python $(BENCH_VENV)/bin/python $(BENCH_ARGS)
+
 up:
 	$(COMPOSE) up --build
 
@@ -53,4 +82,4 @@ down:
 	$(COMPOSE) down
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) $(BENCH_VENV) var

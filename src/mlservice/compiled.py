@@ -113,16 +113,20 @@ class NumericPrep:
 
     def apply(self, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Each numeric column imputed and scaled, as the float32 the graph takes."""
-        prepared = {}
-        for index, name in enumerate(self.columns):
-            values = np.asarray(columns[name], dtype=np.float64)
-            values = np.where(np.isnan(values), self.medians[index], values)
-            if self.means is not None:
-                values = values - self.means[index]
-            if self.scales is not None:
-                values = values / self.scales[index]
-            prepared[name] = values.astype(np.float32).reshape(-1, 1)
-        return prepared
+        if not self.columns:
+            return {}
+        # One (columns x rows) block, so the arithmetic runs once for all columns;
+        # each row of it is a contiguous column for ONNX Runtime.
+        values = np.array([columns[name] for name in self.columns], dtype=np.float64)
+        missing = np.isnan(values)
+        if missing.any():
+            values = np.where(missing, self.medians[:, None], values)
+        if self.means is not None:
+            values -= self.means[:, None]
+        if self.scales is not None:
+            values /= self.scales[:, None]
+        prepared = values.astype(np.float32)
+        return {name: prepared[index].reshape(-1, 1) for index, name in enumerate(self.columns)}
 
 
 def convert(pipeline: Any, schema: list[dict[str, Any]], task: str) -> bytes:

@@ -30,6 +30,7 @@ class ServiceContext:
     datasets: Datasets
     models: Models
     cache: ModelCache
+    tokens: security.VerifiedTokens
 
 
 def build_context(settings: Settings) -> ServiceContext:
@@ -44,6 +45,7 @@ def build_context(settings: Settings) -> ServiceContext:
         datasets=Datasets(Catalog(store, "dataset"), artifacts),
         models=Models(Catalog(store, "model"), artifacts, store, secret),
         cache=ModelCache(store, secret, settings.inference),
+        tokens=security.VerifiedTokens(secret),
     )
 
 

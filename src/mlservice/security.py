@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import secrets
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -68,6 +69,11 @@ def issue_token(identity: Identity, secret: str, lifetime: timedelta) -> tuple[s
 
 def verify_token(token: str, secret: str) -> Identity:
     """Check signature, algorithm and expiry; raise :class:`TokenError` saying which failed."""
+    return _verified_claims(token, secret)[0]
+
+
+def _verified_claims(token: str, secret: str) -> tuple[Identity, float]:
+    """The token's identity and expiry (Unix seconds), once signature and claims check out."""
     try:
         header = jwt.get_unverified_header(token)
     except jwt.DecodeError:
@@ -89,4 +95,32 @@ def verify_token(token: str, secret: str) -> Identity:
         raise TokenError(f"bearer token lacks the {exc.claim!r} claim") from None
     except jwt.InvalidTokenError as exc:
         raise TokenError(f"malformed bearer token: {exc}") from None
-    return Identity(username=str(claims["sub"]), role=str(claims["role"]))
+    return Identity(username=str(claims["sub"]), role=str(claims["role"])), float(claims["exp"])
+
+
+class VerifiedTokens:
+    """Tokens this process has verified, until they expire: a repeat skips the HMAC and JSON work.
+
+    Decoding a JWT costs about a quarter of a millisecond, a third of a cached
+    prediction. A token is the same bytes on every request of a client, so the
+    identical string, once verified under the same secret, is still valid
+    until its ``exp``. Bounded; the oldest entries go first.
+    """
+
+    def __init__(self, secret: str, size: int = 4096) -> None:
+        self._secret = secret
+        self._size = size
+        self._seen: dict[str, tuple[Identity, float]] = {}
+        self._lock = threading.Lock()
+
+    def verify(self, token: str) -> Identity:
+        """Like :func:`verify_token`, from memory when this token was verified before."""
+        seen = self._seen.get(token)
+        if seen is not None and time.time() < seen[1]:
+            return seen[0]
+        identity, expires = _verified_claims(token, self._secret)
+        with self._lock:
+            self._seen[token] = (identity, expires)
+            while len(self._seen) > self._size:
+                self._seen.pop(next(iter(self._seen)))
+        return identity

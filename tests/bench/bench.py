@@ -214,14 +214,14 @@ def rss_mb(pid: int) -> float:
 
 def upload_gib(api: Api, stack: Stack, work: Path, table: pd.DataFrame) -> dict:
     """Stream a 1 GiB CSV through NGINX (curl), sampling every API worker's RSS meanwhile."""
+    print("bench: writing and uploading 1 GiB", file=sys.stderr)
     path = work / "big.csv"
     chunk = table.to_csv(index=False, header=False).encode()
     size = 1024 ** 3
-    with open(path, "wb") as handle:
+    with open(path, "wb") as handle:  # whole copies of the table: just over 1 GiB
         handle.write(table.to_csv(index=False).encode().split(b"\n", 1)[0] + b"\n")
         while handle.tell() < size:
-            handle.write(chunk[: size - handle.tell()].rsplit(b"\n", 1)[0] + b"\n"
-                         if size - handle.tell() < len(chunk) else chunk)
+            handle.write(chunk)
     size = path.stat().st_size
     pids = api_worker_pids(stack)
     baseline = {pid: rss_mb(pid) for pid in pids}

@@ -8,7 +8,7 @@ from datetime import timedelta
 import jwt
 import pytest
 
-from mlservice.security import Identity, TokenError, issue_token, verify_token
+from mlservice.security import Identity, TokenError, VerifiedTokens, issue_token, verify_token
 
 SECRET = "s" * 64
 
@@ -79,3 +79,30 @@ def test_missing_claim_is_refused():
     token = jwt.encode({"sub": "ann", "exp": int(time.time()) + 60}, SECRET, algorithm="HS256")
     with pytest.raises(TokenError, match="lacks"):
         verify_token(token, SECRET)
+
+
+def test_verified_tokens_remember_only_valid_tokens_until_they_expire(monkeypatch):
+    tokens = VerifiedTokens(SECRET, size=2)
+    token, _ = issue_token(Identity("ann", "user"), SECRET, timedelta(seconds=1))
+    assert tokens.verify(token) == Identity("ann", "user")
+    calls = []
+    real = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert tokens.verify(token) == Identity("ann", "user")
+    assert calls == []  # the repeat skipped the signature check
+    # A tampered or foreign token is checked (and refused) every time, never remembered.
+    foreign, _ = issue_token(Identity("ann", "admin"), "o" * 64, timedelta(hours=1))
+    for _ in range(2):
+        with pytest.raises(TokenError, match="signature is invalid"):
+            tokens.verify(foreign)
+    # Past its expiry a remembered token is checked again, and refused.
+    time.sleep(2.1)
+    with pytest.raises(TokenError, match="expired"):
+        tokens.verify(token)
+
+
+def test_verified_tokens_stay_bounded():
+    tokens = VerifiedTokens(SECRET, size=3)
+    for name in "abcdef":
+        tokens.verify(issue_token(Identity(name, "user"), SECRET, timedelta(hours=1))[0])
+    assert len(tokens._seen) == 3

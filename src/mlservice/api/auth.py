@@ -27,7 +27,7 @@ def bearer_claims() -> tuple[Identity | None, Any]:
     if scheme.lower() != "bearer" or not token.strip():
         return None, _unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
     try:
-        return security.verify_token(token.strip(), services().secret), None
+        return services().tokens.verify(token.strip()), None
     except security.TokenError as exc:
         return None, _unauthorized(str(exc))
 

@@ -48,6 +48,8 @@ class ModelBundle:
     #: Which engine serves the bundle ("onnxruntime" or "scikit-learn") and why.
     engine: str = "scikit-learn"
     engine_reason: str = "not compiled"
+    #: Requests over this many rows go to scikit-learn even when compiled (None: no limit).
+    onnx_max_rows: int | None = None
 
     def describe(self) -> dict[str, Any]:
         """The bundle's metadata as JSON (no pipeline)."""

@@ -63,6 +63,8 @@ class Engine:
     name: str
     reason: str
     onnx: bytes | None = None
+    #: Larger requests go to scikit-learn, faster there (None: no limit).
+    max_rows: int | None = None
 
     def describe(self) -> dict[str, str]:
         return {"name": self.name, "reason": self.reason}
@@ -248,7 +250,7 @@ def compile_pipeline(pipeline: Any, schema: list[dict[str, Any]], task: str,
                                     f"{type(exc).__name__}: {_short(str(exc))}")
     if problem:
         return Engine(SCIKIT_LEARN, f"ONNX Runtime disagrees with scikit-learn: {problem}")
-    onnx_ms, sklearn_ms = _one_row_latency(pipeline, compiled, held_out)
+    onnx_ms, sklearn_ms = _latency(pipeline, compiled, held_out.iloc[:1], repeats=5)
     if onnx_ms >= sklearn_ms:
         # e.g. nearest neighbours: ONNX compares against every training row, scikit-learn uses a tree.
         return Engine(SCIKIT_LEARN, f"ONNX Runtime matched scikit-learn but is slower for one "
@@ -259,18 +261,39 @@ def compile_pipeline(pipeline: Any, schema: list[dict[str, Any]], task: str,
         what = "classes equal, probabilities within 1e-5"
     else:
         what = "classes equal"
-    return Engine(ONNXRUNTIME, f"compiled with skl2onnx; on {len(held_out)} held-out rows "
-                               f"ONNX Runtime matched scikit-learn ({what}); one row takes "
-                               f"{onnx_ms:.2f} ms against {sklearn_ms:.2f} ms", onnx)
+    reason = (f"compiled with skl2onnx; on {len(held_out)} held-out rows ONNX Runtime matched "
+              f"scikit-learn ({what}); one row takes {onnx_ms:.2f} ms against {sklearn_ms:.2f} ms")
+    max_rows = _crossover(pipeline, compiled, held_out, onnx_ms, sklearn_ms)
+    if max_rows is not None:
+        reason += f"; requests over {max_rows} rows go to scikit-learn, faster at that size"
+    return Engine(ONNXRUNTIME, reason, onnx, max_rows)
 
 
-def _one_row_latency(pipeline: Any, compiled: CompiledModel, held_out: pd.DataFrame,
-                     repeats: int = 5) -> tuple[float, float]:
-    """Best-of-``repeats`` milliseconds for one row: ONNX Runtime, then scikit-learn."""
-    row = held_out.iloc[:1]
-    columns = {name: row[name].to_numpy() for name in row.columns}
+def _crossover(pipeline: Any, compiled: CompiledModel, held_out: pd.DataFrame,
+               onnx_ms: float, sklearn_ms: float) -> int | None:
+    """The request size above which scikit-learn is faster, or None if ONNX always wins.
+
+    Tree ensembles run one row at a time in ONNX Runtime's single thread, so
+    per row they can cost more than scikit-learn's; with costs a + b x rows
+    measured at one row and at the held-out size, the lines cross at one size.
+    """
+    rows = len(held_out)
+    if rows < 2:
+        return None
+    onnx_all, sklearn_all = _latency(pipeline, compiled, held_out, repeats=1)
+    onnx_per_row = (onnx_all - onnx_ms) / (rows - 1)
+    sklearn_per_row = (sklearn_all - sklearn_ms) / (rows - 1)
+    if onnx_per_row <= sklearn_per_row:
+        return None
+    return max(1, int((sklearn_ms - onnx_ms) / (onnx_per_row - sklearn_per_row)))
+
+
+def _latency(pipeline: Any, compiled: CompiledModel, rows: pd.DataFrame,
+             repeats: int) -> tuple[float, float]:
+    """Best-of-``repeats`` milliseconds to predict ``rows``: ONNX Runtime, then scikit-learn."""
+    columns = {name: rows[name].to_numpy() for name in rows.columns}
     timings = []
-    for run in (lambda: compiled.run(columns), lambda: pipeline.predict(row)):
+    for run in (lambda: compiled.run(columns), lambda: pipeline.predict(rows)):
         best = float("inf")
         for _ in range(repeats):
             started = time.perf_counter()

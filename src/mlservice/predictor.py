@@ -50,9 +50,11 @@ class Predictor:
         """The JSON answer for validated input columns (see :func:`prediction.records_to_columns`)."""
         prediction.check_probabilities(self.bundle, probabilities)
         wants_proba = probabilities and self.bundle.task == CLASSIFICATION
-        if self._compiled is not None:
+        rows = len(next(iter(columns.values())))
+        limit = self.bundle.onnx_max_rows
+        if self._compiled is not None and (limit is None or rows <= limit):
             raw, proba = self._compiled.run(columns)
-        else:
+        else:  # not compiled, or a batch large enough for scikit-learn to be faster
             frame = prediction.columns_to_frame(columns)
             raw, proba = self.batcher.submit((frame, wants_proba), len(frame))
         return prediction.answer(self.bundle, raw, proba if wants_proba else None)

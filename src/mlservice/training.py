@@ -231,7 +231,7 @@ def compile_onnx(fitted: FittedModel) -> ModelBundle:
     engine = compiled.compile_pipeline(bundle.pipeline, bundle.schema, bundle.task,
                                        fitted.held_out)
     return dataclasses.replace(bundle, onnx=engine.onnx, engine=engine.name,
-                               engine_reason=engine.reason)
+                               engine_reason=engine.reason, onnx_max_rows=engine.max_rows)
 
 
 def train_default_model(settings: DefaultModelSettings, progress: Progress = _no_progress

@@ -147,3 +147,16 @@ def test_batched_scikit_learn_answers_equal_unbatched_ones(mixed_frame):
 def test_near_ties_are_decided_by_scikit_learn():
     proba = np.array([[0.49999994, 0.50000006], [0.2, 0.8], [0.3, 0.3 + 1e-6], [1.0, 0.0]])
     assert compiled.near_ties(proba).tolist() == [0, 2]
+
+
+def test_requests_over_the_crossover_go_to_scikit_learn(mixed_frame):
+    bundle = training.compile_onnx(_fit(mixed_frame, "churn", "LogisticRegression", {}))
+    assert bundle.engine == compiled.ONNXRUNTIME
+    bundle.onnx_max_rows = 2
+    predictor = Predictor(bundle, InferenceSettings(batch_max_wait=0))
+    small = predictor.predict(prediction.records_to_columns(RECORDS[:2], bundle.schema))
+    assert predictor.batcher.batches == 0  # ONNX Runtime answered
+    large = predictor.predict(prediction.records_to_columns(RECORDS, bundle.schema))
+    assert predictor.batcher.batches == 1  # scikit-learn answered
+    assert large["predictions"][:2] == small["predictions"]
+    assert large == prediction.predict(bundle, prediction.records_to_frame(RECORDS, bundle.schema))

@@ -66,9 +66,6 @@ class Engine:
     #: Larger requests go to scikit-learn, faster there (None: no limit).
     max_rows: int | None = None
 
-    def describe(self) -> dict[str, str]:
-        return {"name": self.name, "reason": self.reason}
-
 
 def _converted_copy(pipeline: Any) -> Any:
     """The copy of the pipeline that goes into the ONNX graph.

@@ -35,15 +35,10 @@ class ModelCache:
         self._entries: dict[str, tuple[int, Predictor]] = {}
         self._lock = threading.Lock()
 
-    def get(self, model_id: str, version: int | None = None,
-            version_known: bool = False) -> tuple[int, Predictor]:
-        """The model's current version and predictor, loading it only when the version changed.
-
-        Pass ``version`` with ``version_known=True`` when the caller already read
-        it (:func:`model_store.queue_version`); otherwise it is read here.
+    def get(self, model_id: str, version: int | None) -> tuple[int, Predictor]:
+        """The predictor of ``version`` (the current one, as the caller just read it with
+        :func:`model_store.queue_version`), loaded only when it is not the cached one.
         """
-        if not version_known:
-            version = model_store.current_version(self._store, model_id)
         if version is None:
             self._entries.pop(model_id, None)
             raise ModelNotPublished(model_id)

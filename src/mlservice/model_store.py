@@ -42,10 +42,7 @@ def publish(store: redis.Redis, model_id: str, data: bytes) -> int:
 
 
 def current_version(store: redis.Redis, model_id: str) -> int | None:
-    """The published version, or ``None`` if the model is not (or no longer) published.
-
-    This is the one small round trip a prediction makes when its model is cached.
-    """
+    """The published version, or ``None`` if the model is not (or no longer) published."""
     return parse_version(store.get(_version_key(model_id)))
 
 

@@ -27,12 +27,11 @@ _Output = tuple[np.ndarray, np.ndarray | None]
 
 
 class Predictor:
-    """Serves one bundle; :attr:`engine` says which engine answers and :attr:`reason` why."""
+    """Serves one bundle; :attr:`engine` says which engine answers."""
 
     def __init__(self, bundle: ModelBundle, settings: InferenceSettings) -> None:
         self.bundle = bundle
         self.engine = compiled.SCIKIT_LEARN
-        self.reason = bundle.engine_reason
         self._compiled: compiled.CompiledModel | None = None
         if bundle.engine == compiled.ONNXRUNTIME and bundle.onnx:
             try:
@@ -40,8 +39,8 @@ class Predictor:
                                                         bundle.pipeline)
                 self.engine = compiled.ONNXRUNTIME
             except Exception as exc:  # e.g. a bundle from a newer ONNX opset
-                self.reason = f"ONNX Runtime cannot load the bundle's graph: {exc}"
-                log.warning("model served by scikit-learn: %s", self.reason)
+                log.warning("model served by scikit-learn: ONNX Runtime cannot load the "
+                            "bundle's graph: %s", exc)
         self.batcher: Batcher[_Job, _Output] = Batcher(
             self._run_batch, settings.batch_max_rows, settings.batch_max_wait)
 

@@ -199,6 +199,12 @@ class Stack:
             self.stop()
             raise
 
+    def api_worker_pids(self) -> list[int]:
+        """The Gunicorn workers' process ids (the master's children), e.g. to watch their memory."""
+        master = self.processes["api"].pid
+        return [int(pid) for pid in
+                Path(f"/proc/{master}/task/{master}/children").read_text().split()]
+
     def stop(self, timeout: float = 20) -> None:
         """Stop the processes in reverse order: TERM, then KILL whatever lingers."""
         for name in reversed(list(self.processes)):

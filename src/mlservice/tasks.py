@@ -43,7 +43,7 @@ def init_service(self) -> dict[str, Any]:
         "version": version,
         "estimator": bundle.estimator,
         "metrics": bundle.metrics,
-        "engine": {"name": bundle.engine, "reason": bundle.engine_reason},
+        "engine": bundle.describe()["engine"],
     }
 
 

@@ -199,12 +199,6 @@ def wait_model(api: Api, model_id: str, started: float) -> tuple[float, float, d
         time.sleep(0.02)
 
 
-def api_worker_pids(stack: Stack) -> list[int]:
-    master = stack.processes["api"].pid
-    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-    return [int(pid) for pid in children]
-
-
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -223,7 +217,7 @@ def upload_gib(api: Api, stack: Stack, work: Path, table: pd.DataFrame) -> dict:
         while handle.tell() < size:
             handle.write(chunk)
     size = path.stat().st_size
-    pids = api_worker_pids(stack)
+    pids = stack.api_worker_pids()
     baseline = {pid: rss_mb(pid) for pid in pids}
     peak = dict(baseline)
     done = threading.Event()

@@ -132,12 +132,6 @@ def test_multipart_without_file_field_is_400(client, admin_token):
     assert "'file'" in response.json()["status"]
 
 
-def _api_worker_pids(stack) -> list[int]:
-    parent = stack.processes["api"].pid
-    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
-    return [int(pid) for pid in children]
-
-
 def _peak_rss_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -155,7 +149,7 @@ def test_large_upload_streams_without_growing_api_memory(stack, client, admin_to
         while handle.tell() < 256 * 1024 * 1024:
             handle.write(block)
     size = path.stat().st_size
-    peaks_before = {pid: _peak_rss_kb(pid) for pid in _api_worker_pids(stack)}
+    peaks_before = {pid: _peak_rss_kb(pid) for pid in stack.api_worker_pids()}
     started = time.monotonic()
     with path.open("rb") as handle:
         response = client.post("/resource/datasets?name=big.csv", admin_token, data=handle,

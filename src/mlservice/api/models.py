@@ -13,7 +13,7 @@ from ..models import ModelRequestError, check_against_dataset, parse_request
 from .auth import current_identity, require_token
 from .errors import error_response
 from .inputs import json_body, page_args, uploaded_file
-from .predict import predict_with
+from .predict import not_ready, predict_with
 
 bp = Blueprint("models", __name__, url_prefix="/resource/models")
 
@@ -86,9 +86,8 @@ def _ready(model_id: str):
         record = _visible(model_id)
     except NotFound as exc:
         return None, error_response(404, str(exc))
-    if record["status"] != "ready":
-        return None, error_response(409, f"model {model_id!r} is {record['status']}, not ready")
-    return record, None
+    refusal = not_ready(model_id, record)
+    return (None, refusal) if refusal is not None else (record, None)
 
 
 @bp.post("/<model_id>/predict")

@@ -50,8 +50,7 @@ def predict_with(model_id: str, user_model: bool):
     body = json_body()
     try:
         records = prediction.parse_records(body)
-        version, predictor = ctx.cache.get(model_id, model_store.parse_version(raw_version),
-                                           version_known=True)
+        version, predictor = ctx.cache.get(model_id, model_store.parse_version(raw_version))
         columns = prediction.records_to_columns(records, predictor.bundle.schema)
         result = predictor.predict(columns, probabilities=probabilities)
     except ModelNotPublished:
@@ -73,6 +72,11 @@ def _refuse_unready(ctx, model_id: str, raw_record: bytes | None):
         record = ctx.models.catalog.parse(raw_record, model_id, current_identity())
     except NotFound as exc:
         return error_response(404, str(exc))
+    return not_ready(model_id, record)
+
+
+def not_ready(model_id: str, record: dict):
+    """409 for a model still queued, training or failed; None once it is ready."""
     if record["status"] != "ready":
         return error_response(409, f"model {model_id!r} is {record['status']}, not ready")
     return None

@@ -189,10 +189,16 @@ class CompiledModel:
         self._pipeline = pipeline
         self._numeric = NumericPrep(pipeline)
         self.outputs = [output.name for output in self._session.get_outputs()]
+        # skl2onnx renames inputs it cannot use as is ("petal width (cm)" becomes
+        # "petal_width__cm_"); they keep the schema's order.
+        self._input_names = {column["name"]: graph_input.name for column, graph_input
+                             in zip(schema, self._session.get_inputs(), strict=True)}
 
     def run(self, columns: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         """Predictions (class indices, or values) and, for classifiers, probabilities."""
-        results = self._session.run(None, feed(columns, self._schema, self._numeric))
+        inputs = feed(columns, self._schema, self._numeric)
+        results = self._session.run(None, {self._input_names[name]: values
+                                           for name, values in inputs.items()})
         if self._task != CLASSIFICATION:
             return results[0].reshape(-1).astype(np.float64), None
         labels = results[0].reshape(-1)

@@ -133,3 +133,10 @@ def test_a_cached_prediction_costs_two_pipelined_redis_reads(client, admin_token
     after = counts()
     delta = {name: after[name] - before[name] for name in after}
     assert delta == {"get": 20, "hget": 20, "mget": 0, "hgetall": 0, "exists": 0}, delta
+
+
+def test_the_default_model_is_compiled(client, admin_token, initialised, iris_record):
+    """Its column names ("petal width (cm)") are not valid ONNX input names as they are."""
+    response = client.post("/resource/predict", admin_token, json=iris_record)
+    assert response.status_code == 200
+    assert response.headers["X-Model-Engine"] == "onnxruntime"

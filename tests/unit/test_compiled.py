@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from mlservice import bundles, compiled, prediction, training
-from mlservice.config import InferenceSettings
+from mlservice.config import DefaultModelSettings, InferenceSettings
 from mlservice.predictor import Predictor
 
 SECRET = "k" * 64
@@ -70,6 +70,18 @@ def test_supported_pipelines_compile_and_answer_like_scikit_learn(mixed_frame, e
             assert all(abs(got[k] - want[k]) <= compiled.PROBABILITY_TOLERANCE for k in got)
     else:
         assert served["predictions"] == pytest.approx(expected["predictions"], rel=1e-4)
+
+
+def test_column_names_onnx_cannot_use_as_input_names_still_compile():
+    """skl2onnx renames "petal width (cm)"; the iris default model must still compile."""
+    fitted = training.train_default_model(DefaultModelSettings(params={"max_iter": 500}))
+    bundle = training.compile_onnx(fitted)
+    assert bundle.engine == compiled.ONNXRUNTIME, bundle.engine_reason
+    predictor = Predictor(bundle, InferenceSettings())
+    record = {"sepal length (cm)": 5.1, "sepal width (cm)": 3.5, "petal length (cm)": 1.4,
+              "petal width (cm)": 0.2}
+    columns = prediction.records_to_columns([record], bundle.schema)
+    assert predictor.predict(columns)["predictions"] == ["setosa"]
 
 
 def test_an_unconvertible_pipeline_stays_on_scikit_learn_with_a_short_reason(mixed_frame):

@@ -1,6 +1,7 @@
 # ML Service: the README's commands.
 #   make run    set up, then run redis-server, Celery, Gunicorn and NGINX on 127.0.0.1:8880
 #   make test   set up, then run the whole test suite against the real stack
+#   make lint   ruff check, ruff format --check, mypy on src/
 #   make up     the same stack in Docker Compose (docker compose up --build)
 #   make bench  the service against MLflow serving and the HTTP floor (wrk), batch, upload,
 #               training; prints a table, writes var/bench/results.json
@@ -8,9 +9,8 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat src/requirements.txt tests/requirements.txt | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
-export PYTHONPATH := $(CURDIR)/src
 
 BENCH_VENV := .bench-venv
 BENCH_STAMP := $(BENCH_VENV)/.installed-$(shell cat tests/bench/requirements.txt | cksum | cut -d' ' -f1)
@@ -27,14 +27,14 @@ INSTALL_MISSING = if [ -n "$$missing" ]; then \
 	fi; \
 fi
 
-.PHONY: setup os-packages bench-os-packages config run test bench up down clean
+.PHONY: setup os-packages bench-os-packages config run test lint bench up down clean
 
 setup: os-packages $(STAMP) config
 
-$(STAMP): src/requirements.txt tests/requirements.txt
+# The package itself, editable (the code runs from src/), with its test and lint tools.
+$(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check \
-		-r src/requirements.txt -r tests/requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,lint]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 # redis-server and nginx come from the OS packages (Debian/Ubuntu names).
@@ -53,7 +53,12 @@ run: setup
 	$(PY) -m mlservice.stack --port 8880
 
 test: setup
-	$(PY) -m pytest tests
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/mypy
 
 # The benchmark's own environment: MLflow is never a dependency of the service.
 $(BENCH_STAMP): tests/bench/requirements.txt

@@ -1,49 +1,43 @@
 """Gunicorn settings for the ML Service API (``gunicorn -c src/gunicorn.conf.py``).
 
-Environment: MLSERVICE_BIND (default 127.0.0.1:8000), MLSERVICE_WORKERS
-(default 2 x CPUs + 1), MLSERVICE_THREADS (default 4), MLSERVICE_TIMEOUT.
+Every value comes from the ``[api]`` section of the service settings
+(:class:`mlservice.config.ApiSettings`; environment MLSERVICE_BIND,
+MLSERVICE_WORKERS, MLSERVICE_THREADS, MLSERVICE_TIMEOUT, MLSERVICE_LOG_LEVEL).
 """
 
 import multiprocessing
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from mlservice.config import ConfigError, get_settings  # noqa: E402
-
-wsgi_app = "mlservice.app:create_app()"
-bind = os.environ.get("MLSERVICE_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("MLSERVICE_WORKERS") or multiprocessing.cpu_count() * 2 + 1)
-# Threads let a worker answer predictions while another thread waits on a
-# synchronous /resource/init.
-worker_class = "gthread"
-threads = int(os.environ.get("MLSERVICE_THREADS") or 4)
-keepalive = 75  # longer than NGINX's upstream keepalive_timeout
-accesslog = "-"
-errorlog = "-"
-loglevel = os.environ.get("MLSERVICE_LOG_LEVEL", "info")
-proc_name = "mlservice-api"
+from mlservice import preflight, redis_client, users
+from mlservice.config import ConfigError, get_settings
 
 try:
     _settings = get_settings()
 except ConfigError as exc:
     raise SystemExit(f"mlservice: {exc}") from None
 
+wsgi_app = "mlservice.app:create_app()"
+bind = _settings.api.bind
+workers = _settings.api.workers or multiprocessing.cpu_count() * 2 + 1
+# Threads let a worker answer predictions while another thread waits on a
+# synchronous /resource/init.
+worker_class = "gthread"
+threads = _settings.api.threads
+keepalive = 75  # longer than NGINX's upstream keepalive_timeout
+accesslog = "-"
+errorlog = "-"
+loglevel = _settings.api.log_level
+proc_name = "mlservice-api"
 # A worker blocked on a synchronous init must not be killed as hung.
-timeout = int(os.environ.get("MLSERVICE_TIMEOUT") or _settings.init_timeout + 30)
+timeout = _settings.api.timeout or int(_settings.service.init_timeout_seconds) + 30
 graceful_timeout = 30
 
 
 def on_starting(server):
     """Check configuration and Redis credentials, and make sure an admin exists, once."""
-    from mlservice import redis_client, users
-    from mlservice import preflight
-
     try:
         preflight.check(_settings)
     except ConfigError as exc:
         raise SystemExit(f"mlservice: {exc}") from None
     store = redis_client.connect(_settings.redis)
-    users.ensure_admin(store, _settings.admin_username, _settings.admin_password)
+    users.ensure_admin(store, _settings.admin.username, _settings.admin.password)
     store.connection_pool.disconnect()  # workers open their own after the fork

@@ -17,11 +17,9 @@ from pathlib import Path
 import pytest
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-
-from mlservice import redis_client  # noqa: E402
-from mlservice.config import SRC_DIR, Settings, get_settings, load_settings  # noqa: E402
-from mlservice.stack import Stack, free_port  # noqa: E402
+from mlservice import redis_client
+from mlservice.config import SRC_DIR, Settings, get_settings, load_settings
+from mlservice.stack import Stack, free_port
 
 ADMIN = ("admin", "admin-test-password")
 

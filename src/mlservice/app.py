@@ -2,30 +2,25 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app
+from flask import Flask
 
-from .config import Settings, get_settings
-from .context import ServiceContext, build_context
+from .api import (auth, context, datasets, errors, estimators, health, init, models, predict,
+                  tasks, users)
 from .api.uploads import StreamingRequest
+from .config import Settings, get_settings
+from .context import build_context
 
-
-def services() -> ServiceContext:
-    """The current app's :class:`ServiceContext` (call inside a request)."""
-    return current_app.extensions["mlservice"]
+BLUEPRINTS = (health, auth, users, init, predict, tasks, datasets, estimators, models)
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the app: settings validated, Redis connected, blueprints registered."""
     settings = settings or get_settings()
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)
     app.request_class = StreamingRequest
     app.config.update(JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=None)
-    app.extensions["mlservice"] = build_context(settings)
-
-    from .api import (auth, datasets, errors, estimators, health, models, predict, service,
-                      tasks, users)
-
+    context.install(app, build_context(settings))
     errors.register(app)
-    for module in (health, auth, users, service, predict, tasks, datasets, estimators, models):
+    for module in BLUEPRINTS:
         app.register_blueprint(module.bp)
     return app

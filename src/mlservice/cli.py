@@ -1,32 +1,35 @@
 """Shell commands: configuration files and user accounts.
 
-    python -m mlservice init-config          write missing config from templates
-    python -m mlservice check-config         validate configuration and Redis users
-    python -m mlservice users add NAME [--role admin|user] [--password ...]
-    python -m mlservice users list
-    python -m mlservice users delete NAME
+    mlservice init-config          write missing config from templates
+    mlservice check-config         validate configuration and Redis users
+    mlservice users add NAME [--role admin|user] [--password ...]
+    mlservice users list
+    mlservice users delete NAME
+
+(``mlservice`` is the console script ``pip install`` makes; ``python -m
+mlservice`` is the same.)
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
+import redis
 
-from . import redis_client, users
-from .config import DEFAULT_CONFIG_PATH, ConfigError, ensure_config_file, get_settings
-from . import preflight
+from . import preflight, redis_client, users
+from .config import DEFAULT_CONFIG_PATH, ConfigError, Settings, ensure_config_file, get_settings
+from .errors import ServiceError
 
 
-def _settings_or_exit():
+def _settings_or_exit() -> Settings:
     try:
         return get_settings()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
 
-def _store():
+def _store() -> redis.Redis:
     return redis_client.connect(_settings_or_exit().redis)
 
 
@@ -72,8 +75,8 @@ def add_user(username: str, role: str, password: str) -> None:
     """Create a user, or reset an existing user's password and role."""
     try:
         users.set_user(_store(), username, password, role)
-    except users.UserError as exc:
-        raise click.ClickException(str(exc)) from None
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from None
     click.echo(f"user {username!r} ({role}) saved")
 
 
@@ -90,10 +93,6 @@ def delete_user(username: str) -> None:
     """Delete a user."""
     try:
         users.delete_user(_store(), username)
-    except users.UserNotFound as exc:
-        raise click.ClickException(str(exc)) from None
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from None
     click.echo(f"user {username!r} deleted")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

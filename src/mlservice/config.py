@@ -1,15 +1,24 @@
-"""Service configuration: read once, validated at start, overridable by environment.
+"""Service configuration: every setting declared once, read once, validated at start.
 
 Two files configure the service:
 
 * ``src/config.properties`` (INI with sections): token lifetime, the default
-  model and service settings. Path: ``MLSERVICE_CONFIG``.
+  model, inference, storage, the Gunicorn API. Path: ``MLSERVICE_CONFIG``.
 * ``redis/config.properties`` (``KEY=VALUE`` lines): Redis host and the
   passwords of its ACL users. Path: ``MLSERVICE_REDIS_CONFIG``.
 
-Every setting can be overridden by an environment variable, so one image
-serves every environment (12-factor). Any problem raises :class:`ConfigError`
-with one line naming the file, the key and what is allowed.
+Each setting is one field of a section dataclass below, declared with
+:func:`option`: where it is read (section and key), its default as written
+in the file, how it is checked, and the environment variable that overrides
+it (``MLSERVICE_<SECTION>_<KEY>`` unless named otherwise), so one image serves
+every environment (12-factor). The API, the Celery worker, Gunicorn
+(``src/gunicorn.conf.py``) and ``make run`` all read this table. Any problem
+raises :class:`ConfigError` with one line naming the file, the key and what
+is allowed.
+
+To add a setting: add a field with :func:`option` to its section's class,
+and the key with its default to ``src/config.properties.template``
+(a unit test checks that the two agree).
 """
 
 from __future__ import annotations
@@ -17,13 +26,15 @@ from __future__ import annotations
 import configparser
 import functools
 import json
+import math
 import os
 import re
 import shutil
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, TypeVar
 
 #: Units accepted by ``[auth_info] expiry_time_unit``: the keyword arguments of
 #: :class:`datetime.timedelta`.
@@ -32,33 +43,309 @@ TIME_UNITS = ("days", "seconds", "microseconds", "milliseconds", "minutes", "hou
 #: Data sets the default model may be trained on; they ship with scikit-learn.
 BUNDLED_DATASETS = ("iris", "wine", "breast_cancer")
 
+#: The package lives in the repository's src/ (``pip install -e .``); natively,
+#: configuration and run-time files default to places in the repository.
 SRC_DIR = Path(__file__).resolve().parent.parent
 REPO_DIR = SRC_DIR.parent
 DEFAULT_CONFIG_PATH = SRC_DIR / "config.properties"
 DEFAULT_REDIS_CONFIG_PATH = REPO_DIR / "redis" / "config.properties"
+TEMPLATE_PATH = SRC_DIR / "config.properties.template"
+DEFAULT_ARTIFACT_DIR = REPO_DIR / "var" / "artifacts"
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+#: The "section" of settings read from redis/config.properties.
+REDIS_FILE = "redis"
 
 
 class ConfigError(Exception):
     """A configuration problem, phrased as one line for the operator."""
 
 
+# --- checks: text from a file or the environment -> value, or ValueError(why) -----
+
+
+def boolean(text: str) -> bool:
+    """``true``/``false`` (also ``1``/``0``, ``yes``/``no``), in any case.
+
+    The one reading of a boolean, for settings and query parameters alike.
+    """
+    value = text.strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise ValueError("is not allowed; use true or false")
+
+
+def integer(minimum: int) -> Callable[[str], int]:
+    """A whole number of at least ``minimum``."""
+
+    def check(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError("is not an integer") from None
+        if value < minimum:
+            raise ValueError(f"must be at least {minimum}")
+        return value
+
+    return check
+
+
+def number(minimum: float, below: float | None = None) -> Callable[[str], float]:
+    """A finite number of at least ``minimum`` (and under ``below``)."""
+
+    def check(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError("is not a number") from None
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        if below is not None and not minimum <= value < below:
+            raise ValueError(f"must be between {minimum} and {below}")
+        if value < minimum:
+            raise ValueError(f"must be at least {minimum}")
+        return value
+
+    return check
+
+
+def positive_number(text: str) -> float:
+    """A finite number above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("is not a number; use a positive number") from None
+    if not value > 0 or not math.isfinite(value):
+        raise ValueError("must be a positive number")
+    return value
+
+
+def choice(*allowed: str) -> Callable[[str], str]:
+    """One of ``allowed`` (compared in lower case)."""
+
+    def check(text: str) -> str:
+        value = text.strip().lower()
+        if value not in allowed:
+            raise ValueError(f"is not allowed; use one of {', '.join(allowed)}")
+        return value
+
+    return check
+
+
+def text(value: str) -> str:
+    """Any non-empty text."""
+    return value
+
+
+def json_object(value: str) -> dict[str, Any]:
+    """A JSON object, such as estimator parameters."""
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f'is not valid JSON ({exc.msg}); use a JSON object such as {{"max_iter": 500}}'
+        ) from None
+    if not isinstance(parsed, dict):
+        raise ValueError("must be a JSON object")
+    return parsed
+
+
+def http_url(value: str) -> str:
+    """An ``http://`` or ``https://`` URL."""
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL (or empty for local users)")
+    return value
+
+
+def secret_key(value: str) -> str:
+    """A signing secret long enough to resist guessing."""
+    if len(value) < 32:
+        raise ValueError("must be at least 32 characters (or empty to have one generated)")
+    return value
+
+
+def redis_user(value: str) -> str:
+    """A Redis ACL user name the ACL file can hold, never ``default``."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", value) or value == "default":
+        raise ValueError("is not allowed; use letters, digits, '_', '.', '-' and not 'default'")
+    return value
+
+
+def redis_password(value: str) -> str:
+    """A password that is safe in a ``redis://`` URL and in the ACL file."""
+    if not re.fullmatch(r"[A-Za-z0-9_.~-]{8,}", value):
+        raise ValueError("must be at least 8 characters of letters, digits, '_', '.', '~', '-'")
+    return value
+
+
+# --- the declaration of one setting --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Option:
+    """Where one setting is read, its default as the file would say it, and its check."""
+
+    section: str
+    key: str
+    check: Callable[[str], Any]
+    #: As written in the file; ``None``: required; ``""``: optional, ``None`` when unset.
+    default: str | None
+    env: str
+    #: Never echo the value in an error message.
+    secret: bool = False
+
+    def where(self) -> str:
+        """How an error message names the key."""
+        return self.key if self.section == REDIS_FILE else f"[{self.section}] {self.key}"
+
+    def parse(self, raw: str, source: Path | str) -> Any:
+        """The checked value of ``raw`` (``None`` for an empty optional)."""
+        if raw == "":
+            return None
+        try:
+            return self.check(raw)
+        except ValueError as exc:
+            shown = "" if self.secret else f" = {raw!r}"
+            raise ConfigError(f"{source}: {self.where()}{shown} {exc}") from None
+
+
+def option(
+    section: str,
+    key: str,
+    check: Callable[[str], Any],
+    default: str | None = None,
+    *,
+    env: str | None = None,
+    secret: bool = False,
+) -> Any:
+    """A settings field declared by where it is read, its default and its check."""
+    declared = Option(
+        section, key, check, default, env or f"MLSERVICE_{section}_{key}".upper(), secret
+    )
+    metadata = {"option": declared}
+    if default is None:
+        return field(metadata=metadata)
+    # A factory, so a mutable default (a dict of params) is never shared between instances.
+    return field(
+        default_factory=functools.partial(declared.parse, default, "default"), metadata=metadata
+    )
+
+
+def redis_option(key: str, check: Callable[[str], Any], default: str | None = None,
+                 secret: bool = False) -> Any:
+    """A key of redis/config.properties; ``MLSERVICE_REDIS_<KEY>`` (REDIS_ dropped) overrides."""
+    return option(REDIS_FILE, key, check, default, secret=secret,
+                  env="MLSERVICE_REDIS_" + key.removeprefix("REDIS_"))
+
+
+# --- the settings, one class per section --------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """``[auth_info]``: bearer-token lifetime and delegated authentication."""
+
+    expiry: float = option("auth_info", "expiry", positive_number)
+    expiry_time_unit: str = option("auth_info", "expiry_time_unit", choice(*TIME_UNITS))
+    #: Forward Basic credentials here instead of checking local users (a data server).
+    delegate_url: str | None = option("auth_info", "delegate_url", http_url, "")
+
+    @property
+    def token_lifetime(self) -> timedelta:
+        return timedelta(**{self.expiry_time_unit: self.expiry})
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    """``[security]``: the secret that signs tokens and bundles (empty: generated, in Redis)."""
+
+    secret_key: str | None = option("security", "secret_key", secret_key, "", secret=True)
+
+
+@dataclass(frozen=True)
+class DefaultModelSettings:
+    """``[default_model]``: what ``/resource/init`` trains, a bundled data set and an estimator.
+
+    The estimator and its parameters are checked by :mod:`mlservice.preflight`.
+    """
+
+    dataset: str = option("default_model", "dataset", choice(*BUNDLED_DATASETS), "iris")
+    estimator: str = option("default_model", "estimator", text, "LogisticRegression")
+    params: dict[str, Any] = option("default_model", "params", json_object, '{"max_iter": 500}')
+    test_size: float = option("default_model", "test_size", number(0.05, below=0.9), "0.25")
+    random_state: int = option("default_model", "random_state", integer(0), "0")
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """``[inference]``: compiled to ONNX after training, and batched when not."""
+
+    #: Serve by ONNX Runtime when its predictions equal scikit-learn's on the held-out split.
+    compile_onnx: bool = option("inference", "compile_onnx", boolean, "true")
+    #: scikit-learn path: most rows one grouped predict call takes.
+    batch_max_rows: int = option("inference", "batch_max_rows", integer(1), "256")
+    #: scikit-learn path: how long the first request waits for others (0: no wait).
+    batch_max_wait_ms: float = option("inference", "batch_max_wait_ms", number(0), "2")
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """``[service]``: storage, limits and time limits."""
+
+    #: Data set and bundle files (relative: to the config file; empty: var/artifacts).
+    artifact_dir: Path | None = option("service", "artifact_dir", Path, "")
+    max_upload_mb: int = option("service", "max_upload_mb", integer(1), "20480")
+    #: How long a synchronous GET /resource/init waits before answering 504.
+    init_timeout_seconds: float = option("service", "init_timeout_seconds", number(1), "120")
+    task_time_limit_seconds: int = option("service", "task_time_limit_seconds", integer(10),
+                                          "3600")
+    #: Allow training callbacks to private and loopback addresses (tests, closed networks).
+    callback_allow_private: bool = option("service", "callback_allow_private", boolean, "false",
+                                          env="MLSERVICE_CALLBACK_ALLOW_PRIVATE")
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024**2
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """``[api]``: the Gunicorn server of the HTTP API (read by src/gunicorn.conf.py)."""
+
+    bind: str = option("api", "bind", text, "127.0.0.1:8000", env="MLSERVICE_BIND")
+    #: Empty: 2 x CPUs + 1.
+    workers: int | None = option("api", "workers", integer(1), "", env="MLSERVICE_WORKERS")
+    threads: int = option("api", "threads", integer(1), "4", env="MLSERVICE_THREADS")
+    #: Seconds before a silent worker is restarted; empty: init_timeout_seconds + 30.
+    timeout: int | None = option("api", "timeout", integer(1), "", env="MLSERVICE_TIMEOUT")
+    log_level: str = option("api", "log_level",
+                            choice("debug", "info", "warning", "error", "critical"), "info",
+                            env="MLSERVICE_LOG_LEVEL")
+
+
+@dataclass(frozen=True)
+class AdminSettings:
+    """``[admin]``: the admin account made sure of at start (empty: one generated, printed once)."""
+
+    username: str | None = option("admin", "username", text, "")
+    password: str | None = option("admin", "password", text, "", secret=True)
+
+
 @dataclass(frozen=True)
 class RedisSettings:
-    """How to reach Redis, and as whom."""
+    """redis/config.properties: how to reach Redis, and as whom."""
 
-    host: str
-    port: int
-    master_user: str
-    master_password: str
-    celery_user: str
-    celery_password: str
-    db: int = 0
+    host: str = redis_option("HOST", text)
+    master_user: str = redis_option("MASTER_USER", redis_user)
+    master_password: str = redis_option("REDIS_MASTER_PW", redis_password, secret=True)
+    celery_password: str = redis_option("REDIS_CELERY_PW", redis_password, secret=True)
+    port: int = redis_option("PORT", integer(1), "6379")
+    celery_user: str = redis_option("CELERY_USER", redis_user, "celery")
 
     def url(self, user: str, password: str) -> str:
-        """A ``redis://`` URL for one ACL user (passwords are URL-safe hex or validated)."""
-        return f"redis://{user}:{password}@{self.host}:{self.port}/{self.db}"
+        """A ``redis://`` URL for one ACL user (passwords are checked URL-safe)."""
+        return f"redis://{user}:{password}@{self.host}:{self.port}/0"
 
     @property
     def app_url(self) -> str:
@@ -69,28 +356,16 @@ class RedisSettings:
         return self.url(self.celery_user, self.celery_password)
 
 
-@dataclass(frozen=True)
-class DefaultModelSettings:
-    """The model ``/resource/init`` trains: a bundled data set and an estimator."""
-
-    dataset: str = "iris"
-    estimator: str = "LogisticRegression"
-    params: Mapping[str, Any] = field(default_factory=dict)
-    test_size: float = 0.25
-    random_state: int = 0
-
-
-@dataclass(frozen=True)
-class InferenceSettings:
-    """How trained models are served: compiled to ONNX, and batched when not."""
-
-    #: Convert fitted pipelines to ONNX after training (served by ONNX Runtime
-    #: when its predictions equal scikit-learn's on the held-out split).
-    compile_onnx: bool = True
-    #: scikit-learn path: most rows one grouped predict call takes.
-    batch_max_rows: int = 256
-    #: scikit-learn path: how long the first request waits for others (0: no wait).
-    batch_max_wait: float = 0.002
+#: Every section of src/config.properties, in the template's order.
+SECTIONS: dict[str, type] = {
+    "auth_info": AuthSettings,
+    "security": SecuritySettings,
+    "default_model": DefaultModelSettings,
+    "inference": InferenceSettings,
+    "service": ServiceSettings,
+    "api": ApiSettings,
+    "admin": AdminSettings,
+}
 
 
 @dataclass(frozen=True)
@@ -99,38 +374,29 @@ class Settings:
 
     config_path: Path
     redis_config_path: Path
-    token_lifetime: timedelta
-    redis: RedisSettings
+    auth: AuthSettings
+    security: SecuritySettings
     default_model: DefaultModelSettings
-    inference: InferenceSettings = field(default_factory=InferenceSettings)
-    artifact_dir: Path = REPO_DIR / "var" / "artifacts"
-    max_upload_bytes: int = 20 * 1024**3
-    delegated_auth_url: str | None = None
-    callback_allow_private: bool = False
-    secret_key: str | None = None
-    init_timeout: float = 300.0
-    task_time_limit: int = 3600
-    admin_username: str | None = None
-    admin_password: str | None = None
+    inference: InferenceSettings
+    service: ServiceSettings
+    api: ApiSettings
+    admin: AdminSettings
+    redis: RedisSettings
+
+    @property
+    def artifact_dir(self) -> Path:
+        """Where data sets and bundles live (made absolute when the settings are loaded)."""
+        return self.service.artifact_dir or DEFAULT_ARTIFACT_DIR
 
 
-def token_lifetime(expiry: str, unit: str, source: str = "config.properties") -> timedelta:
-    """Turn ``expiry`` × ``expiry_time_unit`` into a timedelta, or explain what is wrong."""
-    unit = unit.strip().lower()
-    if unit not in TIME_UNITS:
-        raise ConfigError(
-            f"{source}: [auth_info] expiry_time_unit = {unit!r} is not allowed; "
-            f"use one of {', '.join(TIME_UNITS)}"
-        )
-    try:
-        amount = float(expiry)
-    except ValueError:
-        raise ConfigError(
-            f"{source}: [auth_info] expiry = {expiry!r} is not a number; use a positive number"
-        ) from None
-    if not amount > 0 or amount == float("inf"):
-        raise ConfigError(f"{source}: [auth_info] expiry = {expiry!r} must be a positive number")
-    return timedelta(**{unit: amount})
+def options(section_class: type) -> list[tuple[str, Option]]:
+    """The declared settings of one section class: (field name, declaration)."""
+    return [(f.name, f.metadata["option"]) for f in fields(section_class)]
+
+
+# --- reading ---------------------------------------------------------------------------
+
+S = TypeVar("S")
 
 
 def _env(name: str, environ: Mapping[str, str]) -> str | None:
@@ -139,21 +405,30 @@ def _env(name: str, environ: Mapping[str, str]) -> str | None:
     return value or None
 
 
-def _ini_value(
-    parser: configparser.ConfigParser,
-    section: str,
-    key: str,
+def _read_section(
+    section_class: type[S],
+    values: Mapping[str, str],
     environ: Mapping[str, str],
-    default: str | None = None,
-) -> str | None:
-    """``[section] key`` with ``MLSERVICE_<SECTION>_<KEY>`` taking precedence."""
-    override = _env(f"MLSERVICE_{section}_{key}".upper(), environ)
-    if override is not None:
-        return override
-    value = parser.get(section, key, fallback=None)
-    if value is None or not value.strip():
-        return default
-    return value.strip()
+    source: Path,
+    section_present: bool = True,
+) -> S:
+    """One section's settings from the file's ``values``, overridden by the environment."""
+    read: dict[str, Any] = {}
+    for name, declared in options(section_class):
+        raw = _env(declared.env, environ)
+        if raw is None:
+            raw = values.get(declared.key, "").strip() or declared.default
+        if raw is None:
+            if not section_present:
+                required = [o.key for _, o in options(section_class) if o.default is None]
+                raise ConfigError(
+                    f"{source}: section [{declared.section}] is missing "
+                    f"(keys {', '.join(required)})"
+                )
+            hint = f" (or set {declared.env})" if declared.section == REDIS_FILE else ""
+            raise ConfigError(f"{source}: {declared.where()} is missing{hint}")
+        read[name] = declared.parse(raw, source)
+    return section_class(**read)
 
 
 def _read_ini(path: Path) -> configparser.ConfigParser:
@@ -171,174 +446,88 @@ def _read_ini(path: Path) -> configparser.ConfigParser:
     return parser
 
 
-def _number(value: str, path: Path, where: str, kind: type, minimum: float) -> Any:
-    try:
-        number = kind(value)
-    except ValueError:
-        raise ConfigError(f"{path}: {where} = {value!r} is not a {kind.__name__}") from None
-    if number < minimum:
-        raise ConfigError(f"{path}: {where} = {value!r} must be at least {minimum}")
-    return number
-
-
-def _inference(parser: configparser.ConfigParser, path: Path, environ: Mapping[str, str]
-               ) -> InferenceSettings:
-    """Read ``[inference]``: ONNX compilation on or off, and the batching limits."""
-    section = "inference"
-    compile_onnx = _ini_value(parser, section, "compile_onnx", environ, "true").lower()
-    if compile_onnx not in ("true", "false"):
-        raise ConfigError(f"{path}: [inference] compile_onnx = {compile_onnx!r} is not "
-                          "allowed; use true or false")
-    max_wait_ms = _number(_ini_value(parser, section, "batch_max_wait_ms", environ, "2"),
-                          path, "[inference] batch_max_wait_ms", float, 0)
-    return InferenceSettings(
-        compile_onnx=compile_onnx == "true",
-        batch_max_rows=_number(_ini_value(parser, section, "batch_max_rows", environ, "256"),
-                               path, "[inference] batch_max_rows", int, 1),
-        batch_max_wait=max_wait_ms / 1000,
-    )
-
-
-def _default_model(
-    parser: configparser.ConfigParser, path: Path, environ: Mapping[str, str]
-) -> DefaultModelSettings:
-    """Read ``[default_model]``; the estimator itself is checked by :mod:`mlservice.estimators`."""
-    section = "default_model"
-    dataset = _ini_value(parser, section, "dataset", environ, "iris")
-    if dataset not in BUNDLED_DATASETS:
-        raise ConfigError(
-            f"{path}: [default_model] dataset = {dataset!r} is not allowed; "
-            f"use one of {', '.join(BUNDLED_DATASETS)}"
-        )
-    estimator = _ini_value(parser, section, "estimator", environ, "LogisticRegression")
-    raw_params = _ini_value(parser, section, "params", environ, "{}")
-    try:
-        params = json.loads(raw_params)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"{path}: [default_model] params is not valid JSON ({exc.msg}); "
-            'use a JSON object such as {"max_iter": 500}'
-        ) from None
-    if not isinstance(params, dict):
-        raise ConfigError(f"{path}: [default_model] params must be a JSON object")
-    test_size = _number(
-        _ini_value(parser, section, "test_size", environ, "0.25"),
-        path, "[default_model] test_size", float, 0.05,
-    )
-    if test_size >= 0.9:
-        raise ConfigError(f"{path}: [default_model] test_size must be between 0.05 and 0.9")
-    return DefaultModelSettings(
-        dataset=dataset, estimator=estimator, params=params, test_size=test_size
-    )
-
-
 def read_properties(path: Path) -> dict[str, str]:
     """Parse ``KEY=VALUE`` lines (comments, blank lines and ``[section]`` headers ignored)."""
     values: dict[str, str] = {}
     try:
-        text = path.read_text(encoding="utf-8")
+        content = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(
             f"{path}: file not found; copy {path.name}.template or set MLSERVICE_REDIS_CONFIG"
         ) from None
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number_, raw in enumerate(content.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith(("#", ";", "[")):
             continue
         key, sep, value = line.partition("=")
         if not sep:
-            raise ConfigError(f"{path}: line {number} is not KEY=VALUE: {line[:40]!r}")
+            raise ConfigError(f"{path}: line {number_} is not KEY=VALUE: {line[:40]!r}")
         values[key.strip()] = value.strip()
     return values
 
 
-def _redis_settings(path: Path, environ: Mapping[str, str]) -> RedisSettings:
-    """Read redis/config.properties; ``MLSERVICE_REDIS_<KEY>`` overrides (leading REDIS_ dropped)."""
-    values = read_properties(path)
+def token_lifetime(expiry: str, unit: str, source: str = "config.properties") -> timedelta:
+    """Turn ``expiry`` x ``expiry_time_unit`` into a timedelta, or explain what is wrong."""
+    values = {"expiry": expiry, "expiry_time_unit": unit}
+    return _read_section(AuthSettings, values, {}, Path(source)).token_lifetime
 
-    def get(key: str, default: str | None = None) -> str:
-        env_name = "MLSERVICE_REDIS_" + key.removeprefix("REDIS_")
-        value = _env(env_name, environ) or values.get(key) or default
-        if not value:
-            raise ConfigError(f"{path}: {key} is missing (or set {env_name})")
-        return value
 
-    users = {key: get(key, default) for key, default in
-             (("MASTER_USER", None), ("CELERY_USER", "celery"))}
-    for key, name in users.items():
-        if not _NAME_RE.match(name) or name == "default":
-            raise ConfigError(
-                f"{path}: {key} = {name!r} is not allowed; use letters, digits, '_', '.', '-' "
-                "and not 'default'"
-            )
-    passwords = {key: get(key) for key in ("REDIS_MASTER_PW", "REDIS_CELERY_PW")}
-    for key, password in passwords.items():
-        if not re.fullmatch(r"[A-Za-z0-9_.~-]{8,}", password):
-            raise ConfigError(
-                f"{path}: {key} must be at least 8 characters of letters, digits, '_', '.', '~', '-'"
-            )
-    port = _number(get("PORT", "6379"), path, "PORT", int, 1)
-    return RedisSettings(
-        host=get("HOST"),
-        port=port,
-        master_user=users["MASTER_USER"],
-        master_password=passwords["REDIS_MASTER_PW"],
-        celery_user=users["CELERY_USER"],
-        celery_password=passwords["REDIS_CELERY_PW"],
-    )
+def _config_path(environ: Mapping[str, str]) -> Path:
+    return Path(_env("MLSERVICE_CONFIG", environ) or DEFAULT_CONFIG_PATH)
+
+
+def _section(
+    parser: configparser.ConfigParser,
+    section_class: type[S],
+    environ: Mapping[str, str],
+    path: Path,
+) -> S:
+    """One section of the parsed src/config.properties, with the environment's overrides."""
+    name = next(name for name, cls in SECTIONS.items() if cls is section_class)
+    present = parser.has_section(name)
+    values = dict(parser.items(name)) if present else {}
+    return _read_section(section_class, values, environ, path, present)
+
+
+def load_section(section_class: type[S], environ: Mapping[str, str] | None = None) -> S:
+    """One section of src/config.properties alone (e.g. before Redis's config exists)."""
+    environ = os.environ if environ is None else environ
+    path = _config_path(environ)
+    return _section(_read_ini(path), section_class, environ, path)
+
+
+def _resolve_artifact_dir(service: ServiceSettings, config_path: Path) -> ServiceSettings:
+    """Relative artifact directories are relative to the config file; empty: var/artifacts."""
+    directory = service.artifact_dir or DEFAULT_ARTIFACT_DIR
+    if not directory.is_absolute():
+        directory = (config_path.parent / directory).resolve()
+    return replace(service, artifact_dir=directory)
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate both configuration files and the environment."""
     environ = os.environ if environ is None else environ
-    path = Path(_env("MLSERVICE_CONFIG", environ) or DEFAULT_CONFIG_PATH)
+    path = _config_path(environ)
     redis_path = Path(_env("MLSERVICE_REDIS_CONFIG", environ) or DEFAULT_REDIS_CONFIG_PATH)
     parser = _read_ini(path)
-    if not parser.has_section("auth_info") and not _env("MLSERVICE_AUTH_INFO_EXPIRY", environ):
-        raise ConfigError(f"{path}: section [auth_info] is missing (keys expiry, expiry_time_unit)")
-    expiry = _ini_value(parser, "auth_info", "expiry", environ)
-    unit = _ini_value(parser, "auth_info", "expiry_time_unit", environ)
-    if expiry is None or unit is None:
-        missing = "expiry" if expiry is None else "expiry_time_unit"
-        raise ConfigError(f"{path}: [auth_info] {missing} is missing")
-    secret_key = _ini_value(parser, "security", "secret_key", environ)
-    if secret_key is not None and len(secret_key) < 32:
-        raise ConfigError(f"{path}: [security] secret_key must be at least 32 characters "
-                          "(or empty to have one generated)")
-    service = "service"
-    artifact_dir = Path(_ini_value(parser, service, "artifact_dir", environ, "")
-                        or REPO_DIR / "var" / "artifacts")
-    if not artifact_dir.is_absolute():
-        artifact_dir = (path.parent / artifact_dir).resolve()
-    delegate = _ini_value(parser, "auth_info", "delegate_url", environ)
-    if delegate is not None and not delegate.startswith(("http://", "https://")):
-        raise ConfigError(f"{path}: [auth_info] delegate_url = {delegate!r} must be an "
-                          "http:// or https:// URL (or empty for local users)")
+    auth = _section(parser, AuthSettings, environ, path)
+    try:
+        auth.token_lifetime  # noqa: B018 - checked here: huge values overflow timedelta
+    except OverflowError:
+        raise ConfigError(
+            f"{path}: [auth_info] expiry = {auth.expiry!r} {auth.expiry_time_unit} is too long"
+        ) from None
     return Settings(
         config_path=path,
         redis_config_path=redis_path,
-        token_lifetime=token_lifetime(expiry, unit, str(path)),
-        redis=_redis_settings(redis_path, environ),
-        default_model=_default_model(parser, path, environ),
-        inference=_inference(parser, path, environ),
-        secret_key=secret_key,
-        artifact_dir=artifact_dir,
-        max_upload_bytes=_number(
-            _ini_value(parser, service, "max_upload_mb", environ, "20480"),
-            path, "[service] max_upload_mb", int, 1,
-        ) * 1024**2,
-        delegated_auth_url=delegate,
-        callback_allow_private=_env("MLSERVICE_CALLBACK_ALLOW_PRIVATE", environ) in ("1", "true"),
-        init_timeout=_number(
-            _ini_value(parser, service, "init_timeout_seconds", environ, "300"),
-            path, "[service] init_timeout_seconds", float, 1,
-        ),
-        task_time_limit=_number(
-            _ini_value(parser, service, "task_time_limit_seconds", environ, "3600"),
-            path, "[service] task_time_limit_seconds", int, 10,
-        ),
-        admin_username=_env("MLSERVICE_ADMIN_USERNAME", environ),
-        admin_password=_env("MLSERVICE_ADMIN_PASSWORD", environ),
+        auth=auth,
+        security=_section(parser, SecuritySettings, environ, path),
+        default_model=_section(parser, DefaultModelSettings, environ, path),
+        inference=_section(parser, InferenceSettings, environ, path),
+        service=_resolve_artifact_dir(_section(parser, ServiceSettings, environ, path), path),
+        api=_section(parser, ApiSettings, environ, path),
+        admin=_section(parser, AdminSettings, environ, path),
+        redis=_read_section(RedisSettings, read_properties(redis_path), environ, redis_path),
     )
 
 
@@ -353,5 +542,5 @@ def ensure_config_file(path: Path = DEFAULT_CONFIG_PATH) -> bool:
     if path.exists():
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(DEFAULT_CONFIG_PATH.with_name("config.properties.template"), path)
+    shutil.copyfile(TEMPLATE_PATH, path)
     return True

@@ -1,7 +1,9 @@
 """The service's shared objects, built once per process from the settings.
 
 The Flask app, the Celery tasks and the CLI all work through one
-:class:`ServiceContext`, so they store and read things the same way.
+:class:`ServiceContext`, so they store and read things the same way. The API
+reaches its context with :func:`mlservice.api.context.services`; a Celery
+worker with :func:`worker_context`.
 """
 
 from __future__ import annotations
@@ -10,22 +12,25 @@ import functools
 from dataclasses import dataclass
 
 import redis
+from celery import Celery
 
-from . import redis_client, security
-from .catalog import Catalog
-from .config import Settings
-from .datasets import Datasets
-from .model_cache import ModelCache
-from .models import Models
-from .storage import ArtifactStore
+from . import celery_app, redis_client, security
+from .config import Settings, get_settings
+from .serving.cache import ModelCache
+from .store.artifacts import ArtifactStore
+from .store.catalog import Catalog
+from .store.datasets import Datasets
+from .store.models import Models
+from .store.records import DatasetRecord, ModelRecord
 
 
 @dataclass
 class ServiceContext:
-    """Settings, Redis, the service secret and the domain objects over them."""
+    """Settings, Redis, Celery, the service secret and the domain objects over them."""
 
     settings: Settings
     store: redis.Redis
+    celery: Celery
     secret: str
     datasets: Datasets
     models: Models
@@ -34,16 +39,17 @@ class ServiceContext:
 
 
 def build_context(settings: Settings) -> ServiceContext:
-    """Connect to Redis, resolve the secret and wire the domain objects."""
+    """Connect to Redis, configure Celery, resolve the secret and wire the domain objects."""
     store = redis_client.connect(settings.redis)
-    secret = security.service_secret(store, settings.secret_key)
+    secret = security.service_secret(store, settings.security.secret_key)
     artifacts = ArtifactStore(settings.artifact_dir)
     return ServiceContext(
         settings=settings,
         store=store,
+        celery=celery_app.configure(celery_app.app, settings),
         secret=secret,
-        datasets=Datasets(Catalog(store, "dataset"), artifacts),
-        models=Models(Catalog(store, "model"), artifacts, store, secret),
+        datasets=Datasets(Catalog[DatasetRecord](store, "dataset"), artifacts),
+        models=Models(Catalog[ModelRecord](store, "model"), artifacts, store, secret),
         cache=ModelCache(store, secret, settings.inference),
         tokens=security.VerifiedTokens(secret),
     )
@@ -52,6 +58,4 @@ def build_context(settings: Settings) -> ServiceContext:
 @functools.cache
 def worker_context() -> ServiceContext:
     """The context of a Celery worker process (built on first use, after the fork)."""
-    from .config import get_settings
-
     return build_context(get_settings())

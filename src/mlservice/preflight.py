@@ -7,7 +7,7 @@ import time
 import redis
 
 from .config import ConfigError, Settings
-from .estimators import EstimatorError, make_estimator
+from .training.estimators import EstimatorError, make_estimator
 
 
 def _ping(url: str, user: str, settings: Settings, wait_seconds: float) -> None:

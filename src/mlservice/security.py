@@ -18,13 +18,14 @@ from datetime import timedelta
 import jwt
 import redis
 
+from .errors import Unauthorized
 from .redis_client import key
 
 ALGORITHM = "HS256"
 SECRET_KEY = key("secret")
 
 
-class TokenError(Exception):
+class TokenError(Unauthorized):
     """A bearer token was refused; the message says why, for the client."""
 
 
@@ -50,7 +51,7 @@ def service_secret(store: redis.Redis, configured: str | None) -> str:
         return configured
     store.set(SECRET_KEY, secrets.token_hex(32), nx=True)
     value = store.get(SECRET_KEY)
-    return value.decode() if isinstance(value, bytes) else value
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def issue_token(identity: Identity, secret: str, lifetime: timedelta) -> tuple[str, int]:

@@ -25,8 +25,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from .config import (DEFAULT_CONFIG_PATH, DEFAULT_REDIS_CONFIG_PATH, REPO_DIR, SRC_DIR,
-                     ensure_config_file, load_settings)
+from .celery_app import SHORT_QUEUE, TRAINING_QUEUE
+from .config import (
+    DEFAULT_CONFIG_PATH,
+    DEFAULT_REDIS_CONFIG_PATH,
+    REPO_DIR,
+    SRC_DIR,
+    AdminSettings,
+    ConfigError,
+    ensure_config_file,
+    load_section,
+    load_settings,
+)
 
 NGINX_MAIN_CONF = """\
 {user}
@@ -90,7 +100,6 @@ class Stack:
         """The environment every Python process of the stack gets."""
         env = dict(os.environ)
         env.update({
-            "PYTHONPATH": str(SRC_DIR) + os.pathsep + env.get("PYTHONPATH", ""),
             "PYTHONUNBUFFERED": "1",
             "MLSERVICE_CONFIG": str(self.config_path),
             "MLSERVICE_REDIS_CONFIG": str(self.redis_config_path),
@@ -149,8 +158,8 @@ class Stack:
     def start_worker(self) -> None:
         """A Celery worker consuming both queues."""
         self._spawn("worker", [
-            sys.executable, "-m", "celery", "-A", "mlservice.celery_app", "worker",
-            "-Q", "celery,celery.training", "-c", str(self.celery_concurrency),
+            sys.executable, "-m", "celery", "-A", "mlservice.worker", "worker",
+            "-Q", f"{SHORT_QUEUE},{TRAINING_QUEUE}", "-c", str(self.celery_concurrency),
             "-n", f"celery-{self.http_port}@%h", "--loglevel", "INFO", "--without-mingle",
             "--without-gossip",  # node names start with "celery": its pidbox key must match the ACL
         ])
@@ -243,11 +252,11 @@ def _http_ok(url: str) -> bool:
 
 
 def _admin_credentials(run_dir: Path) -> tuple[str, str]:
-    """The admin for ``make run``: from the environment, else generated once into run_dir."""
-    username = os.environ.get("MLSERVICE_ADMIN_USERNAME") or "admin"
-    password = os.environ.get("MLSERVICE_ADMIN_PASSWORD")
-    if password:
-        return username, password
+    """The admin for ``make run``: from the settings, else generated once into run_dir."""
+    admin = load_section(AdminSettings)
+    username = admin.username or "admin"
+    if admin.password:
+        return username, admin.password
     stored = run_dir / "admin-password"
     if not stored.exists():
         stored.write_text(secrets.token_urlsafe(18))
@@ -264,7 +273,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--run-dir", type=Path, default=REPO_DIR / "var")
     args = parser.parse_args(argv)
     args.run_dir.mkdir(parents=True, exist_ok=True)
-    username, password = _admin_credentials(args.run_dir)
+    ensure_config_file()
+    try:
+        username, password = _admin_credentials(args.run_dir)
+    except ConfigError as exc:
+        sys.exit(f"mlservice: {exc}")
     stack = Stack(run_dir=args.run_dir.resolve(), http_port=args.port,
                   redis_port=args.redis_port, api_port=args.api_port, log_to_files=False,
                   extra_env={"MLSERVICE_ADMIN_USERNAME": username,

@@ -18,6 +18,7 @@ import urllib.request
 import redis
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from .errors import Conflict, Invalid, NotFound
 from .redis_client import key
 from .security import Identity
 
@@ -30,18 +31,6 @@ MIN_PASSWORD_LENGTH = 8
 _DUMMY_HASH = generate_password_hash(secrets.token_hex(8))
 
 
-class UserError(ValueError):
-    """A user request that cannot be done; the message says why."""
-
-
-class UserExists(UserError):
-    pass
-
-
-class UserNotFound(UserError):
-    pass
-
-
 def _user_key(username: str) -> str:
     return key("user", username)
 
@@ -49,19 +38,19 @@ def _user_key(username: str) -> str:
 def validate(username: str, password: str, role: str) -> None:
     """Refuse a user name, password or role the service would not accept."""
     if not isinstance(username, str) or not USERNAME_RE.match(username):
-        raise UserError("username must be 1-64 letters, digits or '_', '.', '@', '-'")
+        raise Invalid("username must be 1-64 letters, digits or '_', '.', '@', '-'")
     if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
-        raise UserError(f"password must be a string of at least {MIN_PASSWORD_LENGTH} characters")
+        raise Invalid(f"password must be a string of at least {MIN_PASSWORD_LENGTH} characters")
     if role not in ROLES:
-        raise UserError(f"role must be one of {', '.join(ROLES)}")
+        raise Invalid(f"role must be one of {', '.join(ROLES)}")
 
 
 def create_user(store: redis.Redis, username: str, password: str, role: str = "user") -> Identity:
-    """Add a user; :class:`UserExists` if the name is taken."""
+    """Add a user; :class:`~mlservice.errors.Conflict` if the name is taken."""
     validate(username, password, role)
     user_key = _user_key(username)
     if not store.hsetnx(user_key, "password_hash", generate_password_hash(password)):
-        raise UserExists(f"user {username!r} already exists")
+        raise Conflict(f"user {username!r} already exists")
     store.hset(user_key, "role", role)
     store.sadd(USERS_KEY, username)
     return Identity(username, role)
@@ -144,9 +133,9 @@ def list_users(store: redis.Redis) -> list[Identity]:
 
 
 def delete_user(store: redis.Redis, username: str) -> None:
-    """Remove a user; :class:`UserNotFound` if there is none."""
+    """Remove a user; :class:`~mlservice.errors.NotFound` if there is none."""
     if not store.delete(_user_key(username)):
-        raise UserNotFound(f"user {username!r} does not exist")
+        raise NotFound(f"user {username!r} does not exist")
     store.srem(USERS_KEY, username)
 
 

@@ -32,18 +32,19 @@ import threading
 import time
 from pathlib import Path
 
+import joblib
+import numpy as np
+import pandas as pd
+import requests
+
+from mlservice import redis_client, security
+from mlservice.config import SRC_DIR, load_settings
+from mlservice.serving import inputs
+from mlservice.stack import Stack, free_port
+from mlservice.store import bundles
+
 REPO = Path(__file__).resolve().parents[2]
 BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(REPO / "src"))
-
-import joblib  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import requests  # noqa: E402
-
-from mlservice import bundles, prediction, redis_client, security  # noqa: E402
-from mlservice.config import SRC_DIR, load_settings  # noqa: E402
-from mlservice.stack import Stack, free_port  # noqa: E402
 
 TARGET = "churn"
 MODELS = {
@@ -251,7 +252,7 @@ def upload_gib(api: Api, stack: Stack, work: Path, table: pd.DataFrame) -> dict:
 def batch_predict(api: Api, model_id: str, bundle, records: list[dict], rounds: int) -> dict:
     """100k rows in one request through the service, against the pipeline in this process."""
     body = json.dumps(records).encode()
-    frame = prediction.records_to_frame(records, bundle.schema)
+    frame = inputs.records_to_frame(records, bundle.schema)
     service, local = [], []
     for _ in range(rounds):  # A B A B
         started = time.perf_counter()
@@ -290,7 +291,7 @@ def run(args: argparse.Namespace) -> dict:
         api = Api(service.url, "bench", password)
         settings = load_settings(service.env())
         store = redis_client.connect(settings.redis)
-        secret = security.service_secret(store, settings.secret_key)
+        secret = security.service_secret(store, settings.security.secret_key)
         table = synthetic_table(args.rows)
         csv_path = work / "table.csv"
         table.to_csv(csv_path, index=False)

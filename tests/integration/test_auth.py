@@ -77,7 +77,7 @@ def test_alg_none_token_is_401(client):
 
 
 def test_expired_token_is_401(client, store, settings):
-    secret = security.service_secret(store, settings.secret_key)
+    secret = security.service_secret(store, settings.security.secret_key)
     now = int(time.time())
     token = jwt.encode({"sub": "admin", "role": "admin", "iat": now - 120, "exp": now - 60,
                         "jti": "x"}, secret, algorithm="HS256")

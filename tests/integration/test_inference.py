@@ -7,7 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 import joblib
 import pytest
 
-from mlservice import bundles, prediction, security
+from mlservice import security
+from mlservice.serving import inputs, outputs
+from mlservice.store import bundles
 
 from .test_models import customers, train, upload, wait_ready  # noqa: F401 (a fixture)
 
@@ -32,7 +34,7 @@ def dataset_id(client, admin_token, customers):
 
 @pytest.fixture(scope="module")
 def secret(store, settings):
-    return security.service_secret(store, settings.secret_key)
+    return security.service_secret(store, settings.security.secret_key)
 
 
 def reference(client, token, model_id, secret):
@@ -63,7 +65,7 @@ def test_a_compiled_model_is_served_by_onnx_runtime(client, admin_token, dataset
                            admin_token, json=records)
     assert response.status_code == 200, response.text
     assert response.headers["X-Model-Engine"] == "onnxruntime"
-    expected = prediction.predict(bundle, prediction.records_to_frame(records, bundle.schema),
+    expected = outputs.predict(bundle, inputs.records_to_frame(records, bundle.schema),
                                   probabilities=True)
     got = response.json()
     assert got["predictions"] == expected["predictions"]
@@ -108,7 +110,7 @@ def test_concurrent_requests_on_the_scikit_learn_path_get_their_own_answers(
     with ThreadPoolExecutor(16) as pool:
         answers = list(pool.map(ask, range(len(requests))))
     for index, (answer, records) in enumerate(zip(answers, requests)):
-        expected = prediction.predict(bundle, prediction.records_to_frame(records, bundle.schema),
+        expected = outputs.predict(bundle, inputs.records_to_frame(records, bundle.schema),
                                       probabilities=bool(index % 2))
         assert answer["predictions"] == expected["predictions"]
         assert ("probabilities" in answer) == bool(index % 2)

@@ -294,7 +294,7 @@ def test_callback_is_signed_and_retried(client, admin_token, trained, store, set
     expected = hmac.new(CALLBACK_SECRET.encode(), headers["X-MLService-Timestamp"].encode() + b"." + body,
                         hashlib.sha256).hexdigest()
     assert headers["X-MLService-Signature"] == f"sha256={expected}"
-    service_secret = security.service_secret(store, settings.secret_key)
+    service_secret = security.service_secret(store, settings.security.secret_key)
     assert service_secret.encode() not in body and "callback_secret" not in \
         client.get(f"/resource/models/{accepted['model_id']}", admin_token).json()
 

@@ -113,7 +113,8 @@ def test_predictions_from_different_workers_agree(stack, admin_token):
 def test_every_worker_sees_a_retrain(stack, client, admin_token, iris_record):
     """After a new init every worker answers from the new version (X-Model-Version)."""
     assert client.get("/resource/init", admin_token).status_code == 204
-    from mlservice import model_store, redis_client
+    from mlservice import redis_client
+    from mlservice.store import published as model_store
     from mlservice.config import load_settings
 
     store = redis_client.connect(load_settings(stack.env()).redis)

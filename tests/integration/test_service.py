@@ -2,7 +2,7 @@
 
 import time
 
-from mlservice import model_store
+from mlservice.store import published as model_store
 
 
 def wait_for_task(client, token, location, timeout=60):

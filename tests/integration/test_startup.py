@@ -9,7 +9,7 @@ from mlservice.config import SRC_DIR
 from mlservice.stack import free_port
 
 GUNICORN = [sys.executable, "-m", "gunicorn", "-c", str(SRC_DIR / "gunicorn.conf.py")]
-WORKER = [sys.executable, "-m", "celery", "-A", "mlservice.celery_app", "worker",
+WORKER = [sys.executable, "-m", "celery", "-A", "mlservice.worker", "worker",
           "-n", "celery-bad@%h", "--without-mingle", "--without-gossip"]
 
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from mlservice.batching import Batcher
+from mlservice.serving.batching import Batcher
 
 
 def _doubler(calls):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from mlservice.callbacks import CallbackError, check_url, signature
+from mlservice.training.callbacks import CallbackError, check_url, signature
 
 
 @pytest.mark.parametrize("url", [

@@ -6,9 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlservice import bundles, compiled, prediction, training
 from mlservice.config import DefaultModelSettings, InferenceSettings
-from mlservice.predictor import Predictor
+from mlservice.serving import inputs, onnx_runtime, outputs
+from mlservice.serving.predictor import Predictor
+from mlservice.store import bundles
+from mlservice.store.bundles import Engine
+from mlservice.training import fitting, onnx_conversion
 
 SECRET = "k" * 64
 
@@ -40,7 +43,7 @@ RECORDS = [
 
 def _fit(frame, target, estimator, params):
     drop = "spend" if target == "churn" else "churn"
-    return training.train(frame.drop(columns=[drop]), target, estimator, params)
+    return fitting.train(frame.drop(columns=[drop]), target, estimator, params)
 
 
 @pytest.mark.parametrize("estimator,params,target", [
@@ -51,72 +54,72 @@ def _fit(frame, target, estimator, params):
 def test_supported_pipelines_compile_and_answer_like_scikit_learn(mixed_frame, estimator, params,
                                                                    target):
     fitted = _fit(mixed_frame, target, estimator, params)
-    bundle = training.compile_onnx(fitted)
-    assert bundle.engine == compiled.ONNXRUNTIME, bundle.engine_reason
+    bundle = onnx_conversion.compile_onnx(fitted)
+    assert bundle.engine == Engine.ONNXRUNTIME, bundle.engine_reason
     assert bundle.onnx and "matched scikit-learn" in bundle.engine_reason
     assert bundle.describe()["engine"]["name"] == "onnxruntime"
     # The graph travels in the signed bundle and is served after loading.
     loaded = bundles.loads(bundles.dumps(bundle, SECRET), SECRET)
     predictor = Predictor(loaded, InferenceSettings())
-    assert predictor.engine == compiled.ONNXRUNTIME
-    columns = prediction.records_to_columns(RECORDS, loaded.schema)
+    assert predictor.engine == Engine.ONNXRUNTIME
+    columns = inputs.records_to_columns(RECORDS, loaded.schema)
     proba = target == "churn"
     served = predictor.predict(columns, probabilities=proba)
-    expected = prediction.predict(fitted.bundle, prediction.columns_to_frame(columns), proba)
+    expected = outputs.predict(fitted.bundle, inputs.columns_to_frame(columns), proba)
     if target == "churn":
         assert served["predictions"] == expected["predictions"]
         for got, want in zip(served["probabilities"], expected["probabilities"]):
             assert got.keys() == want.keys()
-            assert all(abs(got[k] - want[k]) <= compiled.PROBABILITY_TOLERANCE for k in got)
+            assert all(abs(got[k] - want[k]) <= onnx_conversion.PROBABILITY_TOLERANCE for k in got)
     else:
         assert served["predictions"] == pytest.approx(expected["predictions"], rel=1e-4)
 
 
 def test_column_names_onnx_cannot_use_as_input_names_still_compile():
     """skl2onnx renames "petal width (cm)"; the iris default model must still compile."""
-    fitted = training.train_default_model(DefaultModelSettings(params={"max_iter": 500}))
-    bundle = training.compile_onnx(fitted)
-    assert bundle.engine == compiled.ONNXRUNTIME, bundle.engine_reason
+    fitted = fitting.train_default_model(DefaultModelSettings(params={"max_iter": 500}))
+    bundle = onnx_conversion.compile_onnx(fitted)
+    assert bundle.engine == Engine.ONNXRUNTIME, bundle.engine_reason
     predictor = Predictor(bundle, InferenceSettings())
     record = {"sepal length (cm)": 5.1, "sepal width (cm)": 3.5, "petal length (cm)": 1.4,
               "petal width (cm)": 0.2}
-    columns = prediction.records_to_columns([record], bundle.schema)
+    columns = inputs.records_to_columns([record], bundle.schema)
     assert predictor.predict(columns)["predictions"] == ["setosa"]
 
 
 def test_an_unconvertible_pipeline_stays_on_scikit_learn_with_a_short_reason(mixed_frame):
     fitted = _fit(mixed_frame, "churn", "HistGradientBoostingClassifier", {"max_iter": 20})
-    bundle = training.compile_onnx(fitted)
-    assert bundle.engine == compiled.SCIKIT_LEARN and bundle.onnx is None
+    bundle = onnx_conversion.compile_onnx(fitted)
+    assert bundle.engine == Engine.SCIKIT_LEARN and bundle.onnx is None
     assert bundle.engine_reason.startswith("skl2onnx cannot convert it")
-    assert len(bundle.engine_reason) <= compiled.MAX_REASON + 40
+    assert len(bundle.engine_reason) <= onnx_conversion.MAX_REASON + 40
     predictor = Predictor(bundle, InferenceSettings())
-    assert predictor.engine == compiled.SCIKIT_LEARN
+    assert predictor.engine == Engine.SCIKIT_LEARN
 
 
 def test_a_disagreeing_graph_is_not_trusted(mixed_frame, monkeypatch):
     fitted = _fit(mixed_frame, "churn", "LogisticRegression", {})
-    real_run = compiled.CompiledModel.run
+    real_run = onnx_runtime.CompiledModel.run
 
     def off_by_one(self, columns):
         labels, proba = real_run(self, columns)
         return 1 - labels, proba
 
-    monkeypatch.setattr(compiled.CompiledModel, "run", off_by_one)
-    bundle = training.compile_onnx(fitted)
-    assert bundle.engine == compiled.SCIKIT_LEARN and bundle.onnx is None
+    monkeypatch.setattr(onnx_runtime.CompiledModel, "run", off_by_one)
+    bundle = onnx_conversion.compile_onnx(fitted)
+    assert bundle.engine == Engine.SCIKIT_LEARN and bundle.onnx is None
     assert "held-out predictions differ" in bundle.engine_reason
 
 
 def test_missing_text_is_fed_as_the_marker_the_graph_imputes():
     schema = [{"name": "city", "type": "string"}, {"name": "x", "type": "number"}]
-    columns = prediction.records_to_columns(
+    columns = inputs.records_to_columns(
         [{"city": None, "x": None}, {"city": "rome", "x": 2}], schema)
-    numeric = compiled.NumericPrep.__new__(compiled.NumericPrep)
+    numeric = onnx_runtime.NumericPrep.__new__(onnx_runtime.NumericPrep)
     numeric.columns, numeric.medians = ["x"], np.array([5.0])
     numeric.means, numeric.scales = np.array([1.0]), np.array([2.0])
-    fed = compiled.feed(columns, schema, numeric)
-    assert fed["city"].tolist() == [[compiled.MISSING_TEXT], ["rome"]]
+    fed = onnx_runtime.feed(columns, schema, numeric)
+    assert fed["city"].tolist() == [[onnx_runtime.MISSING_TEXT], ["rome"]]
     # Imputed and scaled in float64 like scikit-learn, then cast for the graph.
     assert fed["x"].dtype == np.float32 and fed["x"][:, 0].tolist() == [2.0, 0.5]
 
@@ -124,20 +127,20 @@ def test_missing_text_is_fed_as_the_marker_the_graph_imputes():
 def test_batched_scikit_learn_answers_equal_unbatched_ones(mixed_frame):
     fitted = _fit(mixed_frame, "churn", "LogisticRegression", {})
     predictor = Predictor(fitted.bundle, InferenceSettings(batch_max_rows=64,
-                                                           batch_max_wait=0.02))
-    assert predictor.engine == compiled.SCIKIT_LEARN  # never compiled
+                                                           batch_max_wait_ms=20))
+    assert predictor.engine == Engine.SCIKIT_LEARN  # never compiled
     rows = mixed_frame.drop(columns=["churn", "spend"]).head(40)
     requests = [[{k: (None if pd.isna(v) else v) for k, v in row.items()}]
                 for row in rows.to_dict("records")]
     requests.append(RECORDS)  # a multi-row request in the same batch
-    expected = [prediction.predict(fitted.bundle,
-                                   prediction.records_to_frame(r, fitted.bundle.schema),
+    expected = [outputs.predict(fitted.bundle,
+                                   inputs.records_to_frame(r, fitted.bundle.schema),
                                    probabilities=(i % 2 == 0))
                 for i, r in enumerate(requests)]
     got = [None] * len(requests)
 
     def call(i):
-        columns = prediction.records_to_columns(requests[i], fitted.bundle.schema)
+        columns = inputs.records_to_columns(requests[i], fitted.bundle.schema)
         got[i] = predictor.predict(columns, probabilities=(i % 2 == 0))
 
     threads = [threading.Thread(target=call, args=(i,)) for i in range(len(requests))]
@@ -158,17 +161,17 @@ def test_batched_scikit_learn_answers_equal_unbatched_ones(mixed_frame):
 
 def test_near_ties_are_decided_by_scikit_learn():
     proba = np.array([[0.49999994, 0.50000006], [0.2, 0.8], [0.3, 0.3 + 1e-6], [1.0, 0.0]])
-    assert compiled.near_ties(proba).tolist() == [0, 2]
+    assert onnx_runtime.near_ties(proba).tolist() == [0, 2]
 
 
 def test_requests_over_the_crossover_go_to_scikit_learn(mixed_frame):
-    bundle = training.compile_onnx(_fit(mixed_frame, "churn", "LogisticRegression", {}))
-    assert bundle.engine == compiled.ONNXRUNTIME
+    bundle = onnx_conversion.compile_onnx(_fit(mixed_frame, "churn", "LogisticRegression", {}))
+    assert bundle.engine == Engine.ONNXRUNTIME
     bundle.onnx_max_rows = 2
-    predictor = Predictor(bundle, InferenceSettings(batch_max_wait=0))
-    small = predictor.predict(prediction.records_to_columns(RECORDS[:2], bundle.schema))
+    predictor = Predictor(bundle, InferenceSettings(batch_max_wait_ms=0))
+    small = predictor.predict(inputs.records_to_columns(RECORDS[:2], bundle.schema))
     assert predictor.batcher.batches == 0  # ONNX Runtime answered
-    large = predictor.predict(prediction.records_to_columns(RECORDS, bundle.schema))
+    large = predictor.predict(inputs.records_to_columns(RECORDS, bundle.schema))
     assert predictor.batcher.batches == 1  # scikit-learn answered
     assert large["predictions"][:2] == small["predictions"]
-    assert large == prediction.predict(bundle, prediction.records_to_frame(RECORDS, bundle.schema))
+    assert large == outputs.predict(bundle, inputs.records_to_frame(RECORDS, bundle.schema))

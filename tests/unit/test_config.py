@@ -65,9 +65,9 @@ def write_configs(tmp_path: Path, config: str, redis: str = REDIS_PROPERTIES) ->
 
 def test_seed_auth_info_alone_is_enough(tmp_path):
     settings = load_settings(write_configs(tmp_path, SEED_CONFIG))
-    assert settings.token_lifetime == timedelta(days=30)
+    assert settings.auth.token_lifetime == timedelta(days=30)
     assert settings.default_model.dataset == "iris"
-    assert settings.secret_key is None
+    assert settings.security.secret_key is None
     assert settings.redis.master_user == "mlservice"
     assert settings.redis.celery_user == "celery"
     assert settings.redis.port == 6379
@@ -79,7 +79,7 @@ def test_environment_overrides_files(tmp_path):
                 "MLSERVICE_REDIS_HOST": "redis", "MLSERVICE_REDIS_PORT": "6390",
                 "MLSERVICE_DEFAULT_MODEL_ESTIMATOR": "RandomForestClassifier"})
     settings = load_settings(env)
-    assert settings.token_lifetime == timedelta(minutes=15)
+    assert settings.auth.token_lifetime == timedelta(minutes=15)
     assert (settings.redis.host, settings.redis.port) == ("redis", 6390)
     assert settings.default_model.estimator == "RandomForestClassifier"
 
@@ -87,7 +87,7 @@ def test_environment_overrides_files(tmp_path):
 def test_empty_environment_value_counts_as_unset(tmp_path):
     env = write_configs(tmp_path, SEED_CONFIG)
     env["MLSERVICE_AUTH_INFO_EXPIRY"] = ""
-    assert load_settings(env).token_lifetime == timedelta(days=30)
+    assert load_settings(env).auth.token_lifetime == timedelta(days=30)
 
 
 @pytest.mark.parametrize("config, words", [

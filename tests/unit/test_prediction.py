@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from mlservice.prediction import PredictionInputError, parse_records, records_to_frame
+from mlservice.errors import ServiceError
+from mlservice.serving.inputs import parse_records, records_to_frame
 
 SCHEMA = [
     {"name": "age", "type": "number"},
@@ -26,19 +27,19 @@ def test_three_shapes_give_the_same_records(body):
     ("text", 400), (3, 400), ([], 400), ([1, 2], 400), ({"instances": "x"}, 400),
 ])
 def test_bad_shapes_are_400(body, status):
-    with pytest.raises(PredictionInputError) as caught:
+    with pytest.raises(ServiceError) as caught:
         parse_records(body)
     assert caught.value.status == status
 
 
 def test_missing_column_is_named():
-    with pytest.raises(PredictionInputError, match="'city'") as caught:
+    with pytest.raises(ServiceError, match="'city'") as caught:
         records_to_frame([{"age": 3}], SCHEMA)
     assert caught.value.status == 422
 
 
 def test_unknown_column_is_named():
-    with pytest.raises(PredictionInputError, match="'colour'"):
+    with pytest.raises(ServiceError, match="'colour'"):
         records_to_frame([{"age": 3, "city": "Lyon", "colour": "red"}], SCHEMA)
 
 
@@ -49,7 +50,7 @@ def test_unknown_column_is_named():
     ({"age": 3, "city": ["Lyon"]}, "city"),
 ])
 def test_wrong_type_names_the_column(record, column):
-    with pytest.raises(PredictionInputError, match=f"column '{column}'") as caught:
+    with pytest.raises(ServiceError, match=f"column '{column}'") as caught:
         records_to_frame([record], SCHEMA)
     assert caught.value.status == 422
 

@@ -7,7 +7,8 @@ import tempfile
 
 import pytest
 
-from mlservice.storage import ArtifactStore, UploadTooLarge
+from mlservice.errors import TooLarge
+from mlservice.store.artifacts import ArtifactStore
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ def test_written_and_adopted_files_are_world_readable(tmp_path, strict_umask):
 
 def test_failed_write_leaves_nothing(tmp_path):
     store = ArtifactStore(tmp_path)
-    with pytest.raises(UploadTooLarge):
+    with pytest.raises(TooLarge):
         with store.writing("datasets", "d2", "data.csv") as (handle, _):
             store.copy_stream(io.BytesIO(b"x" * 3_000_000), handle, limit=1_000_000)
     assert not (tmp_path / "datasets" / "d2").exists()

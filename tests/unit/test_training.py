@@ -4,10 +4,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlservice import bundles, estimators, training
-from mlservice.bundles import BundleError
 from mlservice.config import DefaultModelSettings
-from mlservice.prediction import predict, records_to_frame
+from mlservice.serving.inputs import records_to_frame
+from mlservice.serving.outputs import predict
+from mlservice.store import bundles
+from mlservice.store.bundles import BundleError
+from mlservice.training import estimators
+from mlservice.training import fitting as training
 
 SECRET = "k" * 64
 

@@ -1,92 +1,95 @@
-"""``GET /resource/auth`` (HTTP Basic → bearer token) and the decorators that check tokens."""
+"""``GET /resource/auth`` (HTTP Basic → bearer token) and the decorator that checks tokens."""
 
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 
 from .. import security, users
-from ..app import services
+from ..errors import Forbidden, Unauthorized
 from ..security import Identity
-from .errors import error_response
+from .context import services
 
 bp = Blueprint("auth", __name__, url_prefix="/resource")
 
+View = TypeVar("View", bound=Callable[..., Any])
 
-def _unauthorized(message: str):
+
+def _bearer_refusal(message: str) -> Unauthorized:
     challenge = f'Bearer realm="ml-service", error="invalid_token", error_description="{message}"'
-    return error_response(401, message, {"WWW-Authenticate": challenge})
+    return Unauthorized(message, headers={"WWW-Authenticate": challenge})
 
 
-def bearer_claims() -> tuple[Identity | None, Any]:
-    """The verified token's claims (no Redis yet), or ``(None, the 401 to send)``."""
+def _basic_refusal(message: str) -> Unauthorized:
+    return Unauthorized(message, headers={"WWW-Authenticate": 'Basic realm="ml-service"'})
+
+
+def bearer_claims() -> Identity:
+    """The verified token's claims (no Redis yet); 401 when there is no valid token."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        return None, _unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
+        raise _bearer_refusal("missing bearer token: send 'Authorization: Bearer <token>'")
     try:
-        return services().tokens.verify(token.strip()), None
+        return services().tokens.verify(token.strip())
     except security.TokenError as exc:
-        return None, _unauthorized(str(exc))
+        raise _bearer_refusal(exc.message) from None
 
 
-def admit(claimed: Identity, role: str | None, admin: bool = False) -> Any:
-    """Set the request's identity from the user's current role; the 401/403 to send, or None.
+def admit(claimed: Identity, role: str | None, admin: bool = False) -> None:
+    """Set the request's identity from the user's current role; 401/403 if refused.
 
     ``role`` is read from Redis by the caller, so a route can fetch it in the
     same round trip as the data it needs (see the predict routes).
     """
     if role is None:
-        return _unauthorized("the token's user no longer exists")
+        raise _bearer_refusal("the token's user no longer exists")
     g.identity = Identity(claimed.username, role)
     if admin and not g.identity.is_admin:
-        return error_response(403, "this needs an admin account")
-    return None
+        raise Forbidden("this needs an admin account")
 
 
-def require_token(admin: bool = False) -> Callable:
+def require_token(admin: bool = False) -> Callable[[View], View]:
     """Route decorator: a valid bearer token of a user that still exists (and is admin)."""
 
-    def decorator(view: Callable) -> Callable:
+    def decorator(view: View) -> View:
         @functools.wraps(view)
-        def wrapped(*args: Any, **kwargs: Any):
-            claimed, refusal = bearer_claims()
-            if refusal is None:
-                refusal = admit(claimed, users.current_role(services().store, claimed.username),
-                                admin)
-            if refusal is not None:
-                return refusal
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            claimed = bearer_claims()
+            admit(claimed, users.current_role(services().store, claimed.username), admin)
             return view(*args, **kwargs)
 
-        return wrapped
+        return wrapped  # type: ignore[return-value]
 
     return decorator
 
 
 def current_identity() -> Identity:
     """The user the request's token speaks for (inside a ``require_token`` view)."""
-    return g.identity
+    identity: Identity = g.identity
+    return identity
 
 
 @bp.get("/auth")
-def issue_token():
+def issue_token() -> Response:
     """Exchange HTTP Basic credentials for a bearer token."""
     credentials = request.authorization
     if credentials is None or credentials.type != "basic" or not credentials.username:
-        return error_response(401, "send a user name and password with HTTP Basic",
-                              {"WWW-Authenticate": 'Basic realm="ml-service"'})
+        raise _basic_refusal("send a user name and password with HTTP Basic")
     ctx = services()
-    if ctx.settings.delegated_auth_url:
-        identity = users.authenticate_delegated(ctx.store, ctx.settings.delegated_auth_url,
-                                                credentials.username, credentials.password or "")
+    password = credentials.password or ""
+    delegate = ctx.settings.auth.delegate_url
+    if delegate:
+        identity = users.authenticate_delegated(ctx.store, delegate, credentials.username,
+                                                password)
     else:
-        identity = users.authenticate(ctx.store, credentials.username, credentials.password or "")
+        identity = users.authenticate(ctx.store, credentials.username, password)
     if identity is None:
-        return error_response(401, "wrong user name or password",
-                              {"WWW-Authenticate": 'Basic realm="ml-service"'})
-    token, seconds = security.issue_token(identity, ctx.secret, ctx.settings.token_lifetime)
+        raise _basic_refusal("wrong user name or password")
+    token, seconds = security.issue_token(identity, ctx.secret, ctx.settings.auth.token_lifetime)
     response = jsonify(token=token, token_type="Bearer", expires_in=seconds)
     response.headers["Cache-Control"] = "no-store"
     return response

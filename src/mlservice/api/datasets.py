@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request, url_for
+from flask import Blueprint, Response, jsonify, request, url_for
 
-from .. import datasets
-from ..app import services
-from ..catalog import NotFound
-from ..datasets import DatasetError
-from ..storage import UploadTooLarge
+from ..errors import TooLarge
+from ..store import datasets
+from ..store.records import DatasetRecord
 from .auth import current_identity, require_token
-from .errors import error_response
-from .inputs import page_args, uploaded_file
+from .context import services
+from .parsing import page_args, uploaded_file
 
 bp = Blueprint("datasets", __name__, url_prefix="/resource/datasets")
 
@@ -19,7 +17,7 @@ bp = Blueprint("datasets", __name__, url_prefix="/resource/datasets")
 MULTIPART_OVERHEAD = 1024 * 1024
 
 
-def _created(record: dict):
+def _created(record: DatasetRecord) -> Response:
     response = jsonify(datasets.public(record))
     response.status_code = 201
     response.headers["Location"] = url_for("datasets.get_dataset", dataset_id=record["id"])
@@ -28,34 +26,29 @@ def _created(record: dict):
 
 @bp.post("")
 @require_token()
-def upload():
+def upload() -> Response:
     """Multipart (field ``file``, optional ``name``) or a raw CSV/Parquet body → 201 + profile."""
     ctx = services()
-    limit = ctx.settings.max_upload_bytes
+    limit = ctx.settings.service.max_upload_bytes
     if request.content_length is not None and request.content_length > limit + MULTIPART_OVERHEAD:
-        return error_response(413, f"the upload is larger than the limit of {limit} bytes")
-    try:
-        if request.mimetype == "multipart/form-data":
-            request.max_content_length = limit + MULTIPART_OVERHEAD
-            part = uploaded_file()
-            with part.stream:
-                file_format = datasets.detect_format(part.mimetype, part.filename)
-                record = ctx.datasets.adopt(part.stream, file_format, current_identity(),
-                                            request.form.get("name") or part.filename)
-        else:
-            file_format = datasets.detect_format(request.mimetype, request.args.get("name"))
-            record = ctx.datasets.upload(request.stream, file_format, current_identity(),
-                                         request.args.get("name"), limit)
-    except DatasetError as exc:
-        return error_response(exc.status, str(exc))
-    except UploadTooLarge as exc:
-        return error_response(413, str(exc))
+        raise TooLarge(f"the upload is larger than the limit of {limit} bytes")
+    if request.mimetype == "multipart/form-data":
+        request.max_content_length = limit + MULTIPART_OVERHEAD
+        part = uploaded_file()
+        with part.stream:
+            file_format = datasets.detect_format(part.mimetype, part.filename)
+            record = ctx.datasets.adopt(part.stream, file_format, current_identity(),
+                                        request.form.get("name") or part.filename)
+    else:
+        file_format = datasets.detect_format(request.mimetype, request.args.get("name"))
+        record = ctx.datasets.upload(request.stream, file_format, current_identity(),
+                                     request.args.get("name"), limit)
     return _created(record)
 
 
 @bp.get("")
 @require_token()
-def list_datasets():
+def list_datasets() -> Response:
     """Your data sets (admins: everyone's), newest first, paged."""
     page, per_page = page_args()
     records, total = services().datasets.catalog.list(current_identity(), page, per_page)
@@ -63,29 +56,24 @@ def list_datasets():
                    per_page=per_page, total=total)
 
 
-def _visible(dataset_id: str) -> dict:
+def _visible(dataset_id: str) -> DatasetRecord:
+    """The data set if the caller may see it; 404 otherwise."""
     return services().datasets.catalog.get(dataset_id, current_identity())
 
 
 @bp.get("/<dataset_id>")
 @require_token()
-def get_dataset(dataset_id: str):
+def get_dataset(dataset_id: str) -> Response:
     """One data set's metadata and profile."""
-    try:
-        return jsonify(datasets.public(_visible(dataset_id)))
-    except NotFound as exc:
-        return error_response(404, str(exc))
+    return jsonify(datasets.public(_visible(dataset_id)))
 
 
 @bp.get("/<dataset_id>/download")
 @require_token()
-def download(dataset_id: str):
+def download(dataset_id: str) -> tuple[str, int, dict[str, str]]:
     """The uploaded bytes, sent by NGINX (``X-Accel-Redirect``) once the app has authorised it."""
     ctx = services()
-    try:
-        record = _visible(dataset_id)
-    except NotFound as exc:
-        return error_response(404, str(exc))
+    record = _visible(dataset_id)
     path = ctx.datasets.path(record)
     name = record["name"]
     filename = name if name.endswith(path.suffix) else name + path.suffix
@@ -103,10 +91,7 @@ def _attachment(filename: str) -> str:
 
 @bp.delete("/<dataset_id>")
 @require_token()
-def delete_dataset(dataset_id: str):
+def delete_dataset(dataset_id: str) -> tuple[str, int]:
     """Delete the file and its metadata → 204 (models trained on it keep working)."""
-    try:
-        services().datasets.delete(_visible(dataset_id))
-    except NotFound as exc:
-        return error_response(404, str(exc))
+    services().datasets.delete(_visible(dataset_id))
     return "", 204

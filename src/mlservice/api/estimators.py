@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import functools
+from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify
 
-from .. import estimators
+from ..training import estimators
 from .auth import require_token
 
 bp = Blueprint("estimators", __name__, url_prefix="/resource/estimators")
 
 
 @functools.cache
-def _described() -> list[dict]:
+def _described() -> list[dict[str, Any]]:
     return estimators.describe_all()
 
 
 @bp.get("")
 @require_token()
-def list_estimators():
+def list_estimators() -> Response:
     """Every supported classifier and regressor with its parameters and defaults."""
     return jsonify(estimators=_described())

@@ -3,32 +3,32 @@
 from __future__ import annotations
 
 import redis
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify
 
-from ..app import services
-from ..celery_app import app as celery
-from .errors import error_response
+from ..errors import Unavailable
+from .context import services
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
-def healthz():
+def healthz() -> Response:
     """Liveness: no dependency is consulted."""
     return jsonify(status="ok")
 
 
 @bp.get("/readyz")
-def readyz():
+def readyz() -> Response:
     """Readiness: Redis answers as the app user and at least one Celery worker pings back."""
+    ctx = services()
     try:
-        services().store.ping()
+        ctx.store.ping()
     except redis.RedisError as exc:
-        return error_response(503, f"redis is not reachable: {exc}")
+        raise Unavailable(f"redis is not reachable: {exc}") from None
     try:
-        replies = celery.control.ping(timeout=1.0)
+        replies = ctx.celery.control.ping(timeout=1.0)
     except Exception as exc:  # any broker failure means "not ready", never a 500
-        return error_response(503, f"celery broker is not reachable: {exc}")
+        raise Unavailable(f"celery broker is not reachable: {exc}") from None
     if not replies:
-        return error_response(503, "no celery worker answered")
+        raise Unavailable("no celery worker answered")
     return jsonify(status="ready", workers=len(replies))

@@ -10,55 +10,52 @@ from __future__ import annotations
 
 import os
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify
 
-from .. import model_store, prediction, users
-from ..app import services
-from ..catalog import NotFound
-from ..model_cache import ModelNotPublished
+from .. import users
+from ..context import ServiceContext
+from ..errors import Conflict, NotFound, NotInitialised
+from ..serving import inputs
+from ..serving.cache import ModelNotPublished
+from ..store import published
+from ..store.records import ModelRecord, ModelStatus
 from .auth import admit, bearer_claims, current_identity
-from .errors import error_response
-from .inputs import flag, json_body
+from .context import services
+from .parsing import flag, json_body
 
 bp = Blueprint("predict", __name__, url_prefix="/resource")
 
 
-def predict_with(model_id: str, user_model: bool):
+def predict_with(model_id: str, user_model: bool) -> Response:
     """Authenticate, validate the body, predict with the cached model, answer JSON.
 
     ``user_model``: a model from ``/resource/models`` (its record says who may
     use it and whether it is ready), not the service's default model.
     """
-    claimed, refusal = bearer_claims()
-    if refusal is not None:
-        return refusal
+    claimed = bearer_claims()
     ctx = services()
     pipe = ctx.store.pipeline(transaction=False)
     users.queue_role(pipe, claimed.username)
-    model_store.queue_version(pipe, model_id)
+    published.queue_version(pipe, model_id)
     if user_model:
         ctx.models.catalog.queue_get(pipe, model_id)
     role, raw_version, *raw_record = pipe.execute()
-    refusal = admit(claimed, users.parse_role(role))
-    if refusal is not None:
-        return refusal
+    admit(claimed, users.parse_role(role))
     if user_model:
-        refusal = _refuse_unready(ctx, model_id, raw_record[0])
-        if refusal is not None:
-            return refusal
+        _check_ready(ctx, model_id, raw_record[0])
     probabilities = flag("probabilities")
     body = json_body()
+    records = inputs.parse_records(body)
     try:
-        records = prediction.parse_records(body)
-        version, predictor = ctx.cache.get(model_id, model_store.parse_version(raw_version))
-        columns = prediction.records_to_columns(records, predictor.bundle.schema)
-        result = predictor.predict(columns, probabilities=probabilities)
+        version, predictor = ctx.cache.get(model_id, published.parse_version(raw_version))
     except ModelNotPublished:
         if user_model:
-            return error_response(404, f"model {model_id!r} was deleted")
-        return error_response(424, "the service is not initialised: call GET /resource/init first")
-    except prediction.PredictionInputError as exc:
-        return error_response(exc.status, str(exc))
+            raise NotFound(f"model {model_id!r} was deleted") from None
+        raise NotInitialised(
+            "the service is not initialised: call GET /resource/init first"
+        ) from None
+    columns = inputs.records_to_columns(records, predictor.bundle.schema)
+    result = predictor.predict(columns, probabilities=probabilities)
     response = jsonify(result)
     response.headers["X-Model-Version"] = str(version)
     response.headers["X-Model-Engine"] = predictor.engine
@@ -66,23 +63,18 @@ def predict_with(model_id: str, user_model: bool):
     return response
 
 
-def _refuse_unready(ctx, model_id: str, raw_record: bytes | None):
-    """404 for a model the caller may not see, 409 for one not ready, else None."""
-    try:
-        record = ctx.models.catalog.parse(raw_record, model_id, current_identity())
-    except NotFound as exc:
-        return error_response(404, str(exc))
-    return not_ready(model_id, record)
+def _check_ready(ctx: ServiceContext, model_id: str, raw_record: bytes | None) -> None:
+    """404 for a model the caller may not see, 409 for one not ready."""
+    check_ready(model_id, ctx.models.catalog.parse(raw_record, model_id, current_identity()))
 
 
-def not_ready(model_id: str, record: dict):
-    """409 for a model still queued, training or failed; None once it is ready."""
-    if record["status"] != "ready":
-        return error_response(409, f"model {model_id!r} is {record['status']}, not ready")
-    return None
+def check_ready(model_id: str, record: ModelRecord) -> None:
+    """409 for a model still queued, training or failed."""
+    if record["status"] != ModelStatus.READY:
+        raise Conflict(f"model {model_id!r} is {record['status']}, not ready")
 
 
 @bp.post("/predict")
-def predict():
+def predict() -> Response:
     """One record, a list of records or ``{"instances": [...]}`` → ``{"predictions": [...]}``."""
-    return predict_with(model_store.DEFAULT_MODEL_ID, user_model=False)
+    return predict_with(published.DEFAULT_MODEL_ID, user_model=False)

@@ -11,15 +11,21 @@ from __future__ import annotations
 import tempfile
 from typing import IO
 
-from flask import Request, current_app
+from flask import Request
+
+from .context import services
 
 
 class StreamingRequest(Request):
     """Flask's request, with file parts spooled into the artifact store."""
 
-    def _get_file_stream(self, total_content_length: int | None, content_type: str | None,
-                         filename: str | None = None, content_length: int | None = None
-                         ) -> IO[bytes]:
-        directory = current_app.extensions["mlservice"].datasets.artifacts.incoming()
+    def _get_file_stream(
+        self,
+        total_content_length: int | None,
+        content_type: str | None,
+        filename: str | None = None,
+        content_length: int | None = None,
+    ) -> IO[bytes]:
+        directory = services().datasets.artifacts.incoming()
         # Deleted when closed: a failed or refused upload leaves nothing behind.
         return tempfile.NamedTemporaryFile(dir=directory, prefix="upload-", suffix=".part")

@@ -11,18 +11,17 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from pathlib import Path
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import BinaryIO, Iterator
+from pathlib import Path
+from typing import IO, BinaryIO
+
+from ..errors import TooLarge
 
 CHUNK_SIZE = 1024 * 1024
 
 #: The URL prefix NGINX maps onto the artifact directory (an ``internal`` location).
 ACCEL_PREFIX = "/_protected/artifacts/"
-
-
-class UploadTooLarge(ValueError):
-    """The body went past the configured size limit."""
 
 
 def _make_dirs(directory: Path) -> None:
@@ -68,7 +67,7 @@ class ArtifactStore:
         directory.mkdir(parents=True, exist_ok=True)
         return directory
 
-    def adopt(self, temporary: BinaryIO, kind: str, item_id: str, filename: str) -> Path:
+    def adopt(self, temporary: IO[bytes], kind: str, item_id: str, filename: str) -> Path:
         """Give a finished temporary file (under :meth:`incoming`) its final name, by hard link.
 
         The temporary name disappears when the file object is closed.
@@ -80,7 +79,7 @@ class ArtifactStore:
         os.link(temporary.name, final)
         return final
 
-    def copy_stream(self, source: BinaryIO, target: BinaryIO, limit: int) -> int:
+    def copy_stream(self, source: IO[bytes], target: IO[bytes], limit: int) -> int:
         """Copy in chunks (never the whole body in memory); stop past ``limit`` bytes."""
         total = 0
         while True:
@@ -89,7 +88,7 @@ class ArtifactStore:
                 return total
             total += len(chunk)
             if total > limit:
-                raise UploadTooLarge(f"the upload is larger than the limit of {limit} bytes")
+                raise TooLarge(f"the upload is larger than the limit of {limit} bytes")
             target.write(chunk)
 
     def delete(self, kind: str, item_id: str, only_if_empty: bool = False) -> None:

@@ -2,9 +2,14 @@
 
 A bundle is the fitted pipeline (imputation, encoders, scaler, estimator), the
 target's label encoding, the input schema, the metrics, the library versions
-and, when the pipeline was compiled, its ONNX graph, pickled with joblib. The pickle is preceded by an HMAC-SHA256 of it
-under the service secret; :func:`loads` checks that signature *before*
-unpickling, because unpickling untrusted bytes runs arbitrary code.
+and, when the pipeline was compiled, its ONNX graph, pickled with joblib. The
+pickle is preceded by an HMAC-SHA256 of it under the service secret;
+:func:`loads` checks that signature *before* unpickling, because unpickling
+untrusted bytes runs arbitrary code.
+
+The bundle is the contract between training and serving, so the names both
+sides share are declared here: :class:`Task`, :class:`Engine`, the pipeline's
+:class:`Step` names and the input schema's :class:`SchemaColumn`.
 
 File layout: ``MAGIC`` (8 bytes), the 32-byte HMAC, then the joblib pickle.
 """
@@ -15,16 +20,73 @@ import hashlib
 import hmac
 import io
 import platform
+import sys
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import Any, NotRequired, TypedDict
 
 import joblib
+
+from ..errors import BadRequest
 
 MAGIC = b"MLSBNDL1"
 _SIG_LEN = hashlib.sha256().digest_size
 
+# Bundles written before the package had sub-packages name their class
+# ``mlservice.bundles.ModelBundle``: that path resolves to this module, so
+# bundles users downloaded then still load.
+sys.modules.setdefault("mlservice.bundles", sys.modules[__name__])
 
-class BundleError(ValueError):
+
+class Task(StrEnum):
+    """What a model predicts: a class, or a number."""
+
+    CLASSIFICATION = "classification"
+    REGRESSION = "regression"
+
+
+class Engine(StrEnum):
+    """What runs a model's predictions."""
+
+    ONNXRUNTIME = "onnxruntime"
+    SCIKIT_LEARN = "scikit-learn"
+
+
+class Step(StrEnum):
+    """Names of the fitted pipeline's steps, which serving and ONNX conversion look up."""
+
+    PREPROCESS = "preprocess"  # the ColumnTransformer
+    ESTIMATOR = "estimator"
+    NUMERIC = "numeric"  # ColumnTransformer branch: impute, scale
+    CATEGORICAL = "categorical"  # ColumnTransformer branch: impute, encode
+    IMPUTE = "impute"
+    SCALE = "scale"
+    ENCODE = "encode"
+
+
+class ColumnType(StrEnum):
+    """How an input column is fed to the model: scaled numbers, or one-hot encoded text."""
+
+    NUMBER = "number"
+    STRING = "string"
+
+
+class SchemaColumn(TypedDict):
+    """One input column of a model, as its input schema lists it."""
+
+    name: str
+    type: str  # a ColumnType
+    categories: NotRequired[list[str]]  # text columns: the values seen in training
+
+
+class EngineInfo(TypedDict):
+    """Which engine serves a model, and why (shown in the model's record)."""
+
+    name: str
+    reason: str
+
+
+class BundleError(BadRequest):
     """Bytes that are not a bundle this service signed."""
 
 
@@ -33,10 +95,10 @@ class ModelBundle:
     """A trained model and what it needs to predict and to be explained."""
 
     pipeline: Any
-    task: str
+    task: str  # a Task
     estimator: str
     params: dict[str, Any]
-    schema: list[dict[str, Any]]
+    schema: list[SchemaColumn]
     target: str
     classes: list[Any] | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -45,11 +107,16 @@ class ModelBundle:
     training_seconds: float | None = None
     #: The ONNX graph of the pipeline, when it compiled and passed the held-out check.
     onnx: bytes | None = None
-    #: Which engine serves the bundle ("onnxruntime" or "scikit-learn") and why.
-    engine: str = "scikit-learn"
+    #: Which engine serves the bundle (an Engine) and why.
+    engine: str = Engine.SCIKIT_LEARN.value
     engine_reason: str = "not compiled"
     #: Requests over this many rows go to scikit-learn even when compiled (None: no limit).
     onnx_max_rows: int | None = None
+
+    def __post_init__(self) -> None:
+        # Plain strings in the pickle: a bundle must not depend on this module's enums.
+        self.task = str(Task(self.task).value)
+        self.engine = str(Engine(self.engine).value)
 
     def describe(self) -> dict[str, Any]:
         """The bundle's metadata as JSON (no pipeline)."""
@@ -64,8 +131,12 @@ class ModelBundle:
             "versions": self.versions,
             "trained_at": self.trained_at,
             "training_seconds": self.training_seconds,
-            "engine": {"name": self.engine, "reason": self.engine_reason},
+            "engine": self.engine_info(),
         }
+
+    def engine_info(self) -> EngineInfo:
+        """The engine and its reason, as a model record shows them."""
+        return {"name": self.engine, "reason": self.engine_reason}
 
 
 def library_versions() -> dict[str, str]:
@@ -104,7 +175,7 @@ def loads(data: bytes, secret: str) -> ModelBundle:
     header_len = len(MAGIC) + _SIG_LEN
     if len(data) <= header_len or not data.startswith(MAGIC):
         raise BundleError("not a model bundle written by this service")
-    signature, payload = data[len(MAGIC):header_len], data[header_len:]
+    signature, payload = data[len(MAGIC) : header_len], data[header_len:]
     if not hmac.compare_digest(signature, _signature(payload, secret)):
         raise BundleError("model bundle signature does not verify (tampered or foreign bundle)")
     bundle = joblib.load(io.BytesIO(payload))

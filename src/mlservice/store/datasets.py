@@ -10,8 +10,9 @@ its metadata: a bad upload leaves nothing behind.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import IO, Any
 
 import pandas as pd
 import pyarrow as pa
@@ -19,9 +20,11 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from ..errors import BadRequest, Invalid, UnsupportedMedia
+from ..security import Identity
+from .artifacts import ArtifactStore
 from .catalog import Catalog
-from .security import Identity
-from .storage import ArtifactStore
+from .records import ColumnProfile, DatasetRecord
 
 CSV = "csv"
 PARQUET = "parquet"
@@ -40,14 +43,6 @@ CATEGORY_SAMPLE = 20
 CSV_BLOCK_SIZE = 1024 * 1024
 
 
-class DatasetError(ValueError):
-    """A file that cannot become a data set; ``status`` is the HTTP answer."""
-
-    def __init__(self, message: str, status: int = 422) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 def detect_format(media_type: str | None, filename: str | None) -> str:
     """CSV or Parquet from the declared media type, else from the file name."""
     if media_type in MEDIA_TYPES:
@@ -57,9 +52,9 @@ def detect_format(media_type: str | None, filename: str | None) -> str:
         return CSV
     if suffix in (".parquet", ".pq"):
         return PARQUET
-    raise DatasetError(
+    raise UnsupportedMedia(
         f"unsupported media type {media_type or 'none'!r}: send text/csv or "
-        "application/vnd.apache.parquet (or a .csv/.parquet file name)", status=415)
+        "application/vnd.apache.parquet (or a .csv/.parquet file name)")
 
 
 class _ColumnProfile:
@@ -81,9 +76,9 @@ class _ColumnProfile:
             self.distinct_capped = True
             self.distinct = set(list(self.distinct)[:CATEGORY_SAMPLE])
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> ColumnProfile:
         numeric = pa.types.is_integer(self.type) or pa.types.is_floating(self.type)
-        described: dict[str, Any] = {
+        described: ColumnProfile = {
             "name": self.name,
             "dtype": _dtype_name(self.type),
             "missing": self.missing,
@@ -130,12 +125,12 @@ def _profile_once(path: Path, file_format: str, string_columns: list[str]) -> di
     schema, batches = _open_batches(path, file_format, string_columns)
     names = schema.names
     if not names:
-        raise DatasetError("the file has no columns")
+        raise Invalid("the file has no columns")
     if len(set(names)) != len(names) or any(not name for name in names):
-        raise DatasetError("column names must be present and unique")
+        raise Invalid("column names must be present and unique")
     for field in schema:
         if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
-            raise DatasetError(f"column {field.name!r} is not UTF-8 text")
+            raise Invalid(f"column {field.name!r} is not UTF-8 text")
     columns = [_ColumnProfile(field.name, field.type) for field in schema]
     rows = 0
     for batch in batches:
@@ -143,7 +138,7 @@ def _profile_once(path: Path, file_format: str, string_columns: list[str]) -> di
         for profile, column in zip(columns, batch.columns):
             profile.add(column)
     if rows == 0:
-        raise DatasetError("the file has a header but no rows")
+        raise Invalid("the file has a header but no rows")
     return {"rows": rows, "columns": [column.describe() for column in columns],
             "string_columns": string_columns}
 
@@ -158,15 +153,16 @@ def _conversion_column(message: str, path: Path) -> str | None:
 
 
 def profile_file(path: Path, file_format: str) -> dict[str, Any]:
-    """Check a stored file and describe it; :class:`DatasetError` says what is wrong."""
+    """Check a stored file and describe it; a :class:`~mlservice.errors.ServiceError` says
+    what is wrong (400 empty, 415 not the declared format, 422 not a table)."""
     if path.stat().st_size == 0:
-        raise DatasetError("the file is empty", status=400)
+        raise BadRequest("the file is empty")
     with path.open("rb") as handle:
         head = handle.read(4096)
     if file_format == PARQUET and not head.startswith(b"PAR1"):
-        raise DatasetError("the file is not Parquet (no PAR1 magic)", status=415)
+        raise UnsupportedMedia("the file is not Parquet (no PAR1 magic)")
     if file_format == CSV and (b"\x00" in head or head.startswith(b"PAR1")):
-        raise DatasetError("the file is not CSV text (binary content)", status=415)
+        raise UnsupportedMedia("the file is not CSV text (binary content)")
     string_columns: list[str] = []
     while True:
         try:
@@ -177,7 +173,7 @@ def profile_file(path: Path, file_format: str) -> dict[str, Any]:
             if column and column not in string_columns:
                 string_columns.append(column)  # mixed values: read the column as text
                 continue
-            raise DatasetError(_explain(message)) from None
+            raise Invalid(_explain(message)) from None
 
 
 def _explain(message: str) -> str:
@@ -206,12 +202,12 @@ class Datasets:
 
     KIND = "datasets"
 
-    def __init__(self, catalog: Catalog, artifacts: ArtifactStore) -> None:
+    def __init__(self, catalog: Catalog[DatasetRecord], artifacts: ArtifactStore) -> None:
         self.catalog = catalog
         self.artifacts = artifacts
 
-    def upload(self, source: BinaryIO, file_format: str, owner: Identity, name: str | None,
-               limit: int) -> dict[str, Any]:
+    def upload(self, source: IO[bytes], file_format: str, owner: Identity, name: str | None,
+               limit: int) -> DatasetRecord:
         """Stream ``source`` to the store, profile it and record it."""
         dataset_id = Catalog.new_id()
         started = time.perf_counter()
@@ -219,8 +215,8 @@ class Datasets:
             size = self.artifacts.copy_stream(source, handle, limit)
         return self.register(dataset_id, file_format, owner, name, size, started)
 
-    def adopt(self, temporary: BinaryIO, file_format: str, owner: Identity, name: str | None
-              ) -> dict[str, Any]:
+    def adopt(self, temporary: IO[bytes], file_format: str, owner: Identity, name: str | None
+              ) -> DatasetRecord:
         """Record a multipart upload already spooled into the store's incoming directory."""
         dataset_id = Catalog.new_id()
         started = time.perf_counter()
@@ -228,15 +224,15 @@ class Datasets:
         return self.register(dataset_id, file_format, owner, name, path.stat().st_size, started)
 
     def register(self, dataset_id: str, file_format: str, owner: Identity, name: str | None,
-                 size: int, started: float) -> dict[str, Any]:
+                 size: int, started: float) -> DatasetRecord:
         """Profile a file already in the store and record it; remove it if it is bad."""
-        path = self.path({"id": dataset_id, "format": file_format})
+        path = self.artifacts.path(self.KIND, dataset_id, FILENAMES[file_format])
         try:
             profile = profile_file(path, file_format)
         except BaseException:
             self.artifacts.delete(self.KIND, dataset_id)
             raise
-        record = {
+        record: DatasetRecord = {
             "id": dataset_id,
             "name": name or dataset_id,
             "owner": owner.username,
@@ -249,14 +245,14 @@ class Datasets:
         }
         return self.catalog.create(record)
 
-    def path(self, record: dict[str, Any]) -> Path:
+    def path(self, record: DatasetRecord) -> Path:
         return self.artifacts.path(self.KIND, record["id"], FILENAMES[record["format"]])
 
-    def delete(self, record: dict[str, Any]) -> None:
+    def delete(self, record: DatasetRecord) -> None:
         self.catalog.delete(record["id"])
         self.artifacts.delete(self.KIND, record["id"])
 
 
-def public(record: dict[str, Any]) -> dict[str, Any]:
+def public(record: DatasetRecord) -> dict[str, Any]:
     """A data set record as the API shows it."""
     return {key: value for key, value in record.items() if key != "string_columns"}

@@ -4,7 +4,7 @@ Each Gunicorn worker holds one :class:`ModelCache`. A lookup needs the
 model's current version from Redis (one small round trip, which the predict
 route pipelines with its token check); only when that differs from the
 cached one are the bundle bytes fetched, verified, unpickled and turned into
-a :class:`~mlservice.predictor.Predictor` (an ONNX Runtime session, or a
+a :class:`~mlservice.serving.predictor.Predictor` (an ONNX Runtime session, or a
 batched scikit-learn pipeline). A retrain (new version) or a delete (no
 version) is therefore seen by every worker on its next request, and a model
 is never unpickled per request.
@@ -16,8 +16,8 @@ import threading
 
 import redis
 
-from . import bundles, model_store
-from .config import InferenceSettings
+from ..config import InferenceSettings
+from ..store import bundles, published
 from .predictor import Predictor
 
 
@@ -37,7 +37,7 @@ class ModelCache:
 
     def get(self, model_id: str, version: int | None) -> tuple[int, Predictor]:
         """The predictor of ``version`` (the current one, as the caller just read it with
-        :func:`model_store.queue_version`), loaded only when it is not the cached one.
+        :func:`~mlservice.store.published.queue_version`), loaded only when it is not the cached one.
         """
         if version is None:
             self._entries.pop(model_id, None)
@@ -49,7 +49,7 @@ class ModelCache:
             cached = self._entries.get(model_id)
             if cached is not None and cached[0] >= version:
                 return cached
-            fetched = model_store.fetch(self._store, model_id)
+            fetched = published.fetch(self._store, model_id)
             if fetched is None:
                 self._entries.pop(model_id, None)
                 raise ModelNotPublished(model_id)

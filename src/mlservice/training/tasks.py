@@ -1,22 +1,30 @@
-"""Celery tasks. Each is a thin shell around domain functions that know nothing of Celery."""
+"""Celery tasks. Each is a thin shell around functions that know nothing of Celery.
+
+Task names are fixed strings: messages already queued in Redis name them, so
+they outlive any move of this module.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from celery import Task as CeleryTask
 from celery.utils.log import get_task_logger
 
-from . import bundles, callbacks, model_store, training
+from ..celery_app import SHORT_QUEUE, TRAINING_QUEUE, app
+from ..context import worker_context
+from ..errors import NotFound
+from ..store import bundles, published
+from ..store.models import callback_payload
+from ..store.records import ModelRecord, ModelStatus
+from . import callbacks, fitting, jobs, onnx_conversion
 from .callbacks import CallbackError
-from .catalog import NotFound
-from .celery_app import SHORT_QUEUE, TRAINING_QUEUE, app
-from .context import worker_context
-from .models import callback_payload
+from .fitting import Progress
 
 log = get_task_logger(__name__)
 
 
-def _reporter(task):
+def _reporter(task: CeleryTask) -> Progress:
     """Progress as task state, which GET /resource/task/status/<id> shows."""
 
     def progress(fraction: float, message: str) -> None:
@@ -26,71 +34,90 @@ def _reporter(task):
 
 
 @app.task(bind=True, name="mlservice.tasks.init_service", queue=TRAINING_QUEUE)
-def init_service(self) -> dict[str, Any]:
+def init_service(self: CeleryTask) -> dict[str, Any]:
     """Train the service's default model and publish it to every API worker."""
     ctx = worker_context()
-    fitted = training.train_default_model(ctx.settings.default_model, _reporter(self))
+    fitted = fitting.train_default_model(ctx.settings.default_model, _reporter(self))
     bundle = fitted.bundle
     if ctx.settings.inference.compile_onnx:
         self.update_state(state="PROGRESS", meta={"progress": 0.97, "status": "compiling to ONNX"})
-        bundle = training.compile_onnx(fitted)
+        bundle = onnx_conversion.compile_onnx(fitted)
     else:
         bundle.engine_reason = "not compiled: [inference] compile_onnx is false"
-    version = model_store.publish(ctx.store, model_store.DEFAULT_MODEL_ID,
-                                  bundles.dumps(bundle, ctx.secret))
+    version = published.publish(
+        ctx.store, published.DEFAULT_MODEL_ID, bundles.dumps(bundle, ctx.secret)
+    )
     return {
-        "model_id": model_store.DEFAULT_MODEL_ID,
+        "model_id": published.DEFAULT_MODEL_ID,
         "version": version,
         "estimator": bundle.estimator,
         "metrics": bundle.metrics,
-        "engine": bundle.describe()["engine"],
+        "engine": bundle.engine_info(),
     }
 
 
 @app.task(bind=True, name="mlservice.tasks.train_model", queue=TRAINING_QUEUE)
-def train_model(self, model_id: str) -> dict[str, Any]:
+def train_model(self: CeleryTask, model_id: str) -> dict[str, Any]:
     """Fit a requested model; whatever happens, record it and send the callback."""
     ctx = worker_context()
-    record = ctx.models.catalog.get(model_id)
+    record: ModelRecord = ctx.models.catalog.get(model_id)
     compile_onnx = ctx.settings.inference.compile_onnx and record.get("compile", True)
     try:
         dataset = ctx.datasets.catalog.get(record["dataset_id"])
-        record, fitted = ctx.models.train(model_id, dataset, ctx.datasets.path(dataset),
-                                          _reporter(self), compile_onnx)
+        record, fitted = jobs.fit_model(
+            ctx.models, model_id, dataset, ctx.datasets.path(dataset), _reporter(self),
+            compile_onnx,
+        )
     except NotFound:
         # The model (or its data set) was deleted meanwhile: leave nothing behind.
         ctx.models.discard(model_id)
         try:
             record = ctx.models.fail(model_id, "its data set was deleted before training")
         except NotFound:
-            record = {"status": "deleted"}
+            record["status"] = "deleted"
         raise
     except Exception as exc:
         record = ctx.models.fail(model_id, f"{type(exc).__name__}: {exc}")
         raise
     finally:
-        if record.get("callback_url") and record["status"] in ("ready", "failed"):
+        if record.get("callback_url") and record["status"] in (
+            ModelStatus.READY, ModelStatus.FAILED,
+        ):
             send_callback.delay(model_id, record["callback_url"], callback_payload(record))
     if compile_onnx:
         # After the callback: the model already serves; compiling only makes it faster.
         self.update_state(state="PROGRESS", meta={"progress": 0.97, "status": "compiling to ONNX"})
         try:
-            record = ctx.models.compile(model_id, fitted)
+            record = jobs.compile_model(ctx.models, model_id, fitted)
         except NotFound:  # deleted while compiling
             ctx.models.discard(model_id)
             return {"model_id": model_id, "status": "deleted"}
         except Exception as exc:  # the scikit-learn version goes on serving
             log.exception("compiling model %s failed", model_id)
-            record = ctx.models.catalog.update(model_id, engine={
-                "name": "scikit-learn", "reason": f"compiling failed: {type(exc).__name__}: {exc}"})
-    return {"model_id": model_id, "status": record["status"], "metrics": record["metrics"],
-            "engine": record["engine"]}
+            reason = f"compiling failed: {type(exc).__name__}: {exc}"
+            record = ctx.models.catalog.update(
+                model_id, engine={"name": bundles.Engine.SCIKIT_LEARN, "reason": reason}
+            )
+    return {
+        "model_id": model_id,
+        "status": record["status"],
+        "metrics": record.get("metrics"),
+        "engine": record.get("engine"),
+    }
 
 
-@app.task(bind=True, name="mlservice.tasks.send_callback", queue=SHORT_QUEUE,
-          autoretry_for=(CallbackError,), retry_backoff=2, retry_backoff_max=300,
-          retry_jitter=True, max_retries=6)
-def send_callback(self, model_id: str, url: str, payload: dict[str, Any]) -> int | None:
+@app.task(
+    bind=True,
+    name="mlservice.tasks.send_callback",
+    queue=SHORT_QUEUE,
+    autoretry_for=(CallbackError,),
+    retry_backoff=2,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=6,
+)
+def send_callback(self: CeleryTask, model_id: str, url: str, payload: dict[str, Any]
+                  ) -> int | None:
     """POST the result, signed with the client's callback secret; retried with backoff.
 
     Never signed with the service secret: a receiver must not learn what signs tokens.
@@ -101,4 +128,4 @@ def send_callback(self, model_id: str, url: str, payload: dict[str, Any]) -> int
         log.info("model %s was deleted: no callback", model_id)
         return None
     log.info("callback for model %s to %s (try %d)", model_id, url, self.request.retries + 1)
-    return callbacks.deliver(url, payload, secret, ctx.settings.callback_allow_private)
+    return callbacks.deliver(url, payload, secret, ctx.settings.service.callback_allow_private)

@@ -1,4 +1,4 @@
-"""Reading request bodies, with errors that say what is wrong."""
+"""Reading a request's body and query string, with errors that say what is wrong."""
 
 from __future__ import annotations
 
@@ -6,13 +6,16 @@ import json
 from typing import Any
 
 from flask import request
-from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+from werkzeug.datastructures import FileStorage
+
+from ..config import boolean
+from ..errors import BadRequest, UnsupportedMedia
 
 
 def json_body() -> Any:
     """The request's JSON body; 400 naming the problem if it is not JSON."""
     if request.mimetype != "application/json":
-        raise UnsupportedMediaType("send the body as JSON with 'Content-Type: application/json'")
+        raise UnsupportedMedia("send the body as JSON with 'Content-Type: application/json'")
     raw = request.get_data(cache=False)
     if not raw:
         raise BadRequest("the request body is empty; send JSON")
@@ -21,18 +24,23 @@ def json_body() -> Any:
     except UnicodeDecodeError:
         raise BadRequest("the request body is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
-        raise BadRequest(f"the request body is not valid JSON: {exc.msg} at line "
-                         f"{exc.lineno} column {exc.colno}") from None
+        raise BadRequest(
+            f"the request body is not valid JSON: {exc.msg} at line "
+            f"{exc.lineno} column {exc.colno}"
+        ) from None
 
 
 def flag(name: str) -> bool:
-    """A boolean query parameter (``true``/``1``/``yes``); 400 on anything else."""
-    value = request.args.get(name, "false").strip().lower()
-    if value in ("true", "1", "yes"):
-        return True
-    if value in ("false", "0", "no", ""):
+    """A boolean query parameter (``true``/``1``/``yes``, ``false``/``0``/``no``); 400 else."""
+    value = request.args.get(name, "").strip()
+    if not value:
         return False
-    raise BadRequest(f"query parameter {name!r} must be true or false, not {value!r}")
+    try:
+        return boolean(value)
+    except ValueError:
+        raise BadRequest(
+            f"query parameter {name!r} must be true or false, not {value.lower()!r}"
+        ) from None
 
 
 def page_args() -> tuple[int, int]:
@@ -46,7 +54,7 @@ def page_args() -> tuple[int, int]:
     return values[0], values[1]
 
 
-def uploaded_file(field: str = "file"):
+def uploaded_file(field: str = "file") -> FileStorage:
     """The multipart file part ``field``; 400 naming the field if it is absent."""
     part = request.files.get(field)
     if part is None:

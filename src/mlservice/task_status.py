@@ -38,8 +38,8 @@ def describe(result: AsyncResult) -> dict[str, Any]:
     """The task's state as the status endpoint returns it."""
     state = result.state
     info = result.info
-    status: dict[str, Any] = {"task_id": result.id, "state": state, "done": state in
-                              ("SUCCESS", "FAILURE", "REVOKED")}
+    done = state in ("SUCCESS", "FAILURE", "REVOKED")
+    status: dict[str, Any] = {"task_id": result.id, "state": state, "done": done}
     if state == "PROGRESS" and isinstance(info, dict):
         status["progress"] = float(info.get("progress", 0.0))
         status["status"] = str(info.get("status", "running"))

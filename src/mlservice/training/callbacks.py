@@ -1,6 +1,7 @@
 """Training callbacks: where they may go, how they are signed and sent.
 
-A callback URL must be http(s) and, unless ``MLSERVICE_CALLBACK_ALLOW_PRIVATE=1``,
+A callback URL must be http(s) and, unless ``[service] callback_allow_private``
+(``MLSERVICE_CALLBACK_ALLOW_PRIVATE=1``) is on,
 resolve only to public addresses: a callback must not become a way to make
 the service call into its own network (SSRF). The address is checked when
 the model is requested and again right before each delivery.
@@ -19,16 +20,18 @@ import urllib.request
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..errors import Invalid
+
 SIGNATURE_HEADER = "X-MLService-Signature"
 TIMESTAMP_HEADER = "X-MLService-Timestamp"
 TIMEOUT_SECONDS = 10
 
 
-class CallbackError(ValueError):
-    """A callback URL that is refused, or a delivery that failed."""
+class CallbackError(Invalid):
+    """A callback URL that is refused (422), or a delivery that failed (retried)."""
 
 
-def check_url(url: str, allow_private: bool) -> None:
+def check_url(url: object, allow_private: bool) -> None:
     """Refuse URLs that are not http(s) or that point at private or loopback hosts."""
     if not isinstance(url, str):
         raise CallbackError("callback_url must be a string")

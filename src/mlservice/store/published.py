@@ -1,7 +1,7 @@
 """Published models in Redis: signed bundle bytes and a version number per model.
 
 The Celery worker that trains a model publishes it here; every Gunicorn
-worker reads it through :class:`mlservice.model_cache.ModelCache`. Bytes and
+worker reads it through :class:`mlservice.serving.cache.ModelCache`. Bytes and
 version change together in MULTI/EXEC transactions, so a reader never sees
 a new version with old bytes.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import redis
 
-from .redis_client import key
+from ..redis_client import key
 
 DEFAULT_MODEL_ID = "default"
 

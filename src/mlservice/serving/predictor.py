@@ -8,16 +8,17 @@ once and shared by every request thread of the worker.
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from . import compiled, prediction
+from ..config import InferenceSettings
+from ..store.bundles import Engine, ModelBundle, Task
+from . import inputs, outputs
 from .batching import Batcher
-from .bundles import ModelBundle
-from .config import InferenceSettings
-from .estimators import CLASSIFICATION
+from .onnx_runtime import CompiledModel
 
 log = logging.getLogger(__name__)
 
@@ -31,32 +32,32 @@ class Predictor:
 
     def __init__(self, bundle: ModelBundle, settings: InferenceSettings) -> None:
         self.bundle = bundle
-        self.engine = compiled.SCIKIT_LEARN
-        self._compiled: compiled.CompiledModel | None = None
-        if bundle.engine == compiled.ONNXRUNTIME and bundle.onnx:
+        self.engine = Engine.SCIKIT_LEARN
+        self._compiled: CompiledModel | None = None
+        if bundle.engine == Engine.ONNXRUNTIME and bundle.onnx:
             try:
-                self._compiled = compiled.CompiledModel(bundle.onnx, bundle.schema, bundle.task,
-                                                        bundle.pipeline)
-                self.engine = compiled.ONNXRUNTIME
+                self._compiled = CompiledModel(bundle.onnx, bundle.schema, bundle.task,
+                                               bundle.pipeline)
+                self.engine = Engine.ONNXRUNTIME
             except Exception as exc:  # e.g. a bundle from a newer ONNX opset
                 log.warning("model served by scikit-learn: ONNX Runtime cannot load the "
                             "bundle's graph: %s", exc)
         self.batcher: Batcher[_Job, _Output] = Batcher(
-            self._run_batch, settings.batch_max_rows, settings.batch_max_wait)
+            self._run_batch, settings.batch_max_rows, settings.batch_max_wait_ms / 1000)
 
     def predict(self, columns: dict[str, np.ndarray], probabilities: bool = False
                 ) -> dict[str, Any]:
-        """The JSON answer for validated input columns (see :func:`prediction.records_to_columns`)."""
-        prediction.check_probabilities(self.bundle, probabilities)
-        wants_proba = probabilities and self.bundle.task == CLASSIFICATION
+        """The JSON answer for validated input columns (see :func:`inputs.records_to_columns`)."""
+        outputs.check_probabilities(self.bundle, probabilities)
+        wants_proba = probabilities and self.bundle.task == Task.CLASSIFICATION
         rows = len(next(iter(columns.values())))
         limit = self.bundle.onnx_max_rows
         if self._compiled is not None and (limit is None or rows <= limit):
             raw, proba = self._compiled.run(columns)
         else:  # not compiled, or a batch large enough for scikit-learn to be faster
-            frame = prediction.columns_to_frame(columns)
+            frame = inputs.columns_to_frame(columns)
             raw, proba = self.batcher.submit((frame, wants_proba), len(frame))
-        return prediction.answer(self.bundle, raw, proba if wants_proba else None)
+        return outputs.answer(self.bundle, raw, proba if wants_proba else None)
 
     def _run_batch(self, jobs: Sequence[_Job]) -> list[_Output]:
         """One scikit-learn call for several requests' rows; each gets its own slice back."""

@@ -11,19 +11,19 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 import redis
 
-from .redis_client import key
-from .security import Identity
+from ..errors import NotFound
+from ..redis_client import key
+from ..security import Identity
+
+#: The record type of a catalog (DatasetRecord or ModelRecord).
+R = TypeVar("R")
 
 
-class NotFound(LookupError):
-    """No such record, or not one the caller may see."""
-
-
-class Catalog:
+class Catalog(Generic[R]):
     """The records of one kind (``dataset`` or ``model``)."""
 
     def __init__(self, store: redis.Redis, kind: str) -> None:
@@ -40,17 +40,18 @@ class Catalog:
     def new_id() -> str:
         return uuid.uuid4().hex
 
-    def create(self, record: dict[str, Any]) -> dict[str, Any]:
+    def create(self, record: R) -> R:
         """Store a new record (it must carry ``id`` and ``owner``) and index it."""
-        record.setdefault("created_at", time.time())
+        fields = cast(dict[str, Any], record)
+        fields.setdefault("created_at", time.time())
         pipe = self.store.pipeline(transaction=True)
-        pipe.set(self._key(record["id"]), json.dumps(record))
-        pipe.zadd(self._index(), {record["id"]: record["created_at"]})
-        pipe.zadd(self._index(record["owner"]), {record["id"]: record["created_at"]})
+        pipe.set(self._key(fields["id"]), json.dumps(fields))
+        pipe.zadd(self._index(), {fields["id"]: fields["created_at"]})
+        pipe.zadd(self._index(fields["owner"]), {fields["id"]: fields["created_at"]})
         pipe.execute()
         return record
 
-    def update(self, item_id: str, **changes: Any) -> dict[str, Any]:
+    def update(self, item_id: str, **changes: Any) -> R:
         """Merge ``changes`` into a record, atomically (WATCH/MULTI, retried on a race).
 
         :class:`NotFound` if the record is gone (deleted meanwhile).
@@ -67,11 +68,11 @@ class Catalog:
                     pipe.multi()
                     pipe.set(record_key, json.dumps(record))
                     pipe.execute()
-                    return record
+                    return cast(R, record)
                 except redis.WatchError:
                     continue
 
-    def get(self, item_id: str, viewer: Identity | None = None) -> dict[str, Any]:
+    def get(self, item_id: str, viewer: Identity | None = None) -> R:
         """A record; :class:`NotFound` if missing or owned by someone else than ``viewer``."""
         return self.parse(self.store.get(self._key(item_id)), item_id, viewer)
 
@@ -79,17 +80,16 @@ class Catalog:
         """Add a record read to a pipeline; :meth:`parse` checks its answer like :meth:`get`."""
         pipe.get(self._key(item_id))
 
-    def parse(self, raw: bytes | None, item_id: str, viewer: Identity | None = None
-              ) -> dict[str, Any]:
+    def parse(self, raw: bytes | None, item_id: str, viewer: Identity | None = None) -> R:
         """The record read from ``raw``, with :meth:`get`'s existence and owner checks."""
         if raw is None:
             raise NotFound(f"no {self.kind} {item_id!r}")
         record = json.loads(raw)
         if viewer is not None and not viewer.is_admin and record["owner"] != viewer.username:
             raise NotFound(f"no {self.kind} {item_id!r}")
-        return record
+        return cast(R, record)
 
-    def list(self, viewer: Identity, page: int = 1, per_page: int = 50) -> tuple[list[dict], int]:
+    def list(self, viewer: Identity, page: int = 1, per_page: int = 50) -> tuple[list[R], int]:
         """One page of the viewer's records (all of them for admins), newest first."""
         index = self._index() if viewer.is_admin else self._index(viewer.username)
         total = self.store.zcard(index)
@@ -98,12 +98,12 @@ class Catalog:
         raws = self.store.mget([self._key(i) for i in ids]) if ids else []
         return [json.loads(raw) for raw in raws if raw is not None], total
 
-    def delete(self, item_id: str) -> dict[str, Any]:
+    def delete(self, item_id: str) -> R:
         """Remove a record and its index entries; return what it was."""
         record = self.get(item_id)
         pipe = self.store.pipeline(transaction=True)
         pipe.delete(self._key(item_id))
         pipe.zrem(self._index(), item_id)
-        pipe.zrem(self._index(record["owner"]), item_id)
+        pipe.zrem(self._index(cast(dict[str, Any], record)["owner"]), item_id)
         pipe.execute()
         return record

@@ -1,0 +1,10 @@
+"""What the service keeps: catalog records, data set files, model bundles, published models.
+
+* :mod:`.records`: the record types and model statuses.
+* :mod:`.catalog`: records in Redis, with their owners.
+* :mod:`.artifacts`: the directory of data set files and bundle files.
+* :mod:`.datasets`: data set files: formats, profiling, loading.
+* :mod:`.bundles`: the signed model file, and the names training and serving share.
+* :mod:`.published`: bundle bytes and versions in Redis, read by every API worker.
+* :mod:`.models`: a model's record, bundle file and published bytes, kept in step.
+"""

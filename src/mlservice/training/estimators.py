@@ -1,0 +1,125 @@
+"""The scikit-learn estimators users may train, and validation of their parameters.
+
+An allowlist, not "anything importable": each entry is a class path and the
+task it solves. Parameters are checked with scikit-learn's own parameter
+validation, so errors name the parameter and the allowed values.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import InvalidParameterError
+
+from ..errors import Invalid
+from ..store.bundles import Task
+
+
+#: name -> (module, task). Estimators needing non-negative input (e.g.
+#: MultinomialNB) are left out: inputs are standard-scaled.
+ESTIMATORS: dict[str, tuple[str, Task]] = {
+    "LogisticRegression": ("sklearn.linear_model", Task.CLASSIFICATION),
+    "RidgeClassifier": ("sklearn.linear_model", Task.CLASSIFICATION),
+    "SGDClassifier": ("sklearn.linear_model", Task.CLASSIFICATION),
+    "Perceptron": ("sklearn.linear_model", Task.CLASSIFICATION),
+    "DecisionTreeClassifier": ("sklearn.tree", Task.CLASSIFICATION),
+    "ExtraTreeClassifier": ("sklearn.tree", Task.CLASSIFICATION),
+    "RandomForestClassifier": ("sklearn.ensemble", Task.CLASSIFICATION),
+    "ExtraTreesClassifier": ("sklearn.ensemble", Task.CLASSIFICATION),
+    "GradientBoostingClassifier": ("sklearn.ensemble", Task.CLASSIFICATION),
+    "HistGradientBoostingClassifier": ("sklearn.ensemble", Task.CLASSIFICATION),
+    "AdaBoostClassifier": ("sklearn.ensemble", Task.CLASSIFICATION),
+    "BaggingClassifier": ("sklearn.ensemble", Task.CLASSIFICATION),
+    "SVC": ("sklearn.svm", Task.CLASSIFICATION),
+    "NuSVC": ("sklearn.svm", Task.CLASSIFICATION),
+    "LinearSVC": ("sklearn.svm", Task.CLASSIFICATION),
+    "KNeighborsClassifier": ("sklearn.neighbors", Task.CLASSIFICATION),
+    "GaussianNB": ("sklearn.naive_bayes", Task.CLASSIFICATION),
+    "BernoulliNB": ("sklearn.naive_bayes", Task.CLASSIFICATION),
+    "LinearDiscriminantAnalysis": ("sklearn.discriminant_analysis", Task.CLASSIFICATION),
+    "QuadraticDiscriminantAnalysis": ("sklearn.discriminant_analysis", Task.CLASSIFICATION),
+    "MLPClassifier": ("sklearn.neural_network", Task.CLASSIFICATION),
+    "LinearRegression": ("sklearn.linear_model", Task.REGRESSION),
+    "Ridge": ("sklearn.linear_model", Task.REGRESSION),
+    "Lasso": ("sklearn.linear_model", Task.REGRESSION),
+    "ElasticNet": ("sklearn.linear_model", Task.REGRESSION),
+    "BayesianRidge": ("sklearn.linear_model", Task.REGRESSION),
+    "HuberRegressor": ("sklearn.linear_model", Task.REGRESSION),
+    "SGDRegressor": ("sklearn.linear_model", Task.REGRESSION),
+    "DecisionTreeRegressor": ("sklearn.tree", Task.REGRESSION),
+    "ExtraTreeRegressor": ("sklearn.tree", Task.REGRESSION),
+    "RandomForestRegressor": ("sklearn.ensemble", Task.REGRESSION),
+    "ExtraTreesRegressor": ("sklearn.ensemble", Task.REGRESSION),
+    "GradientBoostingRegressor": ("sklearn.ensemble", Task.REGRESSION),
+    "HistGradientBoostingRegressor": ("sklearn.ensemble", Task.REGRESSION),
+    "AdaBoostRegressor": ("sklearn.ensemble", Task.REGRESSION),
+    "BaggingRegressor": ("sklearn.ensemble", Task.REGRESSION),
+    "SVR": ("sklearn.svm", Task.REGRESSION),
+    "NuSVR": ("sklearn.svm", Task.REGRESSION),
+    "LinearSVR": ("sklearn.svm", Task.REGRESSION),
+    "KNeighborsRegressor": ("sklearn.neighbors", Task.REGRESSION),
+    "MLPRegressor": ("sklearn.neural_network", Task.REGRESSION),
+}
+
+
+class EstimatorError(Invalid):
+    """An unknown estimator or a bad parameter; the message names it."""
+
+
+def estimator_class(name: str) -> type[BaseEstimator]:
+    """The class behind an allowlisted name."""
+    if name not in ESTIMATORS:
+        raise EstimatorError(
+            f"unknown estimator {name!r}; see GET /resource/estimators for the supported ones"
+        )
+    module, _task = ESTIMATORS[name]
+    cls: type[BaseEstimator] = getattr(importlib.import_module(module), name)
+    return cls
+
+
+def task_of(name: str) -> Task:
+    """``classification`` or ``regression``."""
+    estimator_class(name)
+    return ESTIMATORS[name][1]
+
+
+def make_estimator(name: str, params: Mapping[str, Any]) -> BaseEstimator:
+    """An unfitted estimator with ``params``, validated the way scikit-learn validates them."""
+    cls = estimator_class(name)
+    if not isinstance(params, Mapping):
+        raise EstimatorError("params must be a JSON object of parameter names to values")
+    known = cls().get_params(deep=False)
+    for param in params:
+        if param not in known:
+            raise EstimatorError(
+                f"unknown parameter {param!r} for {name}; known: {', '.join(sorted(known))}"
+            )
+    estimator = cls(**params)
+    try:
+        estimator._validate_params()  # scikit-learn's own checks, as fit() would run them
+    except InvalidParameterError as exc:
+        raise EstimatorError(str(exc)) from None
+    return estimator
+
+
+def _json_default(value: Any) -> Any:
+    """A default value as JSON can carry it (objects become their repr)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    return repr(value)
+
+
+def describe_all() -> list[dict[str, Any]]:
+    """Every supported estimator with its task and parameter defaults."""
+    described = []
+    for name, (module, task) in ESTIMATORS.items():
+        defaults = estimator_class(name)().get_params(deep=False)
+        params = {param: _json_default(value) for param, value in defaults.items()}
+        described.append({"name": name, "task": task, "module": module, "params": params})
+    return described

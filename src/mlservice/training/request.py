@@ -1,0 +1,149 @@
+"""A training request (``POST /resource/models``): its shape checked, then its meaning.
+
+Everything a request can get wrong is checked before it is accepted, so the
+client hears about it at once rather than from a failed task: the body's
+fields and types (400), then the estimator, its parameters, the target and
+the features against the data set's profile (422).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from ..errors import BadRequest, Invalid
+from ..store.bundles import Task
+from ..store.records import DatasetRecord
+from . import estimators
+
+MAX_CLASSES = 1000
+#: A float target with more distinct values than this is taken as continuous.
+MAX_FLOAT_CLASSES = 50
+NUMERIC_DTYPES = ("integer", "float")
+
+
+@dataclass
+class TrainingRequest:
+    """A validated ``POST /resource/models`` body."""
+
+    dataset_id: str
+    target: str
+    estimator: str
+    params: dict[str, Any] = field(default_factory=dict)
+    features: list[str] | None = None
+    test_size: float = 0.25
+    cv: int | None = None
+    callback_url: str | None = None
+    callback_secret: str | None = None
+    name: str | None = None
+    #: Convert to ONNX after training (when the service's [inference] compile_onnx allows).
+    compile: bool = True
+
+    @property
+    def task(self) -> Task:
+        return estimators.task_of(self.estimator)
+
+
+def _require(body: Mapping[str, Any], name: str, kind: type) -> Any:
+    if name not in body:
+        raise BadRequest(f"{name!r} is required")
+    value = body[name]
+    if not isinstance(value, kind):
+        raise BadRequest(f"{name!r} must be a {kind.__name__}")
+    return value
+
+
+def parse_request(body: Any) -> TrainingRequest:
+    """Check the body's shape and types (400) before its meaning is checked."""
+    if not isinstance(body, dict):
+        raise BadRequest("send a JSON object: {dataset_id, target, estimator, params}")
+    known = {f.name for f in fields(TrainingRequest)}
+    unknown = sorted(set(body) - known)
+    if unknown:
+        raise BadRequest(
+            f"unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    request = TrainingRequest(
+        dataset_id=_require(body, "dataset_id", str),
+        target=_require(body, "target", str),
+        estimator=_require(body, "estimator", str),
+        params=body.get("params") or {},
+        features=body.get("features"),
+        test_size=body.get("test_size", 0.25),
+        cv=body.get("cv"),
+        callback_url=body.get("callback_url"),
+        callback_secret=body.get("callback_secret"),
+        name=body.get("name"),
+        compile=body.get("compile", True),
+    )
+    if not isinstance(request.params, dict):
+        raise BadRequest("'params' must be a JSON object")
+    if request.features is not None and (
+        not isinstance(request.features, list)
+        or not all(isinstance(f, str) for f in request.features)
+        or not request.features
+    ):
+        raise BadRequest("'features' must be a non-empty list of column names")
+    if (
+        isinstance(request.test_size, bool)
+        or not isinstance(request.test_size, (int, float))
+        or not 0.05 <= request.test_size <= 0.5
+    ):
+        raise Invalid("'test_size' must be a number between 0.05 and 0.5")
+    if request.cv is not None and (
+        isinstance(request.cv, bool) or not isinstance(request.cv, int) or not 2 <= request.cv <= 20
+    ):
+        raise Invalid("'cv' must be an integer between 2 and 20 (folds)")
+    if request.callback_url is not None and (
+        not isinstance(request.callback_secret, str) or not 16 <= len(request.callback_secret) <= 256
+    ):
+        raise Invalid(
+            "'callback_secret' (16 to 256 characters) is required with 'callback_url': the "
+            "callback is signed with it so your receiver can check it came from this service"
+        )
+    if request.callback_url is None and request.callback_secret is not None:
+        raise Invalid("'callback_secret' needs a 'callback_url'")
+    if not isinstance(request.compile, bool):
+        raise BadRequest("'compile' must be true or false")
+    if request.name is not None and (not isinstance(request.name, str) or len(request.name) > 200):
+        raise BadRequest("'name' must be a string of at most 200 characters")
+    return request
+
+
+def check_against_dataset(request: TrainingRequest, dataset: DatasetRecord) -> None:
+    """Estimator, parameters, target and features must fit the data set (422 if not)."""
+    estimators.make_estimator(request.estimator, request.params)
+    columns = {column["name"]: column for column in dataset["columns"]}
+    if request.target not in columns:
+        raise Invalid(
+            f"target {request.target!r} is not a column of the data set; "
+            f"columns: {', '.join(columns)}"
+        )
+    features = request.features or [name for name in columns if name != request.target]
+    missing = [name for name in features if name not in columns]
+    if missing:
+        raise Invalid(
+            f"feature column(s) {', '.join(map(repr, missing))} are not in the data set"
+        )
+    if request.target in features:
+        raise Invalid(f"the target {request.target!r} cannot also be a feature")
+    if not features:
+        raise Invalid("the data set has no feature columns besides the target")
+    target = columns[request.target]
+    if request.task == Task.CLASSIFICATION:
+        if target["distinct"] < 2:
+            raise Invalid(f"target {request.target!r} has fewer than 2 classes")
+        too_many = MAX_FLOAT_CLASSES if target["dtype"] == "float" else MAX_CLASSES
+        if target["distinct_is_lower_bound"] or target["distinct"] > too_many:
+            raise Invalid(
+                f"target {request.target!r} has more than {too_many} distinct values: "
+                f"{request.estimator} is a classifier; use a regressor"
+            )
+    elif target["dtype"] not in NUMERIC_DTYPES:
+        raise Invalid(
+            f"target {request.target!r} is {target['dtype']}, but "
+            f"{request.estimator} is a regressor and needs numbers"
+        )
+    if dataset["rows"] - target["missing"] < 10:
+        raise Invalid("the data set needs at least 10 rows with a target value")

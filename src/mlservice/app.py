@@ -4,8 +4,19 @@ from __future__ import annotations
 
 from flask import Flask
 
-from .api import (auth, context, datasets, errors, estimators, health, init, models, predict,
-                  tasks, users)
+from .api import (
+    auth,
+    context,
+    datasets,
+    errors,
+    estimators,
+    health,
+    init,
+    models,
+    predict,
+    tasks,
+    users,
+)
 from .api.uploads import StreamingRequest
 from .config import Settings, get_settings
 from .context import build_context

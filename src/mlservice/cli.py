@@ -39,8 +39,13 @@ def main() -> None:
 
 
 @main.command("init-config")
-@click.option("--path", type=click.Path(path_type=Path), default=DEFAULT_CONFIG_PATH,
-              show_default=True, help="Where src/config.properties lives.")
+@click.option(
+    "--path",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_CONFIG_PATH,
+    show_default=True,
+    help="Where src/config.properties lives.",
+)
 def init_config(path: Path) -> None:
     """Copy config.properties.template to PATH when PATH does not exist yet."""
     if ensure_config_file(path):

@@ -232,11 +232,18 @@ def option(
     )
 
 
-def redis_option(key: str, check: Callable[[str], Any], default: str | None = None,
-                 secret: bool = False) -> Any:
+def redis_option(
+    key: str, check: Callable[[str], Any], default: str | None = None, secret: bool = False
+) -> Any:
     """A key of redis/config.properties; ``MLSERVICE_REDIS_<KEY>`` (REDIS_ dropped) overrides."""
-    return option(REDIS_FILE, key, check, default, secret=secret,
-                  env="MLSERVICE_REDIS_" + key.removeprefix("REDIS_"))
+    return option(
+        REDIS_FILE,
+        key,
+        check,
+        default,
+        secret=secret,
+        env="MLSERVICE_REDIS_" + key.removeprefix("REDIS_"),
+    )
 
 
 # --- the settings, one class per section --------------------------------------------
@@ -298,11 +305,15 @@ class ServiceSettings:
     max_upload_mb: int = option("service", "max_upload_mb", integer(1), "20480")
     #: How long a synchronous GET /resource/init waits before answering 504.
     init_timeout_seconds: float = option("service", "init_timeout_seconds", number(1), "120")
-    task_time_limit_seconds: int = option("service", "task_time_limit_seconds", integer(10),
-                                          "3600")
+    task_time_limit_seconds: int = option("service", "task_time_limit_seconds", integer(10), "3600")
     #: Allow training callbacks to private and loopback addresses (tests, closed networks).
-    callback_allow_private: bool = option("service", "callback_allow_private", boolean, "false",
-                                          env="MLSERVICE_CALLBACK_ALLOW_PRIVATE")
+    callback_allow_private: bool = option(
+        "service",
+        "callback_allow_private",
+        boolean,
+        "false",
+        env="MLSERVICE_CALLBACK_ALLOW_PRIVATE",
+    )
 
     @property
     def max_upload_bytes(self) -> int:
@@ -319,9 +330,13 @@ class ApiSettings:
     threads: int = option("api", "threads", integer(1), "4", env="MLSERVICE_THREADS")
     #: Seconds before a silent worker is restarted; empty: init_timeout_seconds + 30.
     timeout: int | None = option("api", "timeout", integer(1), "", env="MLSERVICE_TIMEOUT")
-    log_level: str = option("api", "log_level",
-                            choice("debug", "info", "warning", "error", "critical"), "info",
-                            env="MLSERVICE_LOG_LEVEL")
+    log_level: str = option(
+        "api",
+        "log_level",
+        choice("debug", "info", "warning", "error", "critical"),
+        "info",
+        env="MLSERVICE_LOG_LEVEL",
+    )
 
 
 @dataclass(frozen=True)

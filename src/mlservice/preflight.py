@@ -22,12 +22,14 @@ def _ping(url: str, user: str, settings: Settings, wait_seconds: float) -> None:
         except redis.AuthenticationError:
             raise ConfigError(
                 f"{settings.redis_config_path}: Redis at {where} refused user {user!r}: wrong "
-                "password (check the file against the ACL Redis was started with)") from None
+                "password (check the file against the ACL Redis was started with)"
+            ) from None
         except redis.ConnectionError as exc:
             if time.monotonic() > deadline:
                 raise ConfigError(
                     f"{settings.redis_config_path}: cannot reach Redis at {where} (HOST/PORT): "
-                    f"{exc}") from None
+                    f"{exc}"
+                ) from None
             time.sleep(0.5)
         finally:
             client.close()

@@ -9,6 +9,7 @@ connection made here. Every key starts with :data:`PREFIX`.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import redis
 
@@ -31,3 +32,10 @@ def connect(settings: RedisSettings) -> redis.Redis:
 def key(*parts: str) -> str:
     """``mlservice:<part>:<part>...``: one place that knows the key layout's prefix."""
     return PREFIX + ":".join(parts)
+
+
+def text(raw: Any) -> str | None:
+    """A Redis reply as text, ``None`` for a missing key (replies arrive as bytes)."""
+    if raw is None:
+        return None
+    return raw.decode() if isinstance(raw, bytes) else str(raw)

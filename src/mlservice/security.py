@@ -19,7 +19,7 @@ import jwt
 import redis
 
 from .errors import Unauthorized
-from .redis_client import key
+from .redis_client import key, text
 
 ALGORITHM = "HS256"
 SECRET_KEY = key("secret")
@@ -50,8 +50,7 @@ def service_secret(store: redis.Redis, configured: str | None) -> str:
     if configured:
         return configured
     store.set(SECRET_KEY, secrets.token_hex(32), nx=True)
-    value = store.get(SECRET_KEY)
-    return value.decode() if isinstance(value, bytes) else str(value)
+    return str(text(store.get(SECRET_KEY)))
 
 
 def issue_token(identity: Identity, secret: str, lifetime: timedelta) -> tuple[str, int]:

@@ -99,14 +99,16 @@ class Stack:
     def env(self) -> dict[str, str]:
         """The environment every Python process of the stack gets."""
         env = dict(os.environ)
-        env.update({
-            "PYTHONUNBUFFERED": "1",
-            "MLSERVICE_CONFIG": str(self.config_path),
-            "MLSERVICE_REDIS_CONFIG": str(self.redis_config_path),
-            "MLSERVICE_REDIS_HOST": "127.0.0.1",
-            "MLSERVICE_REDIS_PORT": str(self.redis_port),
-            "MLSERVICE_BIND": f"127.0.0.1:{self.api_port}",
-        })
+        env.update(
+            {
+                "PYTHONUNBUFFERED": "1",
+                "MLSERVICE_CONFIG": str(self.config_path),
+                "MLSERVICE_REDIS_CONFIG": str(self.redis_config_path),
+                "MLSERVICE_REDIS_HOST": "127.0.0.1",
+                "MLSERVICE_REDIS_PORT": str(self.redis_port),
+                "MLSERVICE_BIND": f"127.0.0.1:{self.api_port}",
+            }
+        )
         if self.api_workers:
             env["MLSERVICE_WORKERS"] = str(self.api_workers)
         env.update(self.extra_env)
@@ -120,8 +122,14 @@ class Stack:
     def _spawn(self, name: str, argv: list[str]) -> None:
         output = self._output(name)
         self.processes[name] = subprocess.Popen(
-            argv, cwd=REPO_DIR, env=self.env(), stdout=output, stderr=subprocess.STDOUT
-            if output else None, stdin=subprocess.DEVNULL, start_new_session=True)
+            argv,
+            cwd=REPO_DIR,
+            env=self.env(),
+            stdout=output,
+            stderr=subprocess.STDOUT if output else None,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def _wait(self, name: str, ready, timeout: float) -> None:
         """Poll ``ready()`` until true; fail early if the process died."""
@@ -144,30 +152,66 @@ class Stack:
     def start_redis(self) -> None:
         """Render the ACL file from redis/config.properties and start redis-server."""
         acl = self.run_dir / "users.acl"
-        subprocess.run(["sh", str(REPO_DIR / "redis" / "render-acl.sh"),
-                        str(self.redis_config_path), str(acl)], check=True)
+        subprocess.run(
+            [
+                "sh",
+                str(REPO_DIR / "redis" / "render-acl.sh"),
+                str(self.redis_config_path),
+                str(acl),
+            ],
+            check=True,
+        )
         data = self.run_dir / "redis"
         data.mkdir(exist_ok=True)
-        self._spawn("redis", [
-            "redis-server", str(REPO_DIR / "redis" / "redis.conf"),
-            "--port", str(self.redis_port), "--bind", "127.0.0.1",
-            "--dir", str(data), "--aclfile", str(acl), "--logfile", "",
-        ])
+        self._spawn(
+            "redis",
+            [
+                "redis-server",
+                str(REPO_DIR / "redis" / "redis.conf"),
+                "--port",
+                str(self.redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(data),
+                "--aclfile",
+                str(acl),
+                "--logfile",
+                "",
+            ],
+        )
         self._wait("redis", lambda: _port_open(self.redis_port), 20)
 
     def start_worker(self) -> None:
         """A Celery worker consuming both queues."""
-        self._spawn("worker", [
-            sys.executable, "-m", "celery", "-A", "mlservice.worker", "worker",
-            "-Q", f"{SHORT_QUEUE},{TRAINING_QUEUE}", "-c", str(self.celery_concurrency),
-            "-n", f"celery-{self.http_port}@%h", "--loglevel", "INFO", "--without-mingle",
-            "--without-gossip",  # node names start with "celery": its pidbox key must match the ACL
-        ])
+        self._spawn(
+            "worker",
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "mlservice.worker",
+                "worker",
+                "-Q",
+                f"{SHORT_QUEUE},{TRAINING_QUEUE}",
+                "-c",
+                str(self.celery_concurrency),
+                "-n",
+                f"celery-{self.http_port}@%h",
+                "--loglevel",
+                "INFO",
+                "--without-mingle",
+                # Node names start with "celery": its pidbox key must match the ACL.
+                "--without-gossip",
+            ],
+        )
 
     def start_api(self) -> None:
         """Gunicorn with src/gunicorn.conf.py."""
-        self._spawn("api", [sys.executable, "-m", "gunicorn", "-c",
-                            str(SRC_DIR / "gunicorn.conf.py")])
+        self._spawn(
+            "api", [sys.executable, "-m", "gunicorn", "-c", str(SRC_DIR / "gunicorn.conf.py")]
+        )
         self._wait("api", lambda: _http_ok(f"http://127.0.0.1:{self.api_port}/healthz"), 60)
 
     def start_nginx(self) -> None:
@@ -186,11 +230,24 @@ class Stack:
         # As root, NGINX workers would drop to "nobody", who cannot read the
         # artifact files this user wrote; run them as the same user.
         user = "user root;" if os.geteuid() == 0 else ""
-        main_conf.write_text(NGINX_MAIN_CONF.format(
-            user=user, run=self.run_dir, logs=self.logs, access_log=access_log))
+        main_conf.write_text(
+            NGINX_MAIN_CONF.format(
+                user=user, run=self.run_dir, logs=self.logs, access_log=access_log
+            )
+        )
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-        self._spawn("nginx", [nginx, "-c", str(main_conf), "-p", str(self.run_dir),
-                              "-e", str(self.logs / "nginx-error.log")])
+        self._spawn(
+            "nginx",
+            [
+                nginx,
+                "-c",
+                str(main_conf),
+                "-p",
+                str(self.run_dir),
+                "-e",
+                str(self.logs / "nginx-error.log"),
+            ],
+        )
         self._wait("nginx", lambda: _http_ok(f"{self.url}/healthz"), 20)
 
     def start(self, ready_timeout: float = 90) -> None:
@@ -211,8 +268,9 @@ class Stack:
     def api_worker_pids(self) -> list[int]:
         """The Gunicorn workers' process ids (the master's children), e.g. to watch their memory."""
         master = self.processes["api"].pid
-        return [int(pid) for pid in
-                Path(f"/proc/{master}/task/{master}/children").read_text().split()]
+        return [
+            int(pid) for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        ]
 
     def stop(self, timeout: float = 20) -> None:
         """Stop the processes in reverse order: TERM, then KILL whatever lingers."""
@@ -221,7 +279,7 @@ class Stack:
             if process.poll() is None:
                 _signal_group(process, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        for name, process in self.processes.items():
+        for process in self.processes.values():
             try:
                 process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -278,17 +336,24 @@ def main(argv: list[str] | None = None) -> None:
         username, password = _admin_credentials(args.run_dir)
     except ConfigError as exc:
         sys.exit(f"mlservice: {exc}")
-    stack = Stack(run_dir=args.run_dir.resolve(), http_port=args.port,
-                  redis_port=args.redis_port, api_port=args.api_port, log_to_files=False,
-                  extra_env={"MLSERVICE_ADMIN_USERNAME": username,
-                             "MLSERVICE_ADMIN_PASSWORD": password})
+    stack = Stack(
+        run_dir=args.run_dir.resolve(),
+        http_port=args.port,
+        redis_port=args.redis_port,
+        api_port=args.api_port,
+        log_to_files=False,
+        extra_env={"MLSERVICE_ADMIN_USERNAME": username, "MLSERVICE_ADMIN_PASSWORD": password},
+    )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         stack.start()
-        print(f"\nML Service is ready at {stack.url}\n"
-              f"  admin user: {username}\n  admin password: {password}\n"
-              f"  try: curl -u {username}:<password> {stack.url}/resource/auth\n"
-              "Press Ctrl-C to stop.\n", flush=True)
+        print(
+            f"\nML Service is ready at {stack.url}\n"
+            f"  admin user: {username}\n  admin password: {password}\n"
+            f"  try: curl -u {username}:<password> {stack.url}/resource/auth\n"
+            "Press Ctrl-C to stop.\n",
+            flush=True,
+        )
         while all(process.poll() is None for process in stack.processes.values()):
             time.sleep(1)
         dead = [name for name, process in stack.processes.items() if process.poll() is not None]

@@ -11,7 +11,7 @@ from typing import Any
 import redis
 from celery.result import AsyncResult
 
-from .redis_client import key
+from .redis_client import key, text
 
 OWNER_TTL_SECONDS = 7 * 24 * 3600  # as long as Celery keeps the result
 
@@ -30,8 +30,7 @@ def record_owner(store: redis.Redis, task_id: str, username: str) -> None:
 
 def owner_of(store: redis.Redis, task_id: str) -> str | None:
     """The user who started the task, or ``None`` if unknown (or expired)."""
-    owner = store.get(key("task", task_id, "owner"))
-    return owner.decode() if owner else None
+    return text(store.get(key("task", task_id, "owner"))) or None
 
 
 def describe(result: AsyncResult) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import redis
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .errors import Conflict, Invalid, NotFound
-from .redis_client import key
+from .redis_client import key, text
 from .security import Identity
 
 ROLES = ("admin", "user")
@@ -59,9 +59,13 @@ def create_user(store: redis.Redis, username: str, password: str, role: str = "u
 def set_user(store: redis.Redis, username: str, password: str, role: str) -> Identity:
     """Create or update a user (the admin bootstrap and the CLI use this)."""
     validate(username, password, role)
-    store.hset(_user_key(username), mapping={
-        "password_hash": generate_password_hash(password), "role": role,
-    })
+    store.hset(
+        _user_key(username),
+        mapping={
+            "password_hash": generate_password_hash(password),
+            "role": role,
+        },
+    )
     store.sadd(USERS_KEY, username)
     return Identity(username, role)
 
@@ -69,7 +73,7 @@ def set_user(store: redis.Redis, username: str, password: str, role: str) -> Ide
 def authenticate(store: redis.Redis, username: str, password: str) -> Identity | None:
     """The user's identity if the password matches, else ``None``."""
     stored = store.hmget(_user_key(username), "password_hash", "role")
-    password_hash, role = (value.decode() if value else None for value in stored)
+    password_hash, role = (text(value) or None for value in stored)
     if password_hash is None or role is None:
         check_password_hash(_DUMMY_HASH, password)
         return None
@@ -78,8 +82,9 @@ def authenticate(store: redis.Redis, username: str, password: str) -> Identity |
     return Identity(username, role)
 
 
-def authenticate_delegated(store: redis.Redis, url: str, username: str, password: str,
-                           timeout: float = 10) -> Identity | None:
+def authenticate_delegated(
+    store: redis.Redis, url: str, username: str, password: str, timeout: float = 10
+) -> Identity | None:
     """Ask the data server at ``url`` to check the credentials (HTTP Basic, forwarded).
 
     A 2xx answer is trusted; its JSON ``username`` (if any) names the user, who
@@ -88,8 +93,9 @@ def authenticate_delegated(store: redis.Redis, url: str, username: str, password
     name that belongs to a local (password) account such as the admin.
     """
     credentials = base64.b64encode(f"{username}:{password}".encode()).decode()
-    request = urllib.request.Request(url, headers={"Authorization": f"Basic {credentials}",
-                                                   "Accept": "application/json"})
+    request = urllib.request.Request(
+        url, headers={"Authorization": f"Basic {credentials}", "Accept": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             body = response.read(65536)
@@ -121,15 +127,15 @@ def queue_role(pipe: redis.client.Pipeline, username: str) -> None:
     pipe.hget(_user_key(username), "role")
 
 
-def parse_role(raw: bytes | None) -> str | None:
-    return raw.decode() if raw else None
+def parse_role(raw: bytes | str | None) -> str | None:
+    return text(raw) or None
 
 
 def list_users(store: redis.Redis) -> list[Identity]:
     """Every user, sorted by name."""
-    names = sorted(name.decode() for name in store.smembers(USERS_KEY))
-    roles = [store.hget(_user_key(name), "role") for name in names]
-    return [Identity(name, role.decode()) for name, role in zip(names, roles) if role]
+    names = sorted(str(text(name)) for name in store.smembers(USERS_KEY))
+    roles = [parse_role(store.hget(_user_key(name), "role")) for name in names]
+    return [Identity(name, role) for name, role in zip(names, roles, strict=True) if role]
 
 
 def delete_user(store: redis.Redis, username: str) -> None:
@@ -156,5 +162,9 @@ def ensure_admin(store: redis.Redis, username: str | None, password: str | None)
         return
     password = secrets.token_urlsafe(18)
     set_user(store, "admin", password, "admin")
-    print(f"mlservice: created admin user 'admin' with password {password} "
-          "(shown once; set MLSERVICE_ADMIN_PASSWORD to choose it)", file=sys.stderr, flush=True)
+    print(
+        f"mlservice: created admin user 'admin' with password {password} "
+        "(shown once; set MLSERVICE_ADMIN_PASSWORD to choose it)",
+        file=sys.stderr,
+        flush=True,
+    )

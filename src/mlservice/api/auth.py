@@ -83,8 +83,7 @@ def issue_token() -> Response:
     password = credentials.password or ""
     delegate = ctx.settings.auth.delegate_url
     if delegate:
-        identity = users.authenticate_delegated(ctx.store, delegate, credentials.username,
-                                                password)
+        identity = users.authenticate_delegated(ctx.store, delegate, credentials.username, password)
     else:
         identity = users.authenticate(ctx.store, credentials.username, password)
     if identity is None:

@@ -37,12 +37,17 @@ def upload() -> Response:
         part = uploaded_file()
         with part.stream:
             file_format = datasets.detect_format(part.mimetype, part.filename)
-            record = ctx.datasets.adopt(part.stream, file_format, current_identity(),
-                                        request.form.get("name") or part.filename)
+            record = ctx.datasets.adopt(
+                part.stream,
+                file_format,
+                current_identity(),
+                request.form.get("name") or part.filename,
+            )
     else:
         file_format = datasets.detect_format(request.mimetype, request.args.get("name"))
-        record = ctx.datasets.upload(request.stream, file_format, current_identity(),
-                                     request.args.get("name"), limit)
+        record = ctx.datasets.upload(
+            request.stream, file_format, current_identity(), request.args.get("name"), limit
+        )
     return _created(record)
 
 
@@ -52,8 +57,9 @@ def list_datasets() -> Response:
     """Your data sets (admins: everyone's), newest first, paged."""
     page, per_page = page_args()
     records, total = services().datasets.catalog.list(current_identity(), page, per_page)
-    return jsonify(datasets=[datasets.public(r) for r in records], page=page,
-                   per_page=per_page, total=total)
+    return jsonify(
+        datasets=[datasets.public(r) for r in records], page=page, per_page=per_page, total=total
+    )
 
 
 def _visible(dataset_id: str) -> DatasetRecord:
@@ -77,11 +83,15 @@ def download(dataset_id: str) -> tuple[str, int, dict[str, str]]:
     path = ctx.datasets.path(record)
     name = record["name"]
     filename = name if name.endswith(path.suffix) else name + path.suffix
-    return "", 200, {
-        "X-Accel-Redirect": ctx.datasets.artifacts.accel_path(path),
-        "Content-Type": datasets.CONTENT_TYPES[record["format"]],
-        "Content-Disposition": _attachment(filename),
-    }
+    return (
+        "",
+        200,
+        {
+            "X-Accel-Redirect": ctx.datasets.artifacts.accel_path(path),
+            "Content-Type": datasets.CONTENT_TYPES[record["format"]],
+            "Content-Disposition": _attachment(filename),
+        },
+    )
 
 
 def _attachment(filename: str) -> str:

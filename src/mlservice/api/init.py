@@ -34,8 +34,9 @@ def init() -> tuple[str, int, dict[str, str]] | tuple[str, int]:
     deadline = time.monotonic() + ctx.settings.service.init_timeout_seconds
     while not result.ready():
         if time.monotonic() > deadline:
-            raise StillRunning("init is still running; follow the Location header",
-                               headers={"Location": location})
+            raise StillRunning(
+                "init is still running; follow the Location header", headers={"Location": location}
+            )
         time.sleep(_POLL_SECONDS)
     if result.failed():
         raise ServiceError(f"init failed: {type(result.result).__name__}: {result.result}")

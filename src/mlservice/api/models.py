@@ -29,8 +29,9 @@ def create_model() -> tuple[Response, int, dict[str, str]]:
     dataset = ctx.datasets.catalog.get(training_request.dataset_id, identity)
     check_against_dataset(training_request, dataset)
     if training_request.callback_url is not None:
-        callbacks.check_url(training_request.callback_url,
-                            ctx.settings.service.callback_allow_private)
+        callbacks.check_url(
+            training_request.callback_url, ctx.settings.service.callback_allow_private
+        )
     # The task id is chosen first so the record is complete before a worker can see it.
     task_id = uuid.uuid4().hex
     record = ctx.models.create(training_request, identity, task_id)
@@ -86,11 +87,15 @@ def download(model_id: str) -> tuple[str, int, dict[str, str]]:
     check_ready(model_id, _visible(model_id))
     ctx = services()
     path = ctx.models.bundle_path(model_id)
-    return "", 200, {
-        "X-Accel-Redirect": ctx.models.artifacts.accel_path(path),
-        "Content-Type": "application/octet-stream",
-        "Content-Disposition": f'attachment; filename="{model_id}.mlbundle"',
-    }
+    return (
+        "",
+        200,
+        {
+            "X-Accel-Redirect": ctx.models.artifacts.accel_path(path),
+            "Content-Type": "application/octet-stream",
+            "Content-Disposition": f'attachment; filename="{model_id}.mlbundle"',
+        },
+    )
 
 
 @bp.post("/upload")
@@ -104,8 +109,9 @@ def upload() -> Response:
     request.max_content_length = limit + 1024 * 1024
     part = uploaded_file()
     with part.stream:
-        record = ctx.models.import_bundle(part.stream, current_identity(),
-                                          request.form.get("name"), limit)
+        record = ctx.models.import_bundle(
+            part.stream, current_identity(), request.form.get("name"), limit
+        )
     response = jsonify(record)
     response.status_code = 201
     response.headers["Location"] = url_for("models.get_model", model_id=record["id"])

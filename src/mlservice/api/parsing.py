@@ -25,8 +25,7 @@ def json_body() -> Any:
         raise BadRequest("the request body is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise BadRequest(
-            f"the request body is not valid JSON: {exc.msg} at line "
-            f"{exc.lineno} column {exc.colno}"
+            f"the request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
 
 

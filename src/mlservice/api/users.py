@@ -20,8 +20,12 @@ def create_user() -> Response:
     body = json_body()
     if not isinstance(body, dict):
         raise BadRequest('send {"username": ..., "password": ..., "role": ...}')
-    identity = users.create_user(services().store, body.get("username"), body.get("password"),
-                                 body.get("role", "user"))
+    identity = users.create_user(
+        services().store,
+        body.get("username", ""),
+        body.get("password", ""),
+        body.get("role", "user"),
+    )
     response = jsonify(username=identity.username, role=identity.role)
     response.status_code = 201
     response.headers["Location"] = url_for("users.list_users")
@@ -32,8 +36,9 @@ def create_user() -> Response:
 @require_token(admin=True)
 def list_users() -> Response:
     """Every account and its role."""
-    return jsonify(users=[{"username": u.username, "role": u.role}
-                          for u in users.list_users(services().store)])
+    return jsonify(
+        users=[{"username": u.username, "role": u.role} for u in users.list_users(services().store)]
+    )
 
 
 @bp.delete("/<username>")

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Generic, Sequence, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
 
 Payload = TypeVar("Payload")
 Result = TypeVar("Result")
@@ -46,8 +47,9 @@ class _Call(Generic[Payload, Result]):
 class Batcher(Generic[Payload, Result]):
     """Groups concurrent :meth:`submit` calls into calls of ``run`` over several payloads."""
 
-    def __init__(self, run: Callable[[Sequence[Payload]], Sequence[Result]],
-                 max_rows: int, max_wait: float) -> None:
+    def __init__(
+        self, run: Callable[[Sequence[Payload]], Sequence[Result]], max_rows: int, max_wait: float
+    ) -> None:
         self._run = run
         self.max_rows = max_rows
         self.max_wait = max_wait
@@ -95,7 +97,8 @@ class Batcher(Generic[Payload, Result]):
                 if remaining <= 0:
                     break
                 self._changed.wait(remaining)
-            batch, rows = [], 0
+            batch: list[_Call[Payload, Result]] = []
+            rows = 0
             while self._queue and (not batch or rows + self._queue[0].rows <= self.max_rows):
                 call = self._queue.pop(0)
                 batch.append(call)
@@ -105,7 +108,7 @@ class Batcher(Generic[Payload, Result]):
             results = self._run([call.payload for call in batch])
             if len(results) != len(batch):
                 raise RuntimeError(f"batch of {len(batch)} gave {len(results)} results")
-            for call, result in zip(batch, results):
+            for call, result in zip(batch, results, strict=True):
                 call.result = result
         except BaseException as exc:  # every caller of the batch hears of it
             for call in batch:

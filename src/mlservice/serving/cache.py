@@ -36,8 +36,10 @@ class ModelCache:
         self._lock = threading.Lock()
 
     def get(self, model_id: str, version: int | None) -> tuple[int, Predictor]:
-        """The predictor of ``version`` (the current one, as the caller just read it with
-        :func:`~mlservice.store.published.queue_version`), loaded only when it is not the cached one.
+        """The predictor of ``version``, loaded only when it is not the cached one.
+
+        ``version`` is the current one, as the caller just read it with
+        :func:`~mlservice.store.published.queue_version`.
         """
         if version is None:
             self._entries.pop(model_id, None)

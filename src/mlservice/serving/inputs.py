@@ -47,29 +47,27 @@ def _explain_columns(record: dict[str, Any], index: int, schema: list[SchemaColu
     if missing:
         raise Invalid(
             f"record {index} lacks column(s) {', '.join(map(repr, missing))}; "
-            "send null for a missing value")
+            "send null for a missing value"
+        )
     unknown = [name for name in record if name not in expected]
     raise Invalid(
         f"record {index} has unknown column(s) {', '.join(map(repr, unknown))}; "
-        f"the model expects {', '.join(repr(c['name']) for c in schema)}")
+        f"the model expects {', '.join(repr(c['name']) for c in schema)}"
+    )
 
 
 def _numbers(name: str, values: list[Any]) -> np.ndarray:
     """One numeric column as float64, ``None`` as NaN; anything else is named and refused."""
     for index, value in enumerate(values):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise Invalid(
-                f"column {name!r} expects a number; record {index} has {value!r}")
+            raise Invalid(f"column {name!r} expects a number; record {index} has {value!r}")
     try:
-        array = np.array([np.nan if value is None else value for value in values],
-                         dtype=np.float64)
+        array = np.array([np.nan if value is None else value for value in values], dtype=np.float64)
     except OverflowError:
-        raise Invalid(f"column {name!r} has a number too large for a float") \
-            from None
-    for index in np.flatnonzero(~np.isfinite(array)):
-        if values[index] is not None:
-            raise Invalid(
-                f"column {name!r} has a non-finite number in record {index}")
+        raise Invalid(f"column {name!r} has a number too large for a float") from None
+    for position in np.flatnonzero(~np.isfinite(array)):
+        if values[position] is not None:
+            raise Invalid(f"column {name!r} has a non-finite number in record {position}")
     return array
 
 
@@ -77,13 +75,13 @@ def _texts(name: str, values: list[Any]) -> np.ndarray:
     """One text column as Python strings, ``None`` as NaN (what the imputer treats as missing)."""
     for index, value in enumerate(values):
         if value is not None and not isinstance(value, str):
-            raise Invalid(
-                f"column {name!r} expects a string; record {index} has {value!r}")
+            raise Invalid(f"column {name!r} expects a string; record {index} has {value!r}")
     return np.array([np.nan if value is None else value for value in values], dtype=object)
 
 
-def records_to_columns(records: list[dict[str, Any]], schema: list[SchemaColumn]
-                       ) -> dict[str, np.ndarray]:
+def records_to_columns(
+    records: list[dict[str, Any]], schema: list[SchemaColumn]
+) -> dict[str, np.ndarray]:
     """Validate records against the input schema: one array per column, in schema order."""
     expected = {column["name"] for column in schema}
     for index, record in enumerate(records):
@@ -93,8 +91,9 @@ def records_to_columns(records: list[dict[str, Any]], schema: list[SchemaColumn]
     for column in schema:
         name = column["name"]
         values = [record[name] for record in records]
-        columns[name] = _numbers(name, values) if column["type"] == ColumnType.NUMBER \
-            else _texts(name, values)
+        columns[name] = (
+            _numbers(name, values) if column["type"] == ColumnType.NUMBER else _texts(name, values)
+        )
     return columns
 
 

@@ -44,8 +44,11 @@ class NumericPrep:
         self.columns: list[str] = []
         if numeric is None:
             return
-        columns = [columns for name, _, columns in
-                   pipeline.named_steps[Step.PREPROCESS].transformers_ if name == Step.NUMERIC][0]
+        columns = [
+            columns
+            for name, _, columns in pipeline.named_steps[Step.PREPROCESS].transformers_
+            if name == Step.NUMERIC
+        ][0]
         imputer, scaler = numeric.named_steps[Step.IMPUTE], numeric.named_steps[Step.SCALE]
         self.columns = list(columns)
         self.medians = np.asarray(imputer.statistics_, dtype=np.float64)
@@ -70,14 +73,20 @@ class NumericPrep:
         return {name: prepared[index].reshape(-1, 1) for index, name in enumerate(self.columns)}
 
 
-def feed(columns: Mapping[str, np.ndarray], schema: list[SchemaColumn],
-         numeric: NumericPrep) -> dict[str, np.ndarray]:
+def feed(
+    columns: Mapping[str, np.ndarray], schema: list[SchemaColumn], numeric: NumericPrep
+) -> dict[str, np.ndarray]:
     """ONNX inputs from model-input columns: prepared numbers, strings with missing marked."""
     inputs = numeric.apply(columns)
     for column in schema:
         if column["type"] == ColumnType.STRING:
-            text = np.array([value if isinstance(value, str) else MISSING_TEXT
-                             for value in columns[column["name"]]], dtype=object)
+            text = np.array(
+                [
+                    value if isinstance(value, str) else MISSING_TEXT
+                    for value in columns[column["name"]]
+                ],
+                dtype=object,
+            )
             inputs[column["name"]] = text.reshape(-1, 1)
     return inputs
 
@@ -96,8 +105,7 @@ class CompiledModel:
     ``pipeline`` (the scikit-learn original) decides the rare near ties.
     """
 
-    def __init__(self, onnx: bytes, schema: list[SchemaColumn], task: str,
-                 pipeline: Any) -> None:
+    def __init__(self, onnx: bytes, schema: list[SchemaColumn], task: str, pipeline: Any) -> None:
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
@@ -105,7 +113,8 @@ class CompiledModel:
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         self._session = onnxruntime.InferenceSession(
-            onnx, options, providers=["CPUExecutionProvider"])
+            onnx, options, providers=["CPUExecutionProvider"]
+        )
         self._schema = schema
         self._task = task
         self._pipeline = pipeline
@@ -113,14 +122,17 @@ class CompiledModel:
         self.outputs = [output.name for output in self._session.get_outputs()]
         # skl2onnx renames inputs it cannot use as is ("petal width (cm)" becomes
         # "petal_width__cm_"); they keep the schema's order.
-        self._input_names = {column["name"]: graph_input.name for column, graph_input
-                             in zip(schema, self._session.get_inputs(), strict=True)}
+        self._input_names = {
+            column["name"]: graph_input.name
+            for column, graph_input in zip(schema, self._session.get_inputs(), strict=True)
+        }
 
     def run(self, columns: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         """Predictions (class indices, or values) and, for classifiers, probabilities."""
         inputs = feed(columns, self._schema, self._numeric)
-        results = self._session.run(None, {self._input_names[name]: values
-                                           for name, values in inputs.items()})
+        results = self._session.run(
+            None, {self._input_names[name]: values for name, values in inputs.items()}
+        )
         if self._task != Task.CLASSIFICATION:
             return results[0].reshape(-1).astype(np.float64), None
         labels = results[0].reshape(-1)
@@ -128,8 +140,9 @@ class CompiledModel:
         if probabilities is not None:
             ties = near_ties(probabilities)
             if ties.size:
-                rows = pd.DataFrame({name: np.asarray(values)[ties]
-                                     for name, values in columns.items()})
+                rows = pd.DataFrame(
+                    {name: np.asarray(values)[ties] for name, values in columns.items()}
+                )
                 labels = labels.copy()
                 labels[ties] = self._pipeline.predict(rows)
         return labels, probabilities

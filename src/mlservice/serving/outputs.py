@@ -17,8 +17,11 @@ def _jsonable(values: np.ndarray) -> list[Any]:
 
 def check_probabilities(bundle: ModelBundle, probabilities: bool) -> None:
     """Refuse (400) a request for probabilities the estimator cannot give."""
-    if probabilities and bundle.task == Task.CLASSIFICATION \
-            and not hasattr(bundle.pipeline, "predict_proba"):
+    if (
+        probabilities
+        and bundle.task == Task.CLASSIFICATION
+        and not hasattr(bundle.pipeline, "predict_proba")
+    ):
         raise BadRequest(f"{bundle.estimator} does not give probabilities; ask without them")
 
 
@@ -26,18 +29,22 @@ def answer(bundle: ModelBundle, raw: np.ndarray, proba: np.ndarray | None) -> di
     """The JSON answer from raw model output (class indices or values, probabilities)."""
     if bundle.task != Task.CLASSIFICATION:
         return {"predictions": [float(value) for value in raw]}
-    classes = np.asarray(bundle.classes, dtype=object)
+    classes = np.asarray(bundle.classes or [], dtype=object)
     result: dict[str, Any] = {"predictions": _jsonable(classes[raw.astype(int)])}
     if proba is not None:
-        labels = [str(label) for label in bundle.classes]
-        result["probabilities"] = [dict(zip(labels, map(float, row))) for row in proba]
+        labels = [str(label) for label in classes]
+        result["probabilities"] = [dict(zip(labels, map(float, row), strict=True)) for row in proba]
     return result
 
 
-def predict(bundle: ModelBundle, frame: pd.DataFrame, probabilities: bool = False
-            ) -> dict[str, Any]:
+def predict(
+    bundle: ModelBundle, frame: pd.DataFrame, probabilities: bool = False
+) -> dict[str, Any]:
     """scikit-learn's predictions, one call, nothing batched or compiled (the reference)."""
     check_probabilities(bundle, probabilities)
-    proba = bundle.pipeline.predict_proba(frame) \
-        if probabilities and bundle.task == Task.CLASSIFICATION else None
+    proba = (
+        bundle.pipeline.predict_proba(frame)
+        if probabilities and bundle.task == Task.CLASSIFICATION
+        else None
+    )
     return answer(bundle, bundle.pipeline.predict(frame), proba)

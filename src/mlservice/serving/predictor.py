@@ -36,17 +36,22 @@ class Predictor:
         self._compiled: CompiledModel | None = None
         if bundle.engine == Engine.ONNXRUNTIME and bundle.onnx:
             try:
-                self._compiled = CompiledModel(bundle.onnx, bundle.schema, bundle.task,
-                                               bundle.pipeline)
+                self._compiled = CompiledModel(
+                    bundle.onnx, bundle.schema, bundle.task, bundle.pipeline
+                )
                 self.engine = Engine.ONNXRUNTIME
             except Exception as exc:  # e.g. a bundle from a newer ONNX opset
-                log.warning("model served by scikit-learn: ONNX Runtime cannot load the "
-                            "bundle's graph: %s", exc)
+                log.warning(
+                    "model served by scikit-learn: ONNX Runtime cannot load the bundle's graph: %s",
+                    exc,
+                )
         self.batcher: Batcher[_Job, _Output] = Batcher(
-            self._run_batch, settings.batch_max_rows, settings.batch_max_wait_ms / 1000)
+            self._run_batch, settings.batch_max_rows, settings.batch_max_wait_ms / 1000
+        )
 
-    def predict(self, columns: dict[str, np.ndarray], probabilities: bool = False
-                ) -> dict[str, Any]:
+    def predict(
+        self, columns: dict[str, np.ndarray], probabilities: bool = False
+    ) -> dict[str, Any]:
         """The JSON answer for validated input columns (see :func:`inputs.records_to_columns`)."""
         outputs.check_probabilities(self.bundle, probabilities)
         wants_proba = probabilities and self.bundle.task == Task.CLASSIFICATION

@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar, cast
 import redis
 
 from ..errors import NotFound
-from ..redis_client import key
+from ..redis_client import key, text
 from ..security import Identity
 
 #: The record type of a catalog (DatasetRecord or ModelRecord).
@@ -80,7 +80,7 @@ class Catalog(Generic[R]):
         """Add a record read to a pipeline; :meth:`parse` checks its answer like :meth:`get`."""
         pipe.get(self._key(item_id))
 
-    def parse(self, raw: bytes | None, item_id: str, viewer: Identity | None = None) -> R:
+    def parse(self, raw: bytes | str | None, item_id: str, viewer: Identity | None = None) -> R:
         """The record read from ``raw``, with :meth:`get`'s existence and owner checks."""
         if raw is None:
             raise NotFound(f"no {self.kind} {item_id!r}")
@@ -94,7 +94,7 @@ class Catalog(Generic[R]):
         index = self._index() if viewer.is_admin else self._index(viewer.username)
         total = self.store.zcard(index)
         start = (page - 1) * per_page
-        ids = [i.decode() for i in self.store.zrevrange(index, start, start + per_page - 1)]
+        ids = [str(text(i)) for i in self.store.zrevrange(index, start, start + per_page - 1)]
         raws = self.store.mget([self._key(i) for i in ids]) if ids else []
         return [json.loads(raw) for raw in raws if raw is not None], total
 

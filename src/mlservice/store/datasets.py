@@ -54,7 +54,8 @@ def detect_format(media_type: str | None, filename: str | None) -> str:
         return PARQUET
     raise UnsupportedMedia(
         f"unsupported media type {media_type or 'none'!r}: send text/csv or "
-        "application/vnd.apache.parquet (or a .csv/.parquet file name)")
+        "application/vnd.apache.parquet (or a .csv/.parquet file name)"
+    )
 
 
 class _ColumnProfile:
@@ -104,8 +105,9 @@ def _dtype_name(arrow_type: pa.DataType) -> str:
     return "string"
 
 
-def _open_batches(path: Path, file_format: str, string_columns: list[str]
-                  ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+def _open_batches(
+    path: Path, file_format: str, string_columns: list[str]
+) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     """The file's schema and a stream of its record batches (CSV types forced as asked)."""
     if file_format == PARQUET:
         parquet = pq.ParquetFile(path)
@@ -135,12 +137,15 @@ def _profile_once(path: Path, file_format: str, string_columns: list[str]) -> di
     rows = 0
     for batch in batches:
         rows += batch.num_rows
-        for profile, column in zip(columns, batch.columns):
+        for profile, column in zip(columns, batch.columns, strict=True):
             profile.add(column)
     if rows == 0:
         raise Invalid("the file has a header but no rows")
-    return {"rows": rows, "columns": [column.describe() for column in columns],
-            "string_columns": string_columns}
+    return {
+        "rows": rows,
+        "columns": [column.describe() for column in columns],
+        "string_columns": string_columns,
+    }
 
 
 def _conversion_column(message: str, path: Path) -> str | None:
@@ -191,9 +196,13 @@ def load_frame(path: Path, file_format: str, string_columns: list[str]) -> pd.Da
     if file_format == PARQUET:
         table = pq.read_table(path)
     else:
-        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
-            column_types={name: pa.string() for name in string_columns},
-            strings_can_be_null=True))
+        table = pacsv.read_csv(
+            path,
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in string_columns},
+                strings_can_be_null=True,
+            ),
+        )
     return table.to_pandas()
 
 
@@ -206,8 +215,9 @@ class Datasets:
         self.catalog = catalog
         self.artifacts = artifacts
 
-    def upload(self, source: IO[bytes], file_format: str, owner: Identity, name: str | None,
-               limit: int) -> DatasetRecord:
+    def upload(
+        self, source: IO[bytes], file_format: str, owner: Identity, name: str | None, limit: int
+    ) -> DatasetRecord:
         """Stream ``source`` to the store, profile it and record it."""
         dataset_id = Catalog.new_id()
         started = time.perf_counter()
@@ -215,16 +225,24 @@ class Datasets:
             size = self.artifacts.copy_stream(source, handle, limit)
         return self.register(dataset_id, file_format, owner, name, size, started)
 
-    def adopt(self, temporary: IO[bytes], file_format: str, owner: Identity, name: str | None
-              ) -> DatasetRecord:
+    def adopt(
+        self, temporary: IO[bytes], file_format: str, owner: Identity, name: str | None
+    ) -> DatasetRecord:
         """Record a multipart upload already spooled into the store's incoming directory."""
         dataset_id = Catalog.new_id()
         started = time.perf_counter()
         path = self.artifacts.adopt(temporary, self.KIND, dataset_id, FILENAMES[file_format])
         return self.register(dataset_id, file_format, owner, name, path.stat().st_size, started)
 
-    def register(self, dataset_id: str, file_format: str, owner: Identity, name: str | None,
-                 size: int, started: float) -> DatasetRecord:
+    def register(
+        self,
+        dataset_id: str,
+        file_format: str,
+        owner: Identity,
+        name: str | None,
+        size: int,
+        started: float,
+    ) -> DatasetRecord:
         """Profile a file already in the store and record it; remove it if it is bad."""
         path = self.artifacts.path(self.KIND, dataset_id, FILENAMES[file_format])
         try:

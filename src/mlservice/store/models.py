@@ -16,7 +16,7 @@ from typing import IO, Any
 import redis
 
 from ..errors import TooLarge
-from ..redis_client import key
+from ..redis_client import key, text
 from ..security import Identity
 from ..training.request import TrainingRequest
 from . import bundles, published
@@ -33,8 +33,16 @@ def _record_from_bundle(bundle: ModelBundle) -> dict[str, Any]:
     return {
         key: described[key]
         for key in (
-            "task", "estimator", "params", "target", "classes", "input_schema", "metrics",
-            "versions", "training_seconds", "engine",
+            "task",
+            "estimator",
+            "params",
+            "target",
+            "classes",
+            "input_schema",
+            "metrics",
+            "versions",
+            "training_seconds",
+            "engine",
         )
     }
 
@@ -59,24 +67,26 @@ class Models:
     def create(self, request: TrainingRequest, owner: Identity, task_id: str) -> ModelRecord:
         """Record an accepted request as ``queued``, trained by Celery task ``task_id``."""
         model_id = Catalog.new_id()
-        record = self.catalog.create({
-            "id": model_id,
-            "task_id": task_id,
-            "name": request.name or f"{request.estimator} on {request.target}",
-            "owner": owner.username,
-            "status": ModelStatus.QUEUED,
-            "source": ModelSource.TRAINED,
-            "dataset_id": request.dataset_id,
-            "target": request.target,
-            "features": request.features,
-            "estimator": request.estimator,
-            "task": request.task,
-            "params": request.params,
-            "test_size": request.test_size,
-            "cv": request.cv,
-            "callback_url": request.callback_url,
-            "compile": request.compile,
-        })
+        record = self.catalog.create(
+            {
+                "id": model_id,
+                "task_id": task_id,
+                "name": request.name or f"{request.estimator} on {request.target}",
+                "owner": owner.username,
+                "status": ModelStatus.QUEUED,
+                "source": ModelSource.TRAINED,
+                "dataset_id": request.dataset_id,
+                "target": request.target,
+                "features": request.features,
+                "estimator": request.estimator,
+                "task": request.task,
+                "params": request.params,
+                "test_size": request.test_size,
+                "cv": request.cv,
+                "callback_url": request.callback_url,
+                "compile": request.compile,
+            }
+        )
         if request.callback_secret:
             # Kept apart from the record, which the API shows.
             self.store.set(self._callback_secret_key(model_id), request.callback_secret)
@@ -88,8 +98,7 @@ class Models:
 
     def callback_secret(self, model_id: str) -> str | None:
         """The key the client chose for signing this model's callback."""
-        value = self.store.get(self._callback_secret_key(model_id))
-        return value.decode() if value else None
+        return text(self.store.get(self._callback_secret_key(model_id))) or None
 
     def bundle_path(self, model_id: str) -> Path:
         return self.artifacts.path(self.KIND, model_id, BUNDLE_FILENAME)
@@ -103,7 +112,10 @@ class Models:
             handle.write(data)
         version = published.publish(self.store, model_id, data)
         return self.catalog.update(
-            model_id, version=version, size_bytes=len(data), **_record_from_bundle(bundle),
+            model_id,
+            version=version,
+            size_bytes=len(data),
+            **_record_from_bundle(bundle),
             **changes,
         )
 
@@ -126,13 +138,15 @@ class Models:
                 f"uploaded bundle without a checked ONNX graph ({bundle.engine_reason})"
             )
         model_id = Catalog.new_id()
-        self.catalog.create({
-            "id": model_id,
-            "name": name or f"uploaded {bundle.estimator}",
-            "owner": owner.username,
-            "status": ModelStatus.QUEUED,
-            "source": ModelSource.UPLOAD,
-        })
+        self.catalog.create(
+            {
+                "id": model_id,
+                "name": name or f"uploaded {bundle.estimator}",
+                "owner": owner.username,
+                "status": ModelStatus.QUEUED,
+                "source": ModelSource.UPLOAD,
+            }
+        )
         try:
             return self.store_bundle(
                 model_id, bundle, data, status=ModelStatus.READY, finished_at=time.time()

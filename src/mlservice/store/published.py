@@ -54,7 +54,7 @@ def queue_version(pipe: redis.client.Pipeline, model_id: str) -> None:
     pipe.get(_version_key(model_id))
 
 
-def parse_version(raw: bytes | None) -> int | None:
+def parse_version(raw: bytes | str | None) -> int | None:
     return int(raw) if raw is not None else None
 
 

@@ -49,7 +49,8 @@ def check_url(url: object, allow_private: bool) -> None:
         if not address.is_global:
             raise CallbackError(
                 f"callback_url host {parts.hostname!r} resolves to non-public address "
-                f"{address}; set MLSERVICE_CALLBACK_ALLOW_PRIVATE=1 to allow it")
+                f"{address}; set MLSERVICE_CALLBACK_ALLOW_PRIVATE=1 to allow it"
+            )
 
 
 def signature(body: bytes, timestamp: str, secret: str) -> str:
@@ -63,12 +64,17 @@ def deliver(url: str, payload: dict[str, Any], secret: str, allow_private: bool)
     check_url(url, allow_private)
     body = json.dumps(payload).encode()
     timestamp = str(int(time.time()))
-    request = urllib.request.Request(url, data=body, method="POST", headers={
-        "Content-Type": "application/json",
-        "User-Agent": "ml-service-callback",
-        TIMESTAMP_HEADER: timestamp,
-        SIGNATURE_HEADER: signature(body, timestamp, secret),
-    })
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": "ml-service-callback",
+            TIMESTAMP_HEADER: timestamp,
+            SIGNATURE_HEADER: signature(body, timestamp, secret),
+        },
+    )
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
             return response.status

@@ -18,7 +18,6 @@ from sklearn.utils._param_validation import InvalidParameterError
 from ..errors import Invalid
 from ..store.bundles import Task
 
-
 #: name -> (module, task). Estimators needing non-negative input (e.g.
 #: MultinomialNB) are left out: inputs are standard-scaled.
 ESTIMATORS: dict[str, tuple[str, Task]] = {

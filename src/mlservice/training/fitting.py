@@ -88,7 +88,7 @@ def train(
     frame = frame[frame[target].notna()]
     schema = input_schema(frame, features)
     x = as_model_input(frame, schema)
-    classes: list[Any] | None = None
+    classes: list[Any] = []  # the label encoding, for classifiers
     if task == Task.CLASSIFICATION:
         encoder = LabelEncoder()
         y = encoder.fit_transform(frame[target].to_numpy())
@@ -100,7 +100,8 @@ def train(
         stratify = None
     progress(0.1, "splitting the data")
     x_train, x_test, y_train, y_test = train_test_split(
-        x, y, test_size=test_size, random_state=random_state, stratify=stratify)
+        x, y, test_size=test_size, random_state=random_state, stratify=stratify
+    )
     pipeline = build_pipeline(schema, estimator)
     cv_scores = None
     if cv:
@@ -117,9 +118,13 @@ def train(
         scores = regression_metrics(y_test, y_pred)
     scores.update({"train_rows": int(len(x_train)), "test_rows": int(len(x_test))})
     if cv_scores is not None:
-        scores["cv"] = {"folds": cv, "scoring": "accuracy" if task == Task.CLASSIFICATION else "r2",
-                        "scores": [float(v) for v in cv_scores],
-                        "mean": float(np.mean(cv_scores)), "std": float(np.std(cv_scores))}
+        scores["cv"] = {
+            "folds": cv,
+            "scoring": "accuracy" if task == Task.CLASSIFICATION else "r2",
+            "scores": [float(v) for v in cv_scores],
+            "mean": float(np.mean(cv_scores)),
+            "std": float(np.std(cv_scores)),
+        }
     progress(0.95, "packaging the model")
     bundle = ModelBundle(
         pipeline=pipeline,
@@ -128,7 +133,7 @@ def train(
         params=dict(params),
         schema=schema,
         target=target,
-        classes=classes,
+        classes=classes if task == Task.CLASSIFICATION else None,
         metrics=scores,
         versions=library_versions(),
         trained_at=time.time(),

@@ -71,7 +71,8 @@ def _converted_copy(pipeline: Any) -> Any:
         text.named_steps[Step.IMPUTE].missing_values = MISSING_TEXT
     preprocess.transformers_ = [
         (name, "passthrough" if name == Step.NUMERIC else transformer, columns)
-        for name, transformer, columns in preprocess.transformers_]
+        for name, transformer, columns in preprocess.transformers_
+    ]
     return pipeline
 
 
@@ -80,8 +81,15 @@ def convert(pipeline: Any, schema: list[SchemaColumn], task: str) -> bytes:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
-    inputs = [(column["name"], FloatTensorType([None, 1]) if column["type"] == ColumnType.NUMBER
-               else StringTensorType([None, 1])) for column in schema]
+    inputs = [
+        (
+            column["name"],
+            FloatTensorType([None, 1])
+            if column["type"] == ColumnType.NUMBER
+            else StringTensorType([None, 1]),
+        )
+        for column in schema
+    ]
     copied = _converted_copy(pipeline)
     options = {}
     if task == Task.CLASSIFICATION:
@@ -90,13 +98,15 @@ def convert(pipeline: Any, schema: list[SchemaColumn], task: str) -> bytes:
     try:
         model = convert_sklearn(copied, initial_types=inputs, options=options)
     except Exception as exc:  # skl2onnx raises many types for "not supported"
-        raise CompileError(f"skl2onnx cannot convert it: {type(exc).__name__}: "
-                           f"{_short(str(exc))}") from None
+        raise CompileError(
+            f"skl2onnx cannot convert it: {type(exc).__name__}: {_short(str(exc))}"
+        ) from None
     return model.SerializeToString()
 
 
-def _disagreement(pipeline: Any, compiled: CompiledModel, frame: pd.DataFrame,
-                  task: str) -> str | None:
+def _disagreement(
+    pipeline: Any, compiled: CompiledModel, frame: pd.DataFrame, task: str
+) -> str | None:
     """How ONNX Runtime's answers differ from scikit-learn's on ``frame``, or None."""
     columns = {name: frame[name].to_numpy() for name in frame.columns}
     predicted, probabilities = compiled.run(columns)
@@ -104,8 +114,9 @@ def _disagreement(pipeline: Any, compiled: CompiledModel, frame: pd.DataFrame,
     rows = len(frame)
     if task != Task.CLASSIFICATION:
         scale = max(1.0, float(np.max(np.abs(expected))))
-        if not np.allclose(predicted, expected, rtol=RELATIVE_TOLERANCE,
-                           atol=RELATIVE_TOLERANCE * scale):
+        if not np.allclose(
+            predicted, expected, rtol=RELATIVE_TOLERANCE, atol=RELATIVE_TOLERANCE * scale
+        ):
             worst = float(np.max(np.abs(predicted - expected)))
             return f"values differ by up to {worst:.3g} on the {rows} held-out rows"
         return None
@@ -121,8 +132,9 @@ def _disagreement(pipeline: Any, compiled: CompiledModel, frame: pd.DataFrame,
     return None
 
 
-def compile_pipeline(pipeline: Any, schema: list[SchemaColumn], task: str,
-                     held_out: pd.DataFrame) -> EngineChoice:
+def compile_pipeline(
+    pipeline: Any, schema: list[SchemaColumn], task: str, held_out: pd.DataFrame
+) -> EngineChoice:
     """Convert, then check on the held-out rows; the engine that should serve the model."""
     try:
         onnx = convert(pipeline, schema, task)
@@ -131,31 +143,47 @@ def compile_pipeline(pipeline: Any, schema: list[SchemaColumn], task: str,
     except CompileError as exc:
         return EngineChoice(Engine.SCIKIT_LEARN, str(exc))
     except Exception as exc:  # a graph ONNX Runtime refuses to load or run
-        return EngineChoice(Engine.SCIKIT_LEARN, f"ONNX Runtime cannot run the converted graph: "
-                                    f"{type(exc).__name__}: {_short(str(exc))}")
+        return EngineChoice(
+            Engine.SCIKIT_LEARN,
+            f"ONNX Runtime cannot run the converted graph: "
+            f"{type(exc).__name__}: {_short(str(exc))}",
+        )
     if problem:
-        return EngineChoice(Engine.SCIKIT_LEARN, f"ONNX Runtime disagrees with scikit-learn: {problem}")
+        return EngineChoice(
+            Engine.SCIKIT_LEARN, f"ONNX Runtime disagrees with scikit-learn: {problem}"
+        )
     onnx_ms, sklearn_ms = _latency(pipeline, compiled, held_out.iloc[:1], repeats=5)
     if onnx_ms >= sklearn_ms:
-        # e.g. nearest neighbours: ONNX compares against every training row, scikit-learn uses a tree.
-        return EngineChoice(Engine.SCIKIT_LEARN, f"ONNX Runtime matched scikit-learn but is slower for one "
-                                    f"row ({onnx_ms:.2f} ms against {sklearn_ms:.2f} ms)")
+        # e.g. nearest neighbours: ONNX compares against every training row, scikit-learn
+        # uses a tree.
+        return EngineChoice(
+            Engine.SCIKIT_LEARN,
+            f"ONNX Runtime matched scikit-learn but is slower for one "
+            f"row ({onnx_ms:.2f} ms against {sklearn_ms:.2f} ms)",
+        )
     if task != Task.CLASSIFICATION:
         what = "values within a relative 1e-4"
     elif hasattr(pipeline, "predict_proba"):
         what = "classes equal, probabilities within 1e-5"
     else:
         what = "classes equal"
-    reason = (f"compiled with skl2onnx; on {len(held_out)} held-out rows ONNX Runtime matched "
-              f"scikit-learn ({what}); one row takes {onnx_ms:.2f} ms against {sklearn_ms:.2f} ms")
+    reason = (
+        f"compiled with skl2onnx; on {len(held_out)} held-out rows ONNX Runtime matched "
+        f"scikit-learn ({what}); one row takes {onnx_ms:.2f} ms against {sklearn_ms:.2f} ms"
+    )
     max_rows = _crossover(pipeline, compiled, held_out, onnx_ms, sklearn_ms)
     if max_rows is not None:
         reason += f"; requests over {max_rows} rows go to scikit-learn, faster at that size"
     return EngineChoice(Engine.ONNXRUNTIME, reason, onnx, max_rows)
 
 
-def _crossover(pipeline: Any, compiled: CompiledModel, held_out: pd.DataFrame,
-               onnx_ms: float, sklearn_ms: float) -> int | None:
+def _crossover(
+    pipeline: Any,
+    compiled: CompiledModel,
+    held_out: pd.DataFrame,
+    onnx_ms: float,
+    sklearn_ms: float,
+) -> int | None:
     """The request size above which scikit-learn is faster, or None if ONNX always wins.
 
     Tree ensembles run one row at a time in ONNX Runtime's single thread, so
@@ -173,8 +201,9 @@ def _crossover(pipeline: Any, compiled: CompiledModel, held_out: pd.DataFrame,
     return max(1, int((sklearn_ms - onnx_ms) / (onnx_per_row - sklearn_per_row)))
 
 
-def _latency(pipeline: Any, compiled: CompiledModel, rows: pd.DataFrame,
-             repeats: int) -> tuple[float, float]:
+def _latency(
+    pipeline: Any, compiled: CompiledModel, rows: pd.DataFrame, repeats: int
+) -> tuple[float, float]:
     """Best-of-``repeats`` milliseconds to predict ``rows``: ONNX Runtime, then scikit-learn."""
     columns = {name: rows[name].to_numpy() for name in rows.columns}
     timings = []

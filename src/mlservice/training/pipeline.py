@@ -46,16 +46,20 @@ def build_pipeline(schema: list[SchemaColumn], estimator: Any) -> Pipeline:
     text = [column["name"] for column in schema if column["type"] == ColumnType.STRING]
     transformers: list[tuple[str, Pipeline, list[str]]] = []
     if numeric:
-        branch = Pipeline([
-            (Step.IMPUTE.value, SimpleImputer(strategy="median")),
-            (Step.SCALE.value, StandardScaler()),
-        ])
+        branch = Pipeline(
+            [
+                (Step.IMPUTE.value, SimpleImputer(strategy="median")),
+                (Step.SCALE.value, StandardScaler()),
+            ]
+        )
         transformers.append((Step.NUMERIC.value, branch, numeric))
     if text:
-        branch = Pipeline([
-            (Step.IMPUTE.value, SimpleImputer(strategy="most_frequent")),
-            (Step.ENCODE.value, OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
-        ])
+        branch = Pipeline(
+            [
+                (Step.IMPUTE.value, SimpleImputer(strategy="most_frequent")),
+                (Step.ENCODE.value, OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+            ]
+        )
         transformers.append((Step.CATEGORICAL.value, branch, text))
     preprocess = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
     return Pipeline([(Step.PREPROCESS.value, preprocess), (Step.ESTIMATOR.value, estimator)])

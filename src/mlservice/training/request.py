@@ -96,7 +96,8 @@ def parse_request(body: Any) -> TrainingRequest:
     ):
         raise Invalid("'cv' must be an integer between 2 and 20 (folds)")
     if request.callback_url is not None and (
-        not isinstance(request.callback_secret, str) or not 16 <= len(request.callback_secret) <= 256
+        not isinstance(request.callback_secret, str)
+        or not 16 <= len(request.callback_secret) <= 256
     ):
         raise Invalid(
             "'callback_secret' (16 to 256 characters) is required with 'callback_url': the "
@@ -123,9 +124,7 @@ def check_against_dataset(request: TrainingRequest, dataset: DatasetRecord) -> N
     features = request.features or [name for name in columns if name != request.target]
     missing = [name for name in features if name not in columns]
     if missing:
-        raise Invalid(
-            f"feature column(s) {', '.join(map(repr, missing))} are not in the data set"
-        )
+        raise Invalid(f"feature column(s) {', '.join(map(repr, missing))} are not in the data set")
     if request.target in features:
         raise Invalid(f"the target {request.target!r} cannot also be a feature")
     if not features:

@@ -65,7 +65,11 @@ def train_model(self: CeleryTask, model_id: str) -> dict[str, Any]:
     try:
         dataset = ctx.datasets.catalog.get(record["dataset_id"])
         record, fitted = jobs.fit_model(
-            ctx.models, model_id, dataset, ctx.datasets.path(dataset), _reporter(self),
+            ctx.models,
+            model_id,
+            dataset,
+            ctx.datasets.path(dataset),
+            _reporter(self),
             compile_onnx,
         )
     except NotFound:
@@ -81,7 +85,8 @@ def train_model(self: CeleryTask, model_id: str) -> dict[str, Any]:
         raise
     finally:
         if record.get("callback_url") and record["status"] in (
-            ModelStatus.READY, ModelStatus.FAILED,
+            ModelStatus.READY,
+            ModelStatus.FAILED,
         ):
             send_callback.delay(model_id, record["callback_url"], callback_payload(record))
     if compile_onnx:
@@ -116,8 +121,7 @@ def train_model(self: CeleryTask, model_id: str) -> dict[str, Any]:
     retry_jitter=True,
     max_retries=6,
 )
-def send_callback(self: CeleryTask, model_id: str, url: str, payload: dict[str, Any]
-                  ) -> int | None:
+def send_callback(self: CeleryTask, model_id: str, url: str, payload: dict[str, Any]) -> int | None:
     """POST the result, signed with the client's callback secret; retried with backoff.
 
     Never signed with the service secret: a receiver must not learn what signs tokens.

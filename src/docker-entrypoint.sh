@@ -12,7 +12,7 @@ if [ ! -e "$config" ]; then
   (
     umask 077
     tmp="$config.$(hostname).tmp"
-    python -m mlservice init-config --path "$tmp"
+    cp /app/config.properties.template "$tmp"
     mv -f "$tmp" "$config"
   )
 fi

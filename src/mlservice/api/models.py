@@ -34,7 +34,9 @@ def create_model() -> tuple[Response, int, dict[str, str]]:
         )
     # The task id is chosen first so the record is complete before a worker can see it.
     task_id = uuid.uuid4().hex
-    record = ctx.models.create(training_request, identity, task_id)
+    record = ctx.models.create(
+        training_request.record(identity, task_id), training_request.callback_secret
+    )
     task_status.record_owner(ctx.store, task_id, identity.username)
     tasks.train_model.apply_async((record["id"],), task_id=task_id)
     location = url_for("tasks.task_status", task_id=task_id)

@@ -18,7 +18,6 @@ import redis
 from ..errors import TooLarge
 from ..redis_client import key, text
 from ..security import Identity
-from ..training.request import TrainingRequest
 from . import bundles, published
 from .artifacts import ArtifactStore
 from .bundles import Engine, ModelBundle
@@ -64,32 +63,15 @@ class Models:
         self.store = store
         self.secret = secret
 
-    def create(self, request: TrainingRequest, owner: Identity, task_id: str) -> ModelRecord:
-        """Record an accepted request as ``queued``, trained by Celery task ``task_id``."""
-        model_id = Catalog.new_id()
-        record = self.catalog.create(
-            {
-                "id": model_id,
-                "task_id": task_id,
-                "name": request.name or f"{request.estimator} on {request.target}",
-                "owner": owner.username,
-                "status": ModelStatus.QUEUED,
-                "source": ModelSource.TRAINED,
-                "dataset_id": request.dataset_id,
-                "target": request.target,
-                "features": request.features,
-                "estimator": request.estimator,
-                "task": request.task,
-                "params": request.params,
-                "test_size": request.test_size,
-                "cv": request.cv,
-                "callback_url": request.callback_url,
-                "compile": request.compile,
-            }
-        )
-        if request.callback_secret:
-            # Kept apart from the record, which the API shows.
-            self.store.set(self._callback_secret_key(model_id), request.callback_secret)
+    def create(self, record: ModelRecord, callback_secret: str | None = None) -> ModelRecord:
+        """Store the record of an accepted training request (see ``TrainingRequest.record``).
+
+        ``callback_secret`` signs the training callback; it is kept apart from
+        the record, which the API shows.
+        """
+        record = self.catalog.create(record)
+        if callback_secret:
+            self.store.set(self._callback_secret_key(record["id"]), callback_secret)
         return record
 
     @staticmethod

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..errors import BadRequest, Invalid
+from ..security import Identity
 from ..store.bundles import Task
-from ..store.records import DatasetRecord
+from ..store.catalog import Catalog
+from ..store.records import DatasetRecord, ModelRecord, ModelSource, ModelStatus
 from . import estimators
 
 MAX_CLASSES = 1000
@@ -43,6 +45,27 @@ class TrainingRequest:
     @property
     def task(self) -> Task:
         return estimators.task_of(self.estimator)
+
+    def record(self, owner: Identity, task_id: str) -> ModelRecord:
+        """The new model's record: ``queued``, to be trained by Celery task ``task_id``."""
+        return {
+            "id": Catalog.new_id(),
+            "task_id": task_id,
+            "name": self.name or f"{self.estimator} on {self.target}",
+            "owner": owner.username,
+            "status": ModelStatus.QUEUED,
+            "source": ModelSource.TRAINED,
+            "dataset_id": self.dataset_id,
+            "target": self.target,
+            "features": self.features,
+            "estimator": self.estimator,
+            "task": self.task,
+            "params": self.params,
+            "test_size": self.test_size,
+            "cv": self.cv,
+            "callback_url": self.callback_url,
+            "compile": self.compile,
+        }
 
 
 def _require(body: Mapping[str, Any], name: str, kind: type) -> Any:

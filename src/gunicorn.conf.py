@@ -7,7 +7,7 @@ MLSERVICE_WORKERS, MLSERVICE_THREADS, MLSERVICE_TIMEOUT, MLSERVICE_LOG_LEVEL).
 
 import multiprocessing
 
-from mlservice import preflight, redis_client, users
+from mlservice import accounts, preflight, redis_client
 from mlservice.config import ConfigError, get_settings
 
 try:
@@ -39,5 +39,5 @@ def on_starting(server):
     except ConfigError as exc:
         raise SystemExit(f"mlservice: {exc}") from None
     store = redis_client.connect(_settings.redis)
-    users.ensure_admin(store, _settings.admin.username, _settings.admin.password)
+    accounts.ensure_admin(store, _settings.admin.username, _settings.admin.password)
     store.connection_pool.disconnect()  # workers open their own after the fork

@@ -9,7 +9,7 @@ Four parts, one sub-package each, over a thin platform at the top:
 
 The platform: :mod:`.config` (every setting), :mod:`.context` (the objects
 built from them), :mod:`.errors` (the one error model), :mod:`.redis_client`,
-:mod:`.security` (tokens), :mod:`.users`, :mod:`.task_status`,
+:mod:`.security` (tokens), :mod:`.accounts` (users), :mod:`.task_status`,
 :mod:`.preflight` (start-up checks), :mod:`.app` (the Flask factory),
 :mod:`.celery_app` and :mod:`.worker` (the Celery app and its worker entry
 point), :mod:`.cli` and :mod:`.stack` (the native stack for ``make run``).

@@ -6,14 +6,14 @@ from flask import Flask
 
 from .api import (
     auth,
-    context,
     datasets,
-    errors,
+    error_handler,
     estimators,
     health,
     init,
     models,
     predict,
+    services,
     tasks,
     users,
 )
@@ -30,8 +30,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)
     app.request_class = StreamingRequest
     app.config.update(JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=None)
-    context.install(app, build_context(settings))
-    errors.register(app)
+    services.install(app, build_context(settings))
+    error_handler.register(app)
     for module in BLUEPRINTS:
         app.register_blueprint(module.bp)
     return app

@@ -4,7 +4,7 @@ Importing this module reads no configuration: :data:`app` is configured by
 the entry points that use it, with :func:`configure`: the worker
 (:mod:`mlservice.worker`, ``celery -A mlservice.worker worker``) and the API
 (:func:`mlservice.context.build_context`). The tasks themselves live in
-:mod:`mlservice.training.tasks`.
+:mod:`mlservice.training.celery_tasks`.
 
 Queue names start with ``celery`` because the Celery Redis user may only
 touch ``celery*`` keys (redis/render-acl.sh). Long work (training, init) goes
@@ -22,7 +22,7 @@ SHORT_QUEUE = "celery"
 TRAINING_QUEUE = "celery.training"
 
 #: The service's one Celery app; its tasks are bound to it when their module is imported.
-app = Celery("mlservice", include=["mlservice.training.tasks"])
+app = Celery("mlservice", include=["mlservice.training.celery_tasks"])
 
 
 def configure(celery: Celery, settings: Settings) -> Celery:

@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 import redis
 
-from . import preflight, redis_client, users
+from . import accounts, preflight, redis_client
 from .config import DEFAULT_CONFIG_PATH, ConfigError, Settings, ensure_config_file, get_settings
 from .errors import ServiceError
 
@@ -74,12 +74,12 @@ def users_group() -> None:
 
 @users_group.command("add")
 @click.argument("username")
-@click.option("--role", type=click.Choice(users.ROLES), default="user", show_default=True)
+@click.option("--role", type=click.Choice(accounts.ROLES), default="user", show_default=True)
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
 def add_user(username: str, role: str, password: str) -> None:
     """Create a user, or reset an existing user's password and role."""
     try:
-        users.set_user(_store(), username, password, role)
+        accounts.set_user(_store(), username, password, role)
     except ServiceError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"user {username!r} ({role}) saved")
@@ -88,7 +88,7 @@ def add_user(username: str, role: str, password: str) -> None:
 @users_group.command("list")
 def list_users() -> None:
     """Print every user and role."""
-    for identity in users.list_users(_store()):
+    for identity in accounts.list_users(_store()):
         click.echo(f"{identity.username}\t{identity.role}")
 
 
@@ -97,7 +97,7 @@ def list_users() -> None:
 def delete_user(username: str) -> None:
     """Delete a user."""
     try:
-        users.delete_user(_store(), username)
+        accounts.delete_user(_store(), username)
     except ServiceError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"user {username!r} deleted")

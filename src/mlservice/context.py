@@ -2,7 +2,7 @@
 
 The Flask app, the Celery tasks and the CLI all work through one
 :class:`ServiceContext`, so they store and read things the same way. The API
-reaches its context with :func:`mlservice.api.context.services`; a Celery
+reaches its context with :func:`mlservice.api.services.services`; a Celery
 worker with :func:`worker_context`.
 """
 
@@ -19,8 +19,8 @@ from .config import Settings, get_settings
 from .serving.cache import ModelCache
 from .store.artifacts import ArtifactStore
 from .store.catalog import Catalog
-from .store.datasets import Datasets
-from .store.models import Models
+from .store.dataset_files import Datasets
+from .store.model_lifecycle import Models
 from .store.records import DatasetRecord, ModelRecord
 
 

@@ -3,7 +3,7 @@
 Domain code (stores, training, serving, users) raises the subclass that says
 what went wrong; each subclass carries its HTTP status, so the mapping from
 errors to status codes lives here and nowhere else. The API's single handler
-(:mod:`mlservice.api.errors`) turns any of them into ``{"status": message}``;
+(:mod:`mlservice.api.error_handler`) turns any of them into ``{"status": message}``;
 the Celery tasks and the CLI read the same message.
 """
 

@@ -7,7 +7,7 @@ import time
 import redis
 
 from .config import ConfigError, Settings
-from .training.estimators import EstimatorError, make_estimator
+from .training.allowed_estimators import EstimatorError, make_estimator
 
 
 def _ping(url: str, user: str, settings: Settings, wait_seconds: float) -> None:

@@ -70,6 +70,12 @@ def test_sub_packages_depend_one_way():
     assert backwards == []
 
 
+def test_no_two_modules_share_a_name():
+    """A reader never has to guess which of two ``models.py`` files to open."""
+    names = [path.name for path in PACKAGE.rglob("*.py") if path.name != "__init__.py"]
+    assert sorted({name for name in names if names.count(name) > 1}) == []
+
+
 def test_domain_code_knows_nothing_of_flask():
     flask_users = [
         str(path.relative_to(PACKAGE))
@@ -87,7 +93,9 @@ def test_importing_the_celery_app_reads_no_configuration(tmp_path):
         "MLSERVICE_REDIS_CONFIG": str(missing),
         "PATH": "/usr/bin:/bin",
     }
-    code = "import mlservice.celery_app, mlservice.app, mlservice.training.tasks; print('ok')"
+    code = (
+        "import mlservice.celery_app, mlservice.app, mlservice.training.celery_tasks; print('ok')"
+    )
     result = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
     )

@@ -9,7 +9,7 @@ from mlservice.serving.inputs import records_to_frame
 from mlservice.serving.outputs import predict
 from mlservice.store import bundles
 from mlservice.store.bundles import BundleError
-from mlservice.training import estimators
+from mlservice.training import allowed_estimators as estimators
 from mlservice.training import fitting as training
 
 SECRET = "k" * 64
@@ -22,8 +22,12 @@ def iris_bundle():
 
 def test_default_model_uses_iris_names(iris_bundle):
     names = [column["name"] for column in iris_bundle.schema]
-    assert names == ["sepal length (cm)", "sepal width (cm)", "petal length (cm)",
-                     "petal width (cm)"]
+    assert names == [
+        "sepal length (cm)",
+        "sepal width (cm)",
+        "petal length (cm)",
+        "petal width (cm)",
+    ]
     assert iris_bundle.classes == ["setosa", "versicolor", "virginica"]
     assert iris_bundle.metrics["accuracy"] > 0.9
     assert iris_bundle.metrics["confusion_matrix"]["labels"] == iris_bundle.classes
@@ -32,9 +36,17 @@ def test_default_model_uses_iris_names(iris_bundle):
 
 def test_bundle_round_trip_predicts_the_same(iris_bundle):
     loaded = bundles.loads(bundles.dumps(iris_bundle, SECRET), SECRET)
-    frame = records_to_frame([{"sepal length (cm)": 5.1, "sepal width (cm)": 3.5,
-                               "petal length (cm)": 1.4, "petal width (cm)": 0.2}],
-                             loaded.schema)
+    frame = records_to_frame(
+        [
+            {
+                "sepal length (cm)": 5.1,
+                "sepal width (cm)": 3.5,
+                "petal length (cm)": 1.4,
+                "petal width (cm)": 0.2,
+            }
+        ],
+        loaded.schema,
+    )
     assert predict(loaded, frame)["predictions"] == ["setosa"]
     assert predict(loaded, frame) == predict(iris_bundle, frame)
 
@@ -50,17 +62,20 @@ def test_foreign_secret_and_bare_pickle_are_refused(iris_bundle):
     with pytest.raises(BundleError, match="signature"):
         bundles.loads(bundles.dumps(iris_bundle, "x" * 64), SECRET)
     import pickle
+
     with pytest.raises(BundleError, match="not a model bundle"):
         bundles.loads(pickle.dumps({"a": 1}), SECRET)
 
 
 def test_mixed_types_missing_values_and_unseen_categories():
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({
-        "size": rng.normal(size=200),
-        "colour": rng.choice(["red", "blue", None], size=200),
-        "label": rng.choice(["yes", "no"], size=200),
-    })
+    frame = pd.DataFrame(
+        {
+            "size": rng.normal(size=200),
+            "colour": rng.choice(["red", "blue", None], size=200),
+            "label": rng.choice(["yes", "no"], size=200),
+        }
+    )
     frame.loc[::7, "size"] = np.nan
     bundle = training.train(frame, "label", "RandomForestClassifier", {"n_estimators": 10}).bundle
     assert bundle.schema[1] == {"name": "colour", "type": "string", "categories": ["blue", "red"]}
@@ -93,7 +108,13 @@ def test_unknown_estimator_and_bad_params_are_named():
 def test_estimator_list_is_broad_and_described():
     described = estimators.describe_all()
     names = {entry["name"] for entry in described}
-    assert {"HistGradientBoostingClassifier", "SVC", "KNeighborsRegressor", "GaussianNB",
-            "RandomForestRegressor", "LogisticRegression"} <= names
+    assert {
+        "HistGradientBoostingClassifier",
+        "SVC",
+        "KNeighborsRegressor",
+        "GaussianNB",
+        "RandomForestRegressor",
+        "LogisticRegression",
+    } <= names
     forest = next(entry for entry in described if entry["name"] == "RandomForestClassifier")
     assert forest["params"]["n_estimators"] == 100 and forest["task"] == "classification"

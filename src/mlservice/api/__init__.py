@@ -1,5 +1,5 @@
 """HTTP routes, one blueprint per resource. Routes stay thin: they call domain code.
 
 Routes raise :class:`mlservice.errors.ServiceError` subclasses; the one
-handler in :mod:`.errors` writes every error as ``{"status": message}``.
+handler in :mod:`.error_handler` writes every error as ``{"status": message}``.
 """

@@ -8,10 +8,10 @@ from typing import Any, TypeVar
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from .. import security, users
+from .. import accounts, security
 from ..errors import Forbidden, Unauthorized
 from ..security import Identity
-from .context import services
+from .services import services
 
 bp = Blueprint("auth", __name__, url_prefix="/resource")
 
@@ -59,7 +59,7 @@ def require_token(admin: bool = False) -> Callable[[View], View]:
         @functools.wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             claimed = bearer_claims()
-            admit(claimed, users.current_role(services().store, claimed.username), admin)
+            admit(claimed, accounts.current_role(services().store, claimed.username), admin)
             return view(*args, **kwargs)
 
         return wrapped  # type: ignore[return-value]
@@ -83,9 +83,11 @@ def issue_token() -> Response:
     password = credentials.password or ""
     delegate = ctx.settings.auth.delegate_url
     if delegate:
-        identity = users.authenticate_delegated(ctx.store, delegate, credentials.username, password)
+        identity = accounts.authenticate_delegated(
+            ctx.store, delegate, credentials.username, password
+        )
     else:
-        identity = users.authenticate(ctx.store, credentials.username, password)
+        identity = accounts.authenticate(ctx.store, credentials.username, password)
     if identity is None:
         raise _basic_refusal("wrong user name or password")
     token, seconds = security.issue_token(identity, ctx.secret, ctx.settings.auth.token_lifetime)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from ..errors import TooLarge
-from ..store import datasets
+from ..store import dataset_files
 from ..store.records import DatasetRecord
 from .auth import current_identity, require_token
-from .context import services
 from .parsing import page_args, uploaded_file
+from .services import services
 
 bp = Blueprint("datasets", __name__, url_prefix="/resource/datasets")
 
@@ -18,7 +18,7 @@ MULTIPART_OVERHEAD = 1024 * 1024
 
 
 def _created(record: DatasetRecord) -> Response:
-    response = jsonify(datasets.public(record))
+    response = jsonify(dataset_files.public(record))
     response.status_code = 201
     response.headers["Location"] = url_for("datasets.get_dataset", dataset_id=record["id"])
     return response
@@ -36,7 +36,7 @@ def upload() -> Response:
         request.max_content_length = limit + MULTIPART_OVERHEAD
         part = uploaded_file()
         with part.stream:
-            file_format = datasets.detect_format(part.mimetype, part.filename)
+            file_format = dataset_files.detect_format(part.mimetype, part.filename)
             record = ctx.datasets.adopt(
                 part.stream,
                 file_format,
@@ -44,7 +44,7 @@ def upload() -> Response:
                 request.form.get("name") or part.filename,
             )
     else:
-        file_format = datasets.detect_format(request.mimetype, request.args.get("name"))
+        file_format = dataset_files.detect_format(request.mimetype, request.args.get("name"))
         record = ctx.datasets.upload(
             request.stream, file_format, current_identity(), request.args.get("name"), limit
         )
@@ -58,7 +58,10 @@ def list_datasets() -> Response:
     page, per_page = page_args()
     records, total = services().datasets.catalog.list(current_identity(), page, per_page)
     return jsonify(
-        datasets=[datasets.public(r) for r in records], page=page, per_page=per_page, total=total
+        datasets=[dataset_files.public(r) for r in records],
+        page=page,
+        per_page=per_page,
+        total=total,
     )
 
 
@@ -71,7 +74,7 @@ def _visible(dataset_id: str) -> DatasetRecord:
 @require_token()
 def get_dataset(dataset_id: str) -> Response:
     """One data set's metadata and profile."""
-    return jsonify(datasets.public(_visible(dataset_id)))
+    return jsonify(dataset_files.public(_visible(dataset_id)))
 
 
 @bp.get("/<dataset_id>/download")
@@ -88,7 +91,7 @@ def download(dataset_id: str) -> tuple[str, int, dict[str, str]]:
         200,
         {
             "X-Accel-Redirect": ctx.datasets.artifacts.accel_path(path),
-            "Content-Type": datasets.CONTENT_TYPES[record["format"]],
+            "Content-Type": dataset_files.CONTENT_TYPES[record["format"]],
             "Content-Disposition": _attachment(filename),
         },
     )

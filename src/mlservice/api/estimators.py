@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from ..training import estimators
+from ..training import allowed_estimators
 from .auth import require_token
 
 bp = Blueprint("estimators", __name__, url_prefix="/resource/estimators")
@@ -15,7 +15,7 @@ bp = Blueprint("estimators", __name__, url_prefix="/resource/estimators")
 
 @functools.cache
 def _described() -> list[dict[str, Any]]:
-    return estimators.describe_all()
+    return allowed_estimators.describe_all()
 
 
 @bp.get("")

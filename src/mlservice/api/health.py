@@ -6,7 +6,7 @@ import redis
 from flask import Blueprint, Response, jsonify
 
 from ..errors import Unavailable
-from .context import services
+from .services import services
 
 bp = Blueprint("health", __name__)
 

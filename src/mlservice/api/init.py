@@ -8,10 +8,10 @@ from flask import Blueprint, url_for
 
 from .. import task_status
 from ..errors import ServiceError, StillRunning
-from ..training import tasks
+from ..training import celery_tasks
 from .auth import current_identity, require_token
-from .context import services
 from .parsing import flag
+from .services import services
 
 bp = Blueprint("init", __name__, url_prefix="/resource")
 
@@ -24,7 +24,7 @@ def init() -> tuple[str, int, dict[str, str]] | tuple[str, int]:
     """Enqueue the init task; ``?async=true`` → 202 + Location, else wait → 204."""
     ctx = services()
     asynchronous = flag("async")  # a bad flag is refused before anything is queued
-    result = tasks.init_service.apply_async()
+    result = celery_tasks.init_service.apply_async()
     task_status.record_owner(ctx.store, result.id, current_identity().username)
     location = url_for("tasks.task_status", task_id=result.id)
     if asynchronous:

@@ -9,12 +9,12 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from .. import task_status
 from ..errors import UnsupportedMedia
 from ..store.records import ModelRecord
-from ..training import callbacks, tasks
+from ..training import callbacks, celery_tasks
 from ..training.request import check_against_dataset, parse_request
 from .auth import current_identity, require_token
-from .context import services
 from .parsing import json_body, page_args, uploaded_file
 from .predict import check_ready, predict_with
+from .services import services
 
 bp = Blueprint("models", __name__, url_prefix="/resource/models")
 
@@ -38,7 +38,7 @@ def create_model() -> tuple[Response, int, dict[str, str]]:
         training_request.record(identity, task_id), training_request.callback_secret
     )
     task_status.record_owner(ctx.store, task_id, identity.username)
-    tasks.train_model.apply_async((record["id"],), task_id=task_id)
+    celery_tasks.train_model.apply_async((record["id"],), task_id=task_id)
     location = url_for("tasks.task_status", task_id=task_id)
     return jsonify(model_id=record["id"], task_id=task_id), 202, {"Location": location}
 

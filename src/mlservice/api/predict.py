@@ -12,7 +12,7 @@ import os
 
 from flask import Blueprint, Response, jsonify
 
-from .. import users
+from .. import accounts
 from ..context import ServiceContext
 from ..errors import Conflict, NotFound, NotInitialised
 from ..serving import inputs
@@ -20,8 +20,8 @@ from ..serving.cache import ModelNotPublished
 from ..store import published
 from ..store.records import ModelRecord, ModelStatus
 from .auth import admit, bearer_claims, current_identity
-from .context import services
 from .parsing import flag, json_body
+from .services import services
 
 bp = Blueprint("predict", __name__, url_prefix="/resource")
 
@@ -35,12 +35,12 @@ def predict_with(model_id: str, user_model: bool) -> Response:
     claimed = bearer_claims()
     ctx = services()
     pipe = ctx.store.pipeline(transaction=False)
-    users.queue_role(pipe, claimed.username)
+    accounts.queue_role(pipe, claimed.username)
     published.queue_version(pipe, model_id)
     if user_model:
         ctx.models.catalog.queue_get(pipe, model_id)
     role, raw_version, *raw_record = pipe.execute()
-    admit(claimed, users.parse_role(role))
+    admit(claimed, accounts.parse_role(role))
     if user_model:
         _check_ready(ctx, model_id, raw_record[0])
     probabilities = flag("probabilities")

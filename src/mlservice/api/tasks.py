@@ -7,7 +7,7 @@ from flask import Blueprint, Response, jsonify
 from .. import task_status as status
 from ..errors import NotFound
 from .auth import current_identity, require_token
-from .context import services
+from .services import services
 
 bp = Blueprint("tasks", __name__, url_prefix="/resource/task")
 

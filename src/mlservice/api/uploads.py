@@ -13,7 +13,7 @@ from typing import IO
 
 from flask import Request
 
-from .context import services
+from .services import services
 
 
 class StreamingRequest(Request):

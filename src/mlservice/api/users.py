@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, url_for
 
-from .. import users
+from .. import accounts
 from ..errors import BadRequest, Conflict
 from .auth import current_identity, require_token
-from .context import services
 from .parsing import json_body
+from .services import services
 
 bp = Blueprint("users", __name__, url_prefix="/resource/users")
 
@@ -20,7 +20,7 @@ def create_user() -> Response:
     body = json_body()
     if not isinstance(body, dict):
         raise BadRequest('send {"username": ..., "password": ..., "role": ...}')
-    identity = users.create_user(
+    identity = accounts.create_user(
         services().store,
         body.get("username", ""),
         body.get("password", ""),
@@ -37,7 +37,9 @@ def create_user() -> Response:
 def list_users() -> Response:
     """Every account and its role."""
     return jsonify(
-        users=[{"username": u.username, "role": u.role} for u in users.list_users(services().store)]
+        users=[
+            {"username": u.username, "role": u.role} for u in accounts.list_users(services().store)
+        ]
     )
 
 
@@ -47,5 +49,5 @@ def delete_user(username: str) -> tuple[str, int]:
     """Delete an account (not your own) → 204."""
     if username == current_identity().username:
         raise Conflict("you cannot delete your own account")
-    users.delete_user(services().store, username)
+    accounts.delete_user(services().store, username)
     return "", 204

@@ -21,7 +21,7 @@ from sklearn.preprocessing import LabelEncoder
 
 from ..config import DefaultModelSettings
 from ..store.bundles import ModelBundle, Task, library_versions
-from .estimators import make_estimator, task_of
+from .allowed_estimators import make_estimator, task_of
 from .metrics import classification_metrics, regression_metrics
 from .pipeline import as_model_input, build_pipeline, input_schema
 

@@ -1,6 +1,6 @@
 """Training a requested model end to end, in a Celery worker: fit, publish, compile.
 
-The Celery tasks (:mod:`.tasks`) are shells around these functions: they
+The Celery tasks (:mod:`.celery_tasks`) are shells around these functions: they
 know the task's progress and callbacks, these know the stores. A model is
 ``ready`` (served by scikit-learn) as soon as it is fitted; compiling to ONNX
 then publishes a faster version of the same model.
@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..store import datasets
-from ..store.models import Models
+from ..store import dataset_files
+from ..store.model_lifecycle import Models
 from ..store.records import DatasetRecord, ModelRecord, ModelStatus
 from . import fitting, onnx_conversion
 from .fitting import FittedModel, Progress
@@ -33,7 +33,7 @@ def fit_model(
     """
     record = models.catalog.update(model_id, status=ModelStatus.TRAINING, started_at=time.time())
     progress(0.02, "loading the data set")
-    frame = datasets.load_frame(dataset_path, dataset["format"], dataset["string_columns"])
+    frame = dataset_files.load_frame(dataset_path, dataset["format"], dataset["string_columns"])
     fitted = fitting.train(
         frame,
         record["target"],

@@ -17,7 +17,7 @@ from ..security import Identity
 from ..store.bundles import Task
 from ..store.catalog import Catalog
 from ..store.records import DatasetRecord, ModelRecord, ModelSource, ModelStatus
-from . import estimators
+from . import allowed_estimators
 
 MAX_CLASSES = 1000
 #: A float target with more distinct values than this is taken as continuous.
@@ -44,7 +44,7 @@ class TrainingRequest:
 
     @property
     def task(self) -> Task:
-        return estimators.task_of(self.estimator)
+        return allowed_estimators.task_of(self.estimator)
 
     def record(self, owner: Identity, task_id: str) -> ModelRecord:
         """The new model's record: ``queued``, to be trained by Celery task ``task_id``."""
@@ -137,7 +137,7 @@ def parse_request(body: Any) -> TrainingRequest:
 
 def check_against_dataset(request: TrainingRequest, dataset: DatasetRecord) -> None:
     """Estimator, parameters, target and features must fit the data set (422 if not)."""
-    estimators.make_estimator(request.estimator, request.params)
+    allowed_estimators.make_estimator(request.estimator, request.params)
     columns = {column["name"]: column for column in dataset["columns"]}
     if request.target not in columns:
         raise Invalid(

@@ -15,7 +15,7 @@ from ..celery_app import SHORT_QUEUE, TRAINING_QUEUE, app
 from ..context import worker_context
 from ..errors import NotFound
 from ..store import bundles, published
-from ..store.models import callback_payload
+from ..store.model_lifecycle import callback_payload
 from ..store.records import ModelRecord, ModelStatus
 from . import callbacks, fitting, jobs, onnx_conversion
 from .callbacks import CallbackError

@@ -51,28 +51,44 @@ MODELS = {
     "LogisticRegression": ("LogisticRegression", {"max_iter": 1000}),
     "RandomForest(100)": ("RandomForestClassifier", {"n_estimators": 100, "random_state": 0}),
 }
-TARGETS = {"floor_ratio": 0.5, "mlflow_ratio": 10.0, "p99_ms": 25.0, "batch_ratio": 0.7,
-           "upload_mb_s": 100.0, "upload_rss_mb": 64.0, "train_ratio": 1.15, "train_slack_s": 0.5}
+TARGETS = {
+    "floor_ratio": 0.5,
+    "mlflow_ratio": 10.0,
+    "p99_ms": 25.0,
+    "batch_ratio": 0.7,
+    "upload_mb_s": 100.0,
+    "upload_rss_mb": 64.0,
+    "train_ratio": 1.15,
+    "train_slack_s": 0.5,
+}
 
 
 def synthetic_table(rows: int, seed: int = 0) -> pd.DataFrame:
     """Six numbers and three categories (with missing values), and a yes/no target."""
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({
-        "age": rng.integers(18, 90, rows).astype(float),
-        "income": rng.lognormal(10, 0.5, rows).round(2),
-        "tenure": rng.exponential(5, rows).round(2),
-        "visits": rng.poisson(12, rows).astype(float),
-        "balance": rng.normal(1000, 400, rows).round(2),
-        "score": rng.uniform(0, 1, rows).round(4),
-        "city": rng.choice(["paris", "lyon", "nice", "lille", "brest"], rows).astype(object),
-        "plan": rng.choice(["free", "basic", "pro"], rows, p=[0.5, 0.3, 0.2]).astype(object),
-        "device": rng.choice(["ios", "android", "web"], rows).astype(object),
-    })
+    frame = pd.DataFrame(
+        {
+            "age": rng.integers(18, 90, rows).astype(float),
+            "income": rng.lognormal(10, 0.5, rows).round(2),
+            "tenure": rng.exponential(5, rows).round(2),
+            "visits": rng.poisson(12, rows).astype(float),
+            "balance": rng.normal(1000, 400, rows).round(2),
+            "score": rng.uniform(0, 1, rows).round(4),
+            "city": rng.choice(["paris", "lyon", "nice", "lille", "brest"], rows).astype(object),
+            "plan": rng.choice(["free", "basic", "pro"], rows, p=[0.5, 0.3, 0.2]).astype(object),
+            "device": rng.choice(["ios", "android", "web"], rows).astype(object),
+        }
+    )
     frame.loc[rng.random(rows) < 0.03, "income"] = np.nan
     frame.loc[rng.random(rows) < 0.03, "city"] = None
-    logit = ((frame["age"] - 50) / 20 - frame["tenure"] / 5 + (frame["plan"] == "free") * 0.8
-             + frame["score"] - 0.5 + rng.normal(0, 1, rows))
+    logit = (
+        (frame["age"] - 50) / 20
+        - frame["tenure"] / 5
+        + (frame["plan"] == "free") * 0.8
+        + frame["score"]
+        - 0.5
+        + rng.normal(0, 1, rows)
+    )
     frame[TARGET] = np.where(logit > 0, "yes", "no")
     return frame
 
@@ -102,47 +118,84 @@ def start_service(run_dir: Path, password: str) -> Stack:
     run_dir.mkdir(parents=True)
     config = run_dir / "config.properties"
     shutil.copyfile(SRC_DIR / "config.properties.template", config)
-    stack = Stack(run_dir=run_dir, http_port=free_port(), redis_port=free_port(),
-                  api_port=free_port(), config_path=config,
-                  redis_config_path=run_dir / "redis.properties",
-                  extra_env={"MLSERVICE_ADMIN_USERNAME": "bench",
-                             "MLSERVICE_ADMIN_PASSWORD": password,
-                             "MLSERVICE_SERVICE_ARTIFACT_DIR": str(run_dir / "artifacts")})
+    stack = Stack(
+        run_dir=run_dir,
+        http_port=free_port(),
+        redis_port=free_port(),
+        api_port=free_port(),
+        config_path=config,
+        redis_config_path=run_dir / "redis.properties",
+        extra_env={
+            "MLSERVICE_ADMIN_USERNAME": "bench",
+            "MLSERVICE_ADMIN_PASSWORD": password,
+            "MLSERVICE_SERVICE_ARTIFACT_DIR": str(run_dir / "artifacts"),
+        },
+    )
     stack.start()
     return stack
 
 
 def start_floor(service: Stack, run_dir: Path) -> Stack:
     """The constant-answer Flask app on the same Gunicorn settings, behind its own NGINX."""
-    floor = Stack(run_dir=run_dir, http_port=free_port(), redis_port=service.redis_port,
-                  api_port=free_port(), config_path=service.config_path,
-                  redis_config_path=service.redis_config_path,
-                  extra_env=service.extra_env | {"PYTHONPATH": str(BENCH)})
+    floor = Stack(
+        run_dir=run_dir,
+        http_port=free_port(),
+        redis_port=service.redis_port,
+        api_port=free_port(),
+        config_path=service.config_path,
+        redis_config_path=service.redis_config_path,
+        extra_env=service.extra_env | {"PYTHONPATH": str(BENCH)},
+    )
     run_dir.mkdir(parents=True, exist_ok=True)
     floor.logs.mkdir(exist_ok=True)
-    floor._spawn("api", [sys.executable, "-m", "gunicorn", "-c",
-                         str(SRC_DIR / "gunicorn.conf.py"), "floor:app"])
+    floor._spawn(
+        "api",
+        [sys.executable, "-m", "gunicorn", "-c", str(SRC_DIR / "gunicorn.conf.py"), "floor:app"],
+    )
     floor._wait("api", lambda: _ok(f"http://127.0.0.1:{floor.api_port}/healthz"), 60)
     floor.start_nginx()
     return floor
 
 
-def start_mlflow(mlflow_python: str, pipeline, work: Path, name: str) -> tuple[subprocess.Popen, str]:
+def start_mlflow(
+    mlflow_python: str, pipeline, work: Path, name: str
+) -> tuple[subprocess.Popen, str]:
     """``mlflow models serve -w 2`` of the same fitted pipeline, from the bench environment."""
     pickled = work / f"{name}.joblib"
     joblib.dump(pipeline, pickled)
     model_dir = work / f"mlflow-{name}"
-    subprocess.run([mlflow_python, str(BENCH / "mlflow_save.py"), str(pickled), str(model_dir)],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [mlflow_python, str(BENCH / "mlflow_save.py"), str(pickled), str(model_dir)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     port = free_port()
     mlflow = str(Path(mlflow_python).parent / "mlflow")
     log = open(work / f"mlflow-{name}.log", "wb")
     # mlflow starts uvicorn from PATH: the bench environment's.
     env = os.environ | {"PATH": f"{Path(mlflow_python).parent}{os.pathsep}{os.environ['PATH']}"}
-    process = subprocess.Popen([mlflow, "models", "serve", "-m", str(model_dir), "-w", "2",
-                                "-p", str(port), "-h", "127.0.0.1", "--env-manager", "local"],
-                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                               env=env)
+    process = subprocess.Popen(
+        [
+            mlflow,
+            "models",
+            "serve",
+            "-m",
+            str(model_dir),
+            "-w",
+            "2",
+            "-p",
+            str(port),
+            "-h",
+            "127.0.0.1",
+            "--env-manager",
+            "local",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while not _ok(f"{url}/ping"):
@@ -168,17 +221,28 @@ def wrk(url: str, body: str, headers: dict[str, str], seconds: int, work: Path) 
     lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(body)}"]
     lines += [f'wrk.headers["{k}"] = {json.dumps(v)}' for k, v in headers.items()]
     script.write_text("\n".join(lines) + "\n")
-    output = subprocess.run(["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", "-s",
-                             str(script), url], capture_output=True, text=True, check=True).stdout
+    output = subprocess.run(
+        ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
     total = int(re.search(r"(\d+) requests in", output).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
-                        output)
-    errors = (int(non2xx.group(1)) if non2xx else 0) + \
-        (sum(int(g) for g in sockets.groups()) if sockets else 0)
-    return {"rps": rps, "p50_ms": _latency(output, "50%"), "p99_ms": _latency(output, "99%"),
-            "errors": errors, "requests": total}
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    errors = (int(non2xx.group(1)) if non2xx else 0) + (
+        sum(int(g) for g in sockets.groups()) if sockets else 0
+    )
+    return {
+        "rps": rps,
+        "p50_ms": _latency(output, "50%"),
+        "p99_ms": _latency(output, "99%"),
+        "errors": errors,
+        "requests": total,
+    }
 
 
 def _latency(output: str, percentile: str) -> float:
@@ -212,7 +276,7 @@ def upload_gib(api: Api, stack: Stack, work: Path, table: pd.DataFrame) -> dict:
     print("bench: writing and uploading 1 GiB", file=sys.stderr)
     path = work / "big.csv"
     chunk = table.to_csv(index=False, header=False).encode()
-    size = 1024 ** 3
+    size = 1024**3
     with open(path, "wb") as handle:  # whole copies of the table: just over 1 GiB
         handle.write(table.to_csv(index=False).encode().split(b"\n", 1)[0] + b"\n")
         while handle.tell() < size:
@@ -233,9 +297,22 @@ def upload_gib(api: Api, stack: Stack, work: Path, table: pd.DataFrame) -> dict:
     sampler.start()
     started = time.perf_counter()
     result = subprocess.run(
-        ["curl", "-sS", "-X", "POST", "-T", str(path), "-H", "Content-Type: text/csv",
-         "-H", f"Authorization: Bearer {api.token}", f"{api.url}/resource/datasets?name=big.csv"],
-        capture_output=True, text=True)
+        [
+            "curl",
+            "-sS",
+            "-X",
+            "POST",
+            "-T",
+            str(path),
+            "-H",
+            "Content-Type: text/csv",
+            "-H",
+            f"Authorization: Bearer {api.token}",
+            f"{api.url}/resource/datasets?name=big.csv",
+        ],
+        capture_output=True,
+        text=True,
+    )
     seconds = time.perf_counter() - started
     done.set()
     sampler.join()
@@ -244,9 +321,13 @@ def upload_gib(api: Api, stack: Stack, work: Path, table: pd.DataFrame) -> dict:
     if "id" not in answer:
         raise RuntimeError(f"upload failed: {result.stdout[:300]} {result.stderr[:300]}")
     api.call("DELETE", f"/resource/datasets/{answer['id']}", expect=204)
-    return {"bytes": size, "seconds": seconds, "mb_per_s": size / 1e6 / seconds,
-            "rows": answer.get("rows"),
-            "rss_growth_mb": max(peak[pid] - baseline[pid] for pid in pids)}
+    return {
+        "bytes": size,
+        "seconds": seconds,
+        "mb_per_s": size / 1e6 / seconds,
+        "rows": answer.get("rows"),
+        "rss_growth_mb": max(peak[pid] - baseline[pid] for pid in pids),
+    }
 
 
 def batch_predict(api: Api, model_id: str, bundle, records: list[dict], rounds: int) -> dict:
@@ -256,8 +337,12 @@ def batch_predict(api: Api, model_id: str, bundle, records: list[dict], rounds: 
     service, local = [], []
     for _ in range(rounds):  # A B A B
         started = time.perf_counter()
-        response = api.call("POST", f"/resource/models/{model_id}/predict", data=body,
-                            headers={"Content-Type": "application/json"})
+        response = api.call(
+            "POST",
+            f"/resource/models/{model_id}/predict",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
         service.append(time.perf_counter() - started)
         started = time.perf_counter()
         expected = bundle.pipeline.predict(frame)
@@ -265,16 +350,29 @@ def batch_predict(api: Api, model_id: str, bundle, records: list[dict], rounds: 
     got = response.json()["predictions"]
     want = list(np.asarray(bundle.classes, dtype=object)[expected])
     rows = len(records)
-    return {"rows": rows, "service_rows_s": rows / statistics.median(service),
-            "in_process_rows_s": rows / statistics.median(local),
-            "engine": response.headers.get("X-Model-Engine"),
-            "same_predictions": got == want}
+    return {
+        "rows": rows,
+        "service_rows_s": rows / statistics.median(service),
+        "in_process_rows_s": rows / statistics.median(local),
+        "engine": response.headers.get("X-Model-Engine"),
+        "same_predictions": got == want,
+    }
 
 
 def plain_training(csv_path: Path, estimator: str, params: dict) -> float:
-    result = subprocess.run([sys.executable, str(BENCH / "plain_fit.py"), str(csv_path), TARGET,
-                             estimator, json.dumps(params)], capture_output=True, text=True,
-                            check=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "plain_fit.py"),
+            str(csv_path),
+            TARGET,
+            estimator,
+            json.dumps(params),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(result.stdout)["seconds"]
 
 
@@ -295,11 +393,18 @@ def run(args: argparse.Namespace) -> dict:
         table = synthetic_table(args.rows)
         csv_path = work / "table.csv"
         table.to_csv(csv_path, index=False)
-        dataset = api.call("POST", "/resource/datasets", expect=201,
-                           files={"file": ("table.csv", csv_path.read_bytes(), "text/csv")}).json()
-        results: dict = {"machine": {"cpus": os.cpu_count()}, "rows": args.rows,
-                         "settings": {"wrk": f"-t2 -c16 -d{args.seconds}s",
-                                      "rounds": args.rounds}, "models": {}}
+        dataset = api.call(
+            "POST",
+            "/resource/datasets",
+            expect=201,
+            files={"file": ("table.csv", csv_path.read_bytes(), "text/csv")},
+        ).json()
+        results: dict = {
+            "machine": {"cpus": os.cpu_count()},
+            "rows": args.rows,
+            "settings": {"wrk": f"-t2 -c16 -d{args.seconds}s", "rounds": args.rounds},
+            "models": {},
+        }
         print(f"bench: service at {service.url}, data set {args.rows} rows", file=sys.stderr)
 
         served = {}
@@ -308,36 +413,60 @@ def run(args: argparse.Namespace) -> dict:
             for _ in range(args.rounds):  # A B A B
                 plain.append(plain_training(csv_path, estimator, params))
                 started = time.perf_counter()
-                accepted = api.call("POST", "/resource/models", expect=202, json={
-                    "dataset_id": dataset["id"], "target": TARGET, "estimator": estimator,
-                    "params": params, "name": label}).json()
+                accepted = api.call(
+                    "POST",
+                    "/resource/models",
+                    expect=202,
+                    json={
+                        "dataset_id": dataset["id"],
+                        "target": TARGET,
+                        "estimator": estimator,
+                        "params": params,
+                        "name": label,
+                    },
+                ).json()
                 seconds_ready, seconds_compiled, record = wait_model(
-                    api, accepted["model_id"], started)
+                    api, accepted["model_id"], started
+                )
                 ready.append(seconds_ready)
                 compiled.append(seconds_compiled)
-            bundle = bundles.loads(api.call(
-                "GET", f"/resource/models/{record['id']}/download").content, secret)
+            bundle = bundles.loads(
+                api.call("GET", f"/resource/models/{record['id']}/download").content, secret
+            )
             served[label] = (record["id"], bundle)
-            results["models"][label] = {"engine": record["engine"], "training": {
-                "plain_script_s": statistics.median(plain),
-                "service_ready_s": statistics.median(ready),
-                "service_compiled_s": statistics.median(compiled)}}
+            results["models"][label] = {
+                "engine": record["engine"],
+                "training": {
+                    "plain_script_s": statistics.median(plain),
+                    "service_ready_s": statistics.median(ready),
+                    "service_compiled_s": statistics.median(compiled),
+                },
+            }
             print(f"bench: trained {label}: {record['engine']['name']}", file=sys.stderr)
 
         floor = start_floor(service, work / "floor")
-        row = {k: (None if v != v else v) for k, v in
-               table.drop(columns=[TARGET]).dropna().iloc[0].to_dict().items()}
+        row = {
+            k: (None if v != v else v)
+            for k, v in table.drop(columns=[TARGET]).dropna().iloc[0].to_dict().items()
+        }
         contenders = {}
         for label, (model_id, bundle) in served.items():
-            process, url = start_mlflow(args.mlflow_python, bundle.pipeline, work,
-                                        label.split("(")[0])
+            process, url = start_mlflow(
+                args.mlflow_python, bundle.pipeline, work, label.split("(")[0]
+            )
             mlflow_processes.append(process)
             auth = {"Content-Type": "application/json", "Authorization": f"Bearer {api.token}"}
             contenders[label] = {
-                "service": (f"{service.url}/resource/models/{model_id}/predict",
-                            json.dumps(row), auth),
-                "mlflow": (f"{url}/invocations", json.dumps({"dataframe_records": [row]}),
-                           {"Content-Type": "application/json"}),
+                "service": (
+                    f"{service.url}/resource/models/{model_id}/predict",
+                    json.dumps(row),
+                    auth,
+                ),
+                "mlflow": (
+                    f"{url}/invocations",
+                    json.dumps({"dataframe_records": [row]}),
+                    {"Content-Type": "application/json"},
+                ),
                 "floor": (f"{floor.url}/resource/predict", json.dumps(row), auth),
             }
             for name, (target_url, body, headers) in contenders[label].items():
@@ -346,29 +475,36 @@ def run(args: argparse.Namespace) -> dict:
                     raise RuntimeError(f"{name} answered {check.status_code}: {check.text[:200]}")
                 wrk(target_url, body, headers, 2, work)  # warm-up, not counted
 
-        runs: dict = {label: {name: [] for name in ("service", "mlflow", "floor")}
-                      for label in served}
+        runs: dict = {
+            label: {name: [] for name in ("service", "mlflow", "floor")} for label in served
+        }
         for round_number in range(args.rounds):
             for label in served:
                 for name, (target_url, body, headers) in contenders[label].items():
                     runs[label][name].append(wrk(target_url, body, headers, args.seconds, work))
-            print(f"bench: single-row round {round_number + 1}/{args.rounds} done",
-                  file=sys.stderr)
+            print(f"bench: single-row round {round_number + 1}/{args.rounds} done", file=sys.stderr)
         for label, by_name in runs.items():
             results["models"][label]["single_row"] = {
-                name: {"rps": statistics.median(r["rps"] for r in rounds),
-                       "p50_ms": statistics.median(r["p50_ms"] for r in rounds),
-                       "p99_ms": max(r["p99_ms"] for r in rounds),
-                       "errors": sum(r["errors"] for r in rounds),
-                       "rounds": rounds}
-                for name, rounds in by_name.items()}
+                name: {
+                    "rps": statistics.median(r["rps"] for r in rounds),
+                    "p50_ms": statistics.median(r["p50_ms"] for r in rounds),
+                    "p99_ms": max(r["p99_ms"] for r in rounds),
+                    "errors": sum(r["errors"] for r in rounds),
+                    "rounds": rounds,
+                }
+                for name, rounds in by_name.items()
+            }
 
-        records = [{k: (None if v != v else v) for k, v in r.items()} for r in
-                   synthetic_table(args.batch_rows, seed=1).drop(columns=[TARGET])
-                   .to_dict("records")]
+        records = [
+            {k: (None if v != v else v) for k, v in r.items()}
+            for r in synthetic_table(args.batch_rows, seed=1)
+            .drop(columns=[TARGET])
+            .to_dict("records")
+        ]
         for label, (model_id, bundle) in served.items():
-            results["models"][label]["batch"] = batch_predict(api, model_id, bundle, records,
-                                                              args.rounds)
+            results["models"][label]["batch"] = batch_predict(
+                api, model_id, bundle, records, args.rounds
+            )
         print("bench: batch predict done", file=sys.stderr)
         if args.upload:
             results["upload"] = upload_gib(api, service, work, table)
@@ -393,42 +529,78 @@ def verdicts(results: dict) -> list[tuple[str, str, str, bool]]:
         single = model["single_row"]
         service, mlflow, floor = single["service"], single["mlflow"], single["floor"]
         rows += [
-            (f"{label}: service / floor (req/s)",
-             f"{service['rps']:.0f} / {floor['rps']:.0f} = {service['rps'] / floor['rps']:.2f}x",
-             f">= {TARGETS['floor_ratio']}x", service["rps"] >= TARGETS["floor_ratio"] * floor["rps"]),
-            (f"{label}: service / MLflow serve (req/s)",
-             f"{service['rps']:.0f} / {mlflow['rps']:.0f} = {service['rps'] / mlflow['rps']:.1f}x",
-             f">= {TARGETS['mlflow_ratio']}x",
-             service["rps"] >= TARGETS["mlflow_ratio"] * mlflow["rps"]),
-            (f"{label}: service p50 / p99, errors",
-             f"{service['p50_ms']:.2f} / {service['p99_ms']:.2f} ms, {service['errors']}",
-             f"p99 <= {TARGETS['p99_ms']} ms, 0 errors",
-             service["p99_ms"] <= TARGETS["p99_ms"] and service["errors"] == 0),
-            (f"{label}: MLflow p50 / p99, errors",
-             f"{mlflow['p50_ms']:.2f} / {mlflow['p99_ms']:.2f} ms, {mlflow['errors']}", "", None),
-            (f"{label}: floor p50 / p99, errors",
-             f"{floor['p50_ms']:.2f} / {floor['p99_ms']:.2f} ms, {floor['errors']}", "", None),
+            (
+                f"{label}: service / floor (req/s)",
+                f"{service['rps']:.0f} / {floor['rps']:.0f} = {service['rps'] / floor['rps']:.2f}x",
+                f">= {TARGETS['floor_ratio']}x",
+                service["rps"] >= TARGETS["floor_ratio"] * floor["rps"],
+            ),
+            (
+                f"{label}: service / MLflow serve (req/s)",
+                f"{service['rps']:.0f} / {mlflow['rps']:.0f} = "
+                f"{service['rps'] / mlflow['rps']:.1f}x",
+                f">= {TARGETS['mlflow_ratio']}x",
+                service["rps"] >= TARGETS["mlflow_ratio"] * mlflow["rps"],
+            ),
+            (
+                f"{label}: service p50 / p99, errors",
+                f"{service['p50_ms']:.2f} / {service['p99_ms']:.2f} ms, {service['errors']}",
+                f"p99 <= {TARGETS['p99_ms']} ms, 0 errors",
+                service["p99_ms"] <= TARGETS["p99_ms"] and service["errors"] == 0,
+            ),
+            (
+                f"{label}: MLflow p50 / p99, errors",
+                f"{mlflow['p50_ms']:.2f} / {mlflow['p99_ms']:.2f} ms, {mlflow['errors']}",
+                "",
+                None,
+            ),
+            (
+                f"{label}: floor p50 / p99, errors",
+                f"{floor['p50_ms']:.2f} / {floor['p99_ms']:.2f} ms, {floor['errors']}",
+                "",
+                None,
+            ),
         ]
         batch = model["batch"]
-        rows.append((f"{label}: batch {batch['rows']} rows, service / in-process (rows/s)",
-                     f"{batch['service_rows_s']:.0f} / {batch['in_process_rows_s']:.0f} = "
-                     f"{batch['service_rows_s'] / batch['in_process_rows_s']:.2f}x",
-                     f">= {TARGETS['batch_ratio']}x",
-                     batch["service_rows_s"] >= TARGETS["batch_ratio"] * batch["in_process_rows_s"]
-                     and batch["same_predictions"]))
+        rows.append(
+            (
+                f"{label}: batch {batch['rows']} rows, service / in-process (rows/s)",
+                f"{batch['service_rows_s']:.0f} / {batch['in_process_rows_s']:.0f} = "
+                f"{batch['service_rows_s'] / batch['in_process_rows_s']:.2f}x",
+                f">= {TARGETS['batch_ratio']}x",
+                batch["service_rows_s"] >= TARGETS["batch_ratio"] * batch["in_process_rows_s"]
+                and batch["same_predictions"],
+            )
+        )
         train = model["training"]
         limit = TARGETS["train_ratio"] * train["plain_script_s"] + TARGETS["train_slack_s"]
-        rows.append((f"{label}: training to ready / plain script (s)",
-                     f"{train['service_ready_s']:.2f} / {train['plain_script_s']:.2f} "
-                     f"(compiled at {train['service_compiled_s']:.2f})",
-                     f"<= {limit:.2f}", train["service_ready_s"] <= limit))
+        rows.append(
+            (
+                f"{label}: training to ready / plain script (s)",
+                f"{train['service_ready_s']:.2f} / {train['plain_script_s']:.2f} "
+                f"(compiled at {train['service_compiled_s']:.2f})",
+                f"<= {limit:.2f}",
+                train["service_ready_s"] <= limit,
+            )
+        )
     if "upload" in results:
         upload = results["upload"]
-        rows.append(("1 GiB CSV upload (MB/s)", f"{upload['mb_per_s']:.0f}",
-                     f">= {TARGETS['upload_mb_s']:.0f}", upload["mb_per_s"] >= TARGETS["upload_mb_s"]))
-        rows.append(("1 GiB upload: API worker peak RSS growth (MB)",
-                     f"{upload['rss_growth_mb']:.1f}", f"<= {TARGETS['upload_rss_mb']:.0f}",
-                     upload["rss_growth_mb"] <= TARGETS["upload_rss_mb"]))
+        rows.append(
+            (
+                "1 GiB CSV upload (MB/s)",
+                f"{upload['mb_per_s']:.0f}",
+                f">= {TARGETS['upload_mb_s']:.0f}",
+                upload["mb_per_s"] >= TARGETS["upload_mb_s"],
+            )
+        )
+        rows.append(
+            (
+                "1 GiB upload: API worker peak RSS growth (MB)",
+                f"{upload['rss_growth_mb']:.1f}",
+                f"<= {TARGETS['upload_rss_mb']:.0f}",
+                upload["rss_growth_mb"] <= TARGETS["upload_rss_mb"],
+            )
+        )
     return rows
 
 
@@ -443,8 +615,11 @@ def print_table(rows: list[tuple[str, str, str, bool | None]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mlflow-python", required=True,
-                        help="the Python of the benchmark environment (with MLflow)")
+    parser.add_argument(
+        "--mlflow-python",
+        required=True,
+        help="the Python of the benchmark environment (with MLflow)",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "var" / "bench" / "results.json")
     parser.add_argument("--rows", type=int, default=20_000, help="training table rows")
     parser.add_argument("--batch-rows", type=int, default=100_000)
@@ -454,8 +629,9 @@ def main() -> None:
     args = parser.parse_args()
     results = run(args)
     rows = verdicts(results)
-    results["table"] = [{"measure": r[0], "measured": r[1], "target": r[2], "met": r[3]}
-                        for r in rows]
+    results["table"] = [
+        {"measure": r[0], "measured": r[1], "target": r[2], "met": r[3]} for r in rows
+    ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, default=str))
     print_table(rows)

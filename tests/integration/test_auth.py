@@ -8,6 +8,7 @@ import jwt
 import requests
 
 from mlservice import security
+from tests.helpers import eventually
 
 
 def test_token_for_good_credentials(client, admin_credentials):
@@ -79,8 +80,11 @@ def test_alg_none_token_is_401(client):
 def test_expired_token_is_401(client, store, settings):
     secret = security.service_secret(store, settings.security.secret_key)
     now = int(time.time())
-    token = jwt.encode({"sub": "admin", "role": "admin", "iat": now - 120, "exp": now - 60,
-                        "jti": "x"}, secret, algorithm="HS256")
+    token = jwt.encode(
+        {"sub": "admin", "role": "admin", "iat": now - 120, "exp": now - 60, "jti": "x"},
+        secret,
+        algorithm="HS256",
+    )
     response = client.get("/resource/users", token)
     assert response.status_code == 401
     assert "expired" in response.json()["status"]
@@ -96,14 +100,19 @@ def test_token_of_deleted_user_is_401(client, admin_token, new_user):
 
 def test_short_lifetime_from_config_expires(extra_api, client, admin_credentials, tmp_path):
     """A second API process configured with a 2-second lifetime issues tokens that expire."""
-    url = extra_api("[auth_info]\nexpiry = 2\nexpiry_time_unit = seconds\n",
-                    tmp_path / "config.properties")
+    url = extra_api(
+        "[auth_info]\nexpiry = 2\nexpiry_time_unit = seconds\n", tmp_path / "config.properties"
+    )
     response = requests.get(f"{url}/resource/auth", auth=admin_credentials, timeout=10)
     assert response.status_code == 200
     assert response.json()["expires_in"] == 2
     token = response.json()["token"]
     assert client.get("/resource/users", token).status_code == 200
-    time.sleep(3.1)
+    eventually(
+        lambda: client.get("/resource/users", token).status_code == 401,
+        timeout=10,
+        message="the 2-second token still works",
+    )
     expired = client.get("/resource/users", token)
     assert expired.status_code == 401
     assert "expired" in expired.json()["status"]

@@ -14,20 +14,23 @@ import pytest
 def mixed_frame() -> pd.DataFrame:
     """Numbers, text, missing values in both."""
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({
-        "age": rng.integers(18, 80, size=200).astype(float),
-        "income": rng.normal(50_000, 10_000, size=200),
-        "city": rng.choice(["Paris", "Lyon", "Nice"], size=200),
-        "plan": rng.choice(["basic", "premium"], size=200),
-    })
+    frame = pd.DataFrame(
+        {
+            "age": rng.integers(18, 80, size=200).astype(float),
+            "income": rng.normal(50_000, 10_000, size=200),
+            "city": rng.choice(["Paris", "Lyon", "Nice"], size=200),
+            "plan": rng.choice(["basic", "premium"], size=200),
+        }
+    )
     frame.loc[::9, "income"] = np.nan
     frame.loc[::13, "city"] = None
     return frame
 
 
 def upload_csv(client, token, data: bytes, name="mixed.csv"):
-    return client.post("/resource/datasets", token, files={"file": (name, data, "text/csv")},
-                       data={"name": name})
+    return client.post(
+        "/resource/datasets", token, files={"file": (name, data, "text/csv")}, data={"name": name}
+    )
 
 
 def test_multipart_csv_gives_profile(client, admin_token, mixed_frame):
@@ -50,9 +53,12 @@ def test_multipart_csv_gives_profile(client, admin_token, mixed_frame):
 def test_raw_parquet_body(client, admin_token, mixed_frame):
     buffer = io.BytesIO()
     mixed_frame.to_parquet(buffer)
-    response = client.post("/resource/datasets?name=table.parquet", admin_token,
-                           data=buffer.getvalue(),
-                           headers={"Content-Type": "application/vnd.apache.parquet"})
+    response = client.post(
+        "/resource/datasets?name=table.parquet",
+        admin_token,
+        data=buffer.getvalue(),
+        headers={"Content-Type": "application/vnd.apache.parquet"},
+    )
     assert response.status_code == 201, response.text
     assert response.json()["format"] == "parquet" and response.json()["rows"] == 200
 
@@ -68,8 +74,9 @@ def test_download_returns_the_uploaded_bytes(client, admin_token, mixed_frame):
 
 
 def test_internal_artifact_location_is_not_public(client, admin_token, mixed_frame):
-    dataset_id = upload_csv(client, admin_token, mixed_frame.to_csv(index=False).encode()
-                            ).json()["id"]
+    dataset_id = upload_csv(client, admin_token, mixed_frame.to_csv(index=False).encode()).json()[
+        "id"
+    ]
     response = client.get(f"/_protected/artifacts/datasets/{dataset_id}/data.csv")
     assert response.status_code == 404
 
@@ -80,8 +87,10 @@ def test_list_get_delete(client, admin_token, new_user, mixed_frame):
     listed = client.get("/resource/datasets", token).json()
     assert [d["id"] for d in listed["datasets"]] == [dataset_id] and listed["total"] == 1
     assert client.get(f"/resource/datasets/{dataset_id}", token).json()["rows"] == 200
-    assert dataset_id in [d["id"] for d in
-                          client.get("/resource/datasets?per_page=500", admin_token).json()["datasets"]]
+    assert dataset_id in [
+        d["id"]
+        for d in client.get("/resource/datasets?per_page=500", admin_token).json()["datasets"]
+    ]
     assert client.delete(f"/resource/datasets/{dataset_id}", token).status_code == 204
     assert client.get(f"/resource/datasets/{dataset_id}", token).status_code == 404
     assert client.get("/resource/datasets", token).json()["total"] == 0
@@ -91,9 +100,11 @@ def test_other_users_data_set_is_404(client, new_user, mixed_frame):
     _, _, owner = new_user()
     _, _, other = new_user()
     dataset_id = upload_csv(client, owner, mixed_frame.to_csv(index=False).encode()).json()["id"]
-    for call in (lambda: client.get(f"/resource/datasets/{dataset_id}", other),
-                 lambda: client.get(f"/resource/datasets/{dataset_id}/download", other),
-                 lambda: client.delete(f"/resource/datasets/{dataset_id}", other)):
+    for call in (
+        lambda: client.get(f"/resource/datasets/{dataset_id}", other),
+        lambda: client.get(f"/resource/datasets/{dataset_id}/download", other),
+        lambda: client.delete(f"/resource/datasets/{dataset_id}", other),
+    ):
         assert call().status_code == 404
     assert client.get("/resource/datasets", other).json()["total"] == 0
     assert client.get(f"/resource/datasets/{dataset_id}", owner).status_code == 200
@@ -104,21 +115,26 @@ def _artifact_files(settings) -> set:
     return {p for p in root.rglob("*") if p.is_file()}
 
 
-@pytest.mark.parametrize("data, content_type, status, words", [
-    (b"", "text/csv", 400, ["empty"]),
-    (b"a,b\n1,2\n3,4,5\n", "text/csv", 422, ["ragged"]),
-    (b"a,b\n1,\xff\xfe\n", "text/csv", 422, ["UTF-8"]),
-    (b"a,b\n", "text/csv", 422, ["no rows"]),
-    (b"\x89PNG\r\n\x1a\n\x00\x00", "text/csv", 415, ["not CSV"]),
-    (b"not parquet at all", "application/vnd.apache.parquet", 415, ["Parquet"]),
-    (b"{}", "application/json", 415, ["text/csv"]),
-])
-def test_bad_files_are_refused_and_leave_nothing(client, admin_token, settings, store,
-                                                 data, content_type, status, words):
+@pytest.mark.parametrize(
+    "data, content_type, status, words",
+    [
+        (b"", "text/csv", 400, ["empty"]),
+        (b"a,b\n1,2\n3,4,5\n", "text/csv", 422, ["ragged"]),
+        (b"a,b\n1,\xff\xfe\n", "text/csv", 422, ["UTF-8"]),
+        (b"a,b\n", "text/csv", 422, ["no rows"]),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "text/csv", 415, ["not CSV"]),
+        (b"not parquet at all", "application/vnd.apache.parquet", 415, ["Parquet"]),
+        (b"{}", "application/json", 415, ["text/csv"]),
+    ],
+)
+def test_bad_files_are_refused_and_leave_nothing(
+    client, admin_token, settings, store, data, content_type, status, words
+):
     files_before = _artifact_files(settings)
     count_before = store.zcard("mlservice:datasets")
-    response = client.post("/resource/datasets", admin_token, data=data,
-                           headers={"Content-Type": content_type})
+    response = client.post(
+        "/resource/datasets", admin_token, data=data, headers={"Content-Type": content_type}
+    )
     assert response.status_code == status, response.text
     for word in words:
         assert word in response.json()["status"]
@@ -142,8 +158,9 @@ def _peak_rss_kb(pid: int) -> int:
 def test_large_upload_streams_without_growing_api_memory(stack, client, admin_token, tmp_path):
     """A 256 MB CSV through NGINX: the API workers' peak RSS barely moves."""
     path = tmp_path / "big.csv"
-    block = "".join(f"{i},{i * 0.5},city{i % 50},{'yes' if i % 3 else 'no'}\n"
-                    for i in range(100_000)).encode()
+    block = "".join(
+        f"{i},{i * 0.5},city{i % 50},{'yes' if i % 3 else 'no'}\n" for i in range(100_000)
+    ).encode()
     with path.open("wb") as handle:
         handle.write(b"id,value,city,label\n")
         while handle.tell() < 256 * 1024 * 1024:
@@ -152,16 +169,23 @@ def test_large_upload_streams_without_growing_api_memory(stack, client, admin_to
     peaks_before = {pid: _peak_rss_kb(pid) for pid in stack.api_worker_pids()}
     started = time.monotonic()
     with path.open("rb") as handle:
-        response = client.post("/resource/datasets?name=big.csv", admin_token, data=handle,
-                               headers={"Content-Type": "text/csv"}, timeout=600)
+        response = client.post(
+            "/resource/datasets?name=big.csv",
+            admin_token,
+            data=handle,
+            headers={"Content-Type": "text/csv"},
+            timeout=600,
+        )
     elapsed = time.monotonic() - started
     assert response.status_code == 201, response.text
     body = response.json()
     assert body["size_bytes"] == size
     assert body["rows"] == (size - len(b"id,value,city,label\n")) // len(block) * 100_000
     growth_mb = max(_peak_rss_kb(pid) - before for pid, before in peaks_before.items()) / 1024
-    print(f"\n256 MB upload: {size / elapsed / 1e6:.0f} MB/s, API worker peak RSS growth "
-          f"{growth_mb:.1f} MB")
+    print(
+        f"\n256 MB upload: {size / elapsed / 1e6:.0f} MB/s, API worker peak RSS growth "
+        f"{growth_mb:.1f} MB"
+    )
     assert growth_mb < 128, f"an API worker's peak RSS grew by {growth_mb:.0f} MB"
     client.delete(f"/resource/datasets/{body['id']}", admin_token)
     os.unlink(path)

@@ -36,17 +36,20 @@ def delegated_api(extra_api, tmp_path):
     """A second API process (same Redis) configured with ``[auth_info] delegate_url``."""
     server = HTTPServer(("127.0.0.1", 0), DataServer)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield extra_api("[auth_info]\nexpiry = 1\nexpiry_time_unit = hours\n"
-                    f"delegate_url = http://127.0.0.1:{server.server_port}/check\n",
-                    tmp_path / "config.properties")
+    yield extra_api(
+        "[auth_info]\nexpiry = 1\nexpiry_time_unit = hours\n"
+        f"delegate_url = http://127.0.0.1:{server.server_port}/check\n",
+        tmp_path / "config.properties",
+    )
     server.shutdown()
 
 
 def test_data_server_decides_and_names_the_user(delegated_api, client):
     refused = requests.get(f"{delegated_api}/resource/auth", auth=("dana", "wrong"), timeout=10)
     assert refused.status_code == 401
-    answer = requests.get(f"{delegated_api}/resource/auth", auth=("dana", "dana-secret"),
-                          timeout=10)
+    answer = requests.get(
+        f"{delegated_api}/resource/auth", auth=("dana", "dana-secret"), timeout=10
+    )
     assert answer.status_code == 200, answer.text
     token = answer.json()["token"]
     # The token works on the main stack, as the user the data server named.
@@ -62,6 +65,7 @@ def test_local_passwords_are_not_used_when_delegating(delegated_api, admin_crede
 
 def test_data_server_cannot_speak_for_a_local_account(delegated_api):
     """Even if the data server vouches for 'admin', the local admin is not handed out."""
-    response = requests.get(f"{delegated_api}/resource/auth",
-                            auth=("admin", "data-server-admin-pw"), timeout=10)
+    response = requests.get(
+        f"{delegated_api}/resource/auth", auth=("admin", "data-server-admin-pw"), timeout=10
+    )
     assert response.status_code == 401

@@ -1,30 +1,31 @@
 """Serving: ONNX Runtime for compiled models, batched scikit-learn otherwise, one Redis trip."""
 
-import io
-import time
 from concurrent.futures import ThreadPoolExecutor
 
-import joblib
 import pytest
 
 from mlservice import security
 from mlservice.serving import inputs, outputs
 from mlservice.store import bundles
-
-from .test_models import customers, train, upload, wait_ready  # noqa: F401 (a fixture)
+from tests.helpers import eventually, train, upload, wait_ready
 
 FEATURES = ["age", "city", "income"]
 
 
 def wait_compiled(client, token, model_id, timeout=120) -> dict:
     """The record once the compile step after training has decided the engine."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def compiled() -> dict:
         record = wait_ready(client, token, model_id, timeout)
-        if not record["engine"]["reason"].startswith("compiling"):
-            return record
-        assert time.monotonic() < deadline, record
-        time.sleep(0.2)
+        assert not record["engine"]["reason"].startswith("compiling"), record
+        return record
+
+    return eventually(
+        compiled,
+        timeout=timeout,
+        message=f"model {model_id} still compiling",
+        retry_on=AssertionError,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -45,15 +46,26 @@ def reference(client, token, model_id, secret):
 
 def rows(customers, count):
     frame = customers[FEATURES].head(count)
-    return [{k: (None if v != v else v) for k, v in row.items()}  # NaN → null
-            for row in frame.to_dict("records")]
+    return [
+        {k: (None if v != v else v) for k, v in row.items()}  # NaN → null
+        for row in frame.to_dict("records")
+    ]
 
 
-def test_a_compiled_model_is_served_by_onnx_runtime(client, admin_token, dataset_id, customers,
-                                                     secret):
-    accepted = train(client, admin_token, {"dataset_id": dataset_id, "target": "plan",
-                                           "features": FEATURES,
-                                           "estimator": "LogisticRegression", "params": {}})
+def test_a_compiled_model_is_served_by_onnx_runtime(
+    client, admin_token, dataset_id, customers, secret
+):
+    accepted = train(
+        client,
+        admin_token,
+        {
+            "dataset_id": dataset_id,
+            "target": "plan",
+            "features": FEATURES,
+            "estimator": "LogisticRegression",
+            "params": {},
+        },
+    )
     record = wait_compiled(client, admin_token, accepted["model_id"])
     assert record["engine"]["name"] == "onnxruntime", record["engine"]
     assert "held-out rows" in record["engine"]["reason"]
@@ -61,37 +73,62 @@ def test_a_compiled_model_is_served_by_onnx_runtime(client, admin_token, dataset
     bundle = reference(client, admin_token, accepted["model_id"], secret)
     assert bundle.engine == "onnxruntime" and bundle.onnx
     records = rows(customers, 60) + [{"age": None, "city": "Atlantis", "income": None}]
-    response = client.post(f"/resource/models/{accepted['model_id']}/predict?probabilities=true",
-                           admin_token, json=records)
+    response = client.post(
+        f"/resource/models/{accepted['model_id']}/predict?probabilities=true",
+        admin_token,
+        json=records,
+    )
     assert response.status_code == 200, response.text
     assert response.headers["X-Model-Engine"] == "onnxruntime"
-    expected = outputs.predict(bundle, inputs.records_to_frame(records, bundle.schema),
-                                  probabilities=True)
+    expected = outputs.predict(
+        bundle, inputs.records_to_frame(records, bundle.schema), probabilities=True
+    )
     got = response.json()
     assert got["predictions"] == expected["predictions"]
-    for row, want in zip(got["probabilities"], expected["probabilities"]):
+    for row, want in zip(got["probabilities"], expected["probabilities"], strict=True):
         assert row == pytest.approx(want, abs=1e-5)
 
 
-def test_an_unconvertible_model_says_why_and_is_served_by_scikit_learn(client, admin_token,
-                                                                       dataset_id):
-    accepted = train(client, admin_token, {"dataset_id": dataset_id, "target": "plan",
-                                           "features": FEATURES,
-                                           "estimator": "HistGradientBoostingClassifier",
-                                           "params": {"max_iter": 10}})
+def test_an_unconvertible_model_says_why_and_is_served_by_scikit_learn(
+    client, admin_token, dataset_id
+):
+    accepted = train(
+        client,
+        admin_token,
+        {
+            "dataset_id": dataset_id,
+            "target": "plan",
+            "features": FEATURES,
+            "estimator": "HistGradientBoostingClassifier",
+            "params": {"max_iter": 10},
+        },
+    )
     record = wait_compiled(client, admin_token, accepted["model_id"])
     assert record["engine"]["name"] == "scikit-learn"
     assert record["engine"]["reason"].startswith("skl2onnx cannot convert it")
-    response = client.post(f"/resource/models/{accepted['model_id']}/predict", admin_token,
-                           json={"age": 40, "city": "Nice", "income": 30000})
+    response = client.post(
+        f"/resource/models/{accepted['model_id']}/predict",
+        admin_token,
+        json={"age": 40, "city": "Nice", "income": 30000},
+    )
     assert response.status_code == 200 and response.headers["X-Model-Engine"] == "scikit-learn"
 
 
 def test_concurrent_requests_on_the_scikit_learn_path_get_their_own_answers(
-        client, admin_token, dataset_id, customers, secret):
-    accepted = train(client, admin_token, {"dataset_id": dataset_id, "target": "plan",
-                                           "features": FEATURES, "compile": False,
-                                           "estimator": "LogisticRegression", "params": {}})
+    client, admin_token, dataset_id, customers, secret
+):
+    accepted = train(
+        client,
+        admin_token,
+        {
+            "dataset_id": dataset_id,
+            "target": "plan",
+            "features": FEATURES,
+            "compile": False,
+            "estimator": "LogisticRegression",
+            "params": {},
+        },
+    )
     model_id = accepted["model_id"]
     record = wait_compiled(client, admin_token, model_id)
     assert record["engine"]["name"] == "scikit-learn"
@@ -100,34 +137,42 @@ def test_concurrent_requests_on_the_scikit_learn_path_get_their_own_answers(
     requests = [[row] for row in rows(customers, 48)] + [rows(customers, 7)]
 
     def ask(index):
-        response = client.post(f"/resource/models/{model_id}/predict?probabilities="
-                               f"{'true' if index % 2 else 'false'}", admin_token,
-                               json=requests[index])
+        response = client.post(
+            f"/resource/models/{model_id}/predict?probabilities={'true' if index % 2 else 'false'}",
+            admin_token,
+            json=requests[index],
+        )
         assert response.status_code == 200, response.text
         assert response.headers["X-Model-Engine"] == "scikit-learn"
         return response.json()
 
     with ThreadPoolExecutor(16) as pool:
         answers = list(pool.map(ask, range(len(requests))))
-    for index, (answer, records) in enumerate(zip(answers, requests)):
-        expected = outputs.predict(bundle, inputs.records_to_frame(records, bundle.schema),
-                                      probabilities=bool(index % 2))
+    for index, (answer, records) in enumerate(zip(answers, requests, strict=True)):
+        expected = outputs.predict(
+            bundle, inputs.records_to_frame(records, bundle.schema), probabilities=bool(index % 2)
+        )
         assert answer["predictions"] == expected["predictions"]
         assert ("probabilities" in answer) == bool(index % 2)
-        for row, want in zip(answer.get("probabilities", []), expected.get("probabilities", [])):
+        for row, want in zip(
+            answer.get("probabilities", []), expected.get("probabilities", []), strict=True
+        ):
             assert row == pytest.approx(want, rel=1e-12)
 
 
-def test_a_cached_prediction_costs_two_pipelined_redis_reads(client, admin_token, initialised,
-                                                             iris_record, store):
+def test_a_cached_prediction_costs_two_pipelined_redis_reads(
+    client, admin_token, initialised, iris_record, store
+):
     """Token user + model version, nothing else, and never the bundle bytes."""
     for _ in range(10):  # every worker has the model cached
         assert client.post("/resource/predict", admin_token, json=iris_record).status_code == 200
 
     def counts():
         stats = store.info("commandstats")
-        return {name: stats.get(f"cmdstat_{name}", {}).get("calls", 0)
-                for name in ("get", "hget", "mget", "hgetall", "exists")}
+        return {
+            name: stats.get(f"cmdstat_{name}", {}).get("calls", 0)
+            for name in ("get", "hget", "mget", "hgetall", "exists")
+        }
 
     before = counts()
     for _ in range(20):

@@ -5,63 +5,31 @@ import hmac
 import json
 import pickle
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from mlservice import security
-
-
-@pytest.fixture(scope="module")
-def customers() -> pd.DataFrame:
-    """Mixed numeric and categorical columns with missing values, a string class and a number."""
-    rng = np.random.default_rng(42)
-    n = 400
-    age = rng.integers(18, 80, size=n).astype(float)
-    city = rng.choice(["Paris", "Lyon", "Nice"], size=n).astype(object)
-    income = 1000 * age + rng.normal(0, 2000, size=n)
-    plan = np.where(income > 45_000, "premium", "basic").astype(object)
-    frame = pd.DataFrame({"age": age, "city": city, "income": income, "plan": plan})
-    frame.loc[::11, "age"] = np.nan
-    frame.loc[::17, "city"] = None
-    return frame
-
-
-def upload(client, token, frame: pd.DataFrame) -> str:
-    response = client.post("/resource/datasets", token,
-                           files={"file": ("customers.csv", frame.to_csv(index=False).encode(),
-                                           "text/csv")})
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
-
-
-def wait_ready(client, token, model_id, timeout=120) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        record = client.get(f"/resource/models/{model_id}", token).json()
-        if record["status"] in ("ready", "failed"):
-            return record
-        assert time.monotonic() < deadline, record
-        time.sleep(0.2)
-
-
-def train(client, token, body, expect=202) -> dict:
-    response = client.post("/resource/models", token, json=body)
-    assert response.status_code == expect, response.text
-    return response.json() | {"location": response.headers.get("Location")}
+from tests.helpers import eventually, train, upload, wait_ready
 
 
 @pytest.fixture(scope="module")
 def trained(client, admin_token, customers):
     """A classifier on string labels, trained once for the module."""
     dataset_id = upload(client, admin_token, customers)
-    accepted = train(client, admin_token, {
-        "dataset_id": dataset_id, "target": "plan", "features": ["age", "city"],
-        "estimator": "RandomForestClassifier", "params": {"n_estimators": 30, "max_depth": 6},
-        "cv": 3, "name": "plans"})
+    accepted = train(
+        client,
+        admin_token,
+        {
+            "dataset_id": dataset_id,
+            "target": "plan",
+            "features": ["age", "city"],
+            "estimator": "RandomForestClassifier",
+            "params": {"n_estimators": 30, "max_depth": 6},
+            "cv": 3,
+            "name": "plans",
+        },
+    )
     record = wait_ready(client, admin_token, accepted["model_id"])
     assert record["status"] == "ready", record
     return {"dataset_id": dataset_id, **accepted, "record": record}
@@ -70,11 +38,15 @@ def trained(client, admin_token, customers):
 def test_training_is_accepted_at_once_with_a_task(client, admin_token, trained):
     assert trained["location"] == f"/resource/task/status/{trained['task_id']}"
     # The model is ready before the task ends: the task then compiles it to ONNX.
-    deadline = time.monotonic() + 120
-    while not (status := client.get(trained["location"], admin_token).json())["done"]:
+
+    def task_done():
+        status = client.get(trained["location"], admin_token).json()
         assert status["state"] in ("PROGRESS", "STARTED", "SUCCESS"), status
-        assert time.monotonic() < deadline, status
-        time.sleep(0.2)
+        return status if status["done"] else None
+
+    status = eventually(
+        task_done, timeout=120, message="the training task did not end", retry_on=()
+    )
     assert status["state"] == "SUCCESS"
     assert status["result"]["engine"]["name"] in ("onnxruntime", "scikit-learn")
 
@@ -91,23 +63,40 @@ def test_model_info_has_metrics_schema_and_timings(trained):
     assert metrics["train_rows"] + metrics["test_rows"] == 400
     schema = {column["name"]: column for column in record["input_schema"]}
     assert schema["age"]["type"] == "number"
-    assert schema["city"] == {"name": "city", "type": "string",
-                              "categories": ["Lyon", "Nice", "Paris"]}
+    assert schema["city"] == {
+        "name": "city",
+        "type": "string",
+        "categories": ["Lyon", "Nice", "Paris"],
+    }
     assert record["training_seconds"] > 0 and record["finished_at"] >= record["started_at"]
     assert record["versions"]["scikit-learn"]
 
 
-def test_predictions_keep_string_labels_and_accept_unseen_categories(client, admin_token,
-                                                                     trained):
-    records = [{"age": 70, "city": "Paris"}, {"age": 20, "city": "Atlantis"},
-               {"age": None, "city": None}]
-    response = client.post(f"/resource/models/{trained['model_id']}/predict?probabilities=true",
-                           admin_token, json={"instances": records})
+def test_predictions_keep_string_labels_and_accept_unseen_categories(client, admin_token, trained):
+    records = [
+        {"age": 70, "city": "Paris"},
+        {"age": 20, "city": "Atlantis"},
+        {"age": None, "city": None},
+    ]
+    response = client.post(
+        f"/resource/models/{trained['model_id']}/predict?probabilities=true",
+        admin_token,
+        json={"instances": records},
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["predictions"][:2] == ["premium", "basic"]
     assert body["predictions"][2] in ("basic", "premium")
     assert set(body["probabilities"][0]) == {"basic", "premium"}
+
+
+def test_model_predict_without_a_token_is_401(client, trained):
+    response = client.post(
+        f"/resource/models/{trained['model_id']}/predict", json={"age": 30, "city": "Lyon"}
+    )
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert "missing bearer token" in response.json()["status"]
 
 
 def test_model_predict_errors_name_the_column(client, admin_token, trained):
@@ -120,40 +109,61 @@ def test_model_predict_errors_name_the_column(client, admin_token, trained):
 
 def test_regression_target(client, admin_token, customers):
     dataset_id = upload(client, admin_token, customers)
-    accepted = train(client, admin_token, {"dataset_id": dataset_id, "target": "income",
-                                           "estimator": "HistGradientBoostingRegressor",
-                                           "params": {"max_iter": 50}})
+    accepted = train(
+        client,
+        admin_token,
+        {
+            "dataset_id": dataset_id,
+            "target": "income",
+            "estimator": "HistGradientBoostingRegressor",
+            "params": {"max_iter": 50},
+        },
+    )
     record = wait_ready(client, admin_token, accepted["model_id"])
     assert record["status"] == "ready" and record["task"] == "regression"
     assert {"r2", "rmse", "mae"} <= set(record["metrics"]) and record["metrics"]["r2"] > 0.8
-    response = client.post(f"/resource/models/{accepted['model_id']}/predict", admin_token,
-                           json=[{"age": 40, "city": "Lyon", "plan": "basic"}])
+    response = client.post(
+        f"/resource/models/{accepted['model_id']}/predict",
+        admin_token,
+        json=[{"age": 40, "city": "Lyon", "plan": "basic"}],
+    )
     assert response.status_code == 200
     assert isinstance(response.json()["predictions"][0], float)
 
 
-@pytest.mark.parametrize("change, status, words", [
-    ({"estimator": "DeepMagicNet"}, 422, ["unknown estimator", "DeepMagicNet"]),
-    ({"params": {"n_trees": 5}}, 422, ["unknown parameter 'n_trees'"]),
-    ({"params": {"n_estimators": "many"}}, 422, ["'n_estimators' parameter"]),
-    ({"target": "colour"}, 422, ["target 'colour'"]),
-    ({"features": ["age", "shoe size"]}, 422, ["'shoe size'"]),
-    ({"estimator": "Ridge", "params": {}}, 422, ["regressor", "numbers"]),
-    ({"estimator": "LogisticRegression", "params": {}, "target": "income"}, 422,
-     ["distinct values", "regressor"]),
-    ({"dataset_id": "no-such-dataset"}, 404, ["no dataset"]),
-    ({"test_size": 2}, 422, ["test_size"]),
-    ({"cv": 1}, 422, ["cv"]),
-    ({"colour": "blue"}, 400, ["unknown field"]),
-    ({"callback_url": "ftp://example.org/x", "callback_secret": "s" * 16}, 422, ["http"]),
-    ({"callback_url": "http://127.0.0.1:1/x"}, 422, ["callback_secret"]),
-    ({"callback_secret": "s" * 16}, 422, ["needs a 'callback_url'"]),
-])
-def test_bad_training_requests_are_refused_up_front(client, admin_token, trained, store,
-                                                    change, status, words):
-    body = {"dataset_id": trained["dataset_id"], "target": "plan",
-            "features": ["age", "city"], "estimator": "RandomForestClassifier",
-            "params": {}} | change
+@pytest.mark.parametrize(
+    "change, status, words",
+    [
+        ({"estimator": "DeepMagicNet"}, 422, ["unknown estimator", "DeepMagicNet"]),
+        ({"params": {"n_trees": 5}}, 422, ["unknown parameter 'n_trees'"]),
+        ({"params": {"n_estimators": "many"}}, 422, ["'n_estimators' parameter"]),
+        ({"target": "colour"}, 422, ["target 'colour'"]),
+        ({"features": ["age", "shoe size"]}, 422, ["'shoe size'"]),
+        ({"estimator": "Ridge", "params": {}}, 422, ["regressor", "numbers"]),
+        (
+            {"estimator": "LogisticRegression", "params": {}, "target": "income"},
+            422,
+            ["distinct values", "regressor"],
+        ),
+        ({"dataset_id": "no-such-dataset"}, 404, ["no dataset"]),
+        ({"test_size": 2}, 422, ["test_size"]),
+        ({"cv": 1}, 422, ["cv"]),
+        ({"colour": "blue"}, 400, ["unknown field"]),
+        ({"callback_url": "ftp://example.org/x", "callback_secret": "s" * 16}, 422, ["http"]),
+        ({"callback_url": "http://127.0.0.1:1/x"}, 422, ["callback_secret"]),
+        ({"callback_secret": "s" * 16}, 422, ["needs a 'callback_url'"]),
+    ],
+)
+def test_bad_training_requests_are_refused_up_front(
+    client, admin_token, trained, store, change, status, words
+):
+    body = {
+        "dataset_id": trained["dataset_id"],
+        "target": "plan",
+        "features": ["age", "city"],
+        "estimator": "RandomForestClassifier",
+        "params": {},
+    } | change
     models_before = store.zcard("mlservice:models")
     response = client.post("/resource/models", admin_token, json=body)
     assert response.status_code == status, response.text
@@ -176,21 +186,24 @@ def test_download_and_upload_a_bundle(client, admin_token, new_user, trained):
     assert bundle.status_code == 200
     assert bundle.headers["Content-Type"] == "application/octet-stream"
     _, _, token = new_user()
-    uploaded = client.post("/resource/models/upload", token,
-                           files={"file": ("plans.mlbundle", bundle.content)})
+    uploaded = client.post(
+        "/resource/models/upload", token, files={"file": ("plans.mlbundle", bundle.content)}
+    )
     assert uploaded.status_code == 201, uploaded.text
     new_id = uploaded.json()["id"]
     assert new_id != trained["model_id"] and uploaded.json()["status"] == "ready"
     record = {"age": 70, "city": "Paris"}
-    original = client.post(f"/resource/models/{trained['model_id']}/predict", admin_token,
-                           json=record).json()
+    original = client.post(
+        f"/resource/models/{trained['model_id']}/predict", admin_token, json=record
+    ).json()
     copy = client.post(f"/resource/models/{new_id}/predict", token, json=record).json()
     assert copy == original
 
 
 def test_tampered_bundle_and_raw_pickle_are_refused(client, admin_token, trained, store):
-    bundle = bytearray(client.get(f"/resource/models/{trained['model_id']}/download",
-                                  admin_token).content)
+    bundle = bytearray(
+        client.get(f"/resource/models/{trained['model_id']}/download", admin_token).content
+    )
     bundle[len(bundle) // 2] ^= 0x01
 
     class Exploit:
@@ -199,13 +212,17 @@ def test_tampered_bundle_and_raw_pickle_are_refused(client, admin_token, trained
 
     models_before = store.zcard("mlservice:models")
     for payload in (bytes(bundle), pickle.dumps(Exploit()), b"MLSBNDL1" + b"x" * 64):
-        response = client.post("/resource/models/upload", admin_token,
-                               files={"file": ("evil.mlbundle", payload)})
+        response = client.post(
+            "/resource/models/upload", admin_token, files={"file": ("evil.mlbundle", payload)}
+        )
         assert response.status_code == 400
-        assert "signature" in response.json()["status"] or \
-            "not a model bundle" in response.json()["status"]
+        assert (
+            "signature" in response.json()["status"]
+            or "not a model bundle" in response.json()["status"]
+        )
     assert store.zcard("mlservice:models") == models_before
     import os
+
     assert not os.path.exists("/tmp/mlservice-pwned")
 
 
@@ -213,30 +230,59 @@ def test_other_users_model_is_404(client, admin_token, new_user, trained):
     _, _, other = new_user()
     model_id = trained["model_id"]
     assert client.get(f"/resource/models/{model_id}", other).status_code == 404
-    assert client.post(f"/resource/models/{model_id}/predict", other,
-                       json={"age": 1, "city": "Lyon"}).status_code == 404
+    assert (
+        client.post(
+            f"/resource/models/{model_id}/predict", other, json={"age": 1, "city": "Lyon"}
+        ).status_code
+        == 404
+    )
     assert client.get(f"/resource/models/{model_id}/download", other).status_code == 404
     assert client.delete(f"/resource/models/{model_id}", other).status_code == 404
     assert client.get("/resource/models", other).json()["total"] == 0
-    body = {"dataset_id": trained["dataset_id"], "target": "plan", "features": ["age", "city"],
-            "estimator": "GaussianNB", "params": {}}
+    body = {
+        "dataset_id": trained["dataset_id"],
+        "target": "plan",
+        "features": ["age", "city"],
+        "estimator": "GaussianNB",
+        "params": {},
+    }
     assert client.post("/resource/models", other, json=body).status_code == 404
     assert client.get(f"/resource/task/status/{trained['task_id']}", other).status_code == 404
 
 
 def test_delete_is_seen_by_every_worker(client, admin_token, trained, customers):
-    accepted = train(client, admin_token, {"dataset_id": trained["dataset_id"], "target": "plan",
-                                           "features": ["age", "city"],
-                                           "estimator": "LogisticRegression", "params": {}})
+    accepted = train(
+        client,
+        admin_token,
+        {
+            "dataset_id": trained["dataset_id"],
+            "target": "plan",
+            "features": ["age", "city"],
+            "estimator": "LogisticRegression",
+            "params": {},
+        },
+    )
     model_id = accepted["model_id"]
     assert wait_ready(client, admin_token, model_id)["status"] == "ready"
     for _ in range(8):  # warm several workers' caches
-        assert client.post(f"/resource/models/{model_id}/predict", admin_token,
-                           json={"age": 30, "city": "Lyon"}).status_code == 200
+        assert (
+            client.post(
+                f"/resource/models/{model_id}/predict",
+                admin_token,
+                json={"age": 30, "city": "Lyon"},
+            ).status_code
+            == 200
+        )
     assert client.delete(f"/resource/models/{model_id}", admin_token).status_code == 204
     for _ in range(8):
-        assert client.post(f"/resource/models/{model_id}/predict", admin_token,
-                           json={"age": 30, "city": "Lyon"}).status_code == 404
+        assert (
+            client.post(
+                f"/resource/models/{model_id}/predict",
+                admin_token,
+                json={"age": 30, "city": "Lyon"},
+            ).status_code
+            == 404
+        )
     assert client.get(f"/resource/models/{model_id}/download", admin_token).status_code == 404
 
 
@@ -267,10 +313,11 @@ class Receiver:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def wait(self, count: int, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.calls) < count:
-            assert time.monotonic() < deadline, f"{len(self.calls)} callbacks of {count}"
-            time.sleep(0.1)
+        def arrived():
+            assert len(self.calls) >= count, f"{len(self.calls)} callbacks of {count}"
+            return True
+
+        eventually(arrived, timeout=timeout, interval=0.1, message="callbacks missing")
 
     def close(self) -> None:
         self.server.shutdown()
@@ -280,10 +327,19 @@ def test_callback_is_signed_and_retried(client, admin_token, trained, store, set
     """Signed with the client's callback_secret, never with the service secret."""
     receiver = Receiver(failures=2)
     try:
-        accepted = train(client, admin_token, {
-            "dataset_id": trained["dataset_id"], "target": "plan", "features": ["age", "city"],
-            "estimator": "GaussianNB", "params": {}, "callback_url": receiver.url,
-            "callback_secret": CALLBACK_SECRET})
+        accepted = train(
+            client,
+            admin_token,
+            {
+                "dataset_id": trained["dataset_id"],
+                "target": "plan",
+                "features": ["age", "city"],
+                "estimator": "GaussianNB",
+                "params": {},
+                "callback_url": receiver.url,
+                "callback_secret": CALLBACK_SECRET,
+            },
+        )
         receiver.wait(3)
     finally:
         receiver.close()
@@ -291,12 +347,18 @@ def test_callback_is_signed_and_retried(client, admin_token, trained, store, set
     payload = json.loads(body)
     assert payload["model_id"] == accepted["model_id"] and payload["status"] == "ready"
     assert payload["metrics"]["accuracy"] > 0.5
-    expected = hmac.new(CALLBACK_SECRET.encode(), headers["X-MLService-Timestamp"].encode() + b"." + body,
-                        hashlib.sha256).hexdigest()
+    expected = hmac.new(
+        CALLBACK_SECRET.encode(),
+        headers["X-MLService-Timestamp"].encode() + b"." + body,
+        hashlib.sha256,
+    ).hexdigest()
     assert headers["X-MLService-Signature"] == f"sha256={expected}"
     service_secret = security.service_secret(store, settings.security.secret_key)
-    assert service_secret.encode() not in body and "callback_secret" not in \
-        client.get(f"/resource/models/{accepted['model_id']}", admin_token).json()
+    assert (
+        service_secret.encode() not in body
+        and "callback_secret"
+        not in client.get(f"/resource/models/{accepted['model_id']}", admin_token).json()
+    )
 
 
 def test_failed_training_calls_back_with_the_error(client, admin_token, customers):
@@ -304,19 +366,31 @@ def test_failed_training_calls_back_with_the_error(client, admin_token, customer
     small = customers.head(30)
     try:
         dataset_id = upload(client, admin_token, small)
-        accepted = train(client, admin_token, {
-            "dataset_id": dataset_id, "target": "plan", "features": ["age", "city"],
-            "estimator": "LogisticRegression", "params": {}, "cv": 20,
-            "callback_url": receiver.url,
-            "callback_secret": CALLBACK_SECRET})
+        accepted = train(
+            client,
+            admin_token,
+            {
+                "dataset_id": dataset_id,
+                "target": "plan",
+                "features": ["age", "city"],
+                "estimator": "LogisticRegression",
+                "params": {},
+                "cv": 20,
+                "callback_url": receiver.url,
+                "callback_secret": CALLBACK_SECRET,
+            },
+        )
         record = wait_ready(client, admin_token, accepted["model_id"])
         receiver.wait(1)
     finally:
         receiver.close()
     assert record["status"] == "failed" and "n_splits" in record["error"]
     payload = json.loads(receiver.calls[0][1])
-    assert payload == {"model_id": accepted["model_id"], "status": "failed",
-                       "error": record["error"]}
+    assert payload == {
+        "model_id": accepted["model_id"],
+        "status": "failed",
+        "error": record["error"],
+    }
     status = client.get(accepted["location"], admin_token).json()
     assert status["state"] == "FAILURE" and "n_splits" in status["error"]
 
@@ -324,14 +398,29 @@ def test_failed_training_calls_back_with_the_error(client, admin_token, customer
 def test_callback_that_never_succeeds_changes_nothing(client, admin_token, trained):
     receiver = Receiver(failures=1000)
     try:
-        accepted = train(client, admin_token, {
-            "dataset_id": trained["dataset_id"], "target": "plan", "features": ["age", "city"],
-            "estimator": "GaussianNB", "params": {}, "callback_url": receiver.url,
-            "callback_secret": CALLBACK_SECRET})
+        accepted = train(
+            client,
+            admin_token,
+            {
+                "dataset_id": trained["dataset_id"],
+                "target": "plan",
+                "features": ["age", "city"],
+                "estimator": "GaussianNB",
+                "params": {},
+                "callback_url": receiver.url,
+                "callback_secret": CALLBACK_SECRET,
+            },
+        )
         receiver.wait(2)
     finally:
         receiver.close()
     record = client.get(f"/resource/models/{accepted['model_id']}", admin_token).json()
     assert record["status"] == "ready" and "error" not in record
-    assert client.post(f"/resource/models/{accepted['model_id']}/predict", admin_token,
-                       json={"age": 30, "city": "Lyon"}).status_code == 200
+    assert (
+        client.post(
+            f"/resource/models/{accepted['model_id']}/predict",
+            admin_token,
+            json={"age": 30, "city": "Lyon"},
+        ).status_code
+        == 200
+    )

@@ -28,8 +28,12 @@ def test_spec_and_app_routes_agree(settings):
         path = rule.rule.replace("<", "{").replace(">", "}")
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             routes.add((path, method.lower()))
-    documented = {(path, method) for path, item in load_spec()["paths"].items()
-                  for method in item if method in {"get", "post", "put", "patch", "delete"}}
+    documented = {
+        (path, method)
+        for path, item in load_spec()["paths"].items()
+        for method in item
+        if method in {"get", "post", "put", "patch", "delete"}
+    }
     assert routes == documented
 
 

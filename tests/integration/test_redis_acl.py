@@ -8,9 +8,11 @@ def test_celery_user_cannot_read_app_keys(settings, store, initialised):
     assert store.exists("mlservice:secret")
     celery = redis.Redis.from_url(settings.redis.celery_url)
     assert celery.ping()
-    for command in (lambda: celery.get("mlservice:secret"),
-                    lambda: celery.hgetall("mlservice:user:admin"),
-                    lambda: celery.get("mlservice:model:default:bundle")):
+    for command in (
+        lambda: celery.get("mlservice:secret"),
+        lambda: celery.hgetall("mlservice:user:admin"),
+        lambda: celery.get("mlservice:model:default:bundle"),
+    ):
         with pytest.raises(redis.exceptions.NoPermissionError):
             command()
 

@@ -1,20 +1,17 @@
 """/resource/init (sync and async), task status and ownership, the model cache."""
 
-import time
-
 from mlservice.store import published as model_store
+from tests.helpers import eventually
 
 
 def wait_for_task(client, token, location, timeout=60):
-    deadline = time.monotonic() + timeout
-    while True:
+    def done():
         response = client.get(location, token)
         assert response.status_code == 200, response.text
         status = response.json()
-        if status["done"]:
-            return status
-        assert time.monotonic() < deadline, status
-        time.sleep(0.2)
+        return status if status["done"] else None
+
+    return eventually(done, timeout=timeout, message=f"task {location} not done", retry_on=())
 
 
 def test_predict_before_init_is_424(client, admin_token, store, iris_record):
@@ -49,16 +46,16 @@ def test_async_init_returns_202_with_location_and_finishes(client, admin_token):
 def test_task_status_reports_states_in_order(client, admin_token):
     location = client.get("/resource/init?async=true", admin_token).headers["Location"]
     seen = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def done():
         status = client.get(location, admin_token).json()
         assert set(status) >= {"done", "status", "state", "progress"}
         assert 0.0 <= status["progress"] <= 1.0
         assert isinstance(status["status"], str) and status["status"]
         seen.append(status["state"])
-        if status["done"]:
-            break
-        time.sleep(0.05)
+        return status["done"]
+
+    eventually(done, timeout=60, interval=0.05, message=f"task {location} not done", retry_on=())
     assert seen[-1] == "SUCCESS"
     order = ["PENDING", "STARTED", "PROGRESS", "SUCCESS"]
     assert [order.index(state) for state in seen] == sorted(order.index(state) for state in seen)

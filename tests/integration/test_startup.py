@@ -9,8 +9,18 @@ from mlservice.config import SRC_DIR
 from mlservice.stack import free_port
 
 GUNICORN = [sys.executable, "-m", "gunicorn", "-c", str(SRC_DIR / "gunicorn.conf.py")]
-WORKER = [sys.executable, "-m", "celery", "-A", "mlservice.worker", "worker",
-          "-n", "celery-bad@%h", "--without-mingle", "--without-gossip"]
+WORKER = [
+    sys.executable,
+    "-m",
+    "celery",
+    "-A",
+    "mlservice.worker",
+    "worker",
+    "-n",
+    "celery-bad@%h",
+    "--without-mingle",
+    "--without-gossip",
+]
 
 
 def start(argv, env, timeout=60) -> subprocess.CompletedProcess:
@@ -21,8 +31,10 @@ def start(argv, env, timeout=60) -> subprocess.CompletedProcess:
 def bad_unit_env(stack, tmp_path):
     config = tmp_path / "config.properties"
     config.write_text("[auth_info]\nexpiry = 3\nexpiry_time_unit = fortnights\n")
-    return stack.env() | {"MLSERVICE_CONFIG": str(config),
-                          "MLSERVICE_BIND": f"127.0.0.1:{free_port()}"}, config
+    return stack.env() | {
+        "MLSERVICE_CONFIG": str(config),
+        "MLSERVICE_BIND": f"127.0.0.1:{free_port()}",
+    }, config
 
 
 @pytest.mark.parametrize("argv", [GUNICORN, WORKER], ids=["gunicorn", "celery"])
@@ -38,8 +50,10 @@ def test_bad_time_unit_stops_start(argv, bad_unit_env):
 
 @pytest.mark.parametrize("argv", [GUNICORN, WORKER], ids=["gunicorn", "celery"])
 def test_wrong_redis_password_stops_start(argv, stack):
-    env = stack.env() | {"MLSERVICE_REDIS_MASTER_PW": "definitely-wrong",
-                         "MLSERVICE_BIND": f"127.0.0.1:{free_port()}"}
+    env = stack.env() | {
+        "MLSERVICE_REDIS_MASTER_PW": "definitely-wrong",
+        "MLSERVICE_BIND": f"127.0.0.1:{free_port()}",
+    }
     result = start(argv, env)
     assert result.returncode != 0
     output = result.stdout + result.stderr
@@ -58,10 +72,14 @@ def test_check_config_command(stack, bad_unit_env):
 @pytest.mark.parametrize("argv", [GUNICORN, WORKER], ids=["gunicorn", "celery"])
 def test_bad_default_model_stops_start(argv, stack, tmp_path):
     config = tmp_path / "config.properties"
-    config.write_text("[auth_info]\nexpiry = 3\nexpiry_time_unit = days\n"
-                      "[default_model]\nestimator = LogisticRegression\nparams = {\"C\": -1}\n")
-    env = stack.env() | {"MLSERVICE_CONFIG": str(config),
-                         "MLSERVICE_BIND": f"127.0.0.1:{free_port()}"}
+    config.write_text(
+        "[auth_info]\nexpiry = 3\nexpiry_time_unit = days\n"
+        '[default_model]\nestimator = LogisticRegression\nparams = {"C": -1}\n'
+    )
+    env = stack.env() | {
+        "MLSERVICE_CONFIG": str(config),
+        "MLSERVICE_BIND": f"127.0.0.1:{free_port()}",
+    }
     result = start(argv, env)
     assert result.returncode != 0
     output = result.stdout + result.stderr

@@ -2,8 +2,11 @@
 
 
 def test_admin_creates_lists_and_deletes_a_user(client, admin_token):
-    created = client.post("/resource/users", admin_token,
-                          json={"username": "carol", "password": "carol-password", "role": "user"})
+    created = client.post(
+        "/resource/users",
+        admin_token,
+        json={"username": "carol", "password": "carol-password", "role": "user"},
+    )
     assert created.status_code == 201
     assert created.json() == {"username": "carol", "role": "user"}
     listed = client.get("/resource/users", admin_token).json()["users"]
@@ -11,14 +14,19 @@ def test_admin_creates_lists_and_deletes_a_user(client, admin_token):
     assert client.token("carol", "carol-password")
     assert client.delete("/resource/users/carol", admin_token).status_code == 204
     assert client.get("/resource/auth", auth=("carol", "carol-password")).status_code == 401
-    names = [user["username"] for user in client.get("/resource/users", admin_token).json()["users"]]
+    names = [
+        user["username"] for user in client.get("/resource/users", admin_token).json()["users"]
+    ]
     assert "carol" not in names
 
 
 def test_passwords_are_stored_as_salted_slow_hashes(client, admin_token, store):
     for name in ("dave", "erin"):
-        client.post("/resource/users", admin_token,
-                    json={"username": name, "password": "same-password", "role": "user"})
+        client.post(
+            "/resource/users",
+            admin_token,
+            json={"username": name, "password": "same-password", "role": "user"},
+        )
     dave = store.hget("mlservice:user:dave", "password_hash").decode()
     erin = store.hget("mlservice:user:erin", "password_hash").decode()
     assert "same-password" not in dave
@@ -27,8 +35,9 @@ def test_passwords_are_stored_as_salted_slow_hashes(client, admin_token, store):
 
 def test_duplicate_user_is_409(client, admin_token, new_user):
     name, _, _ = new_user()
-    response = client.post("/resource/users", admin_token,
-                           json={"username": name, "password": "another-password"})
+    response = client.post(
+        "/resource/users", admin_token, json={"username": name, "password": "another-password"}
+    )
     assert response.status_code == 409
     assert name in response.json()["status"]
 
@@ -45,8 +54,12 @@ def test_invalid_user_fields_are_422(client, admin_token):
 
 
 def test_non_json_body_is_rejected(client, admin_token):
-    response = client.post("/resource/users", admin_token, data="{not json",
-                           headers={"Content-Type": "application/json"})
+    response = client.post(
+        "/resource/users",
+        admin_token,
+        data="{not json",
+        headers={"Content-Type": "application/json"},
+    )
     assert response.status_code == 400
     assert "not valid JSON" in response.json()["status"]
 
@@ -54,9 +67,11 @@ def test_non_json_body_is_rejected(client, admin_token):
 def test_non_admin_cannot_manage_users(client, new_user):
     name, _, token = new_user()
     assert client.get("/resource/users", token).status_code == 403
-    response = client.post("/resource/users", token,
-                           json={"username": "mallory", "password": "mallory-password",
-                                 "role": "admin"})
+    response = client.post(
+        "/resource/users",
+        token,
+        json={"username": "mallory", "password": "mallory-password", "role": "admin"},
+    )
     assert response.status_code == 403
     assert "admin" in response.json()["status"]
     assert client.delete(f"/resource/users/{name}", token).status_code == 403
@@ -73,8 +88,13 @@ def test_cli_manages_users_in_the_same_store(stack, client):
     import sys
 
     def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "mlservice", "users", *args],
-                              env=stack.env(), capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "mlservice", "users", *args],
+            env=stack.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     added = cli("add", "gina", "--role", "admin", "--password", "gina-password")
     assert added.returncode == 0, added.stderr

@@ -1,11 +1,21 @@
-"""Configuration: units, validation messages, environment overrides."""
+"""Configuration: the template, units, booleans, validation messages, environment overrides."""
 
+import configparser
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from mlservice.config import TIME_UNITS, ConfigError, load_settings, token_lifetime
+from mlservice.config import (
+    SECTIONS,
+    TEMPLATE_PATH,
+    TIME_UNITS,
+    ConfigError,
+    boolean,
+    load_settings,
+    options,
+    token_lifetime,
+)
 
 REDIS_PROPERTIES = """\
 MASTER_USER=mlservice
@@ -18,34 +28,41 @@ END_FILE=true
 SEED_CONFIG = "[auth_info]\nexpiry = 30\nexpiry_time_unit = days\n"
 
 
-@pytest.mark.parametrize("unit, seconds", [
-    ("weeks", 3 * 7 * 86400),
-    ("days", 3 * 86400),
-    ("hours", 3 * 3600),
-    ("minutes", 3 * 60),
-    ("seconds", 3),
-    ("milliseconds", 0.003),
-    ("microseconds", 0.000003),
-])
+@pytest.mark.parametrize(
+    "unit, seconds",
+    [
+        ("weeks", 3 * 7 * 86400),
+        ("days", 3 * 86400),
+        ("hours", 3 * 3600),
+        ("minutes", 3 * 60),
+        ("seconds", 3),
+        ("milliseconds", 0.003),
+        ("microseconds", 0.000003),
+    ],
+)
 def test_every_unit_converts(unit, seconds):
     assert token_lifetime("3", unit).total_seconds() == pytest.approx(seconds)
 
 
 def test_the_units_are_exactly_timedeltas_keywords():
     assert sorted(TIME_UNITS) == sorted(
-        ["days", "seconds", "microseconds", "milliseconds", "minutes", "hours", "weeks"])
+        ["days", "seconds", "microseconds", "milliseconds", "minutes", "hours", "weeks"]
+    )
 
 
 def test_unit_is_case_insensitive():
     assert token_lifetime("2", " Hours ") == timedelta(hours=2)
 
 
-@pytest.mark.parametrize("expiry, unit, words", [
-    ("30", "fortnights", ["expiry_time_unit", "fortnights", "days, seconds, microseconds"]),
-    ("soon", "days", ["expiry", "soon", "not a number"]),
-    ("-1", "days", ["expiry", "positive"]),
-    ("0", "days", ["expiry", "positive"]),
-])
+@pytest.mark.parametrize(
+    "expiry, unit, words",
+    [
+        ("30", "fortnights", ["expiry_time_unit", "fortnights", "days, seconds, microseconds"]),
+        ("soon", "days", ["expiry", "soon", "not a number"]),
+        ("-1", "days", ["expiry", "positive"]),
+        ("0", "days", ["expiry", "positive"]),
+    ],
+)
 def test_bad_lifetime_names_key_and_allowed_values(expiry, unit, words):
     with pytest.raises(ConfigError) as caught:
         token_lifetime(expiry, unit, "src/config.properties")
@@ -59,8 +76,10 @@ def test_bad_lifetime_names_key_and_allowed_values(expiry, unit, words):
 def write_configs(tmp_path: Path, config: str, redis: str = REDIS_PROPERTIES) -> dict:
     (tmp_path / "config.properties").write_text(config)
     (tmp_path / "redis.properties").write_text(redis)
-    return {"MLSERVICE_CONFIG": str(tmp_path / "config.properties"),
-            "MLSERVICE_REDIS_CONFIG": str(tmp_path / "redis.properties")}
+    return {
+        "MLSERVICE_CONFIG": str(tmp_path / "config.properties"),
+        "MLSERVICE_REDIS_CONFIG": str(tmp_path / "redis.properties"),
+    }
 
 
 def test_seed_auth_info_alone_is_enough(tmp_path):
@@ -75,9 +94,15 @@ def test_seed_auth_info_alone_is_enough(tmp_path):
 
 def test_environment_overrides_files(tmp_path):
     env = write_configs(tmp_path, SEED_CONFIG)
-    env.update({"MLSERVICE_AUTH_INFO_EXPIRY": "15", "MLSERVICE_AUTH_INFO_EXPIRY_TIME_UNIT": "minutes",
-                "MLSERVICE_REDIS_HOST": "redis", "MLSERVICE_REDIS_PORT": "6390",
-                "MLSERVICE_DEFAULT_MODEL_ESTIMATOR": "RandomForestClassifier"})
+    env.update(
+        {
+            "MLSERVICE_AUTH_INFO_EXPIRY": "15",
+            "MLSERVICE_AUTH_INFO_EXPIRY_TIME_UNIT": "minutes",
+            "MLSERVICE_REDIS_HOST": "redis",
+            "MLSERVICE_REDIS_PORT": "6390",
+            "MLSERVICE_DEFAULT_MODEL_ESTIMATOR": "RandomForestClassifier",
+        }
+    )
     settings = load_settings(env)
     assert settings.auth.token_lifetime == timedelta(minutes=15)
     assert (settings.redis.host, settings.redis.port) == ("redis", 6390)
@@ -90,13 +115,16 @@ def test_empty_environment_value_counts_as_unset(tmp_path):
     assert load_settings(env).auth.token_lifetime == timedelta(days=30)
 
 
-@pytest.mark.parametrize("config, words", [
-    ("[other]\nx = 1\n", ["[auth_info] is missing"]),
-    ("[auth_info]\nexpiry = 3\n", ["expiry_time_unit is missing"]),
-    ("not an ini file", ["cannot be parsed"]),
-    (SEED_CONFIG + "[default_model]\ndataset = mnist\n", ["dataset", "mnist", "iris, wine"]),
-    (SEED_CONFIG + "[default_model]\nparams = {max_iter: 5}\n", ["params", "JSON"]),
-])
+@pytest.mark.parametrize(
+    "config, words",
+    [
+        ("[other]\nx = 1\n", ["[auth_info] is missing"]),
+        ("[auth_info]\nexpiry = 3\n", ["expiry_time_unit is missing"]),
+        ("not an ini file", ["cannot be parsed"]),
+        (SEED_CONFIG + "[default_model]\ndataset = mnist\n", ["dataset", "mnist", "iris, wine"]),
+        (SEED_CONFIG + "[default_model]\nparams = {max_iter: 5}\n", ["params", "JSON"]),
+    ],
+)
 def test_bad_config_file_is_one_clear_line(tmp_path, config, words):
     env = write_configs(tmp_path, config)
     with pytest.raises(ConfigError) as caught:
@@ -107,13 +135,18 @@ def test_bad_config_file_is_one_clear_line(tmp_path, config, words):
         assert word in message
 
 
-@pytest.mark.parametrize("redis, words", [
-    (REDIS_PROPERTIES.replace("HOST=127.0.0.1\n", ""), ["HOST is missing"]),
-    (REDIS_PROPERTIES.replace("REDIS_CELERY_PW=fedcba9876543210", "REDIS_CELERY_PW=a b"),
-     ["REDIS_CELERY_PW"]),
-    (REDIS_PROPERTIES.replace("MASTER_USER=mlservice", "MASTER_USER=default"), ["MASTER_USER"]),
-    ("garbage line\n", ["not KEY=VALUE"]),
-])
+@pytest.mark.parametrize(
+    "redis, words",
+    [
+        (REDIS_PROPERTIES.replace("HOST=127.0.0.1\n", ""), ["HOST is missing"]),
+        (
+            REDIS_PROPERTIES.replace("REDIS_CELERY_PW=fedcba9876543210", "REDIS_CELERY_PW=a b"),
+            ["REDIS_CELERY_PW"],
+        ),
+        (REDIS_PROPERTIES.replace("MASTER_USER=mlservice", "MASTER_USER=default"), ["MASTER_USER"]),
+        ("garbage line\n", ["not KEY=VALUE"]),
+    ],
+)
 def test_bad_redis_config_names_the_key(tmp_path, redis, words):
     env = write_configs(tmp_path, SEED_CONFIG, redis)
     with pytest.raises(ConfigError) as caught:
@@ -126,3 +159,49 @@ def test_bad_redis_config_names_the_key(tmp_path, redis, words):
 def test_missing_file_says_how_to_fix(tmp_path):
     with pytest.raises(ConfigError, match="file not found"):
         load_settings({"MLSERVICE_CONFIG": str(tmp_path / "nope.properties")})
+
+
+def read_template() -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str  # keys as written, not lower-cased
+    parser.read_string(TEMPLATE_PATH.read_text(encoding="utf-8"))
+    return parser
+
+
+def test_template_has_the_declared_sections_in_order():
+    assert read_template().sections() == list(SECTIONS)
+
+
+def test_template_and_declared_settings_agree():
+    """Every declared key is in the template with its default, and the template has no other."""
+    template = read_template()
+    written = {
+        (section, key): value
+        for section in template.sections()
+        for key, value in template.items(section)
+    }
+    declared = {}
+    for section, section_class in SECTIONS.items():
+        for _, declaration in options(section_class):
+            assert declaration.section == section
+            declared[(declaration.section, declaration.key)] = declaration.default
+    assert sorted(set(declared) - set(written)) == []  # declared, not in the template
+    assert sorted(set(written) - set(declared)) == []  # in the template, not declared
+    defaults = {key: default for key, default in declared.items() if default is not None}
+    # Required keys (default None) only need to be present, whatever their example value.
+    assert {key: written[key] for key in defaults} == defaults
+
+
+@pytest.mark.parametrize("text", ["true", "TRUE", "True", "1", "yes", "YES", "Yes"])
+def test_boolean_true_in_any_case(text):
+    assert boolean(text) is True
+
+
+@pytest.mark.parametrize("text", ["false", "FALSE", "False", "0", "no", "NO", "No"])
+def test_boolean_false_in_any_case(text):
+    assert boolean(text) is False
+
+
+def test_boolean_refuses_anything_else():
+    with pytest.raises(ValueError, match="true or false"):
+        boolean("perhaps")

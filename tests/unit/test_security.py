@@ -30,8 +30,10 @@ def test_sub_second_lifetime_rounds_up_to_one_second():
 def test_each_token_has_its_own_jti():
     first, _ = issue_token(Identity("ann", "user"), SECRET, timedelta(hours=1))
     second, _ = issue_token(Identity("ann", "user"), SECRET, timedelta(hours=1))
-    assert jwt.decode(first, SECRET, algorithms=["HS256"])["jti"] != \
-        jwt.decode(second, SECRET, algorithms=["HS256"])["jti"]
+    assert (
+        jwt.decode(first, SECRET, algorithms=["HS256"])["jti"]
+        != jwt.decode(second, SECRET, algorithms=["HS256"])["jti"]
+    )
 
 
 def _b64(data: dict) -> str:
@@ -39,8 +41,13 @@ def _b64(data: dict) -> str:
 
 
 def test_alg_none_is_refused():
-    claims = {"sub": "ann", "role": "admin", "iat": int(time.time()),
-              "exp": int(time.time()) + 60, "jti": "x"}
+    claims = {
+        "sub": "ann",
+        "role": "admin",
+        "iat": int(time.time()),
+        "exp": int(time.time()) + 60,
+        "jti": "x",
+    }
     token = f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}."
     with pytest.raises(TokenError, match="'none' is not accepted"):
         verify_token(token, SECRET)
@@ -63,8 +70,11 @@ def test_foreign_secret_is_refused():
 
 def test_expired_token_is_refused():
     now = int(time.time())
-    token = jwt.encode({"sub": "ann", "role": "user", "iat": now - 100, "exp": now - 10,
-                        "jti": "x"}, SECRET, algorithm="HS256")
+    token = jwt.encode(
+        {"sub": "ann", "role": "user", "iat": now - 100, "exp": now - 10, "jti": "x"},
+        SECRET,
+        algorithm="HS256",
+    )
     with pytest.raises(TokenError, match="expired"):
         verify_token(token, SECRET)
 

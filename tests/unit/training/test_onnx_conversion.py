@@ -20,12 +20,14 @@ SECRET = "k" * 64
 def mixed_frame():
     rng = np.random.default_rng(3)
     n = 600
-    frame = pd.DataFrame({
-        "age": rng.normal(40, 10, size=n),
-        "income": rng.normal(3000, 800, size=n),
-        "city": rng.choice(["paris", "oslo", "rome"], size=n).astype(object),
-        "plan": rng.choice(["free", "pro"], size=n).astype(object),
-    })
+    frame = pd.DataFrame(
+        {
+            "age": rng.normal(40, 10, size=n),
+            "income": rng.normal(3000, 800, size=n),
+            "city": rng.choice(["paris", "oslo", "rome"], size=n).astype(object),
+            "plan": rng.choice(["free", "pro"], size=n).astype(object),
+        }
+    )
     frame.loc[::11, "age"] = np.nan
     frame.loc[::7, "city"] = None
     score = (frame["age"].fillna(40) - 40) / 10 + (frame["plan"] == "pro") * 1.5
@@ -46,13 +48,17 @@ def _fit(frame, target, estimator, params):
     return fitting.train(frame.drop(columns=[drop]), target, estimator, params)
 
 
-@pytest.mark.parametrize("estimator,params,target", [
-    ("LogisticRegression", {}, "churn"),
-    ("RandomForestClassifier", {"n_estimators": 20}, "churn"),
-    ("Ridge", {}, "spend"),
-])
-def test_supported_pipelines_compile_and_answer_like_scikit_learn(mixed_frame, estimator, params,
-                                                                   target):
+@pytest.mark.parametrize(
+    "estimator,params,target",
+    [
+        ("LogisticRegression", {}, "churn"),
+        ("RandomForestClassifier", {"n_estimators": 20}, "churn"),
+        ("Ridge", {}, "spend"),
+    ],
+)
+def test_supported_pipelines_compile_and_answer_like_scikit_learn(
+    mixed_frame, estimator, params, target
+):
     fitted = _fit(mixed_frame, target, estimator, params)
     bundle = onnx_conversion.compile_onnx(fitted)
     assert bundle.engine == Engine.ONNXRUNTIME, bundle.engine_reason
@@ -68,7 +74,7 @@ def test_supported_pipelines_compile_and_answer_like_scikit_learn(mixed_frame, e
     expected = outputs.predict(fitted.bundle, inputs.columns_to_frame(columns), proba)
     if target == "churn":
         assert served["predictions"] == expected["predictions"]
-        for got, want in zip(served["probabilities"], expected["probabilities"]):
+        for got, want in zip(served["probabilities"], expected["probabilities"], strict=True):
             assert got.keys() == want.keys()
             assert all(abs(got[k] - want[k]) <= onnx_conversion.PROBABILITY_TOLERANCE for k in got)
     else:
@@ -81,8 +87,12 @@ def test_column_names_onnx_cannot_use_as_input_names_still_compile():
     bundle = onnx_conversion.compile_onnx(fitted)
     assert bundle.engine == Engine.ONNXRUNTIME, bundle.engine_reason
     predictor = Predictor(bundle, InferenceSettings())
-    record = {"sepal length (cm)": 5.1, "sepal width (cm)": 3.5, "petal length (cm)": 1.4,
-              "petal width (cm)": 0.2}
+    record = {
+        "sepal length (cm)": 5.1,
+        "sepal width (cm)": 3.5,
+        "petal length (cm)": 1.4,
+        "petal width (cm)": 0.2,
+    }
     columns = inputs.records_to_columns([record], bundle.schema)
     assert predictor.predict(columns)["predictions"] == ["setosa"]
 
@@ -114,7 +124,8 @@ def test_a_disagreeing_graph_is_not_trusted(mixed_frame, monkeypatch):
 def test_missing_text_is_fed_as_the_marker_the_graph_imputes():
     schema = [{"name": "city", "type": "string"}, {"name": "x", "type": "number"}]
     columns = inputs.records_to_columns(
-        [{"city": None, "x": None}, {"city": "rome", "x": 2}], schema)
+        [{"city": None, "x": None}, {"city": "rome", "x": 2}], schema
+    )
     numeric = onnx_runtime.NumericPrep.__new__(onnx_runtime.NumericPrep)
     numeric.columns, numeric.medians = ["x"], np.array([5.0])
     numeric.means, numeric.scales = np.array([1.0]), np.array([2.0])
@@ -126,17 +137,22 @@ def test_missing_text_is_fed_as_the_marker_the_graph_imputes():
 
 def test_batched_scikit_learn_answers_equal_unbatched_ones(mixed_frame):
     fitted = _fit(mixed_frame, "churn", "LogisticRegression", {})
-    predictor = Predictor(fitted.bundle, InferenceSettings(batch_max_rows=64,
-                                                           batch_max_wait_ms=20))
+    predictor = Predictor(fitted.bundle, InferenceSettings(batch_max_rows=64, batch_max_wait_ms=20))
     assert predictor.engine == Engine.SCIKIT_LEARN  # never compiled
     rows = mixed_frame.drop(columns=["churn", "spend"]).head(40)
-    requests = [[{k: (None if pd.isna(v) else v) for k, v in row.items()}]
-                for row in rows.to_dict("records")]
+    requests = [
+        [{k: (None if pd.isna(v) else v) for k, v in row.items()}]
+        for row in rows.to_dict("records")
+    ]
     requests.append(RECORDS)  # a multi-row request in the same batch
-    expected = [outputs.predict(fitted.bundle,
-                                   inputs.records_to_frame(r, fitted.bundle.schema),
-                                   probabilities=(i % 2 == 0))
-                for i, r in enumerate(requests)]
+    expected = [
+        outputs.predict(
+            fitted.bundle,
+            inputs.records_to_frame(r, fitted.bundle.schema),
+            probabilities=(i % 2 == 0),
+        )
+        for i, r in enumerate(requests)
+    ]
     got = [None] * len(requests)
 
     def call(i):
@@ -151,10 +167,12 @@ def test_batched_scikit_learn_answers_equal_unbatched_ones(mixed_frame):
     # Classes are identical. Probabilities are identical up to the last bits:
     # BLAS picks its kernel by the number of rows, so even scikit-learn alone
     # rounds a row differently alone than among others.
-    for answer, reference in zip(got, expected):
+    for answer, reference in zip(got, expected, strict=True):
         assert answer["predictions"] == reference["predictions"]
         assert ("probabilities" in answer) == ("probabilities" in reference)
-        for row, ref_row in zip(answer.get("probabilities", []), reference.get("probabilities", [])):
+        for row, ref_row in zip(
+            answer.get("probabilities", []), reference.get("probabilities", []), strict=True
+        ):
             assert row == pytest.approx(ref_row, rel=1e-12, abs=1e-15)
     assert predictor.batcher.batches < len(requests)  # they really were grouped
 

@@ -5,15 +5,18 @@ import pytest
 from mlservice.training.callbacks import CallbackError, check_url, signature
 
 
-@pytest.mark.parametrize("url", [
-    "http://127.0.0.1:9000/hook",
-    "http://localhost/hook",
-    "http://10.1.2.3/hook",
-    "http://192.168.0.10/hook",
-    "http://172.16.5.4/hook",
-    "http://169.254.169.254/latest/meta-data",
-    "http://[::1]/hook",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9000/hook",
+        "http://localhost/hook",
+        "http://10.1.2.3/hook",
+        "http://192.168.0.10/hook",
+        "http://172.16.5.4/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/hook",
+    ],
+)
 def test_private_and_loopback_hosts_are_refused(url):
     with pytest.raises(CallbackError, match="non-public address"):
         check_url(url, allow_private=False)

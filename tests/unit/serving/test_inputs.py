@@ -14,18 +14,28 @@ SCHEMA = [
 ]
 
 
-@pytest.mark.parametrize("body", [
-    {"age": 3, "city": "Paris"},
-    [{"age": 3, "city": "Paris"}],
-    {"instances": [{"age": 3, "city": "Paris"}]},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"age": 3, "city": "Paris"},
+        [{"age": 3, "city": "Paris"}],
+        {"instances": [{"age": 3, "city": "Paris"}]},
+    ],
+)
 def test_three_shapes_give_the_same_records(body):
     assert parse_records(body) == [{"age": 3, "city": "Paris"}]
 
 
-@pytest.mark.parametrize("body, status", [
-    ("text", 400), (3, 400), ([], 400), ([1, 2], 400), ({"instances": "x"}, 400),
-])
+@pytest.mark.parametrize(
+    "body, status",
+    [
+        ("text", 400),
+        (3, 400),
+        ([], 400),
+        ([1, 2], 400),
+        ({"instances": "x"}, 400),
+    ],
+)
 def test_bad_shapes_are_400(body, status):
     with pytest.raises(ServiceError) as caught:
         parse_records(body)
@@ -43,12 +53,15 @@ def test_unknown_column_is_named():
         records_to_frame([{"age": 3, "city": "Lyon", "colour": "red"}], SCHEMA)
 
 
-@pytest.mark.parametrize("record, column", [
-    ({"age": "three", "city": "Lyon"}, "age"),
-    ({"age": True, "city": "Lyon"}, "age"),
-    ({"age": 3, "city": 7}, "city"),
-    ({"age": 3, "city": ["Lyon"]}, "city"),
-])
+@pytest.mark.parametrize(
+    "record, column",
+    [
+        ({"age": "three", "city": "Lyon"}, "age"),
+        ({"age": True, "city": "Lyon"}, "age"),
+        ({"age": 3, "city": 7}, "city"),
+        ({"age": 3, "city": ["Lyon"]}, "city"),
+    ],
+)
 def test_wrong_type_names_the_column(record, column):
     with pytest.raises(ServiceError, match=f"column '{column}'") as caught:
         records_to_frame([record], SCHEMA)

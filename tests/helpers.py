@@ -1,0 +1,73 @@
+"""Helpers shared by the tests: waiting for a condition, uploading data, training models."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pandas as pd
+import pytest
+
+T = TypeVar("T")
+
+
+def eventually(
+    check: Callable[[], T],
+    timeout: float = 60,
+    interval: float = 0.2,
+    message: str | Callable[[], str] = "the condition did not hold",
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+) -> T:
+    """Call ``check()`` until it returns a truthy value, and return that value.
+
+    An exception of a ``retry_on`` type (by default any) counts as "not yet",
+    so ``check`` may ``assert`` what it waits for. After ``timeout`` seconds
+    the test fails with ``message`` (a string, or a function giving one when
+    the time is up) and the last value or exception. With ``retry_on=()``
+    an assertion in ``check`` fails the test at once: for what must hold on
+    every call, not only in the end.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = check()
+        except retry_on as exc:
+            value, error = None, exc
+        else:
+            if value:
+                return value
+            error = None
+        if time.monotonic() >= deadline:
+            text = message() if callable(message) else message
+            last = f"last exception: {error!r}" if error is not None else f"last value: {value!r}"
+            raise pytest.fail.Exception(f"{text} (waited {timeout} s; {last})") from error
+        time.sleep(interval)
+
+
+def upload(client, token: str, frame: pd.DataFrame) -> str:
+    """Upload ``frame`` as a CSV data set; its id."""
+    data = frame.to_csv(index=False).encode()
+    response = client.post(
+        "/resource/datasets", token, files={"file": ("customers.csv", data, "text/csv")}
+    )
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def train(client, token: str, body: dict[str, Any], expect: int = 202) -> dict[str, Any]:
+    """POST /resource/models; the answer's body with its ``Location`` header as ``location``."""
+    response = client.post("/resource/models", token, json=body)
+    assert response.status_code == expect, response.text
+    return response.json() | {"location": response.headers.get("Location")}
+
+
+def wait_ready(client, token: str, model_id: str, timeout: float = 120) -> dict[str, Any]:
+    """The model's record once its training has ended (``ready`` or ``failed``)."""
+
+    def finished() -> dict[str, Any]:
+        record = client.get(f"/resource/models/{model_id}", token).json()
+        assert record["status"] in ("ready", "failed"), record
+        return record
+
+    return eventually(finished, timeout=timeout, message=f"model {model_id} still training")

@@ -13,7 +13,6 @@ import os
 from flask import Blueprint, Response, jsonify
 
 from .. import accounts
-from ..context import ServiceContext
 from ..errors import Conflict, NotFound, NotInitialised
 from ..serving import inputs
 from ..serving.cache import ModelNotPublished
@@ -42,7 +41,8 @@ def predict_with(model_id: str, user_model: bool) -> Response:
     role, raw_version, *raw_record = pipe.execute()
     admit(claimed, accounts.parse_role(role))
     if user_model:
-        _check_ready(ctx, model_id, raw_record[0])
+        # 404 for a model the caller may not see, 409 for one not ready.
+        check_ready(model_id, ctx.models.catalog.parse(raw_record[0], model_id, current_identity()))
     probabilities = flag("probabilities")
     body = json_body()
     records = inputs.parse_records(body)
@@ -61,11 +61,6 @@ def predict_with(model_id: str, user_model: bool) -> Response:
     response.headers["X-Model-Engine"] = predictor.engine
     response.headers["X-Served-By"] = str(os.getpid())
     return response
-
-
-def _check_ready(ctx: ServiceContext, model_id: str, raw_record: bytes | None) -> None:
-    """404 for a model the caller may not see, 409 for one not ready."""
-    check_ready(model_id, ctx.models.catalog.parse(raw_record, model_id, current_identity()))
 
 
 def check_ready(model_id: str, record: ModelRecord) -> None:

@@ -56,7 +56,17 @@ class Client:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory) -> Stack:
+def other_origin() -> str:
+    """The origin of "another site" whose pages the stack lets call the API (CORS)."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+#: A body cap for the stack: above the largest upload a test sends (256 MB).
+MAX_UPLOAD_MB = 300
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, other_origin: str) -> Stack:
     """The whole service, started once for the session and stopped at its end."""
     run_dir = tmp_path_factory.mktemp("stack")
     config = run_dir / "config.properties"
@@ -80,6 +90,8 @@ def stack(tmp_path_factory) -> Stack:
             "MLSERVICE_SERVICE_ARTIFACT_DIR": str(run_dir / "artifacts"),
             # the tests' callback receiver listens on loopback
             "MLSERVICE_CALLBACK_ALLOW_PRIVATE": "1",
+            "MLSERVICE_SERVICE_MAX_UPLOAD_MB": str(MAX_UPLOAD_MB),
+            "MLSERVICE_CORS_ALLOWED_ORIGINS": f"{other_origin} https://editor.swagger.io",
         },
     )
     service.start()

@@ -2,6 +2,7 @@
 
     mlservice init-config          write missing config from templates
     mlservice check-config         validate configuration and Redis users
+    mlservice nginx-conf PATH      write NGINX's settings (CORS origins, body cap)
     mlservice users add NAME [--role admin|user] [--password ...]
     mlservice users list
     mlservice users delete NAME
@@ -17,9 +18,27 @@ from pathlib import Path
 import click
 import redis
 
-from . import accounts, preflight, redis_client
+from . import accounts, nginx_conf, preflight, redis_client
 from .config import DEFAULT_CONFIG_PATH, ConfigError, Settings, ensure_config_file, get_settings
 from .errors import ServiceError
+
+
+class Commands(click.Group):
+    """The command group: configuration and Redis problems end in one line, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+        except redis.RedisError as exc:
+            raise click.ClickException(_redis_problem(exc)) from None
+
+
+def _redis_problem(exc: redis.RedisError) -> str:
+    """What went wrong with Redis, naming where the CLI looked and which settings say so."""
+    first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"{preflight.redis_location(get_settings())}: {first_line}"
 
 
 def _settings_or_exit() -> Settings:
@@ -30,10 +49,13 @@ def _settings_or_exit() -> Settings:
 
 
 def _store() -> redis.Redis:
-    return redis_client.connect(_settings_or_exit().redis)
+    """Redis as the app user, logged in once up front so a problem is one clear line."""
+    settings = _settings_or_exit()
+    preflight.check_app_login(settings)
+    return redis_client.connect(settings.redis)
 
 
-@click.group()
+@click.group(cls=Commands)
 def main() -> None:
     """ML Service administration."""
 
@@ -65,6 +87,14 @@ def check_config(redis: bool) -> None:
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo("configuration OK")
+
+
+@main.command("nginx-conf")
+@click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
+def write_nginx_conf(path: Path) -> None:
+    """Write NGINX's settings (CORS origins, largest body) from the service's to PATH."""
+    nginx_conf.write(_settings_or_exit(), path)
+    click.echo(f"mlservice: wrote {path}", err=True)
 
 
 @main.group("users")

@@ -51,6 +51,10 @@ DEFAULT_CONFIG_PATH = SRC_DIR / "config.properties"
 DEFAULT_REDIS_CONFIG_PATH = REPO_DIR / "redis" / "config.properties"
 TEMPLATE_PATH = SRC_DIR / "config.properties.template"
 DEFAULT_ARTIFACT_DIR = REPO_DIR / "var" / "artifacts"
+DEFAULT_OPENAPI_FILE = REPO_DIR / "ml-service.yml"
+
+#: A web origin as browsers send it: scheme, host (name, IPv4 or [IPv6]) and optional port.
+ORIGIN = re.compile(r"https?://(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:[0-9]{1,5})?")
 
 #: The "section" of settings read from redis/config.properties.
 REDIS_FILE = "redis"
@@ -156,6 +160,21 @@ def http_url(value: str) -> str:
     if not value.startswith(("http://", "https://")):
         raise ValueError("must be an http:// or https:// URL (or empty for local users)")
     return value
+
+
+def origin_list(value: str) -> tuple[str, ...]:
+    """Web origins separated by spaces or commas (``scheme://host[:port]``), ``*`` for any,
+    or ``none`` for no other origin than the service's own."""
+    if value.strip().lower() == "none":
+        return ()
+    origins = tuple(part.lower().rstrip("/") for part in re.split(r"[\s,]+", value) if part)
+    for origin in origins:
+        if origin != "*" and not ORIGIN.fullmatch(origin):
+            raise ValueError(
+                f"has {origin!r}, which is not an origin; write scheme://host[:port] with no "
+                "path (e.g. https://editor.swagger.io), separated by spaces, or * for any origin"
+            )
+    return origins
 
 
 def secret_key(value: str) -> str:
@@ -337,6 +356,27 @@ class ApiSettings:
         "info",
         env="MLSERVICE_LOG_LEVEL",
     )
+    #: The contract served at /openapi.yaml and /docs; empty: ml-service.yml in the repository.
+    openapi_file: Path | None = option(
+        "api", "openapi_file", Path, "", env="MLSERVICE_OPENAPI_FILE"
+    )
+
+
+@dataclass(frozen=True)
+class CorsSettings:
+    """``[cors]``: other web origins whose pages may call the API (NGINX sends the headers).
+
+    The service's own origin is always allowed. Browsers never send cookies or
+    credentials by themselves: pages authenticate with bearer tokens.
+    """
+
+    #: ``none``: the service's own origin only.
+    allowed_origins: tuple[str, ...] = option(
+        "cors",
+        "allowed_origins",
+        origin_list,
+        "https://editor.swagger.io https://editor-next.swagger.io",
+    )
 
 
 @dataclass(frozen=True)
@@ -379,6 +419,7 @@ SECTIONS: dict[str, type] = {
     "inference": InferenceSettings,
     "service": ServiceSettings,
     "api": ApiSettings,
+    "cors": CorsSettings,
     "admin": AdminSettings,
 }
 
@@ -395,6 +436,7 @@ class Settings:
     inference: InferenceSettings
     service: ServiceSettings
     api: ApiSettings
+    cors: CorsSettings
     admin: AdminSettings
     redis: RedisSettings
 
@@ -402,6 +444,11 @@ class Settings:
     def artifact_dir(self) -> Path:
         """Where data sets and bundles live (made absolute when the settings are loaded)."""
         return self.service.artifact_dir or DEFAULT_ARTIFACT_DIR
+
+    @property
+    def openapi_file(self) -> Path:
+        """The OpenAPI document the service serves (ml-service.yml unless set)."""
+        return self.api.openapi_file or DEFAULT_OPENAPI_FILE
 
 
 def options(section_class: type) -> list[tuple[str, Option]]:
@@ -541,6 +588,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         inference=_section(parser, InferenceSettings, environ, path),
         service=_resolve_artifact_dir(_section(parser, ServiceSettings, environ, path), path),
         api=_section(parser, ApiSettings, environ, path),
+        cors=_section(parser, CorsSettings, environ, path),
         admin=_section(parser, AdminSettings, environ, path),
         redis=_read_section(RedisSettings, read_properties(redis_path), environ, redis_path),
     )

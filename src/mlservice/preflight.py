@@ -10,6 +10,14 @@ from .config import ConfigError, Settings
 from .training.allowed_estimators import EstimatorError, make_estimator
 
 
+def redis_location(settings: Settings) -> str:
+    """Where Redis is looked for, and which settings say so (for one-line errors)."""
+    return (
+        f"Redis at {settings.redis.host}:{settings.redis.port} (HOST and PORT in "
+        f"{settings.redis_config_path}, or MLSERVICE_REDIS_HOST / MLSERVICE_REDIS_PORT)"
+    )
+
+
 def _ping(url: str, user: str, settings: Settings, wait_seconds: float) -> None:
     """Ping Redis as ``user``, waiting a while for it to come up; explain a failure."""
     where = f"{settings.redis.host}:{settings.redis.port}"
@@ -27,12 +35,16 @@ def _ping(url: str, user: str, settings: Settings, wait_seconds: float) -> None:
         except redis.ConnectionError as exc:
             if time.monotonic() > deadline:
                 raise ConfigError(
-                    f"{settings.redis_config_path}: cannot reach Redis at {where} (HOST/PORT): "
-                    f"{exc}"
+                    f"cannot reach {redis_location(settings)}: {str(exc).splitlines()[0]}"
                 ) from None
             time.sleep(0.5)
         finally:
             client.close()
+
+
+def check_app_login(settings: Settings, wait_seconds: float = 0) -> None:
+    """The app's ACL user can log in to Redis (the CLI, before it does anything)."""
+    _ping(settings.redis.app_url, settings.redis.master_user, settings, wait_seconds)
 
 
 def check_redis_users(settings: Settings, wait_seconds: float = 30.0) -> None:
@@ -50,7 +62,18 @@ def check_default_model(settings: Settings) -> None:
         raise ConfigError(f"{settings.config_path}: [default_model] {exc}") from None
 
 
+def check_openapi_file(settings: Settings) -> None:
+    """The contract served at /openapi.yaml and /docs is there to be read."""
+    path = settings.openapi_file
+    if not path.is_file():
+        raise ConfigError(
+            f"{settings.config_path}: [api] openapi_file: {path} not found; point it (or "
+            "MLSERVICE_OPENAPI_FILE) at ml-service.yml"
+        )
+
+
 def check(settings: Settings, wait_seconds: float = 30.0) -> None:
-    """Everything a process checks before it serves: the default model, then Redis logins."""
+    """Everything a process checks before it serves: its files, then the Redis logins."""
     check_default_model(settings)
+    check_openapi_file(settings)
     check_redis_users(settings, wait_seconds)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from . import nginx_conf
 from .celery_app import SHORT_QUEUE, TRAINING_QUEUE
 from .config import (
     DEFAULT_CONFIG_PATH,
@@ -214,15 +215,19 @@ class Stack:
         )
         self._wait("api", lambda: _http_ok(f"http://127.0.0.1:{self.api_port}/healthz"), 60)
 
-    def start_nginx(self) -> None:
-        """NGINX rendered from the same server template the container uses."""
+    def write_nginx_config(self) -> Path:
+        """Render NGINX's configuration into run_dir from the repo's template and the settings."""
+        self.logs.mkdir(parents=True, exist_ok=True)
+        settings = load_settings(self.env())
+        settings.artifact_dir.mkdir(parents=True, exist_ok=True)
+        nginx_settings = self.run_dir / "nginx-settings.conf"
+        nginx_conf.write(settings, nginx_settings)
         template = (REPO_DIR / "nginx" / "templates" / "ml-service.conf.template").read_text()
-        artifact_dir = load_settings(self.env()).artifact_dir
-        artifact_dir.mkdir(parents=True, exist_ok=True)
         server = string.Template(template).safe_substitute(
             MLSERVICE_LISTEN=f"127.0.0.1:{self.http_port}",
             MLSERVICE_API_UPSTREAM=f"127.0.0.1:{self.api_port}",
-            MLSERVICE_ARTIFACT_DIR=str(artifact_dir),
+            MLSERVICE_ARTIFACT_DIR=str(settings.artifact_dir),
+            MLSERVICE_NGINX_SETTINGS=str(nginx_settings),
         )
         (self.run_dir / "ml-service.conf").write_text(server)
         access_log = f"{self.logs}/nginx-access.log" if self.log_to_files else "off"
@@ -235,6 +240,15 @@ class Stack:
                 user=user, run=self.run_dir, logs=self.logs, access_log=access_log
             )
         )
+        return main_conf
+
+    def start_nginx(self, wait_for_api: bool = True) -> None:
+        """NGINX rendered from the same server template the container uses.
+
+        ``wait_for_api=False`` only waits for its port (a test of NGINX's own
+        answers while no API listens behind it).
+        """
+        main_conf = self.write_nginx_config()
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         self._spawn(
             "nginx",
@@ -248,7 +262,10 @@ class Stack:
                 str(self.logs / "nginx-error.log"),
             ],
         )
-        self._wait("nginx", lambda: _http_ok(f"{self.url}/healthz"), 20)
+        if wait_for_api:
+            self._wait("nginx", lambda: _http_ok(f"{self.url}/healthz"), 20)
+        else:
+            self._wait("nginx", lambda: _port_open(self.http_port), 20)
 
     def start(self, ready_timeout: float = 90) -> None:
         """Start every process in dependency order and wait until /readyz says ready."""
@@ -347,10 +364,13 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         stack.start()
+        cli_env = "" if args.redis_port == 6379 else f"MLSERVICE_REDIS_PORT={args.redis_port} "
         print(
             f"\nML Service is ready at {stack.url}\n"
             f"  admin user: {username}\n  admin password: {password}\n"
             f"  try: curl -u {username}:<password> {stack.url}/resource/auth\n"
+            f"  API docs (Swagger UI): {stack.url}/docs\n"
+            f"  users from the shell: {cli_env}.venv/bin/mlservice users list\n"
             "Press Ctrl-C to stop.\n",
             flush=True,
         )

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import pexpect
 import pytest
 
 from mlservice.config import SRC_DIR
@@ -91,3 +92,46 @@ def test_bad_probabilities_flag_is_400_before_anything_else(client, admin_token)
     response = client.post("/resource/predict?probabilities=perhaps", admin_token, json={})
     assert response.status_code == 400
     assert "probabilities" in response.json()["status"]
+
+
+MLSERVICE = [sys.executable, "-m", "mlservice"]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["users", "list"], ["users", "delete", "ann"], ["check-config"]],
+    ids=" ".join,
+)
+def test_cli_without_redis_says_where_it_looked_in_one_line(stack, command):
+    """Redis on another port than the settings say: one line naming host, port and setting."""
+    closed = free_port()
+    result = start(MLSERVICE + command, stack.env() | {"MLSERVICE_REDIS_PORT": str(closed)})
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(
+        f"Error: cannot reach Redis at 127.0.0.1:{closed} (HOST and PORT in "
+    )
+    assert "or MLSERVICE_REDIS_HOST / MLSERVICE_REDIS_PORT): Error 111 connecting" in lines[0]
+
+
+def test_cli_users_add_under_a_terminal_without_redis(stack):
+    """As typed by a person: the password prompts, then the same one line, no traceback."""
+    closed = free_port()
+    child = pexpect.spawn(
+        MLSERVICE[0],
+        MLSERVICE[1:] + ["users", "add", "ann"],
+        env=stack.env() | {"MLSERVICE_REDIS_PORT": str(closed)},
+        encoding="utf-8",
+        timeout=30,
+    )
+    child.expect("Password: ")
+    child.sendline("a-long-password")
+    child.expect("Repeat for confirmation: ")
+    child.sendline("a-long-password")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 1
+    output = child.before.strip().splitlines()
+    assert output[-1].startswith(f"Error: cannot reach Redis at 127.0.0.1:{closed} ")
+    assert "Traceback" not in child.before

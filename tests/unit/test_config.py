@@ -205,3 +205,41 @@ def test_boolean_false_in_any_case(text):
 def test_boolean_refuses_anything_else():
     with pytest.raises(ValueError, match="true or false"):
         boolean("perhaps")
+
+
+def test_cors_defaults_to_swagger_editors_origins(tmp_path):
+    settings = load_settings(write_configs(tmp_path, SEED_CONFIG))
+    assert settings.cors.allowed_origins == (
+        "https://editor.swagger.io",
+        "https://editor-next.swagger.io",
+    )
+
+
+@pytest.mark.parametrize(
+    "text, origins",
+    [
+        ("https://a.example http://b.example:8080", ("https://a.example", "http://b.example:8080")),
+        ("HTTPS://A.Example/, http://[::1]:9000", ("https://a.example", "http://[::1]:9000")),
+        ("*", ("*",)),
+    ],
+)
+def test_cors_origins_are_read_as_browsers_send_them(tmp_path, text, origins):
+    env = write_configs(tmp_path, SEED_CONFIG) | {"MLSERVICE_CORS_ALLOWED_ORIGINS": text}
+    assert load_settings(env).cors.allowed_origins == origins
+
+
+def test_cors_none_means_own_origin_only(tmp_path):
+    config = SEED_CONFIG + "[cors]\nallowed_origins = None\n"
+    assert load_settings(write_configs(tmp_path, config)).cors.allowed_origins == ()
+
+
+@pytest.mark.parametrize(
+    "bad", ["editor.swagger.io", "https://a.example/path", "ftp://a.example", "https://a b"]
+)
+def test_cors_refuses_what_is_not_an_origin(tmp_path, bad):
+    config = SEED_CONFIG + f"[cors]\nallowed_origins = https://ok.example {bad}\n"
+    with pytest.raises(ConfigError) as raised:
+        load_settings(write_configs(tmp_path, config))
+    message = str(raised.value)
+    assert "[cors] allowed_origins" in message
+    assert "is not an origin; write scheme://host[:port]" in message

@@ -93,6 +93,7 @@ def download(dataset_id: str) -> tuple[str, int, dict[str, str]]:
             "X-Accel-Redirect": ctx.datasets.artifacts.accel_path(path),
             "Content-Type": dataset_files.CONTENT_TYPES[record["format"]],
             "Content-Disposition": _attachment(filename),
+            "Cache-Control": "private, no-store",
         },
     )
 

@@ -96,6 +96,7 @@ def download(model_id: str) -> tuple[str, int, dict[str, str]]:
             "X-Accel-Redirect": ctx.models.artifacts.accel_path(path),
             "Content-Type": "application/octet-stream",
             "Content-Disposition": f'attachment; filename="{model_id}.mlbundle"',
+            "Cache-Control": "private, no-store",
         },
     )
 

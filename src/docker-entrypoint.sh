@@ -1,6 +1,7 @@
 #!/bin/sh
 # Entrypoint of the api and worker containers: write the missing service
-# config from its template, then run the command.
+# config from its template (and, in the api, NGINX's settings derived from
+# it), then run the command.
 set -eu
 config=${MLSERVICE_CONFIG:-/etc/mlservice/config.properties}
 if [ ! -e "$config" ]; then
@@ -15,5 +16,10 @@ if [ ! -e "$config" ]; then
     cp /app/config.properties.template "$tmp"
     mv -f "$tmp" "$config"
   )
+fi
+if [ -n "${MLSERVICE_NGINX_SETTINGS:-}" ]; then
+  # CORS origins and the body cap, for the nginx container (which starts
+  # after the api is healthy). A bad setting stops here, in one line.
+  mlservice nginx-conf "$MLSERVICE_NGINX_SETTINGS"
 fi
 exec "$@"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .api import (
     auth,
     datasets,
+    docs,
     error_handler,
     estimators,
     health,
@@ -21,7 +23,7 @@ from .api.uploads import StreamingRequest
 from .config import Settings, get_settings
 from .context import build_context
 
-BLUEPRINTS = (health, auth, users, init, predict, tasks, datasets, estimators, models)
+BLUEPRINTS = (health, docs, auth, users, init, predict, tasks, datasets, estimators, models)
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -29,6 +31,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or get_settings()
     app = Flask(__name__, static_folder=None)
     app.request_class = StreamingRequest
+    # NGINX says which scheme the client used (X-Forwarded-Proto): the served
+    # contract names the service's own origin with it.
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=0, x_proto=1)  # type: ignore[method-assign]
     app.config.update(JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=None)
     services.install(app, build_context(settings))
     error_handler.register(app)

@@ -1,9 +1,9 @@
-"""Every route of the app but the health checks and GET /resource/auth needs a token."""
+"""Every route of the app but the health checks, the docs and GET /resource/auth needs a token."""
 
 from mlservice.app import create_app
 
-#: Routes anyone may call: the health checks, and the exchange of a password for a token.
-PUBLIC_PATHS = {"/healthz", "/readyz"}
+#: Routes anyone may call: the health checks, the docs, and the exchange of a password for a token.
+PUBLIC_PATHS = {"/healthz", "/readyz", "/docs", "/docs/<name>", "/openapi.yaml", "/openapi.json"}
 PUBLIC_ROUTES = {("GET", "/resource/auth")}
 
 

@@ -1,0 +1,85 @@
+"""The service documents itself: Swagger UI at /docs, the contract at /openapi.yaml and .json.
+
+Through NGINX and without a token. The served contract names the origin it
+was asked from as its first server, so "Try it out" reaches this service on
+whatever host and port it runs. (test_browser.py looks at the page in Chromium.)
+"""
+
+import json
+from pathlib import Path
+
+import requests
+import swagger_ui_bundle
+import yaml
+from openapi_spec_validator import validate
+
+from mlservice.config import REPO_DIR
+
+FILE_CONTRACT = yaml.safe_load((REPO_DIR / "ml-service.yml").read_text())
+
+
+def test_openapi_yaml_is_the_file_with_this_origin_first(client):
+    response = client.get("/openapi.yaml")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/yaml"
+    served = yaml.safe_load(response.text)
+    validate(served)
+    assert served["servers"][0] == {
+        "url": client.url,
+        "description": "this service (the origin that served this document)",
+    }
+    assert served["servers"][1:] == FILE_CONTRACT["servers"]
+    assert {**served, "servers": FILE_CONTRACT["servers"]} == FILE_CONTRACT
+
+
+def test_openapi_json_is_the_same_document(client):
+    as_yaml = yaml.safe_load(client.get("/openapi.yaml").text)
+    response = client.get("/openapi.json")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
+    assert json.loads(response.text) == as_yaml
+
+
+def test_the_server_follows_the_host_and_scheme_the_client_used(client):
+    """Behind another proxy (its Host and X-Forwarded-Proto), the origin is the client's."""
+    response = client.get(
+        "/openapi.json", headers={"Host": "ml.example:9443", "X-Forwarded-Proto": "https"}
+    )
+    # NGINX passes the Host on and sets X-Forwarded-Proto to its own scheme (http).
+    assert response.json()["servers"][0]["url"] == "http://ml.example:9443"
+
+
+def test_docs_page_loads_swagger_ui_from_the_service(client):
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert page.headers["Content-Type"] == "text/html; charset=utf-8"
+    for src in ("/docs/swagger-ui-bundle.js", "/docs/init.js", "/docs/swagger-ui.css"):
+        assert f'"{src}"' in page.text
+        assert "http" not in src  # no CDN
+    init = client.get("/docs/init.js")
+    assert init.status_code == 200
+    assert 'url: "/openapi.yaml"' in init.text
+
+
+def test_swagger_ui_files_are_the_pinned_packages(client):
+    """Byte for byte the swagger-ui-bundle package's files; nothing else of its folder."""
+    for name in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png"):
+        response = client.get(f"/docs/{name}")
+        assert response.status_code == 200, name
+        expected = Path(swagger_ui_bundle.swagger_ui_path, name).read_bytes()
+        assert response.content == expected, name
+    for name in ("index.j2", "swagger-initializer.js", "..%2Fconfig.py"):
+        missing = client.get(f"/docs/{name}")
+        assert missing.status_code == 404, name
+        assert set(missing.json()) == {"status"}
+
+
+def test_docs_need_no_token_and_ignore_a_bad_one(client):
+    for path in ("/docs", "/openapi.yaml", "/openapi.json", "/docs/init.js"):
+        assert client.get(path).status_code == 200, path
+        assert client.get(path, token="not-a-token").status_code == 200, path
+
+
+def test_docs_are_readable_cross_origin(client, other_origin):
+    response = requests.get(client.url + "/openapi.yaml", headers={"Origin": other_origin})
+    assert response.headers["Access-Control-Allow-Origin"] == other_origin

@@ -148,13 +148,14 @@ def delete_user(store: redis.Redis, username: str) -> None:
 def ensure_admin(store: redis.Redis, username: str | None, password: str | None) -> None:
     """Make sure an admin can log in, at service start.
 
-    With ``MLSERVICE_ADMIN_USERNAME``/``MLSERVICE_ADMIN_PASSWORD`` the admin is
-    created or updated. Without them and with no admin yet, one named ``admin``
-    is created with a random password, printed once (``SET NX`` guards against
-    two starting processes doing it twice).
+    With ``MLSERVICE_ADMIN_PASSWORD`` the admin (``MLSERVICE_ADMIN_USERNAME``,
+    by default ``admin``, as ``make run`` does) is created or updated. Without
+    it and with no admin yet, one named ``admin`` is created with a random
+    password, printed once (``SET NX`` guards against two starting processes
+    doing it twice).
     """
-    if username and password:
-        set_user(store, username, password, "admin")
+    if password:
+        set_user(store, username or "admin", password, "admin")
         return
     if any(identity.is_admin for identity in list_users(store)):
         return

@@ -1,10 +1,10 @@
 """Fixtures of the integration tests (the stack's own fixtures are in tests/conftest.py)."""
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from mlservice.stack import Stack, free_port
+from tests.data import make_customers
 
 #: The body cap of the NGINX without an API (``nginx_alone``), in MiB of upload.
 NGINX_ALONE_MAX_UPLOAD_MB = 1
@@ -34,14 +34,6 @@ def nginx_alone(stack, other_origin, tmp_path_factory) -> Stack:
 
 @pytest.fixture(scope="module")
 def customers() -> pd.DataFrame:
-    """Mixed numeric and categorical columns with missing values, a string class and a number."""
-    rng = np.random.default_rng(42)
-    n = 400
-    age = rng.integers(18, 80, size=n).astype(float)
-    city = rng.choice(["Paris", "Lyon", "Nice"], size=n).astype(object)
-    income = 1000 * age + rng.normal(0, 2000, size=n)
-    plan = np.where(income > 45_000, "premium", "basic").astype(object)
-    frame = pd.DataFrame({"age": age, "city": city, "income": income, "plan": plan})
-    frame.loc[::11, "age"] = np.nan
-    frame.loc[::17, "city"] = None
-    return frame
+    """Mixed numeric and categorical columns with missing values, a string class and a number
+    (the README's tests/data/customers.csv)."""
+    return make_customers.customers()

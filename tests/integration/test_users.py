@@ -1,5 +1,7 @@
 """/resource/users: admins manage accounts; others get 403."""
 
+from mlservice import accounts
+
 
 def test_admin_creates_lists_and_deletes_a_user(client, admin_token):
     created = client.post(
@@ -104,3 +106,14 @@ def test_cli_manages_users_in_the_same_store(stack, client):
     assert client.get("/resource/auth", auth=("gina", "gina-password")).status_code == 401
     missing = cli("delete", "gina")
     assert missing.returncode != 0 and "does not exist" in missing.stderr
+
+
+def test_admin_password_alone_sets_the_admin_named_admin(store, client, admin_credentials):
+    """MLSERVICE_ADMIN_PASSWORD without a user name means the user `admin` (as make run does)."""
+    username, password = admin_credentials
+    assert username == "admin"
+    before = store.hget(accounts._user_key("admin"), "password_hash")
+    accounts.ensure_admin(store, None, password)
+    after = store.hget(accounts._user_key("admin"), "password_hash")
+    assert after != before  # hashed again, with a new salt: the admin was updated
+    assert client.token("admin", password)

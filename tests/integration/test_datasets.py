@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.helpers import train, wait_ready
+
 
 @pytest.fixture(scope="module")
 def mixed_frame() -> pd.DataFrame:
@@ -48,6 +50,7 @@ def test_multipart_csv_gives_profile(client, admin_token, mixed_frame):
     assert columns["city"]["distinct"] == 3
     assert columns["city"]["categories_sample"] == ["Lyon", "Nice", "Paris"]
     assert "categories_sample" not in columns["age"]
+    assert body["delimiter"] == ","
 
 
 def test_raw_parquet_body(client, admin_token, mixed_frame):
@@ -61,6 +64,68 @@ def test_raw_parquet_body(client, admin_token, mixed_frame):
     )
     assert response.status_code == 201, response.text
     assert response.json()["format"] == "parquet" and response.json()["rows"] == 200
+    assert response.json()["delimiter"] is None
+
+
+@pytest.fixture(scope="module")
+def small_table() -> pd.DataFrame:
+    """60 rows: an integer, a float, a string with a separator-like character, a label."""
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=60).round(3)
+    return pd.DataFrame(
+        {
+            "id": np.arange(60),
+            "x": x,
+            "city": rng.choice(["Saint-Étienne", "Paris, FR", "Lyon"], size=60),
+            "label": np.where(x > 0, "up", "down"),
+        }
+    )
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_semicolon_and_tab_csv_are_read_as_columns(client, admin_token, small_table, sep):
+    data = small_table.to_csv(index=False, sep=sep).encode()
+    response = upload_csv(client, admin_token, data, name="table.csv")
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["delimiter"] == sep and body["rows"] == 60
+    assert [(c["name"], c["dtype"]) for c in body["columns"]] == [
+        ("id", "integer"),
+        ("x", "float"),
+        ("city", "string"),
+        ("label", "string"),
+    ]
+    columns = {column["name"]: column for column in body["columns"]}
+    assert columns["city"]["categories_sample"] == ["Lyon", "Paris, FR", "Saint-Étienne"]
+    assert columns["label"]["categories_sample"] == ["down", "up"]
+    assert client.get(f"/resource/datasets/{body['id']}", admin_token).json() == body
+
+
+def test_a_model_trains_on_a_semicolon_csv(client, admin_token, small_table):
+    data = small_table.to_csv(index=False, sep=";").encode()
+    dataset_id = upload_csv(client, admin_token, data, name="semicolons.csv").json()["id"]
+    accepted = train(
+        client,
+        admin_token,
+        {
+            "dataset_id": dataset_id,
+            "target": "label",
+            "features": ["x", "city"],
+            "estimator": "LogisticRegression",
+        },
+    )
+    record = wait_ready(client, admin_token, accepted["model_id"])
+    assert record["status"] == "ready", record
+    assert record["classes"] == ["down", "up"]
+    assert [column["name"] for column in record["input_schema"]] == ["x", "city"]
+    assert record["metrics"]["train_rows"] + record["metrics"]["test_rows"] == 60
+    response = client.post(
+        f"/resource/models/{accepted['model_id']}/predict",
+        admin_token,
+        json=[{"x": 2.5, "city": "Paris, FR"}, {"x": -2.5, "city": "Lyon"}],
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["predictions"] == ["up", "down"]
 
 
 def test_download_returns_the_uploaded_bytes(client, admin_token, mixed_frame):

@@ -7,6 +7,8 @@ import pickle
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from mlservice import security
@@ -149,6 +151,7 @@ def test_regression_target(client, admin_token, customers):
         ({"test_size": 2}, 422, ["test_size"]),
         ({"cv": 1}, 422, ["cv"]),
         ({"colour": "blue"}, 400, ["unknown field"]),
+        ({"target_is_categorical": "yes"}, 400, ["'target_is_categorical' must be true or false"]),
         ({"callback_url": "ftp://example.org/x", "callback_secret": "s" * 16}, 422, ["http"]),
         ({"callback_url": "http://127.0.0.1:1/x"}, 422, ["callback_secret"]),
         ({"callback_secret": "s" * 16}, 422, ["needs a 'callback_url'"]),
@@ -170,6 +173,68 @@ def test_bad_training_requests_are_refused_up_front(
     for word in words:
         assert word in response.json()["status"]
     assert store.zcard("mlservice:models") == models_before
+
+
+@pytest.fixture(scope="module")
+def coded(client, admin_token):
+    """400 rows: ``price`` has 354 distinct integers; ``code`` has 60 integer classes."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=400)
+    price = np.concatenate([np.arange(354), np.arange(46)]) * 10 + 1000
+    code = 100 + np.arange(400) % 60
+    frame = pd.DataFrame({"x": x, "shade": code * 2 + rng.normal(0, 0.1, 400)})
+    frame["price"], frame["code"] = price, code
+    dataset_id = upload(client, admin_token, frame)
+    profile = client.get(f"/resource/datasets/{dataset_id}", admin_token).json()
+    distinct = {
+        column["name"]: (column["dtype"], column["distinct"]) for column in profile["columns"]
+    }
+    assert distinct["price"] == ("integer", 354) and distinct["code"] == ("integer", 60)
+    return dataset_id
+
+
+def test_a_classifier_on_a_continuous_target_is_refused(client, admin_token, store, coded):
+    models_before = store.zcard("mlservice:models")
+    response = client.post(
+        "/resource/models",
+        admin_token,
+        json={"dataset_id": coded, "target": "price", "estimator": "RandomForestClassifier"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json() == {
+        "status": "target 'price' looks continuous: it is integer with 354 distinct values in "
+        "400 rows, and RandomForestClassifier is a classifier, which would take each value as "
+        "a class; use a regressor such as RandomForestRegressor, or, if these values are "
+        'classes, send "target_is_categorical": true (at most 1000 classes)'
+    }
+    assert store.zcard("mlservice:models") == models_before
+    regressor = train(
+        client,
+        admin_token,
+        {"dataset_id": coded, "target": "price", "estimator": "RandomForestRegressor"},
+    )
+    assert wait_ready(client, admin_token, regressor["model_id"])["status"] == "ready"
+
+
+def test_target_is_categorical_trains_integer_classes(client, admin_token, coded):
+    body = {
+        "dataset_id": coded,
+        "target": "code",
+        "features": ["shade"],
+        "estimator": "DecisionTreeClassifier",
+    }
+    refused = client.post("/resource/models", admin_token, json=body)
+    assert refused.status_code == 422 and "looks continuous" in refused.json()["status"]
+    accepted = train(client, admin_token, body | {"target_is_categorical": True})
+    record = wait_ready(client, admin_token, accepted["model_id"])
+    assert record["status"] == "ready", record
+    assert record["classes"] == list(range(100, 160))
+    assert record["metrics"]["accuracy"] == 1.0
+    response = client.post(
+        f"/resource/models/{accepted['model_id']}/predict", admin_token, json={"shade": 242.0}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["predictions"] == [121]
 
 
 def test_estimators_are_listed_with_defaults(client, admin_token):

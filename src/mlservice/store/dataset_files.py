@@ -41,6 +41,11 @@ DISTINCT_LIMIT = 10_000
 CATEGORY_SAMPLE = 20
 # Arrow reads ahead several blocks: small blocks keep an upload's memory flat.
 CSV_BLOCK_SIZE = 1024 * 1024
+#: The CSV delimiters recognised, in order of preference on a tie.
+DELIMITERS = (",", ";", "\t", "|")
+DEFAULT_DELIMITER = ","
+#: How much of a CSV file is read to find its header line.
+HEADER_SCAN_BYTES = 1024 * 1024
 
 
 def detect_format(media_type: str | None, filename: str | None) -> str:
@@ -105,8 +110,49 @@ def _dtype_name(arrow_type: pa.DataType) -> str:
     return "string"
 
 
+def detect_delimiter(head: bytes) -> str:
+    """The delimiter of a CSV file from the start of its bytes: of ``,`` ``;`` tab ``|``,
+    the one occurring most in the header line outside double quotes (``,`` if none does)."""
+    counts = dict.fromkeys(DELIMITERS, 0)
+    quoted = False
+    for byte in head:
+        char = chr(byte)
+        if char == '"':
+            quoted = not quoted
+        elif quoted:
+            continue
+        elif char in "\r\n":
+            break
+        elif char in counts:
+            counts[char] += 1
+    best = max(DELIMITERS, key=lambda delimiter: counts[delimiter])  # first on a tie
+    return best if counts[best] else DEFAULT_DELIMITER
+
+
+def sniff_delimiter(path: Path) -> str:
+    """The delimiter of the CSV file at ``path`` (see :func:`detect_delimiter`)."""
+    with path.open("rb") as handle:
+        return detect_delimiter(handle.read(HEADER_SCAN_BYTES))
+
+
+def delimiter_of(record: DatasetRecord) -> str:
+    """A CSV data set's delimiter (records from before it was detected mean ``,``)."""
+    return record.get("delimiter", DEFAULT_DELIMITER)
+
+
+def _parse_options(delimiter: str) -> pacsv.ParseOptions:
+    return pacsv.ParseOptions(delimiter=delimiter)
+
+
+def _convert_options(string_columns: list[str]) -> pacsv.ConvertOptions:
+    return pacsv.ConvertOptions(
+        column_types={name: pa.string() for name in string_columns},
+        strings_can_be_null=True,
+    )
+
+
 def _open_batches(
-    path: Path, file_format: str, string_columns: list[str]
+    path: Path, file_format: str, string_columns: list[str], delimiter: str
 ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     """The file's schema and a stream of its record batches (CSV types forced as asked)."""
     if file_format == PARQUET:
@@ -115,16 +161,16 @@ def _open_batches(
     reader = pacsv.open_csv(
         path,
         read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_SIZE, use_threads=False),
-        convert_options=pacsv.ConvertOptions(
-            column_types={name: pa.string() for name in string_columns},
-            strings_can_be_null=True,
-        ),
+        parse_options=_parse_options(delimiter),
+        convert_options=_convert_options(string_columns),
     )
     return reader.schema, iter(reader)
 
 
-def _profile_once(path: Path, file_format: str, string_columns: list[str]) -> dict[str, Any]:
-    schema, batches = _open_batches(path, file_format, string_columns)
+def _profile_once(
+    path: Path, file_format: str, string_columns: list[str], delimiter: str
+) -> dict[str, Any]:
+    schema, batches = _open_batches(path, file_format, string_columns, delimiter)
     names = schema.names
     if not names:
         raise Invalid("the file has no columns")
@@ -141,25 +187,31 @@ def _profile_once(path: Path, file_format: str, string_columns: list[str]) -> di
             profile.add(column)
     if rows == 0:
         raise Invalid("the file has a header but no rows")
-    return {
+    described: dict[str, Any] = {
         "rows": rows,
         "columns": [column.describe() for column in columns],
         "string_columns": string_columns,
     }
+    if file_format == CSV:
+        described["delimiter"] = delimiter
+    return described
 
 
-def _conversion_column(message: str, path: Path) -> str | None:
+def _conversion_column(message: str, path: Path, delimiter: str) -> str | None:
     """The column a CSV type-conversion error is about (types are inferred per block)."""
     if "conversion error" not in message or "In CSV column #" not in message:
         return None
     index = int(message.split("In CSV column #")[1].split(":")[0])
-    header = pacsv.open_csv(path).schema.names
+    header = pacsv.open_csv(path, parse_options=_parse_options(delimiter)).schema.names
     return header[index] if index < len(header) else None
 
 
 def profile_file(path: Path, file_format: str) -> dict[str, Any]:
     """Check a stored file and describe it; a :class:`~mlservice.errors.ServiceError` says
-    what is wrong (400 empty, 415 not the declared format, 422 not a table)."""
+    what is wrong (400 empty, 415 not the declared format, 422 not a table).
+
+    A CSV file's profile has its ``delimiter``, detected from the header line.
+    """
     if path.stat().st_size == 0:
         raise BadRequest("the file is empty")
     with path.open("rb") as handle:
@@ -168,13 +220,14 @@ def profile_file(path: Path, file_format: str) -> dict[str, Any]:
         raise UnsupportedMedia("the file is not Parquet (no PAR1 magic)")
     if file_format == CSV and (b"\x00" in head or head.startswith(b"PAR1")):
         raise UnsupportedMedia("the file is not CSV text (binary content)")
+    delimiter = sniff_delimiter(path) if file_format == CSV else DEFAULT_DELIMITER
     string_columns: list[str] = []
     while True:
         try:
-            return _profile_once(path, file_format, string_columns)
+            return _profile_once(path, file_format, string_columns, delimiter)
         except pa.ArrowInvalid as exc:
             message = str(exc)
-            column = _conversion_column(message, path) if file_format == CSV else None
+            column = _conversion_column(message, path, delimiter) if file_format == CSV else None
             if column and column not in string_columns:
                 string_columns.append(column)  # mixed values: read the column as text
                 continue
@@ -191,17 +244,20 @@ def _explain(message: str) -> str:
     return "the file cannot be read as a table: " + first
 
 
-def load_frame(path: Path, file_format: str, string_columns: list[str]) -> pd.DataFrame:
-    """The whole data set as a DataFrame (in a Celery worker, for training)."""
+def load_frame(
+    path: Path, file_format: str, string_columns: list[str], *, delimiter: str
+) -> pd.DataFrame:
+    """The whole data set as a DataFrame (in a Celery worker, for training).
+
+    ``delimiter`` is the CSV delimiter recorded at upload (:func:`delimiter_of`).
+    """
     if file_format == PARQUET:
         table = pq.read_table(path)
     else:
         table = pacsv.read_csv(
             path,
-            convert_options=pacsv.ConvertOptions(
-                column_types={name: pa.string() for name in string_columns},
-                strings_can_be_null=True,
-            ),
+            parse_options=_parse_options(delimiter),
+            convert_options=_convert_options(string_columns),
         )
     return table.to_pandas()
 
@@ -261,6 +317,8 @@ class Datasets:
             "string_columns": profile["string_columns"],
             "upload_seconds": round(time.perf_counter() - started, 3),
         }
+        if "delimiter" in profile:
+            record["delimiter"] = profile["delimiter"]
         return self.catalog.create(record)
 
     def path(self, record: DatasetRecord) -> Path:
@@ -272,5 +330,7 @@ class Datasets:
 
 
 def public(record: DatasetRecord) -> dict[str, Any]:
-    """A data set record as the API shows it."""
-    return {key: value for key, value in record.items() if key != "string_columns"}
+    """A data set record as the API shows it: ``delimiter`` is ``null`` for Parquet."""
+    shown: dict[str, Any] = {key: value for key, value in record.items() if key != "string_columns"}
+    shown["delimiter"] = delimiter_of(record) if record["format"] == CSV else None
+    return shown

@@ -52,6 +52,9 @@ class DatasetRecord(TypedDict):
     columns: list[ColumnProfile]
     #: CSV columns read as text because their values are mixed (not shown by the API).
     string_columns: list[str]
+    #: CSV only: the delimiter detected at upload (``,`` ``;`` tab ``|``). Records from
+    #: before it was detected have no key and mean ``,``: read it with ``delimiter_of``.
+    delimiter: NotRequired[str]
     upload_seconds: float
     created_at: NotRequired[float]
 

@@ -64,6 +64,33 @@ ESTIMATORS: dict[str, tuple[str, Task]] = {
     "MLPRegressor": ("sklearn.neural_network", Task.REGRESSION),
 }
 
+#: classifier -> the regressor to suggest when its target turns out to be continuous.
+REGRESSOR_COUNTERPARTS: dict[str, str] = {
+    "LogisticRegression": "Ridge",
+    "RidgeClassifier": "Ridge",
+    "SGDClassifier": "SGDRegressor",
+    "Perceptron": "SGDRegressor",
+    "DecisionTreeClassifier": "DecisionTreeRegressor",
+    "ExtraTreeClassifier": "ExtraTreeRegressor",
+    "RandomForestClassifier": "RandomForestRegressor",
+    "ExtraTreesClassifier": "ExtraTreesRegressor",
+    "GradientBoostingClassifier": "GradientBoostingRegressor",
+    "HistGradientBoostingClassifier": "HistGradientBoostingRegressor",
+    "AdaBoostClassifier": "AdaBoostRegressor",
+    "BaggingClassifier": "BaggingRegressor",
+    "SVC": "SVR",
+    "NuSVC": "NuSVR",
+    "LinearSVC": "LinearSVR",
+    "KNeighborsClassifier": "KNeighborsRegressor",
+    "GaussianNB": "BayesianRidge",
+    "BernoulliNB": "BayesianRidge",
+    "LinearDiscriminantAnalysis": "LinearRegression",
+    "QuadraticDiscriminantAnalysis": "HistGradientBoostingRegressor",
+    "MLPClassifier": "MLPRegressor",
+}
+#: The suggestion for a classifier missing from REGRESSOR_COUNTERPARTS.
+DEFAULT_REGRESSOR = "HistGradientBoostingRegressor"
+
 
 class EstimatorError(Invalid):
     """An unknown estimator or a bad parameter; the message names it."""
@@ -84,6 +111,12 @@ def task_of(name: str) -> Task:
     """``classification`` or ``regression``."""
     estimator_class(name)
     return ESTIMATORS[name][1]
+
+
+def regressor_for(classifier: str) -> str:
+    """The regressor closest to ``classifier`` (e.g. RandomForestClassifier ->
+    RandomForestRegressor), to suggest for a continuous target."""
+    return REGRESSOR_COUNTERPARTS.get(classifier, DEFAULT_REGRESSOR)
 
 
 def make_estimator(name: str, params: Mapping[str, Any]) -> BaseEstimator:

@@ -33,7 +33,12 @@ def fit_model(
     """
     record = models.catalog.update(model_id, status=ModelStatus.TRAINING, started_at=time.time())
     progress(0.02, "loading the data set")
-    frame = dataset_files.load_frame(dataset_path, dataset["format"], dataset["string_columns"])
+    frame = dataset_files.load_frame(
+        dataset_path,
+        dataset["format"],
+        dataset["string_columns"],
+        delimiter=dataset_files.delimiter_of(dataset),
+    )
     fitted = fitting.train(
         frame,
         record["target"],

@@ -16,12 +16,13 @@ from ..errors import BadRequest, Invalid
 from ..security import Identity
 from ..store.bundles import Task
 from ..store.catalog import Catalog
-from ..store.records import DatasetRecord, ModelRecord, ModelSource, ModelStatus
+from ..store.records import ColumnProfile, DatasetRecord, ModelRecord, ModelSource, ModelStatus
 from . import allowed_estimators
 
 MAX_CLASSES = 1000
-#: A float target with more distinct values than this is taken as continuous.
-MAX_FLOAT_CLASSES = 50
+#: A numeric target with more distinct values than this looks continuous to a classifier
+#: (unless the request says ``target_is_categorical``).
+MAX_NUMERIC_CLASSES = 50
 NUMERIC_DTYPES = ("integer", "float")
 
 
@@ -41,6 +42,8 @@ class TrainingRequest:
     name: str | None = None
     #: Convert to ONNX after training (when the service's [inference] compile_onnx allows).
     compile: bool = True
+    #: A classifier's numeric target with many distinct values holds classes, not a quantity.
+    target_is_categorical: bool = False
 
     @property
     def task(self) -> Task:
@@ -99,6 +102,7 @@ def parse_request(body: Any) -> TrainingRequest:
         callback_secret=body.get("callback_secret"),
         name=body.get("name"),
         compile=body.get("compile", True),
+        target_is_categorical=body.get("target_is_categorical", False),
     )
     if not isinstance(request.params, dict):
         raise BadRequest("'params' must be a JSON object")
@@ -130,6 +134,8 @@ def parse_request(body: Any) -> TrainingRequest:
         raise Invalid("'callback_secret' needs a 'callback_url'")
     if not isinstance(request.compile, bool):
         raise BadRequest("'compile' must be true or false")
+    if not isinstance(request.target_is_categorical, bool):
+        raise BadRequest("'target_is_categorical' must be true or false")
     if request.name is not None and (not isinstance(request.name, str) or len(request.name) > 200):
         raise BadRequest("'name' must be a string of at most 200 characters")
     return request
@@ -156,10 +162,11 @@ def check_against_dataset(request: TrainingRequest, dataset: DatasetRecord) -> N
     if request.task == Task.CLASSIFICATION:
         if target["distinct"] < 2:
             raise Invalid(f"target {request.target!r} has fewer than 2 classes")
-        too_many = MAX_FLOAT_CLASSES if target["dtype"] == "float" else MAX_CLASSES
-        if target["distinct_is_lower_bound"] or target["distinct"] > too_many:
+        if _looks_continuous(target) and not request.target_is_categorical:
+            raise Invalid(_continuous_message(request, target, dataset["rows"]))
+        if target["distinct_is_lower_bound"] or target["distinct"] > MAX_CLASSES:
             raise Invalid(
-                f"target {request.target!r} has more than {too_many} distinct values: "
+                f"target {request.target!r} has more than {MAX_CLASSES} distinct values: "
                 f"{request.estimator} is a classifier; use a regressor"
             )
     elif target["dtype"] not in NUMERIC_DTYPES:
@@ -169,3 +176,23 @@ def check_against_dataset(request: TrainingRequest, dataset: DatasetRecord) -> N
         )
     if dataset["rows"] - target["missing"] < 10:
         raise Invalid("the data set needs at least 10 rows with a target value")
+
+
+def _looks_continuous(target: ColumnProfile) -> bool:
+    """A numeric column with more distinct values than a classifier should take as classes."""
+    return target["dtype"] in NUMERIC_DTYPES and (
+        target["distinct_is_lower_bound"] or target["distinct"] > MAX_NUMERIC_CLASSES
+    )
+
+
+def _continuous_message(request: TrainingRequest, target: ColumnProfile, rows: int) -> str:
+    """Why a classifier is refused on a numeric target, and the two ways out."""
+    distinct = target["distinct"]
+    count = f"more than {distinct}" if target["distinct_is_lower_bound"] else str(distinct)
+    return (
+        f"target {request.target!r} looks continuous: it is {target['dtype']} with {count} "
+        f"distinct values in {rows} rows, and {request.estimator} is a classifier, which "
+        f"would take each value as a class; use a regressor such as "
+        f"{allowed_estimators.regressor_for(request.estimator)}, or, if these values are "
+        f'classes, send "target_is_categorical": true (at most {MAX_CLASSES} classes)'
+    )

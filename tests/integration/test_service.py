@@ -35,8 +35,11 @@ def test_sync_init_returns_204_and_publishes_a_new_version(client, admin_token, 
 def test_async_init_returns_202_with_location_and_finishes(client, admin_token):
     response = client.get("/resource/init?async=true", admin_token)
     assert response.status_code == 202
+    assert response.headers["Content-Type"] == "application/json"
+    body = response.json()
     location = response.headers["Location"]
-    assert location.startswith("/resource/task/status/")
+    assert body == {"task_id": body["task_id"], "status_url": location}
+    assert location == f"/resource/task/status/{body['task_id']}"
     status = wait_for_task(client, admin_token, location)
     assert status["state"] == "SUCCESS" and status["progress"] == 1.0
     assert status["result"]["model_id"] == "default"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, url_for
+from flask import Blueprint, Response
 
 from .. import task_status
 from ..errors import ServiceError, StillRunning
@@ -12,6 +12,7 @@ from ..training import celery_tasks
 from .auth import current_identity, require_token
 from .parsing import flag
 from .services import services
+from .tasks import accepted, status_url
 
 bp = Blueprint("init", __name__, url_prefix="/resource")
 
@@ -20,15 +21,16 @@ _POLL_SECONDS = 0.2
 
 @bp.get("/init")
 @require_token()
-def init() -> tuple[str, int, dict[str, str]] | tuple[str, int]:
-    """Enqueue the init task; ``?async=true`` → 202 + Location, else wait → 204."""
+def init() -> tuple[Response, int, dict[str, str]] | tuple[str, int]:
+    """Enqueue the init task; ``?async=true`` → 202 ``{task_id, status_url}`` + Location,
+    else wait → 204."""
     ctx = services()
     asynchronous = flag("async")  # a bad flag is refused before anything is queued
     result = celery_tasks.init_service.apply_async()
     task_status.record_owner(ctx.store, result.id, current_identity().username)
-    location = url_for("tasks.task_status", task_id=result.id)
     if asynchronous:
-        return "", 202, {"Location": location}
+        return accepted(result.id)
+    location = status_url(result.id)
     # Poll the result backend instead of blocking on its pub/sub consumer,
     # which Celery does not share safely between a worker's threads.
     deadline = time.monotonic() + ctx.settings.service.init_timeout_seconds

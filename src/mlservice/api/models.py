@@ -15,6 +15,7 @@ from .auth import current_identity, require_token
 from .parsing import json_body, page_args, uploaded_file
 from .predict import check_ready, predict_with
 from .services import services
+from .tasks import accepted
 
 bp = Blueprint("models", __name__, url_prefix="/resource/models")
 
@@ -22,7 +23,7 @@ bp = Blueprint("models", __name__, url_prefix="/resource/models")
 @bp.post("")
 @require_token()
 def create_model() -> tuple[Response, int, dict[str, str]]:
-    """Validate the request, enqueue training → 202 ``{model_id, task_id}`` + Location."""
+    """Validate the request, enqueue training → 202 ``{model_id, task_id, status_url}``."""
     ctx = services()
     identity = current_identity()
     training_request = parse_request(json_body())
@@ -39,8 +40,7 @@ def create_model() -> tuple[Response, int, dict[str, str]]:
     )
     task_status.record_owner(ctx.store, task_id, identity.username)
     celery_tasks.train_model.apply_async((record["id"],), task_id=task_id)
-    location = url_for("tasks.task_status", task_id=task_id)
-    return jsonify(model_id=record["id"], task_id=task_id), 202, {"Location": location}
+    return accepted(task_id, model_id=record["id"])
 
 
 @bp.get("")

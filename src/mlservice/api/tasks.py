@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, url_for
 
 from .. import task_status as status
 from ..errors import NotFound
@@ -22,3 +22,17 @@ def task_status(task_id: str) -> Response:
     if owner is None or (owner != identity.username and not identity.is_admin):
         raise NotFound(f"no task {task_id!r} of yours")
     return jsonify(status.describe(ctx.celery.AsyncResult(task_id)))
+
+
+def status_url(task_id: str) -> str:
+    """Where a client follows ``task_id``."""
+    return url_for("tasks.task_status", task_id=task_id)
+
+
+def accepted(task_id: str, **fields: str) -> tuple[Response, int, dict[str, str]]:
+    """``202`` for work a Celery task does: ``{**fields, task_id, status_url}`` + ``Location``.
+
+    The one shape of every 202 (init, training), so a client follows any of them alike.
+    """
+    location = status_url(task_id)
+    return jsonify(**fields, task_id=task_id, status_url=location), 202, {"Location": location}

@@ -41,6 +41,17 @@ def test_no_credentials_is_401_with_basic_challenge(client):
     assert response.headers["WWW-Authenticate"].startswith("Basic")
 
 
+def test_a_pages_script_gets_no_basic_challenge(client):
+    """fetch() from a page (Sec-Fetch-Mode): no challenge, so no browser password dialog."""
+    for mode in ("cors", "same-origin"):
+        response = client.get("/resource/auth", headers={"Sec-Fetch-Mode": mode})
+        assert response.status_code == 401
+        assert "WWW-Authenticate" not in response.headers
+        assert response.json() == {"status": "send a user name and password with HTTP Basic"}
+    navigation = client.get("/resource/auth", headers={"Sec-Fetch-Mode": "navigate"})
+    assert navigation.headers["WWW-Authenticate"] == 'Basic realm="ml-service"'
+
+
 def test_missing_token_is_401(client):
     response = client.post("/resource/predict", json={})
     assert response.status_code == 401

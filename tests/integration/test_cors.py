@@ -129,6 +129,8 @@ def test_nginx_own_503_and_413_carry_the_headers(nginx_alone, other_origin):
     )
     assert too_large.status_code == 413
     assert too_large.json() == {"status": "request body too large"}
+    assert unavailable.headers["Retry-After"] == "5"
+    assert "Retry-After" not in too_large.headers
     for response in (unavailable, too_large):
         assert cors_headers(response) == {
             "Access-Control-Allow-Origin": other_origin,

@@ -24,6 +24,14 @@ def _bearer_refusal(message: str) -> Unauthorized:
 
 
 def _basic_refusal(message: str) -> Unauthorized:
+    """401 for missing or wrong Basic credentials, with the challenge only where it helps.
+
+    A page's script (``fetch``, e.g. Swagger UI's "Try it out" on /docs) says
+    so in ``Sec-Fetch-Mode``; a Basic challenge would make the browser open its
+    own password dialog over the page, so scripts get the JSON message alone.
+    """
+    if request.headers.get("Sec-Fetch-Mode") in ("cors", "same-origin", "no-cors"):
+        return Unauthorized(message)
     return Unauthorized(message, headers={"WWW-Authenticate": 'Basic realm="ml-service"'})
 
 

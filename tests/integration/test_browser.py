@@ -210,6 +210,37 @@ def test_the_allowed_origin_reads_errors(
     }
 
 
+def test_every_operation_is_callable_from_the_allowed_origin(page, sites, client, admin_token):
+    """Each operation, sent as "Try it out" would (its method, a bearer token, its first
+    request media type), gets an HTTP answer: the preflight refuses none of them.
+
+    Bodies are empty and path ids made up, so the answers are 4xx; nothing is changed
+    (init is sent with a bad ``async`` flag, refused before anything is queued).
+    """
+    contract = requests.get(client.url + "/openapi.json", timeout=10).json()
+    call = fetch_page(page, sites[0])
+    answers = {}
+    for path, methods in contract["paths"].items():
+        for method, operation in methods.items():
+            url = client.url + re.sub(r"\{[^}]+\}", "placeholder", path)
+            if path == "/resource/init":
+                url += "?async=maybe"
+            headers = {"Authorization": f"Bearer {admin_token}", "Accept": "application/json"}
+            init = {"method": method.upper(), "headers": headers}
+            media_types = list(operation.get("requestBody", {}).get("content", {}))
+            if media_types:
+                headers["Content-Type"] = media_types[0]
+                init["body"] = ""
+            answer = call(f"{method.upper()} {path}", url, **init)
+            answers[(method, path)] = answer.get("status", answer.get("error"))
+    page.locator("body").screenshot(path=SCREENSHOTS / "fetch-every-operation.png")
+    refused = {
+        operation: status for operation, status in answers.items() if status not in range(200, 600)
+    }
+    assert refused == {}
+    assert len(answers) == len([m for methods in contract["paths"].values() for m in methods])
+
+
 def test_the_allowed_origin_reads_the_rate_limit(page, sites, client):
     """80 token requests at once: NGINX's 429s are readable, X-Request-ID exposed.
 

@@ -5,7 +5,10 @@ own origin); anything else gets no CORS header at all. The browser's view of
 the same answers is in test_browser.py.
 """
 
+import pandas as pd
 import requests
+
+from tests.helpers import upload
 
 PREFLIGHT_HEADERS = {
     "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
@@ -147,3 +150,19 @@ def test_nginx_own_body_cap_follows_the_upload_setting(nginx_alone):
         timeout=30,
     )
     assert at_cap.status_code == 503  # through NGINX's cap, to the (missing) API
+
+
+def test_a_download_sent_by_nginx_keeps_every_header(client, admin_token, other_origin):
+    """X-Accel-Redirect hands the file to NGINX: CORS, security and cache headers survive."""
+    frame = pd.DataFrame({"x": [1, 2, 3], "y": ["a", "b", "c"]})
+    dataset_id = upload(client, admin_token, frame)
+    response = client.get(
+        f"/resource/datasets/{dataset_id}/download", admin_token, headers={"Origin": other_origin}
+    )
+    assert response.status_code == 200
+    assert response.text == frame.to_csv(index=False)
+    assert response.headers["Access-Control-Allow-Origin"] == other_origin
+    assert response.headers["Cache-Control"] == "private, no-store"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Content-Disposition"] == 'attachment; filename="customers.csv"'
+    client.delete(f"/resource/datasets/{dataset_id}", admin_token)

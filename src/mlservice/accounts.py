@@ -24,7 +24,8 @@ from .security import Identity
 
 ROLES = ("admin", "user")
 USERS_KEY = key("users")
-USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+USERNAME_PATTERN = "[A-Za-z0-9_.@-]{1,64}"
+USERNAME_RE = re.compile(USERNAME_PATTERN)
 MIN_PASSWORD_LENGTH = 8
 # A hash to check against when the user does not exist, so a wrong user name
 # costs as much time as a wrong password.
@@ -37,7 +38,7 @@ def _user_key(username: str) -> str:
 
 def validate(username: str, password: str, role: str) -> None:
     """Refuse a user name, password or role the service would not accept."""
-    if not isinstance(username, str) or not USERNAME_RE.match(username):
+    if not isinstance(username, str) or not USERNAME_RE.fullmatch(username):
         raise Invalid("username must be 1-64 letters, digits or '_', '.', '@', '-'")
     if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
         raise Invalid(f"password must be a string of at least {MIN_PASSWORD_LENGTH} characters")
@@ -105,8 +106,8 @@ def authenticate_delegated(
         answered = json.loads(body).get("username") if body else None
     except (ValueError, AttributeError):
         answered = None
-    name = answered if isinstance(answered, str) and USERNAME_RE.match(answered) else username
-    if not USERNAME_RE.match(name):
+    name = answered if isinstance(answered, str) and USERNAME_RE.fullmatch(answered) else username
+    if not USERNAME_RE.fullmatch(name):
         return None
     user_key = _user_key(name)
     if store.hexists(user_key, "password_hash"):

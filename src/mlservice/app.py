@@ -19,6 +19,7 @@ from .api import (
     tasks,
     users,
 )
+from .api.converters import CONVERTERS
 from .api.uploads import StreamingRequest
 from .config import Settings, get_settings
 from .context import build_context
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # contract names the service's own origin with it.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=0, x_proto=1)  # type: ignore[method-assign]
     app.config.update(JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=None)
+    app.url_map.converters.update(CONVERTERS)
     services.install(app, build_context(settings))
     error_handler.register(app)
     for module in BLUEPRINTS:

@@ -1,5 +1,7 @@
 """ml-service.yml is a valid OpenAPI 3 document and matches the app's routes."""
 
+import re
+
 import yaml
 from openapi_spec_validator import validate
 
@@ -25,7 +27,7 @@ def test_spec_and_app_routes_agree(settings):
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static":
             continue
-        path = rule.rule.replace("<", "{").replace(">", "}")
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             routes.add((path, method.lower()))
     documented = {

@@ -5,6 +5,13 @@ from mlservice.app import create_app
 #: Routes anyone may call: the health checks, the docs, and the exchange of a password for a token.
 PUBLIC_PATHS = {"/healthz", "/readyz", "/docs", "/docs/<name>", "/openapi.yaml", "/openapi.json"}
 PUBLIC_ROUTES = {("GET", "/resource/auth")}
+PLACEHOLDERS = {
+    "dataset_id": "0" * 32,
+    "model_id": "0" * 32,
+    "task_id": "00000000-0000-0000-0000-000000000000",
+    "username": "nobody",
+    "name": "swagger-ui.css",
+}
 
 
 def protected_routes(app) -> list[tuple[str, str, str]]:
@@ -17,7 +24,8 @@ def protected_routes(app) -> list[tuple[str, str, str]]:
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             if (method, rule.rule) in PUBLIC_ROUTES:
                 continue
-            values = {name: f"placeholder-{name}" for name in rule.arguments}
+            # Ids in the service's own formats (any other is 404 before auth).
+            values = {name: PLACEHOLDERS[name] for name in rule.arguments}
             routes.append((method, rule.rule, urls.build(rule.endpoint, values, method=method)))
     return sorted(routes)
 
@@ -27,9 +35,9 @@ def test_every_protected_route_answers_401_without_a_token(settings, client):
     rules = {(method, rule) for method, rule, _ in routes}
     assert {
         ("POST", "/resource/predict"),
-        ("POST", "/resource/models/<model_id>/predict"),
-        ("GET", "/resource/models/<model_id>/download"),
-        ("DELETE", "/resource/users/<username>"),
+        ("POST", "/resource/models/<hexid:model_id>/predict"),
+        ("GET", "/resource/models/<hexid:model_id>/download"),
+        ("DELETE", "/resource/users/<username:username>"),
         ("GET", "/resource/init"),
     } <= rules
     failures = []
@@ -45,3 +53,24 @@ def test_every_protected_route_answers_401_without_a_token(settings, client):
         if response.status_code != 401 or not well_formed:
             failures.append(f"{method} {rule}: {response.status_code} {response.text[:120]!r}")
     assert failures == [], f"{len(failures)} of {len(routes)} routes:\n" + "\n".join(failures)
+
+
+def test_ids_not_in_the_services_format_are_404_before_anything(client, admin_token):
+    """Ids become Redis keys and file names: a colon, a dot or any other shape never reaches
+    a route (``default:bundle`` once read another key)."""
+    for path in (
+        "/resource/models/default:bundle",
+        "/resource/models/default:version",
+        "/resource/models/default",
+        "/resource/models/" + "0" * 31 + "g",
+        "/resource/models/" + "A" * 32,
+        "/resource/datasets/..%2F..%2Fetc",
+        "/resource/datasets/" + "0" * 33,
+        "/resource/task/status/not-a-task",
+        "/resource/models/" + "0" * 32 + ":x/download",
+    ):
+        response = client.get(path, admin_token)
+        assert response.status_code == 404, path
+        assert set(response.json()) == {"status"}, path
+    response = client.delete("/resource/users/bad:name", admin_token)
+    assert response.status_code == 404

@@ -70,14 +70,14 @@ def _visible(dataset_id: str) -> DatasetRecord:
     return services().datasets.catalog.get(dataset_id, current_identity())
 
 
-@bp.get("/<dataset_id>")
+@bp.get("/<hexid:dataset_id>")
 @require_token()
 def get_dataset(dataset_id: str) -> Response:
     """One data set's metadata and profile."""
     return jsonify(dataset_files.public(_visible(dataset_id)))
 
 
-@bp.get("/<dataset_id>/download")
+@bp.get("/<hexid:dataset_id>/download")
 @require_token()
 def download(dataset_id: str) -> tuple[str, int, dict[str, str]]:
     """The uploaded bytes, sent by NGINX (``X-Accel-Redirect``) once the app has authorised it."""
@@ -103,7 +103,7 @@ def _attachment(filename: str) -> str:
     return f'attachment; filename="{safe or "download"}"'
 
 
-@bp.delete("/<dataset_id>")
+@bp.delete("/<hexid:dataset_id>")
 @require_token()
 def delete_dataset(dataset_id: str) -> tuple[str, int]:
     """Delete the file and its metadata → 204 (models trained on it keep working)."""

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from .. import task_status
 from ..errors import UnsupportedMedia
 from ..store.records import ModelRecord
-from ..training import callbacks, celery_tasks
+from ..training import allowed_estimators, callbacks, celery_tasks
 from ..training.request import check_against_dataset, parse_request
 from .auth import current_identity, require_token
 from .parsing import json_body, page_args, uploaded_file
@@ -29,6 +29,9 @@ def create_model() -> tuple[Response, int, dict[str, str]]:
     training_request = parse_request(json_body())
     dataset = ctx.datasets.catalog.get(training_request.dataset_id, identity)
     check_against_dataset(training_request, dataset)
+    allowed_estimators.check_limits(
+        training_request.estimator, training_request.params, ctx.settings.limits
+    )
     if training_request.callback_url is not None:
         callbacks.check_url(
             training_request.callback_url, ctx.settings.service.callback_allow_private
@@ -57,14 +60,14 @@ def _visible(model_id: str) -> ModelRecord:
     return services().models.catalog.get(model_id, current_identity())
 
 
-@bp.get("/<model_id>")
+@bp.get("/<hexid:model_id>")
 @require_token()
 def get_model(model_id: str) -> Response:
     """Status, metrics, estimator and params, input schema, timings, error."""
     return jsonify(_visible(model_id))
 
 
-@bp.delete("/<model_id>")
+@bp.delete("/<hexid:model_id>")
 @require_token()
 def delete_model(model_id: str) -> tuple[str, int]:
     """Delete the model; every API worker stops serving it on its next request → 204."""
@@ -73,7 +76,7 @@ def delete_model(model_id: str) -> tuple[str, int]:
     return "", 204
 
 
-@bp.post("/<model_id>/predict")
+@bp.post("/<hexid:model_id>/predict")
 def predict(model_id: str) -> Response:
     """Predict with one of your models; same bodies and answers as ``/resource/predict``.
 
@@ -82,7 +85,7 @@ def predict(model_id: str) -> Response:
     return predict_with(model_id, user_model=True)
 
 
-@bp.get("/<model_id>/download")
+@bp.get("/<hexid:model_id>/download")
 @require_token()
 def download(model_id: str) -> tuple[str, int, dict[str, str]]:
     """The signed bundle file (pipeline with encoders and scaler, schema, metrics, versions)."""

@@ -1,4 +1,4 @@
-"""``GET /resource/task/status/<task_id>``: follow asynchronous work you started."""
+"""``GET /resource/task/status/<taskid:task_id>``: follow asynchronous work you started."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .services import services
 bp = Blueprint("tasks", __name__, url_prefix="/resource/task")
 
 
-@bp.get("/status/<task_id>")
+@bp.get("/status/<taskid:task_id>")
 @require_token()
 def task_status(task_id: str) -> Response:
     """The task's state; 404 unless you started it (admins see every task)."""

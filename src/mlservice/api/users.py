@@ -43,7 +43,7 @@ def list_users() -> Response:
     )
 
 
-@bp.delete("/<username>")
+@bp.delete("/<username:username>")
 @require_token(admin=True)
 def delete_user(username: str) -> tuple[str, int]:
     """Delete an account (not your own) → 204."""

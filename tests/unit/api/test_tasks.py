@@ -3,10 +3,12 @@
 from flask import Flask
 
 from mlservice.api import tasks
+from mlservice.api.converters import CONVERTERS
 
 
 def test_accepted_names_the_task_its_status_url_and_extra_fields():
     app = Flask(__name__)
+    app.url_map.converters.update(CONVERTERS)
     app.register_blueprint(tasks.bp)
     with app.test_request_context():
         response, status, headers = tasks.accepted("6a4d98c7", model_id="b8bc")

@@ -1,0 +1,38 @@
+"""Path variables in the service's own formats: anything else is 404 before a route runs.
+
+Ids end up in Redis keys and file paths; a route only ever sees an id of the
+shape the service itself hands out, so ``/resource/models/default:bundle``
+cannot name another key. The patterns are in ml-service.yml too.
+"""
+
+from __future__ import annotations
+
+from werkzeug.routing import BaseConverter
+
+from ..accounts import USERNAME_PATTERN
+
+
+class HexId(BaseConverter):
+    """A data set or model id: 32 lower-case hex digits (``uuid4().hex``)."""
+
+    regex = "[0-9a-f]{32}"
+
+
+class TaskId(BaseConverter):
+    """A task id: a UUID, with or without its dashes (Celery's own, or ``uuid4().hex``)."""
+
+    regex = "[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}"
+
+
+class Username(BaseConverter):
+    """A user name as accounts are created with."""
+
+    regex = USERNAME_PATTERN
+
+
+#: Name in a route (``<hexid:model_id>``) -> converter.
+CONVERTERS: dict[str, type[BaseConverter]] = {
+    "hexid": HexId,
+    "taskid": TaskId,
+    "username": Username,
+}

@@ -340,6 +340,20 @@ class ServiceSettings:
 
 
 @dataclass(frozen=True)
+class LimitsSettings:
+    """``[limits]``: how much work one request may ask for; a refusal names the key."""
+
+    #: Largest JSON body (predict, training, users), checked from Content-Length first.
+    max_json_mb: float = option("limits", "max_json_mb", number(0.001), "32")
+    #: Deepest nesting of arrays and objects in a JSON body.
+    max_json_depth: int = option("limits", "max_json_depth", integer(2), "32")
+    #: Largest n_estimators (forests, boosting, bagging) a training request may ask for.
+    max_n_estimators: int = option("limits", "max_n_estimators", integer(1), "2000")
+    #: Largest max_iter (linear models, SVMs, MLPs) a training request may ask for.
+    max_iter: int = option("limits", "max_iter", integer(1), "100000")
+
+
+@dataclass(frozen=True)
 class ApiSettings:
     """``[api]``: the Gunicorn server of the HTTP API (read by src/gunicorn.conf.py)."""
 
@@ -418,6 +432,7 @@ SECTIONS: dict[str, type] = {
     "default_model": DefaultModelSettings,
     "inference": InferenceSettings,
     "service": ServiceSettings,
+    "limits": LimitsSettings,
     "api": ApiSettings,
     "cors": CorsSettings,
     "admin": AdminSettings,
@@ -435,6 +450,7 @@ class Settings:
     default_model: DefaultModelSettings
     inference: InferenceSettings
     service: ServiceSettings
+    limits: LimitsSettings
     api: ApiSettings
     cors: CorsSettings
     admin: AdminSettings
@@ -587,6 +603,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         default_model=_section(parser, DefaultModelSettings, environ, path),
         inference=_section(parser, InferenceSettings, environ, path),
         service=_resolve_artifact_dir(_section(parser, ServiceSettings, environ, path), path),
+        limits=_section(parser, LimitsSettings, environ, path),
         api=_section(parser, ApiSettings, environ, path),
         cors=_section(parser, CorsSettings, environ, path),
         admin=_section(parser, AdminSettings, environ, path),

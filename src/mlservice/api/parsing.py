@@ -9,24 +9,70 @@ from flask import request
 from werkzeug.datastructures import FileStorage
 
 from ..config import boolean
-from ..errors import BadRequest, UnsupportedMedia
+from ..errors import BadRequest, Invalid, TooLarge, UnsupportedMedia
+from .services import services
 
 
 def json_body() -> Any:
-    """The request's JSON body; 400 naming the problem if it is not JSON."""
+    """The request's JSON body; 400 naming the problem if it is not JSON, 413 if too large.
+
+    The size is checked from Content-Length before anything is read (and while
+    reading, for a body without one); the nesting depth after parsing.
+    """
     if request.mimetype != "application/json":
         raise UnsupportedMedia("send the body as JSON with 'Content-Type: application/json'")
-    raw = request.get_data(cache=False)
+    limits = services().settings.limits
+    cap = int(limits.max_json_mb * 1024**2)
+    if request.content_length is not None and request.content_length > cap:
+        raise _too_large(request.content_length, limits.max_json_mb)
+    raw = request.stream.read(cap + 1)
+    if len(raw) > cap:
+        raise _too_large(None, limits.max_json_mb)
     if not raw:
         raise BadRequest("the request body is empty; send JSON")
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
     except UnicodeDecodeError:
         raise BadRequest("the request body is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise BadRequest(
             f"the request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+    except RecursionError:
+        raise _too_deep(limits.max_json_depth) from None
+    if _nesting_exceeds(body, raw, limits.max_json_depth):
+        raise _too_deep(limits.max_json_depth)
+    return body
+
+
+def _too_large(size: int | None, limit_mb: float) -> TooLarge:
+    told = f"{size / 1024**2:.1f} MiB" if size is not None else "over the limit"
+    return TooLarge(
+        f"the JSON body is {told}; at most {limit_mb:g} MiB ([limits] max_json_mb): "
+        "send fewer records per request"
+    )
+
+
+def _too_deep(limit: int) -> Invalid:
+    return Invalid(
+        f"the JSON body nests arrays and objects more than {limit} deep ([limits] max_json_depth)"
+    )
+
+
+def _nesting_exceeds(value: Any, raw: bytes, limit: int) -> bool:
+    """Whether arrays and objects nest more than ``limit`` deep (iteratively: no recursion)."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False  # fewer containers than the limit: cannot nest deeper
+    pending = [(value, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if depth > limit:
+            return True
+        if not isinstance(node, (dict, list)):
+            continue
+        children = node.values() if isinstance(node, dict) else node
+        pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
 
 
 def flag(name: str) -> bool:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
 from collections.abc import Mapping
 from typing import Any
 
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import InvalidParameterError
 
+from ..config import LimitsSettings
 from ..errors import Invalid
 from ..store.bundles import Task
 
@@ -136,6 +138,30 @@ def make_estimator(name: str, params: Mapping[str, Any]) -> BaseEstimator:
     except InvalidParameterError as exc:
         raise EstimatorError(str(exc)) from None
     return estimator
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, e.g. a container's cpuset)."""
+    return len(os.sched_getaffinity(0))
+
+
+def check_limits(name: str, params: Mapping[str, Any], limits: LimitsSettings) -> None:
+    """Refuse parameters that would ask for unbounded work (422 naming the limit)."""
+    bounded = {
+        "n_estimators": (limits.max_n_estimators, "max_n_estimators"),
+        "max_iter": (limits.max_iter, "max_iter"),
+    }
+    for param, (top, setting) in bounded.items():
+        value = params.get(param)
+        if isinstance(value, int) and not isinstance(value, bool) and value > top:
+            raise EstimatorError(f"{name} {param}={value} is more than {top} ([limits] {setting})")
+    n_jobs = params.get("n_jobs")
+    cpus = usable_cpus()
+    if isinstance(n_jobs, int) and not isinstance(n_jobs, bool) and not -cpus <= n_jobs <= cpus:
+        raise EstimatorError(
+            f"{name} n_jobs={n_jobs} asks for more than the {cpus} CPUs the service can use; "
+            f"use 1 to {cpus}, or -1 for all of them"
+        )
 
 
 def _json_default(value: Any) -> Any:

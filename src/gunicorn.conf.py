@@ -30,6 +30,12 @@ proc_name = "mlservice-api"
 # A worker blocked on a synchronous init must not be killed as hung.
 timeout = _settings.api.timeout or int(_settings.service.init_timeout_seconds) + 30
 graceful_timeout = 30
+# NGINX in front limits request lines and header lines to 8 KiB (its
+# large_client_header_buffers) and answers in JSON; Gunicorn's own, lower
+# limits would answer first, in HTML. 0: no limit of Gunicorn's own.
+limit_request_line = 0
+limit_request_field_size = 0
+limit_request_fields = 32768  # the most Gunicorn allows; NGINX bounds the headers' total size
 
 
 def on_starting(server):

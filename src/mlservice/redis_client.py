@@ -25,6 +25,8 @@ def connect(settings: RedisSettings) -> redis.Redis:
         settings.app_url,
         health_check_interval=30,
         socket_connect_timeout=5,
+        # A Redis that stops answering fails the request (503) instead of hanging it.
+        socket_timeout=10,
         socket_keepalive=True,
     )
 

@@ -6,6 +6,8 @@ One handler, registered once, for every exception a request can raise:
   answers with its own status, message and headers;
 * werkzeug's HTTP errors (an unknown URL, a method not allowed, a body over
   ``max_content_length``) keep their status and description;
+* Redis or the Celery broker out of reach is 503 with ``Retry-After``, on
+  every route: the client's request was fine, the service will be back;
 * anything else is logged with its traceback and answers a bare 500.
 """
 
@@ -13,12 +15,19 @@ from __future__ import annotations
 
 import logging
 
+import kombu.exceptions
+import redis
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from ..errors import ServiceError
 
 log = logging.getLogger(__name__)
+
+#: Exceptions that mean Redis (store, broker or result backend) cannot be reached now.
+STORE_DOWN = (redis.ConnectionError, redis.TimeoutError, kombu.exceptions.OperationalError)
+#: Seconds a client should wait before it retries when Redis is down.
+RETRY_AFTER_SECONDS = 5
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -39,6 +48,13 @@ def handle(exc: Exception) -> Response:
             name: value for name, value in exc.get_headers() if name.lower() != "content-type"
         }
         return error_response(exc.code or 500, exc.description or exc.name, headers)
+    if isinstance(exc, STORE_DOWN):
+        log.warning("Redis is not reachable: %s", exc)
+        return error_response(
+            503,
+            "the service's store (Redis) is not reachable; retry shortly",
+            {"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     log.exception("unhandled error")
     return error_response(500, InternalServerError.description)
 

@@ -6,6 +6,7 @@
 #   make up     the same stack in Docker Compose (docker compose up --build; PORT=9000 too)
 #   make bench  the service against MLflow serving and the HTTP floor (wrk), batch, upload,
 #               training; prints a table, writes var/bench/results.json
+#   make fuzz   schemathesis over ml-service.yml against the real stack (fixed seed, bounded)
 
 PYTHON ?= python3
 VENV := .venv
@@ -16,6 +17,10 @@ COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compos
 BENCH_VENV := .bench-venv
 BENCH_STAMP := $(BENCH_VENV)/.installed-$(shell cat tests/bench/requirements.txt | cksum | cut -d' ' -f1)
 BENCH_ARGS ?=
+
+FUZZ_VENV := .fuzz-venv
+FUZZ_STAMP := $(FUZZ_VENV)/.installed-$(shell cat tests/fuzz/requirements.txt | cksum | cut -d' ' -f1)
+FUZZ_ARGS ?=
 
 # make run's ports: NGINX (the public one), redis-server and Gunicorn; make up
 # publishes NGINX on PORT.
@@ -34,7 +39,7 @@ INSTALL_MISSING = if [ -n "$$missing" ]; then \
 	fi; \
 fi
 
-.PHONY: setup os-packages test-os-packages bench-os-packages config run test lint bench up down clean
+.PHONY: setup os-packages test-os-packages bench-os-packages config run test lint bench fuzz up down clean
 
 setup: os-packages $(STAMP) config
 
@@ -92,6 +97,16 @@ bench-os-packages:
 bench: setup bench-os-packages $(BENCH_STAMP)
 	$(PY) tests/bench/bench.py --mlflow-python $(BENCH_VENV)/bin/python $(BENCH_ARGS)
 
+# Schemathesis has its own environment too: it is never a dependency of the service.
+$(FUZZ_STAMP): tests/fuzz/requirements.txt
+	test -x $(FUZZ_VENV)/bin/python || $(PYTHON) -m venv $(FUZZ_VENV)
+	$(FUZZ_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		-r tests/fuzz/requirements.txt
+	rm -f $(FUZZ_VENV)/.installed-* && touch $@
+
+fuzz: setup $(FUZZ_STAMP)
+	$(PY) tests/fuzz/fuzz.py --st $(FUZZ_VENV)/bin/st $(FUZZ_ARGS)
+
 # PORT from the command line (or the environment) wins over MLSERVICE_PORT in .env.
 up:
 	$(if $(filter command line environment,$(origin PORT)),MLSERVICE_PORT=$(PORT)) $(COMPOSE) up --build
@@ -100,4 +115,4 @@ down:
 	$(COMPOSE) down
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) var
+	rm -rf $(VENV) $(BENCH_VENV) $(FUZZ_VENV) var

@@ -325,6 +325,9 @@ class ServiceSettings:
     #: How long a synchronous GET /resource/init waits before answering 504.
     init_timeout_seconds: float = option("service", "init_timeout_seconds", number(1), "120")
     task_time_limit_seconds: int = option("service", "task_time_limit_seconds", integer(10), "3600")
+    #: Times a model's training may start before it is failed: each start after the first
+    #: follows a run whose worker died (killed, out of memory, stopped without finishing).
+    max_training_deliveries: int = option("service", "max_training_deliveries", integer(1), "3")
     #: Allow training callbacks to private and loopback addresses (tests, closed networks).
     callback_allow_private: bool = option(
         "service",
@@ -333,6 +336,9 @@ class ServiceSettings:
         "false",
         env="MLSERVICE_CALLBACK_ALLOW_PRIVATE",
     )
+
+    #: CSV downloads: text cells starting with = + - @ (spreadsheet formulas) get a leading '.
+    csv_formula_escape: bool = option("service", "csv_formula_escape", boolean, "true")
 
     @property
     def max_upload_bytes(self) -> int:

@@ -79,23 +79,26 @@ def get_dataset(dataset_id: str) -> Response:
 
 @bp.get("/<hexid:dataset_id>/download")
 @require_token()
-def download(dataset_id: str) -> tuple[str, int, dict[str, str]]:
-    """The uploaded bytes, sent by NGINX (``X-Accel-Redirect``) once the app has authorised it."""
+def download(dataset_id: str) -> Response:
+    """The uploaded bytes, sent by NGINX (``X-Accel-Redirect``) once the app has authorised it.
+
+    A CSV with formula-like text cells is streamed by the app instead, those
+    cells escaped (``[service] csv_formula_escape``).
+    """
     ctx = services()
     record = _visible(dataset_id)
     path = ctx.datasets.path(record)
     name = record["name"]
     filename = name if name.endswith(path.suffix) else name + path.suffix
-    return (
-        "",
-        200,
-        {
-            "X-Accel-Redirect": ctx.datasets.artifacts.accel_path(path),
-            "Content-Type": dataset_files.CONTENT_TYPES[record["format"]],
-            "Content-Disposition": _attachment(filename),
-            "Cache-Control": "private, no-store",
-        },
-    )
+    headers = {
+        "Content-Type": dataset_files.CONTENT_TYPES[record["format"]],
+        "Content-Disposition": _attachment(filename),
+        "Cache-Control": "private, no-store",
+    }
+    if ctx.settings.service.csv_formula_escape and dataset_files.has_formula_cells(record):
+        return Response(dataset_files.neutralised_csv(path, record), headers=headers)
+    headers["X-Accel-Redirect"] = ctx.datasets.artifacts.accel_path(path)
+    return Response("", headers=headers)
 
 
 def _attachment(filename: str) -> str:

@@ -9,6 +9,7 @@ its metadata: a bad upload leaves nothing behind.
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +42,11 @@ DISTINCT_LIMIT = 10_000
 CATEGORY_SAMPLE = 20
 # Arrow reads ahead several blocks: small blocks keep an upload's memory flat.
 CSV_BLOCK_SIZE = 1024 * 1024
+#: Text cells a spreadsheet would run as a formula ("CSV injection") start with one of these.
+FORMULA_START = "^[=+\\-@\t\r]"
+#: ... and are sent with a leading apostrophe, which spreadsheets show as text.
+FORMULA_ESCAPE = ("^([=+\\-@\t\r])", "'\\1")
+
 #: The CSV delimiters recognised, in order of preference on a tie.
 DELIMITERS = (",", ";", "\t", "|")
 DEFAULT_DELIMITER = ","
@@ -72,9 +78,13 @@ class _ColumnProfile:
         self.missing = 0
         self.distinct: set[Any] = set()
         self.distinct_capped = False
+        self.formula_cells = 0
 
     def add(self, column: pa.Array | pa.ChunkedArray) -> None:
         self.missing += column.null_count
+        if _is_text(self.type):
+            formulas = pc.sum(pc.match_substring_regex(column, FORMULA_START)).as_py()
+            self.formula_cells += formulas or 0
         if self.distinct_capped:
             return
         self.distinct.update(pc.unique(column.drop_null()).to_pylist())
@@ -94,6 +104,10 @@ class _ColumnProfile:
         if not numeric:
             described["categories_sample"] = sorted(map(str, self.distinct))[:CATEGORY_SAMPLE]
         return described
+
+
+def _is_text(arrow_type: pa.DataType) -> bool:
+    return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
 
 
 def _dtype_name(arrow_type: pa.DataType) -> str:
@@ -191,6 +205,7 @@ def _profile_once(
         "rows": rows,
         "columns": [column.describe() for column in columns],
         "string_columns": string_columns,
+        "formula_cells": sum(column.formula_cells for column in columns),
     }
     if file_format == CSV:
         described["delimiter"] = delimiter
@@ -242,6 +257,38 @@ def _explain(message: str) -> str:
     if "Expected" in message and "columns" in message:
         return "ragged rows: " + first
     return "the file cannot be read as a table: " + first
+
+
+def has_formula_cells(record: DatasetRecord) -> bool:
+    """Whether a CSV data set has text cells a spreadsheet would run (unknown: assume so)."""
+    return record["format"] == CSV and record.get("formula_cells", 1) > 0
+
+
+def neutralised_csv(path: Path, record: DatasetRecord) -> Iterator[bytes]:
+    """The CSV file again, batch by batch, each formula-like text cell prefixed with ``'``.
+
+    Re-written by Arrow with the file's delimiter (so quoting and number
+    formatting may differ from the upload); memory stays flat for any size.
+    """
+    delimiter = delimiter_of(record)
+    _, batches = _open_batches(path, CSV, record["string_columns"], delimiter)
+    pattern, replacement = FORMULA_ESCAPE
+    header = True
+    for batch in batches:
+        columns = [
+            pc.replace_substring_regex(column, pattern, replacement)
+            if _is_text(column.type)
+            else column
+            for column in batch.columns
+        ]
+        sink = io.BytesIO()
+        pacsv.write_csv(
+            pa.RecordBatch.from_arrays(columns, names=batch.schema.names),
+            sink,
+            write_options=pacsv.WriteOptions(include_header=header, delimiter=delimiter),
+        )
+        header = False
+        yield sink.getvalue()
 
 
 def load_frame(
@@ -315,6 +362,7 @@ class Datasets:
             "rows": profile["rows"],
             "columns": profile["columns"],
             "string_columns": profile["string_columns"],
+            "formula_cells": profile["formula_cells"],
             "upload_seconds": round(time.perf_counter() - started, 3),
         }
         if "delimiter" in profile:

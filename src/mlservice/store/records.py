@@ -55,6 +55,8 @@ class DatasetRecord(TypedDict):
     #: CSV only: the delimiter detected at upload (``,`` ``;`` tab ``|``). Records from
     #: before it was detected have no key and mean ``,``: read it with ``delimiter_of``.
     delimiter: NotRequired[str]
+    #: Text cells starting with = + - @ tab or CR (spreadsheet formulas); absent: unknown.
+    formula_cells: NotRequired[int]
     upload_seconds: float
     created_at: NotRequired[float]
 

@@ -455,6 +455,7 @@ def test_failed_training_calls_back_with_the_error(client, admin_token, customer
         "model_id": accepted["model_id"],
         "status": "failed",
         "error": record["error"],
+        "delivery_id": f"{accepted['model_id']}:failed",
     }
     status = client.get(accepted["location"], admin_token).json()
     assert status["state"] == "FAILURE" and "n_splits" in status["error"]

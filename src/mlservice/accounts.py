@@ -1,8 +1,19 @@
 """User accounts stored in Redis, with salted slow password hashes.
 
-Each user is a hash ``mlservice:user:<name>`` (``password_hash``, ``role``) and
-a member of the set ``mlservice:users``. Hashing is Werkzeug's
-(scrypt, salted), never hand-made.
+Each user is a hash ``mlservice:user:<name>`` and a member of the set
+``mlservice:users``. The hash holds ``password_hash`` (Werkzeug's scrypt,
+salted, never hand-made; absent for a delegated user, who has ``source =
+delegated`` instead) and ``access``: ``"<role> <generation>"``.
+
+The generation is a random 64-bit id, drawn anew whenever the account is
+created or its password or role changes. Every token carries the generation
+it was issued under (claim ``gen``) and is refused once that is no longer the
+user's (see :func:`mlservice.api.auth.admit`): so a change revokes every token
+issued before it. Random rather than a counter: it never repeats for a name,
+even after the account is deleted and created again, without a key that must
+outlive the account, and two changes at once cannot draw the same one. Role
+and generation share one field so that a request reads both with one ``HGET``
+in the Redis round trip it makes anyway (the prediction hot path).
 """
 
 from __future__ import annotations
@@ -14,34 +25,69 @@ import secrets
 import sys
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import redis
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .errors import Conflict, Invalid, NotFound
+from .errors import Conflict, Forbidden, Invalid, NotFound
 from .redis_client import key, text
 from .security import Identity
+
+if TYPE_CHECKING:
+    from .store.dataset_files import Datasets
+    from .store.model_lifecycle import Models
 
 ROLES = ("admin", "user")
 USERS_KEY = key("users")
 USERNAME_PATTERN = "[A-Za-z0-9_.@-]{1,64}"
 USERNAME_RE = re.compile(USERNAME_PATTERN)
 MIN_PASSWORD_LENGTH = 8
+#: The hash field holding ``"<role> <generation>"``.
+ACCESS_FIELD = "access"
+#: Where accounts made before generations kept the role (moved by :func:`upgrade_accounts`).
+_LEGACY_ROLE_FIELD = "role"
 # A hash to check against when the user does not exist, so a wrong user name
 # costs as much time as a wrong password.
 _DUMMY_HASH = generate_password_hash(secrets.token_hex(8))
+
+
+@dataclass(frozen=True)
+class Access:
+    """A user's current role and generation, as stored."""
+
+    role: str
+    generation: str
 
 
 def _user_key(username: str) -> str:
     return key("user", username)
 
 
+def new_generation() -> str:
+    """A fresh generation: 16 random hex digits, never the same twice in practice."""
+    return secrets.token_hex(8)
+
+
+def _access_value(role: str, generation: str) -> str:
+    return f"{role} {generation}"
+
+
 def validate(username: str, password: str, role: str) -> None:
     """Refuse a user name, password or role the service would not accept."""
     if not isinstance(username, str) or not USERNAME_RE.fullmatch(username):
         raise Invalid("username must be 1-64 letters, digits or '_', '.', '@', '-'")
+    validate_password(password)
+    validate_role(role)
+
+
+def validate_password(password: object) -> None:
     if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
         raise Invalid(f"password must be a string of at least {MIN_PASSWORD_LENGTH} characters")
+
+
+def validate_role(role: object) -> None:
     if role not in ROLES:
         raise Invalid(f"role must be one of {', '.join(ROLES)}")
 
@@ -52,35 +98,101 @@ def create_user(store: redis.Redis, username: str, password: str, role: str = "u
     user_key = _user_key(username)
     if not store.hsetnx(user_key, "password_hash", generate_password_hash(password)):
         raise Conflict(f"user {username!r} already exists")
-    store.hset(user_key, "role", role)
+    generation = new_generation()
+    store.hset(user_key, ACCESS_FIELD, _access_value(role, generation))
     store.sadd(USERS_KEY, username)
-    return Identity(username, role)
+    return Identity(username, role, generation)
 
 
-def set_user(store: redis.Redis, username: str, password: str, role: str) -> Identity:
-    """Create or update a user (the admin bootstrap and the CLI use this)."""
+def set_user(
+    store: redis.Redis, username: str, password: str, role: str, revoke: bool = True
+) -> Identity:
+    """Create or update a user (the admin bootstrap and the CLI use this).
+
+    An existing user gets a new generation, which revokes their tokens (a
+    password reset), unless ``revoke`` is false and the role stays the same.
+    """
     validate(username, password, role)
+    current = current_access(store, username)
+    keep = not revoke and current is not None and current.role == role
+    generation = current.generation if keep and current is not None else new_generation()
     store.hset(
         _user_key(username),
         mapping={
             "password_hash": generate_password_hash(password),
-            "role": role,
+            ACCESS_FIELD: _access_value(role, generation),
         },
     )
     store.sadd(USERS_KEY, username)
-    return Identity(username, role)
+    return Identity(username, role, generation)
+
+
+def update_user(
+    store: redis.Redis,
+    username: str,
+    password: str | None = None,
+    role: str | None = None,
+    current_password: str | None = None,
+) -> Identity:
+    """Change a user's password and/or role, with a new generation (their tokens stop working).
+
+    ``current_password``, when given, must be the user's password now
+    (:class:`~mlservice.errors.Forbidden` otherwise). :class:`NotFound` if there
+    is no such user; :class:`Conflict` for a password of a delegated user (the
+    data server keeps it).
+    """
+    if password is None and role is None:
+        raise Invalid("nothing to change: send a new password, a role or both")
+    if password is not None:
+        validate_password(password)
+    if role is not None:
+        validate_role(role)
+    if current_password is not None and not isinstance(current_password, str):
+        raise Invalid("current_password must be a string")
+    new_hash = generate_password_hash(password) if password is not None else None
+    user_key = _user_key(username)
+    with store.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                pipe.watch(user_key)
+                raw_hash, raw_access = pipe.hmget(user_key, "password_hash", ACCESS_FIELD)
+                access = parse_access(raw_access)
+                if access is None:
+                    raise NotFound(f"user {username!r} does not exist")
+                stored_hash = text(raw_hash) or None
+                if stored_hash is None and (password is not None or current_password is not None):
+                    raise Conflict(
+                        f"user {username!r} logs in through the data server "
+                        "([auth_info] delegate_url), which keeps their password"
+                    )
+                if (
+                    current_password is not None
+                    and stored_hash is not None
+                    and not check_password_hash(stored_hash, current_password)
+                ):
+                    raise Forbidden("current_password is wrong")
+                new_role = role if role is not None else access.role
+                generation = new_generation()
+                pipe.multi()
+                if new_hash is not None:
+                    pipe.hset(user_key, "password_hash", new_hash)
+                pipe.hset(user_key, ACCESS_FIELD, _access_value(new_role, generation))
+                pipe.execute()
+                return Identity(username, new_role, generation)
+            except redis.WatchError:
+                continue
 
 
 def authenticate(store: redis.Redis, username: str, password: str) -> Identity | None:
-    """The user's identity if the password matches, else ``None``."""
-    stored = store.hmget(_user_key(username), "password_hash", "role")
-    password_hash, role = (text(value) or None for value in stored)
-    if password_hash is None or role is None:
+    """The user's identity (with their current generation) if the password matches."""
+    raw_hash, raw_access = store.hmget(_user_key(username), "password_hash", ACCESS_FIELD)
+    password_hash, access = text(raw_hash) or None, parse_access(raw_access)
+    if password_hash is None or access is None:
         check_password_hash(_DUMMY_HASH, password)
         return None
     if not check_password_hash(password_hash, password):
         return None
-    return Identity(username, role)
+    return Identity(username, access.role, access.generation)
 
 
 def authenticate_delegated(
@@ -112,38 +224,109 @@ def authenticate_delegated(
     user_key = _user_key(name)
     if store.hexists(user_key, "password_hash"):
         return None  # a local account: the data server cannot speak for it
-    store.hsetnx(user_key, "role", "user")
+    store.hsetnx(user_key, ACCESS_FIELD, _access_value("user", new_generation()))
     store.hset(user_key, "source", "delegated")
     store.sadd(USERS_KEY, name)
-    return Identity(name, current_role(store, name) or "user")
+    access = current_access(store, name)
+    return Identity(name, access.role, access.generation) if access else None
+
+
+def current_access(store: redis.Redis, username: str) -> Access | None:
+    """The user's role and generation now (``None`` once deleted), so old tokens follow changes."""
+    return parse_access(store.hget(_user_key(username), ACCESS_FIELD))
 
 
 def current_role(store: redis.Redis, username: str) -> str | None:
-    """The user's role now (``None`` once deleted), so old tokens follow changes."""
-    return parse_role(store.hget(_user_key(username), "role"))
+    """The user's role now (``None`` once deleted)."""
+    access = current_access(store, username)
+    return access.role if access else None
 
 
-def queue_role(pipe: redis.client.Pipeline, username: str) -> None:
-    """Add the role read to a pipeline; :func:`parse_role` reads its answer."""
-    pipe.hget(_user_key(username), "role")
+def queue_access(pipe: redis.client.Pipeline, username: str) -> None:
+    """Add the read of role and generation (one ``HGET``) to a pipeline; :func:`parse_access`."""
+    pipe.hget(_user_key(username), ACCESS_FIELD)
 
 
-def parse_role(raw: bytes | str | None) -> str | None:
-    return text(raw) or None
+def parse_access(raw: bytes | str | None) -> Access | None:
+    """The role and generation from the ``access`` field as read; ``None`` if the user is gone."""
+    role, _, generation = (text(raw) or "").partition(" ")
+    return Access(role, generation) if role and generation else None
 
 
 def list_users(store: redis.Redis) -> list[Identity]:
     """Every user, sorted by name."""
     names = sorted(str(text(name)) for name in store.smembers(USERS_KEY))
-    roles = [parse_role(store.hget(_user_key(name), "role")) for name in names]
-    return [Identity(name, role) for name, role in zip(names, roles, strict=True) if role]
+    pipe = store.pipeline(transaction=False)
+    for name in names:
+        queue_access(pipe, name)
+    accesses = [parse_access(raw) for raw in pipe.execute()] if names else []
+    return [
+        Identity(name, access.role, access.generation)
+        for name, access in zip(names, accesses, strict=True)
+        if access
+    ]
 
 
 def delete_user(store: redis.Redis, username: str) -> None:
-    """Remove a user; :class:`~mlservice.errors.NotFound` if there is none."""
-    if not store.delete(_user_key(username)):
+    """Remove a user (their generation goes with them); :class:`NotFound` if there is none.
+
+    A user created again under the name draws a new generation, so the old
+    account's tokens stay refused. Their data sets and models are left:
+    :func:`delete_account` removes those too.
+    """
+    pipe = store.pipeline(transaction=True)
+    pipe.delete(_user_key(username))
+    pipe.srem(USERS_KEY, username)
+    deleted, _ = pipe.execute()
+    if not deleted:
         raise NotFound(f"user {username!r} does not exist")
-    store.srem(USERS_KEY, username)
+
+
+def delete_account(
+    store: redis.Redis, datasets: Datasets, models: Models, username: str
+) -> tuple[int, int]:
+    """Delete a user and every data set and model they own; how many data sets and models went.
+
+    The account goes first, so none of its tokens starts new work meanwhile;
+    then the models (their published bytes and files, a training one is left
+    to find its record gone) and the data sets (files and records). Nothing of
+    theirs stays for a user created again under the same name.
+    """
+    delete_user(store, username)
+    removed_models = 0
+    for model_id in models.catalog.owned_ids(username):
+        try:
+            models.delete(model_id)
+        except NotFound:
+            continue  # deleted meanwhile
+        removed_models += 1
+    removed_datasets = 0
+    for dataset_id in datasets.catalog.owned_ids(username):
+        try:
+            datasets.delete(datasets.catalog.get(dataset_id))
+        except NotFound:
+            continue
+        removed_datasets += 1
+    return removed_datasets, removed_models
+
+
+def upgrade_accounts(store: redis.Redis) -> None:
+    """Give accounts stored before generations (a ``role`` field) their ``access`` field.
+
+    Their tokens, which carry no generation, are refused from then on; their
+    users log in again. Run at service start, before any request.
+    """
+    for raw_name in store.smembers(USERS_KEY):
+        user_key = _user_key(str(text(raw_name)))
+        role = text(store.hget(user_key, _LEGACY_ROLE_FIELD))
+        if role:
+            store.hsetnx(user_key, ACCESS_FIELD, _access_value(role, new_generation()))
+            store.hdel(user_key, _LEGACY_ROLE_FIELD)
+
+
+def _password_matches(store: redis.Redis, username: str, password: str) -> bool:
+    stored = text(store.hget(_user_key(username), "password_hash"))
+    return bool(stored) and check_password_hash(str(stored), password)
 
 
 def ensure_admin(store: redis.Redis, username: str | None, password: str | None) -> None:
@@ -153,10 +336,16 @@ def ensure_admin(store: redis.Redis, username: str | None, password: str | None)
     by default ``admin``, as ``make run`` does) is created or updated. Without
     it and with no admin yet, one named ``admin`` is created with a random
     password, printed once (``SET NX`` guards against two starting processes
-    doing it twice).
+    doing it twice). Restarting with the same password keeps the admin's
+    tokens; a new password (or a user who was not an admin) revokes them.
     """
+    upgrade_accounts(store)
     if password:
-        set_user(store, username or "admin", password, "admin")
+        name = username or "admin"
+        unchanged = current_role(store, name) == "admin" and _password_matches(
+            store, name, password
+        )
+        set_user(store, name, password, "admin", revoke=not unchanged)
         return
     if any(identity.is_admin for identity in list_users(store)):
         return

@@ -7,6 +7,9 @@
     mlservice users list
     mlservice users delete NAME
 
+(``users add`` of an existing user resets their password and role and revokes
+their tokens; ``users delete`` deletes their data sets and models too.)
+
 (``mlservice`` is the console script ``pip install`` makes; ``python -m
 mlservice`` is the same.)
 """
@@ -49,10 +52,15 @@ def _settings_or_exit() -> Settings:
 
 
 def _store() -> redis.Redis:
-    """Redis as the app user, logged in once up front so a problem is one clear line."""
+    """Redis as the app user, logged in once up front so a problem is one clear line.
+
+    Accounts stored by an older version are upgraded first, as the service does at start.
+    """
     settings = _settings_or_exit()
     preflight.check_app_login(settings)
-    return redis_client.connect(settings.redis)
+    store = redis_client.connect(settings.redis)
+    accounts.upgrade_accounts(store)
+    return store
 
 
 @click.group(cls=Commands)
@@ -107,7 +115,7 @@ def users_group() -> None:
 @click.option("--role", type=click.Choice(accounts.ROLES), default="user", show_default=True)
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
 def add_user(username: str, role: str, password: str) -> None:
-    """Create a user, or reset an existing user's password and role."""
+    """Create a user, or reset an existing user's password and role (revoking their tokens)."""
     try:
         accounts.set_user(_store(), username, password, role)
     except ServiceError as exc:
@@ -125,9 +133,14 @@ def list_users() -> None:
 @users_group.command("delete")
 @click.argument("username")
 def delete_user(username: str) -> None:
-    """Delete a user."""
+    """Delete a user with their data sets and models."""
+    from .context import build_context  # the data stores: only this command needs them
+
+    settings = _settings_or_exit()
+    preflight.check_app_login(settings)
+    ctx = build_context(settings)
     try:
-        accounts.delete_user(_store(), username)
+        datasets, models = accounts.delete_account(ctx.store, ctx.datasets, ctx.models, username)
     except ServiceError as exc:
         raise click.ClickException(exc.message) from None
-    click.echo(f"user {username!r} deleted")
+    click.echo(f"user {username!r} deleted, with {datasets} data set(s) and {models} model(s)")

@@ -1,8 +1,13 @@
 """Bearer tokens (JWT, HS256) and the service secret that signs them.
 
-Tokens carry ``sub`` (user name), ``role``, ``iat``, ``exp`` and ``jti``.
-Verification pins HS256, so a token claiming ``alg=none`` or an asymmetric
-algorithm is refused before its signature is even looked at.
+Tokens carry ``sub`` (user name), ``role``, ``iat``, ``exp``, ``jti`` and
+``gen``: the user's generation when the token was issued (see
+:mod:`mlservice.accounts`). Changing the user's password or role, or deleting
+the account, gives the user a new generation, and a token whose ``gen`` is not
+the user's current one is refused (:func:`mlservice.api.auth.admit`), so such
+changes revoke every token issued before them. Verification pins HS256, so a
+token claiming ``alg=none`` or an asymmetric algorithm is refused before its
+signature is even looked at.
 """
 
 from __future__ import annotations
@@ -31,10 +36,16 @@ class TokenError(Unauthorized):
 
 @dataclass(frozen=True)
 class Identity:
-    """Who a verified token speaks for."""
+    """Who a verified token speaks for.
+
+    ``generation``: the account's generation the token was issued under (its
+    ``gen`` claim), or the account's current one when read from Redis;
+    ``None`` for a token without the claim, which is never admitted.
+    """
 
     username: str
     role: str
+    generation: str | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -54,16 +65,22 @@ def service_secret(store: redis.Redis, configured: str | None) -> str:
 
 
 def issue_token(identity: Identity, secret: str, lifetime: timedelta) -> tuple[str, int]:
-    """A signed token and its lifetime in whole seconds (rounded up, at least 1)."""
+    """A signed token and its lifetime in whole seconds (rounded up, at least 1).
+
+    The token carries ``identity.generation`` as its ``gen`` claim; the accounts
+    always give one (an identity without it makes a token that is never admitted).
+    """
     now = int(time.time())
     seconds = max(1, math.ceil(lifetime.total_seconds()))
-    claims = {
+    claims: dict[str, object] = {
         "sub": identity.username,
         "role": identity.role,
         "iat": now,
         "exp": now + seconds,
         "jti": uuid.uuid4().hex,
     }
+    if identity.generation is not None:
+        claims["gen"] = identity.generation
     return jwt.encode(claims, secret, algorithm=ALGORITHM), seconds
 
 
@@ -95,7 +112,11 @@ def _verified_claims(token: str, secret: str) -> tuple[Identity, float]:
         raise TokenError(f"bearer token lacks the {exc.claim!r} claim") from None
     except jwt.InvalidTokenError as exc:
         raise TokenError(f"malformed bearer token: {exc}") from None
-    return Identity(username=str(claims["sub"]), role=str(claims["role"])), float(claims["exp"])
+    generation = claims.get("gen")
+    if generation is not None and not isinstance(generation, str):
+        raise TokenError("malformed bearer token: its 'gen' claim is not a string")
+    identity = Identity(str(claims["sub"]), str(claims["role"]), generation)
+    return identity, float(claims["exp"])
 
 
 class VerifiedTokens:

@@ -117,3 +117,90 @@ def test_admin_password_alone_sets_the_admin_named_admin(store, client, admin_cr
     after = store.hget(accounts._user_key("admin"), "password_hash")
     assert after != before  # hashed again, with a new salt: the admin was updated
     assert client.token("admin", password)
+
+
+def _patch(client, name: str, token: str, body):
+    return client.request("PATCH", f"/resource/users/{name}", token, json=body)
+
+
+def test_a_user_changes_their_own_password_with_the_current_one(client, new_user):
+    name, password, token = new_user()
+    missing = _patch(client, name, token, {"password": "my-new-password"})
+    assert missing.status_code == 400
+    assert "current_password" in missing.json()["status"]
+    wrong = _patch(client, name, token, {"password": "my-new-password", "current_password": "no"})
+    assert wrong.status_code == 403
+    assert wrong.json() == {"status": "current_password is wrong"}
+    assert client.get("/resource/datasets", token).status_code == 200  # refusals revoke nothing
+    changed = _patch(
+        client, name, token, {"password": "my-new-password", "current_password": password}
+    )
+    assert changed.status_code == 200 and changed.json() == {"username": name, "role": "user"}
+    assert client.get("/resource/datasets", token).status_code == 401
+    assert client.get("/resource/auth", auth=(name, password)).status_code == 401
+    assert client.token(name, "my-new-password")
+
+
+def test_a_user_cannot_change_their_role_or_another_account(client, new_user, admin_token):
+    name, password, token = new_user()
+    other, other_password, _ = new_user()
+    own_role = _patch(client, name, token, {"role": "admin", "current_password": password})
+    assert own_role.status_code == 403
+    assert own_role.json() == {"status": "only an admin may change a role"}
+    for target in (other, "admin", "no-such-user"):
+        response = _patch(
+            client, target, token, {"password": "hijacked-password", "current_password": password}
+        )
+        assert response.status_code == 403, target
+        assert response.json() == {"status": "you may change only your own account"}
+    assert client.token(other, other_password)
+    assert client.get("/resource/datasets", token).status_code == 200
+    users = client.get("/resource/users", admin_token).json()["users"]
+    assert {"username": name, "role": "user"} in users
+
+
+def test_patch_refuses_bad_bodies(client, admin_token, new_user):
+    name, _, _ = new_user()
+    for body, status, word in [
+        ({}, 422, "nothing to change"),
+        ({"pasword": "typo-password"}, 422, "'pasword'"),
+        ({"password": "short"}, 422, "password"),
+        ({"role": "root"}, 422, "role"),
+        ({"password": 12345678}, 422, "password"),
+        (["password"], 400, "send"),
+    ]:
+        response = _patch(client, name, admin_token, body)
+        assert response.status_code == status, (body, response.text)
+        assert word in response.json()["status"], body
+    assert _patch(client, "no-such-user", admin_token, {"role": "user"}).status_code == 404
+
+
+def test_an_admin_cannot_change_their_own_role(client, new_user):
+    name, _, token = new_user("admin")
+    response = _patch(client, name, token, {"role": "user"})
+    assert response.status_code == 409
+    assert response.json() == {"status": "you cannot change your own role"}
+    assert client.get("/resource/users", token).status_code == 200
+
+
+def test_a_delegated_users_password_is_not_changed_here(client, admin_token, store):
+    name = "delegated-patch"
+    store.hset(
+        accounts._user_key(name),
+        mapping={accounts.ACCESS_FIELD: "user 0123456789abcdef", "source": "delegated"},
+    )
+    store.sadd(accounts.USERS_KEY, name)
+    response = _patch(client, name, admin_token, {"password": "a-local-password"})
+    assert response.status_code == 409
+    assert "data server" in response.json()["status"]
+    promoted = _patch(client, name, admin_token, {"role": "admin"})
+    assert promoted.status_code == 200 and promoted.json()["role"] == "admin"
+    assert client.delete(f"/resource/users/{name}", admin_token).status_code == 204
+
+
+def test_restarting_with_the_same_admin_password_keeps_the_admin_tokens(
+    client, admin_token, store, admin_credentials
+):
+    username, password = admin_credentials
+    accounts.ensure_admin(store, username, password)
+    assert client.get("/resource/users", admin_token).status_code == 200

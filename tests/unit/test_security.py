@@ -116,3 +116,35 @@ def test_verified_tokens_stay_bounded():
     for name in "abcdef":
         tokens.verify(issue_token(Identity(name, "user"), SECRET, timedelta(hours=1))[0])
     assert len(tokens._seen) == 3
+
+
+def test_the_generation_travels_as_the_gen_claim():
+    token, _ = issue_token(Identity("ann", "user", "0123abcd"), SECRET, timedelta(hours=1))
+    assert jwt.decode(token, SECRET, algorithms=["HS256"])["gen"] == "0123abcd"
+    assert verify_token(token, SECRET) == Identity("ann", "user", "0123abcd")
+    assert VerifiedTokens(SECRET).verify(token).generation == "0123abcd"
+
+
+def test_a_token_without_gen_verifies_with_no_generation():
+    """Such a token (issued before generations) is refused later, against the user's record."""
+    token, _ = issue_token(Identity("ann", "user"), SECRET, timedelta(hours=1))
+    assert "gen" not in jwt.decode(token, SECRET, algorithms=["HS256"])
+    assert verify_token(token, SECRET).generation is None
+
+
+def test_a_gen_claim_that_is_not_a_string_is_refused():
+    now = int(time.time())
+    claims = {"sub": "ann", "role": "user", "iat": now, "exp": now + 60, "jti": "x", "gen": 7}
+    with pytest.raises(TokenError, match="'gen' claim is not a string"):
+        verify_token(jwt.encode(claims, SECRET, algorithm="HS256"), SECRET)
+
+
+def test_accounts_read_role_and_generation_from_one_field():
+    from mlservice import accounts
+
+    assert accounts.parse_access(b"admin 0123abcd") == accounts.Access("admin", "0123abcd")
+    assert accounts.parse_access("user ff") == accounts.Access("user", "ff")
+    for gone in (None, b"", b"user", b"user "):
+        assert accounts.parse_access(gone) is None
+    generations = {accounts.new_generation() for _ in range(1000)}
+    assert len(generations) == 1000 and all(len(g) == 16 for g in generations)

@@ -47,15 +47,25 @@ def bearer_claims() -> Identity:
         raise _bearer_refusal(exc.message) from None
 
 
-def admit(claimed: Identity, role: str | None, admin: bool = False) -> None:
+#: The 401 for a token issued before its user's password, role or account changed.
+REVOKED = (
+    "the token was revoked (password, role or account changed); get a new one from /resource/auth"
+)
+
+
+def admit(claimed: Identity, access: accounts.Access | None, admin: bool = False) -> None:
     """Set the request's identity from the user's current role; 401/403 if refused.
 
-    ``role`` is read from Redis by the caller, so a route can fetch it in the
-    same round trip as the data it needs (see the predict routes).
+    ``access`` (role and generation) is read from Redis by the caller, so a
+    route can fetch it in the same round trip as the data it needs (see the
+    predict routes). A token whose generation is not the user's current one
+    was issued before a password, role or account change: 401.
     """
-    if role is None:
+    if access is None:
         raise _bearer_refusal("the token's user no longer exists")
-    g.identity = Identity(claimed.username, role)
+    if claimed.generation != access.generation:  # signed claims: no secret to time
+        raise _bearer_refusal(REVOKED)
+    g.identity = Identity(claimed.username, access.role, access.generation)
     if admin and not g.identity.is_admin:
         raise Forbidden("this needs an admin account")
 
@@ -67,7 +77,7 @@ def require_token(admin: bool = False) -> Callable[[View], View]:
         @functools.wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             claimed = bearer_claims()
-            admit(claimed, accounts.current_role(services().store, claimed.username), admin)
+            admit(claimed, accounts.current_access(services().store, claimed.username), admin)
             return view(*args, **kwargs)
 
         return wrapped  # type: ignore[return-value]

@@ -34,12 +34,12 @@ def predict_with(model_id: str, user_model: bool) -> Response:
     claimed = bearer_claims()
     ctx = services()
     pipe = ctx.store.pipeline(transaction=False)
-    accounts.queue_role(pipe, claimed.username)
+    accounts.queue_access(pipe, claimed.username)
     published.queue_version(pipe, model_id)
     if user_model:
         ctx.models.catalog.queue_get(pipe, model_id)
-    role, raw_version, *raw_record = pipe.execute()
-    admit(claimed, accounts.parse_role(role))
+    raw_access, raw_version, *raw_record = pipe.execute()
+    admit(claimed, accounts.parse_access(raw_access))
     if user_model:
         # 404 for a model the caller may not see, 409 for one not ready.
         check_ready(model_id, ctx.models.catalog.parse(raw_record[0], model_id, current_identity()))

@@ -1,11 +1,15 @@
-"""``/resource/users``: admins create, list and delete accounts."""
+"""``/resource/users``: admins create, list, change and delete accounts; users their password.
+
+Any change to an account (password, role, deletion) revokes the tokens issued
+for it before (see :mod:`mlservice.accounts`).
+"""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, url_for
 
 from .. import accounts
-from ..errors import BadRequest, Conflict
+from ..errors import BadRequest, Conflict, Forbidden, Invalid
 from .auth import current_identity, require_token
 from .parsing import json_body
 from .services import services
@@ -43,11 +47,51 @@ def list_users() -> Response:
     )
 
 
+#: What ``PATCH /resource/users/<name>`` reads.
+UPDATE_FIELDS = ("password", "role", "current_password")
+
+
+@bp.patch("/<username:username>")
+@require_token()
+def update_user(username: str) -> Response:
+    """Change a password and/or role → 200 ``{"username", "role"}``; the old tokens stop working.
+
+    Admins may change any account (not their own role); a user only their own
+    password, giving ``current_password``. Anyone else's account is 403 for a
+    user, whether it exists or not.
+    """
+    caller = current_identity()
+    body = json_body()
+    if not isinstance(body, dict):
+        raise BadRequest('send {"password": ..., "role": ..., "current_password": ...}')
+    unknown = sorted(set(body) - set(UPDATE_FIELDS))
+    if unknown:
+        raise Invalid(
+            f"unknown field(s) {', '.join(map(repr, unknown))}: send password, role "
+            "and (to change your own password) current_password"
+        )
+    password, role, current_password = (body.get(field) for field in UPDATE_FIELDS)
+    if not caller.is_admin:
+        if username != caller.username:
+            raise Forbidden("you may change only your own account")
+        if role is not None:
+            raise Forbidden("only an admin may change a role")
+        if password is not None and current_password is None:
+            raise BadRequest("send current_password (your password now) to change your password")
+    elif username == caller.username and role is not None and role != caller.role:
+        raise Conflict("you cannot change your own role")
+    identity = accounts.update_user(
+        services().store, username, password, role, current_password=current_password
+    )
+    return jsonify(username=identity.username, role=identity.role)
+
+
 @bp.delete("/<username:username>")
 @require_token(admin=True)
 def delete_user(username: str) -> tuple[str, int]:
-    """Delete an account (not your own) → 204."""
+    """Delete an account (not your own) with its data sets and models → 204."""
     if username == current_identity().username:
         raise Conflict("you cannot delete your own account")
-    accounts.delete_user(services().store, username)
+    ctx = services()
+    accounts.delete_account(ctx.store, ctx.datasets, ctx.models, username)
     return "", 204

@@ -98,6 +98,10 @@ class Catalog(Generic[R]):
         raws = self.store.mget([self._key(i) for i in ids]) if ids else []
         return [json.loads(raw) for raw in raws if raw is not None], total
 
+    def owned_ids(self, owner: str) -> tuple[str, ...]:
+        """The ids of every record ``owner`` owns (to delete a user's data with the user)."""
+        return tuple(str(text(i)) for i in self.store.zrange(self._index(owner), 0, -1))
+
     def delete(self, item_id: str) -> R:
         """Remove a record and its index entries; return what it was."""
         record = self.get(item_id)

@@ -11,7 +11,7 @@ import requests
 from tests.helpers import upload
 
 PREFLIGHT_HEADERS = {
-    "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
+    "Access-Control-Allow-Methods": "GET, POST, PATCH, DELETE, OPTIONS",
     "Access-Control-Allow-Headers": "Authorization, Content-Type, Accept, X-Request-ID",
     "Access-Control-Max-Age": "600",
 }

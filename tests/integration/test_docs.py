@@ -21,7 +21,7 @@ FILE_CONTRACT = yaml.safe_load((REPO_DIR / "ml-service.yml").read_text())
 def test_openapi_yaml_is_the_file_with_this_origin_first(client):
     response = client.get("/openapi.yaml")
     assert response.status_code == 200
-    assert response.headers["Content-Type"] == "application/yaml"
+    assert response.headers["Content-Type"] == "application/yaml; charset=utf-8"
     served = yaml.safe_load(response.text)
     validate(served)
     assert served["servers"][0] == {

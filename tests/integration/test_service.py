@@ -81,7 +81,7 @@ def test_unknown_task_is_404(client, admin_token):
 
 
 def test_task_status_needs_a_token(client):
-    assert client.get("/resource/task/status/whatever").status_code == 401
+    assert client.get("/resource/task/status/" + "0" * 32).status_code == 401
 
 
 def test_bad_async_flag_is_400(client, admin_token):

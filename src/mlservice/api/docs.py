@@ -79,7 +79,7 @@ def _contract() -> dict[str, Any]:
 def openapi_yaml() -> Response:
     """The contract as YAML, for Swagger Editor and code generators."""
     text = yaml.safe_dump(_contract(), sort_keys=False, allow_unicode=True)
-    return Response(text, mimetype="application/yaml")
+    return Response(text, content_type="application/yaml; charset=utf-8")
 
 
 @bp.get("/openapi.json")

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 import redis
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from .config import LimitsSettings
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .redis_client import key, text
 from .security import Identity
@@ -359,3 +360,37 @@ def ensure_admin(store: redis.Redis, username: str | None, password: str | None)
         file=sys.stderr,
         flush=True,
     )
+
+
+def _failed_logins_key(username: str) -> str:
+    return key("failed-logins", username)
+
+
+def login_wait(store: redis.Redis, username: str, limits: LimitsSettings) -> int:
+    """Seconds ``username`` must wait before trying a password again (0: may try now).
+
+    Per account, whatever address asks: guessing one account's password from
+    many addresses is throttled too (NGINX throttles each address).
+    """
+    failures_key = _failed_logins_key(username)
+    pipe = store.pipeline()
+    pipe.get(failures_key)
+    pipe.ttl(failures_key)
+    failures, ttl = pipe.execute()
+    if failures is None or int(failures) < limits.max_failed_logins:
+        return 0
+    return max(int(ttl), 1)
+
+
+def record_login(
+    store: redis.Redis, username: str, succeeded: bool, limits: LimitsSettings
+) -> None:
+    """Count a failed login in the current window; a success clears the count."""
+    failures_key = _failed_logins_key(username)
+    if succeeded:
+        store.delete(failures_key)
+        return
+    pipe = store.pipeline()
+    pipe.incr(failures_key)
+    pipe.expire(failures_key, limits.failed_login_window_seconds, nx=True)
+    pipe.execute()

@@ -64,6 +64,12 @@ class TooLarge(ServiceError):
     status = 413
 
 
+class TooManyRequests(ServiceError):
+    """Too many attempts in a while (failed logins of one account); retry later."""
+
+    status = 429
+
+
 class UnsupportedMedia(ServiceError):
     """A body in a format the service does not read."""
 

@@ -127,3 +127,28 @@ def test_short_lifetime_from_config_expires(extra_api, client, admin_credentials
     expired = client.get("/resource/users", token)
     assert expired.status_code == 401
     assert "expired" in expired.json()["status"]
+
+
+def test_failed_logins_are_throttled_per_account(client, new_user):
+    """After 10 wrong passwords in a minute the account waits, even with the right one."""
+    name, password, _ = new_user()
+    for _ in range(10):
+        assert client.get("/resource/auth", auth=(name, "wrong-password")).status_code == 401
+    locked = client.get("/resource/auth", auth=(name, password))
+    assert locked.status_code == 429
+    assert 1 <= int(locked.headers["Retry-After"]) <= 60
+    assert locked.json()["status"].startswith(f"too many failed logins for {name!r}; retry in ")
+    assert "([limits] max_failed_logins = 10 per 60 s)" in locked.json()["status"]
+    # Other accounts are not affected.
+    other, other_password, _ = new_user()
+    assert client.get("/resource/auth", auth=(other, other_password)).status_code == 200
+
+
+def test_a_success_clears_the_failed_logins(client, new_user):
+    name, password, _ = new_user()
+    for _ in range(9):
+        client.get("/resource/auth", auth=(name, "wrong-password"))
+    assert client.get("/resource/auth", auth=(name, password)).status_code == 200
+    for _ in range(9):
+        client.get("/resource/auth", auth=(name, "wrong-password"))
+    assert client.get("/resource/auth", auth=(name, password)).status_code == 200

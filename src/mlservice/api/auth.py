@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from flask import Blueprint, Response, g, jsonify, request
 
 from .. import accounts, security
-from ..errors import Forbidden, Unauthorized
+from ..errors import Forbidden, TooManyRequests, Unauthorized
 from ..security import Identity
 from .services import services
 
@@ -98,6 +98,15 @@ def issue_token() -> Response:
     if credentials is None or credentials.type != "basic" or not credentials.username:
         raise _basic_refusal("send a user name and password with HTTP Basic")
     ctx = services()
+    limits = ctx.settings.limits
+    wait = accounts.login_wait(ctx.store, credentials.username, limits)
+    if wait:
+        raise TooManyRequests(
+            f"too many failed logins for {credentials.username!r}; retry in {wait} s "
+            f"([limits] max_failed_logins = {limits.max_failed_logins} per "
+            f"{limits.failed_login_window_seconds} s)",
+            headers={"Retry-After": str(wait)},
+        )
     password = credentials.password or ""
     delegate = ctx.settings.auth.delegate_url
     if delegate:
@@ -106,6 +115,7 @@ def issue_token() -> Response:
         )
     else:
         identity = accounts.authenticate(ctx.store, credentials.username, password)
+    accounts.record_login(ctx.store, credentials.username, identity is not None, limits)
     if identity is None:
         raise _basic_refusal("wrong user name or password")
     token, seconds = security.issue_token(identity, ctx.secret, ctx.settings.auth.token_lifetime)

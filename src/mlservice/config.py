@@ -357,6 +357,11 @@ class LimitsSettings:
     max_n_estimators: int = option("limits", "max_n_estimators", integer(1), "2000")
     #: Largest max_iter (linear models, SVMs, MLPs) a training request may ask for.
     max_iter: int = option("limits", "max_iter", integer(1), "100000")
+    #: Failed logins of one account within failed_login_window_seconds before it must wait.
+    max_failed_logins: int = option("limits", "max_failed_logins", integer(1), "10")
+    failed_login_window_seconds: int = option(
+        "limits", "failed_login_window_seconds", integer(1), "60"
+    )
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import redis
 from flask import Blueprint, Response, jsonify
 
@@ -9,6 +11,11 @@ from ..errors import Unavailable
 from .services import services
 
 bp = Blueprint("health", __name__)
+
+# Celery's broadcast replies come back on one consumer per app: two threads
+# pinging at once take each other's replies and both see "no worker". One
+# ping at a time per process.
+_ping_lock = threading.Lock()
 
 
 @bp.get("/healthz")
@@ -26,7 +33,8 @@ def readyz() -> Response:
     except redis.RedisError as exc:
         raise Unavailable(f"redis is not reachable: {exc}") from None
     try:
-        replies = ctx.celery.control.ping(timeout=1.0)
+        with _ping_lock:
+            replies = ctx.celery.control.ping(timeout=1.0)
     except Exception as exc:  # any broker failure means "not ready", never a 500
         raise Unavailable(f"celery broker is not reachable: {exc}") from None
     if not replies:

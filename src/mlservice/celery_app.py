@@ -8,7 +8,13 @@ the entry points that use it, with :func:`configure`: the worker
 
 Queue names start with ``celery`` because the Celery Redis user may only
 touch ``celery*`` keys (redis/render-acl.sh). Long work (training, init) goes
-to ``celery.training``; short jobs (callbacks) to ``celery``.
+to ``celery.training``; short jobs (callbacks, the sweep) to ``celery``.
+
+``celery -A mlservice.worker beat`` sends one periodic task: the sweep that
+resumes training runs whose worker died (every :data:`SWEEP_SECONDS`; see
+:mod:`mlservice.training.jobs`). Its schedule lives in memory
+(``celery.beat:Scheduler``): no schedule file, and no Redis keys beyond the
+queue it sends to.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from .config import Settings
 
 SHORT_QUEUE = "celery"
 TRAINING_QUEUE = "celery.training"
+#: How often ``celery beat`` sends the sweep of dead training runs.
+SWEEP_SECONDS = 15.0
 
 #: The service's one Celery app; its tasks are bound to it when their module is imported.
 app = Celery("mlservice", include=["mlservice.training.celery_tasks"])
@@ -50,5 +58,14 @@ def configure(celery: Celery, settings: Settings) -> Celery:
         task_queues=(Queue(SHORT_QUEUE), Queue(TRAINING_QUEUE)),
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
+        beat_scheduler="celery.beat:Scheduler",
+        beat_schedule={
+            "sweep-training": {
+                "task": "mlservice.tasks.sweep_training",
+                "schedule": SWEEP_SECONDS,
+                # A sweep nobody ran in time is dropped: the next one does the same.
+                "options": {"queue": SHORT_QUEUE, "expires": SWEEP_SECONDS, "ignore_result": True},
+            }
+        },
     )
     return celery

@@ -62,6 +62,10 @@ http {{
 """
 
 
+#: How long a stopping Celery worker may take to finish its running tasks.
+WORKER_GRACE_SECONDS = 60.0
+
+
 class StackError(RuntimeError):
     """A process did not start; the message says which and where its log is."""
 
@@ -208,6 +212,48 @@ class Stack:
             ],
         )
 
+    def start_beat(self) -> None:
+        """``celery beat``: sends the sweep that resumes training whose worker died.
+
+        Its schedule is in memory (``beat_scheduler`` in celery_app.py): no file to keep.
+        """
+        self._spawn(
+            "beat",
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "mlservice.worker",
+                "beat",
+                "--loglevel",
+                "INFO",
+            ],
+        )
+
+    def stop_worker(self, grace: float = WORKER_GRACE_SECONDS) -> int | None:
+        """Warm shutdown: TERM to the Celery main process alone, KILL to its group after ``grace``.
+
+        On TERM the worker takes no new task and waits for its pool processes to
+        finish theirs, which are then acknowledged. TERM to the whole group would
+        kill the pool processes at once, and their tasks would run again. Returns
+        the main process's exit code (``None`` if there was no worker).
+        """
+        process = self.processes.get("worker")
+        if process is None:
+            return None
+        if process.poll() is None:
+            try:
+                process.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                process.wait(grace)
+            except subprocess.TimeoutExpired:
+                pass
+        _signal_group(process, signal.SIGKILL)  # whatever lingers (pool processes)
+        return process.wait()
+
     def start_api(self) -> None:
         """Gunicorn with src/gunicorn.conf.py."""
         self._spawn(
@@ -275,6 +321,7 @@ class Stack:
         try:
             self.start_redis()
             self.start_worker()
+            self.start_beat()
             self.start_api()
             self.start_nginx()
             self._wait("worker", lambda: _http_ok(f"{self.url}/readyz"), ready_timeout)
@@ -289,20 +336,34 @@ class Stack:
             int(pid) for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split()
         ]
 
-    def stop(self, timeout: float = 20) -> None:
-        """Stop the processes in reverse order: TERM, then KILL whatever lingers."""
-        for name in reversed(list(self.processes)):
-            process = self.processes[name]
-            if process.poll() is None:
-                _signal_group(process, signal.SIGTERM)
+    def stop(self, timeout: float = 20, worker_grace: float = WORKER_GRACE_SECONDS) -> None:
+        """Stop the processes in reverse order: TERM, then KILL whatever lingers.
+
+        The Celery worker gets a warm shutdown (:meth:`stop_worker`), up to
+        ``worker_grace`` seconds; Redis stops last, once the worker has
+        acknowledged the tasks it finished.
+        """
+        others = [name for name in reversed(self.processes) if name not in ("worker", "redis")]
+        for name in others:
+            if self.processes[name].poll() is None:
+                _signal_group(self.processes[name], signal.SIGTERM)
+        self.stop_worker(worker_grace)
+        self._reap(others, timeout)
+        if "redis" in self.processes:
+            _signal_group(self.processes["redis"], signal.SIGTERM)
+            self._reap(["redis"], timeout)
+        self.processes.clear()
+
+    def _reap(self, names: list[str], timeout: float) -> None:
+        """Wait for these processes to exit; KILL the groups of those still there at ``timeout``."""
         deadline = time.monotonic() + timeout
-        for process in self.processes.values():
+        for name in names:
+            process = self.processes[name]
             try:
                 process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 _signal_group(process, signal.SIGKILL)
                 process.wait()
-        self.processes.clear()
 
 
 def _signal_group(process: subprocess.Popen, sig: int) -> None:
@@ -324,6 +385,65 @@ def _http_ok(url: str) -> bool:
             return response.status == 200
     except (urllib.error.URLError, OSError):
         return False
+
+
+#: ``make run`` restarts a process that dies, after 1, 2, 4, ... seconds; a process
+#: that needs more than RESTART_LIMIT restarts within RESTART_WINDOW seconds is given up.
+RESTART_LIMIT = 5
+RESTART_WINDOW = 300.0
+
+
+@dataclass
+class RestartPolicy:
+    """When to restart one process that died (exponential backoff), and when to give up."""
+
+    limit: int = RESTART_LIMIT
+    window: float = RESTART_WINDOW
+    restarts: list[float] = field(default_factory=list)
+
+    def next_delay(self, now: float) -> float | None:
+        """Seconds to wait before restarting now, or ``None``: it died too often, give up."""
+        self.restarts = [at for at in self.restarts if now - at < self.window]
+        if len(self.restarts) >= self.limit:
+            return None
+        delay = float(2 ** len(self.restarts))
+        self.restarts.append(now)
+        return delay
+
+
+def supervise(stack: Stack, poll_seconds: float = 1.0) -> None:
+    """Keep every process of ``stack`` running until interrupted.
+
+    A process that exits is restarted (its leftovers killed first) after a
+    growing delay; one that keeps dying raises :class:`StackError` naming it.
+    Redis comes back with its data (AOF), the Celery worker re-delivers what
+    was running, Gunicorn and NGINX start as before.
+    """
+    policies = {name: RestartPolicy() for name in stack.processes}
+    while True:
+        for name, process in list(stack.processes.items()):
+            code = process.poll()
+            if code is None:
+                continue
+            delay = policies[name].next_delay(time.monotonic())
+            if delay is None:
+                raise StackError(
+                    f"{name} exited {RESTART_LIMIT} times within {RESTART_WINDOW:.0f} s "
+                    f"(last exit code {code}); giving up"
+                )
+            print(
+                f"mlservice: {name} exited with {code}; restarting it in {delay:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+            time.sleep(delay)
+            _signal_group(process, signal.SIGKILL)  # what is left of its group
+            try:
+                getattr(stack, f"start_{name}")()
+                print(f"mlservice: {name} is back", file=sys.stderr, flush=True)
+            except StackError as exc:
+                print(f"mlservice: {exc}", file=sys.stderr, flush=True)  # retried next round
+        time.sleep(poll_seconds)
 
 
 def _admin_credentials(run_dir: Path) -> tuple[str, str]:
@@ -348,7 +468,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--run-dir", type=Path, default=REPO_DIR / "var")
     args = parser.parse_args(argv)
     args.run_dir.mkdir(parents=True, exist_ok=True)
-    ensure_config_file()
+    ensure_config_file(Path(os.environ.get("MLSERVICE_CONFIG") or DEFAULT_CONFIG_PATH))
     try:
         username, password = _admin_credentials(args.run_dir)
     except ConfigError as exc:
@@ -358,6 +478,11 @@ def main(argv: list[str] | None = None) -> None:
         http_port=args.port,
         redis_port=args.redis_port,
         api_port=args.api_port,
+        # The same files the service would read (MLSERVICE_CONFIG, MLSERVICE_REDIS_CONFIG).
+        config_path=Path(os.environ.get("MLSERVICE_CONFIG") or DEFAULT_CONFIG_PATH),
+        redis_config_path=Path(
+            os.environ.get("MLSERVICE_REDIS_CONFIG") or DEFAULT_REDIS_CONFIG_PATH
+        ),
         log_to_files=False,
         extra_env={"MLSERVICE_ADMIN_USERNAME": username, "MLSERVICE_ADMIN_PASSWORD": password},
     )
@@ -374,19 +499,23 @@ def main(argv: list[str] | None = None) -> None:
             "Press Ctrl-C to stop.\n",
             flush=True,
         )
-        while all(process.poll() is None for process in stack.processes.values()):
-            time.sleep(1)
-        dead = [name for name, process in stack.processes.items() if process.poll() is not None]
-        print(f"mlservice: {', '.join(dead)} stopped; shutting down", file=sys.stderr)
-        sys.exit(1)
+        supervise(stack)
     except StackError as exc:
         print(f"mlservice: {exc}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         pass
     finally:
-        print("mlservice: stopping", file=sys.stderr, flush=True)
-        stack.stop()
+        print(
+            "mlservice: stopping (the Celery worker finishes its running tasks first; "
+            "Ctrl-C again stops it now, and they start again at the next start)",
+            file=sys.stderr,
+            flush=True,
+        )
+        try:
+            stack.stop()
+        except KeyboardInterrupt:
+            stack.stop(worker_grace=0)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,9 @@ Importing this module is what starts a worker's configuration: it reads the
 settings into :data:`mlservice.celery_app.app` (or exits with one line naming
 the bad key), and before the worker takes work it checks the default model
 and both Redis logins (:mod:`mlservice.preflight`). Nothing else imports it.
+
+``celery -A mlservice.worker beat`` uses it too: beat sends the periodic sweep
+that resumes training whose worker died (see :mod:`mlservice.celery_app`).
 """
 
 from __future__ import annotations

@@ -70,9 +70,13 @@ def get_model(model_id: str) -> Response:
 @bp.delete("/<hexid:model_id>")
 @require_token()
 def delete_model(model_id: str) -> tuple[str, int]:
-    """Delete the model; every API worker stops serving it on its next request → 204."""
-    _visible(model_id)
+    """Delete the model; every API worker stops serving it on its next request → 204.
+
+    Its training, if queued or running, is revoked (a running one is stopped).
+    """
+    record = _visible(model_id)
     services().models.delete(model_id)
+    celery_tasks.cancel_training(record)
     return "", 204
 
 

@@ -10,6 +10,24 @@ import time
 from tests.helpers import upload
 
 
+def test_deep_json_is_422_naming_the_limit(client, admin_token, initialised):
+    expected = {
+        "status": "the JSON body nests arrays and objects more than 32 deep "
+        "([limits] max_json_depth)"
+    }
+    for body in ("[" * 100_000, "[" * 33 + "]" * 33, json.dumps({"a": [[[[[[[[[]]]]]]]]]})):
+        response = client.post(
+            "/resource/predict",
+            admin_token,
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
+        if body.startswith('{"a"'):
+            assert response.status_code == 422 and "lacks column" in response.text  # shallow
+        else:
+            assert (response.status_code, response.json()) == (422, expected), body[:40]
+
+
 def test_a_json_body_over_the_cap_is_refused_from_content_length(client, admin_token, initialised):
     body = b'{"x": "' + b"a" * (33 * 1024 * 1024) + b'"}'
     started = time.monotonic()
@@ -42,24 +60,6 @@ def test_a_chunked_json_body_over_the_cap_is_refused_while_read(client, admin_to
     )
     assert response.status_code == 413
     assert "over the limit; at most 32 MiB ([limits] max_json_mb)" in response.json()["status"]
-
-
-def test_deep_json_is_422_naming_the_limit(client, admin_token, initialised):
-    expected = {
-        "status": "the JSON body nests arrays and objects more than 32 deep "
-        "([limits] max_json_depth)"
-    }
-    for body in ("[" * 100_000, "[" * 33 + "]" * 33, json.dumps({"a": [[[[[[[[[]]]]]]]]]})):
-        response = client.post(
-            "/resource/predict",
-            admin_token,
-            data=body,
-            headers={"Content-Type": "application/json"},
-        )
-        if body.startswith('{"a"'):
-            assert response.status_code == 422 and "lacks column" in response.text  # shallow
-        else:
-            assert (response.status_code, response.json()) == (422, expected), body[:40]
 
 
 def test_training_parameters_are_bounded(client, admin_token, customers):

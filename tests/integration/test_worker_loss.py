@@ -21,7 +21,7 @@ def test_a_lost_worker_is_503_json_then_the_api_heals(stack, client, admin_token
 
     def slow_body():
         yield b'{"sepal length (cm)": 5.1, '
-        time.sleep(3)  # the API workers are killed meanwhile
+        time.sleep(5)  # the API workers are killed meanwhile
         yield b'"sepal width (cm)": 3.5, "petal length (cm)": 1.4, "petal width (cm)": 0.2}'
 
     def predict() -> None:
@@ -36,7 +36,7 @@ def test_a_lost_worker_is_503_json_then_the_api_heals(stack, client, admin_token
 
     waiting = threading.Thread(target=predict)
     waiting.start()
-    time.sleep(1.0)
+    time.sleep(2.0)
     for pid in stack.api_worker_pids():
         os.kill(pid, signal.SIGKILL)
     waiting.join(timeout=120)

@@ -24,9 +24,11 @@ def json_body() -> Any:
     limits = services().settings.limits
     cap = int(limits.max_json_mb * 1024**2)
     if request.content_length is not None and request.content_length > cap:
+        _discard_rest()
         raise _too_large(request.content_length, limits.max_json_mb)
     raw = request.stream.read(cap + 1)
     if len(raw) > cap:
+        _discard_rest()
         raise _too_large(None, limits.max_json_mb)
     if not raw:
         raise BadRequest("the request body is empty; send JSON")
@@ -43,6 +45,17 @@ def json_body() -> Any:
     if _nesting_exceeds(body, raw, limits.max_json_depth):
         raise _too_deep(limits.max_json_depth)
     return body
+
+
+def _discard_rest(chunk: int = 1024**2) -> None:
+    """Read what is left of the body and drop it, a chunk at a time (no memory kept).
+
+    Refusing without reading would close the connection while NGINX is still
+    sending the body: NGINX then sees a broken pipe instead of the 413 and
+    answers 503. The body is bounded by NGINX's client_max_body_size.
+    """
+    while request.stream.read(chunk):
+        pass
 
 
 def _too_large(size: int | None, limit_mb: float) -> TooLarge:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, TypeVar
 
 import pandas as pd
@@ -71,3 +74,44 @@ def wait_ready(client, token: str, model_id: str, timeout: float = 120) -> dict[
         return record
 
     return eventually(finished, timeout=timeout, message=f"model {model_id} still training")
+
+
+class CallbackReceiver:
+    """A loopback HTTP server that records the training callbacks it gets.
+
+    ``calls`` holds (headers, body) per POST: the body as bytes, or decoded
+    when ``parse_json``. The first ``failures`` POSTs are answered 500.
+    """
+
+    def __init__(self, failures: int = 0, parse_json: bool = False) -> None:
+        self.calls: list = []
+        self.failures = failures
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                recorded = json.loads(body) if parse_json else body
+                receiver.calls.append((self.headers, recorded))  # headers: case-insensitive
+                failed = len(receiver.calls) <= receiver.failures
+                self.send_response(500 if failed else 200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait(self, count: int, timeout: float = 60) -> None:
+        """Until ``count`` callbacks have arrived."""
+
+        def arrived():
+            assert len(self.calls) >= count, f"{len(self.calls)} callbacks of {count}"
+            return True
+
+        eventually(arrived, timeout=timeout, interval=0.1, message="callbacks missing")
+
+    def close(self) -> None:
+        self.server.shutdown()

@@ -4,15 +4,13 @@ import hashlib
 import hmac
 import json
 import pickle
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from mlservice import security
-from tests.helpers import eventually, train, upload, wait_ready
+from tests.helpers import CallbackReceiver, eventually, train, upload, wait_ready
 
 
 @pytest.fixture(scope="module")
@@ -354,43 +352,9 @@ def test_delete_is_seen_by_every_worker(client, admin_token, trained, customers)
 CALLBACK_SECRET = "receiver-chosen-secret"
 
 
-class Receiver:
-    """A loopback HTTP server that records callbacks (failing the first ``failures``)."""
-
-    def __init__(self, failures: int = 0) -> None:
-        self.calls: list = []
-        self.failures = failures
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.calls.append((self.headers, body))  # case-insensitive
-                failed = len(receiver.calls) <= receiver.failures
-                self.send_response(500 if failed else 200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def wait(self, count: int, timeout: float = 60) -> None:
-        def arrived():
-            assert len(self.calls) >= count, f"{len(self.calls)} callbacks of {count}"
-            return True
-
-        eventually(arrived, timeout=timeout, interval=0.1, message="callbacks missing")
-
-    def close(self) -> None:
-        self.server.shutdown()
-
-
 def test_callback_is_signed_and_retried(client, admin_token, trained, store, settings):
     """Signed with the client's callback_secret, never with the service secret."""
-    receiver = Receiver(failures=2)
+    receiver = CallbackReceiver(failures=2)
     try:
         accepted = train(
             client,
@@ -427,7 +391,7 @@ def test_callback_is_signed_and_retried(client, admin_token, trained, store, set
 
 
 def test_failed_training_calls_back_with_the_error(client, admin_token, customers):
-    receiver = Receiver()
+    receiver = CallbackReceiver()
     small = customers.head(30)
     try:
         dataset_id = upload(client, admin_token, small)
@@ -462,7 +426,7 @@ def test_failed_training_calls_back_with_the_error(client, admin_token, customer
 
 
 def test_callback_that_never_succeeds_changes_nothing(client, admin_token, trained):
-    receiver = Receiver(failures=1000)
+    receiver = CallbackReceiver(failures=1000)
     try:
         accepted = train(
             client,

@@ -11,10 +11,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 import requests
@@ -25,46 +23,14 @@ from mlservice import celery_app, context
 from mlservice.redis_client import key
 from mlservice.store.model_lifecycle import CALLBACKS_KEY, RUNNING_KEY
 from mlservice.training import celery_tasks
-from tests.helpers import eventually, train, upload, wait_ready
+from tests.helpers import CallbackReceiver, eventually, train, upload, wait_ready
 
 CALLBACK_SECRET = "receiver-chosen-secret"
 
 
-class Receiver:
-    """A loopback HTTP server that records the callbacks it gets."""
-
-    def __init__(self) -> None:
-        self.calls: list = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.calls.append((self.headers, json.loads(body)))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def wait(self, count: int, timeout: float = 60) -> None:
-        def arrived():
-            assert len(self.calls) >= count, f"{len(self.calls)} callbacks of {count}"
-            return True
-
-        eventually(arrived, timeout=timeout, interval=0.1, message="callbacks missing")
-
-    def close(self) -> None:
-        self.server.shutdown()
-
-
 @pytest.fixture
 def receiver():
-    receiver = Receiver()
+    receiver = CallbackReceiver(parse_json=True)
     yield receiver
     receiver.close()
 
@@ -74,7 +40,7 @@ def dataset_id(client, admin_token, customers) -> str:
     return upload(client, admin_token, customers)
 
 
-def slow_model(dataset_id: str, receiver: Receiver | None = None) -> dict:
+def slow_model(dataset_id: str, receiver: CallbackReceiver | None = None) -> dict:
     """A training request whose fit and ONNX compile take a few seconds each."""
     body = {
         "dataset_id": dataset_id,
@@ -140,7 +106,7 @@ def process_runs(pid: int) -> bool:
         return False
 
 
-def outcomes(receiver: Receiver) -> list[str]:
+def outcomes(receiver: CallbackReceiver) -> list[str]:
     """The delivery ids of the callbacks received, once each, after they are all in.
 
     A worker killed between a POST and its bookkeeping makes the callback go

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import BadRequest, Invalid, TooLarge
 from ..store.bundles import ColumnType, SchemaColumn
@@ -94,6 +96,52 @@ def records_to_columns(
         columns[name] = (
             _numbers(name, values) if column["type"] == ColumnType.NUMBER else _texts(name, values)
         )
+    return columns
+
+
+def arrow_to_columns(
+    table: pa.Table | pa.RecordBatch, schema: list[SchemaColumn], first_row: int = 0
+) -> dict[str, np.ndarray]:
+    """Validate an Arrow table (or batch) against the input schema: one array per column.
+
+    The same arrays :func:`records_to_columns` gives: float64 with NaN for a
+    missing number, Python strings with NaN for a missing text. Extra columns
+    are ignored (a stored data set also has its target and ids); a missing
+    one, or a column of the wrong type, is named. ``first_row`` numbers the
+    rows in messages when ``table`` is one chunk of a larger input.
+    """
+    present = set(table.schema.names)
+    missing = [column["name"] for column in schema if column["name"] not in present]
+    if missing:
+        raise Invalid(
+            f"the input lacks column(s) {', '.join(map(repr, missing))}; "
+            f"the model expects {', '.join(repr(c['name']) for c in schema)}"
+        )
+    columns = {}
+    for column in schema:
+        name = column["name"]
+        values = table.column(name)
+        kind = values.type
+        if column["type"] == ColumnType.NUMBER:
+            if not (
+                pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_null(kind)
+            ):
+                raise Invalid(f"column {name!r} expects numbers; the input has {kind}")
+            array = pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False)
+            bad = np.flatnonzero(np.isinf(array))
+            if bad.size:
+                raise Invalid(
+                    f"column {name!r} has a non-finite number in row {first_row + int(bad[0])}"
+                )
+            columns[name] = array
+        else:
+            if not (
+                pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)
+            ):
+                raise Invalid(f"column {name!r} expects text; the input has {kind}")
+            text = pc.cast(values, pa.string()).to_numpy(zero_copy_only=False)
+            text[pc.is_null(values).to_numpy(zero_copy_only=False)] = np.nan
+            columns[name] = text
     return columns
 
 

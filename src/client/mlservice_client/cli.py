@@ -1,0 +1,766 @@
+"""``mls``: the ML Service from the shell, built on :class:`~mlservice_client.Client`.
+
+Tables for people, ``--json`` for scripts; progress bars on standard error
+only when it is a terminal; every failure one line on standard error and an
+exit code a script can test (see ``EXIT_CODES``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any, NoReturn, TypeVar
+
+import click
+
+from . import __version__, config, formatting, tables
+from .client import Client
+from .errors import (
+    ConnectionFailed,
+    MLServiceError,
+    NotLoggedIn,
+    ServiceError,
+    TrainingFailed,
+    Unauthorized,
+    WaitTimeout,
+)
+from .progress import ByteBar, TaskBar
+from .schemas import Dataset, Model
+
+EXIT_OK = 0
+EXIT_SERVICE = 1  # the service refused or failed (4xx/5xx), or an input file is unusable
+EXIT_USAGE = 2  # a wrong command line, or not logged in
+EXIT_TRAINING = 3  # the training (or init) ended failed
+EXIT_CONNECT = 4  # the service could not be reached
+EXIT_TIMEOUT = 5  # --timeout passed while waiting (the work goes on)
+EXIT_INTERRUPTED = 130  # Ctrl-C
+
+EXIT_CODES = f"""\b
+Exit codes:
+  {EXIT_OK}    success
+  {EXIT_SERVICE}    the service refused or failed (HTTP 4xx/5xx), or an input file is unusable
+  {EXIT_USAGE}    wrong usage, or not logged in
+  {EXIT_TRAINING}    training failed (mls train, mls models wait, mls init)
+  {EXIT_CONNECT}    cannot connect to the service
+  {EXIT_TIMEOUT}    --timeout passed while waiting (the work goes on in the service)
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
+"""
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: ``-o FILE`` of the commands that write a file.
+OUTPUT_FILE = click.Path(dir_okay=False, path_type=Path)
+
+
+class State:
+    """What the options of ``mls`` itself say, for every command."""
+
+    def __init__(self, url: str | None = None, as_json: bool = False) -> None:
+        self.url = url
+        self.as_json = as_json
+        self._client: Client | None = None
+
+    def client(self) -> Client:
+        """A client for the chosen service with the saved (or ``MLS_TOKEN``) token."""
+        if self._client is None:
+            login = config.current(self.url)
+            if not login.url:
+                raise NotLoggedIn(
+                    "no service: run 'mls login URL' first, or set MLS_URL and MLS_TOKEN"
+                )
+            if not login.token:
+                raise NotLoggedIn(
+                    f"not logged in to {login.url}: run 'mls login {login.url}', or set MLS_TOKEN"
+                )
+            self._client = Client(login.url, token=login.token)
+        return self._client
+
+
+def _set_json(ctx: click.Context, _: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.ensure_object(State).as_json = True
+
+
+def json_option(command: F) -> F:
+    """``--json`` on a command too (``mls datasets ls --json`` as well as ``mls --json ...``)."""
+    return click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        expose_value=False,
+        callback=_set_json,
+        help="Print the service's JSON instead of a table.",
+    )(command)
+
+
+def state() -> State:
+    return click.get_current_context().ensure_object(State)
+
+
+def emit(value: Any, human: Callable[[], str]) -> None:
+    """Print ``value`` as JSON with ``--json``, else ``human()``'s text."""
+    if state().as_json:
+        click.echo(json.dumps(value, indent=2))
+    else:
+        text = human()
+        if text:
+            click.echo(text)
+
+
+def note(message: str) -> None:
+    """A line for the person at the terminal (standard error, so stdout stays data)."""
+    click.echo(message, err=True)
+
+
+# -- the command ------------------------------------------------------------------------------
+
+
+@click.group(epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--url",
+    metavar="URL",
+    help="The service (default: MLS_URL, else the one of 'mls login').",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.version_option(__version__, prog_name="mls")
+@click.pass_context
+def cli(ctx: click.Context, url: str | None, as_json: bool) -> None:
+    """The ML Service from the shell: data sets, training, models, predictions, users.
+
+    Start with 'mls login URL'. MLS_URL and MLS_TOKEN override what it saved.
+    """
+    current = ctx.ensure_object(State)
+    current.url = url
+    current.as_json = current.as_json or as_json
+
+
+# -- login ------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("url")
+@click.option("-u", "--username", prompt=True, help="Your user name (prompted if not given).")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from standard input (no prompt)."
+)
+@json_option
+def login(url: str, username: str, password_stdin: bool) -> None:
+    """Get a token for URL and keep it (mode 0600) in your config directory."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True)
+    client = Client(url, username=username, password=password)
+    answer = client.login()
+    path = config.save(config.Login(client.url, answer["token"], username))
+    expires = time.time() + answer["expires_in"]
+    emit(
+        {"url": client.url, "username": username, "expires_at": expires, "saved_in": str(path)},
+        lambda: (
+            f"Logged in to {client.url} as {username} until "
+            f"{formatting.when(expires)}; token saved in {path}"
+        ),
+    )
+
+
+@cli.command()
+def logout() -> None:
+    """Forget the saved token."""
+    path = config.credentials_path()
+    note(f"Removed {path}" if config.forget() else "Not logged in; nothing to remove")
+
+
+# -- service ----------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--no-wait", is_flag=True, help="Return at once with the task id.")
+@click.option("--timeout", type=float, default=600, show_default=True, help="Seconds to wait.")
+@json_option
+def init(no_wait: bool, timeout: float) -> None:
+    """Train the service's default model (the one 'mls predict default' uses)."""
+    client = state().client()
+    with TaskBar("init") as bar:
+        status = client.init(wait=not no_wait, timeout=timeout, on_status=bar)
+    emit(status, lambda: f"task {status['task_id']}: {status.get('status', status['state'])}")
+
+
+@cli.group()
+def tasks() -> None:
+    """Follow tasks you started."""
+
+
+@tasks.command("show")
+@click.argument("task_id")
+@json_option
+def tasks_show(task_id: str) -> None:
+    """A task's state and progress."""
+    status = state().client().task(task_id)
+    emit(status, lambda: formatting.fields(list(status.items())))
+
+
+# -- data sets --------------------------------------------------------------------------------
+
+
+@cli.group()
+def datasets() -> None:
+    """Upload, list, show, download and delete data sets (CSV or Parquet)."""
+
+
+def _dataset_row(record: Dataset) -> list[Any]:
+    return [
+        record["id"],
+        record["name"],
+        record.get("owner"),
+        record["format"],
+        record["rows"],
+        len(record.get("columns", [])),
+        formatting.size(record.get("size_bytes")),
+        formatting.when(record.get("created_at")),
+    ]
+
+
+DATASET_HEADER = ["ID", "NAME", "OWNER", "FORMAT", "ROWS", "COLUMNS", "SIZE", "CREATED"]
+
+
+@datasets.command("upload")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--name", help="The data set's name (default: the file's name).")
+@json_option
+def datasets_upload(file: Path, name: str | None) -> None:
+    """Upload FILE (CSV or Parquet), streamed, with a progress bar; prints its profile."""
+    with ByteBar(f"uploading {file.name}") as bar:
+        record = state().client().upload_dataset(file, name, progress=bar)
+    emit(record, lambda: _dataset_text(record))
+
+
+def _dataset_text(record: Dataset) -> str:
+    head = formatting.table([_dataset_row(record)], DATASET_HEADER)
+    columns = [
+        [
+            c["name"],
+            c["dtype"],
+            c["missing"],
+            c["distinct"],
+            ", ".join(c.get("categories_sample", [])[:5]),
+        ]
+        for c in record.get("columns", [])
+    ]
+    header = ["COLUMN", "TYPE", "MISSING", "DISTINCT", "SAMPLE"]
+    return head + "\n\n" + formatting.table(columns, header)
+
+
+@datasets.command("ls")
+@click.option("--page", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--per-page", type=click.IntRange(1, 500), default=50, show_default=True)
+@json_option
+def datasets_ls(page: int, per_page: int) -> None:
+    """Your data sets (admins: everyone's), newest first."""
+    answer = state().client().datasets(page, per_page)
+    emit(
+        answer,
+        lambda: (
+            formatting.table([_dataset_row(d) for d in answer["datasets"]], DATASET_HEADER)
+            + f"\n({len(answer['datasets'])} of {answer['total']}, page {answer['page']})"
+        ),
+    )
+
+
+@datasets.command("show")
+@click.argument("dataset_id")
+@json_option
+def datasets_show(dataset_id: str) -> None:
+    """A data set's record and column profile."""
+    record = state().client().dataset(dataset_id)
+    emit(record, lambda: _dataset_text(record))
+
+
+@datasets.command("download")
+@click.argument("dataset_id")
+@click.option("-o", "--output", type=OUTPUT_FILE, help="File (default: stdout).")
+def datasets_download(dataset_id: str, output: Path | None) -> None:
+    """Download a data set's file, streamed, to -o FILE or standard output."""
+    with ByteBar("downloading") as bar:
+        target: Path | IO[bytes] = output or sys.stdout.buffer
+        written = state().client().download_dataset(dataset_id, target, progress=bar)
+    if output:
+        note(f"Saved {formatting.size(written)} to {output}")
+
+
+@datasets.command("rm")
+@click.argument("dataset_ids", nargs=-1, required=True)
+def datasets_rm(dataset_ids: tuple[str, ...]) -> None:
+    """Delete data sets (models trained on them keep working)."""
+    for dataset_id in dataset_ids:
+        state().client().delete_dataset(dataset_id)
+        note(f"Deleted data set {dataset_id}")
+
+
+# -- estimators and training ------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--task", type=click.Choice(["classification", "regression"]), help="Only these.")
+@json_option
+def estimators(name: str | None, task: str | None) -> None:
+    """The estimators you can train (with NAME: its parameters and defaults)."""
+    found = state().client().estimators()
+    found = [e for e in found if task in (None, e["task"]) and name in (None, e["name"])]
+    if name and not found:
+        raise click.UsageError(f"no estimator {name!r}; 'mls estimators' lists them")
+    if name:
+        emit(found[0], lambda: formatting.fields(sorted(found[0]["params"].items())))
+    else:
+        rows = [[e["name"], e["task"], e["module"]] for e in found]
+        emit(found, lambda: formatting.table(rows, ["NAME", "TASK", "MODULE"]))
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """``key=value`` from ``--param``: the value as JSON when it parses (8, 0.5, true, null,
+    [1, 2]), else as a string (lbfgs)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise click.BadParameter(f"{text!r} is not key=value", param_hint="--param")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key.strip(), value
+
+
+@cli.command()
+@click.option("--dataset", "dataset_id", required=True, help="The data set's id.")
+@click.option("--target", required=True, help="The column to predict.")
+@click.option("--estimator", required=True, help="An estimator from 'mls estimators'.")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="A parameter (repeat).")
+@click.option("--feature", "features", multiple=True, help="An input column (repeat; default all).")
+@click.option("--test-size", type=float, help="Fraction held out for the metrics (0.25).")
+@click.option("--cv", type=int, help="Also cross-validate with this many folds.")
+@click.option("--name", help="The model's name.")
+@click.option("--no-compile", is_flag=True, help="Serve with scikit-learn, not ONNX Runtime.")
+@click.option("--target-is-categorical", is_flag=True, help="A numeric target holds classes.")
+@click.option("--no-wait", is_flag=True, help="Return at once with the model id.")
+@click.option("--timeout", type=float, help="Seconds to wait at most (the training goes on).")
+@json_option
+def train(
+    dataset_id: str,
+    target: str,
+    estimator: str,
+    params: tuple[str, ...],
+    features: tuple[str, ...],
+    test_size: float | None,
+    cv: int | None,
+    name: str | None,
+    no_compile: bool,
+    target_is_categorical: bool,
+    no_wait: bool,
+    timeout: float | None,
+) -> None:
+    """Train a model and follow it with a progress bar; prints its metrics.
+
+    Exits 3 if the training fails.
+    """
+    client = state().client()
+    parsed = dict(parse_param(p) for p in params)
+    record = client.train(
+        dataset_id,
+        target,
+        estimator,
+        parsed or None,
+        features=list(features) or None,
+        test_size=test_size,
+        cv=cv,
+        name=name,
+        compile=False if no_compile else None,
+        target_is_categorical=True if target_is_categorical else None,
+    )
+    note(f"Model {record['id']}: {record.get('name')}")
+    if not no_wait:
+        with TaskBar("training") as bar:
+            record = _wait(client, record["id"], timeout, bar)
+    emit(record, lambda: _model_text(record))
+
+
+def _wait(client: Client, model_id: str, timeout: float | None, bar: TaskBar) -> Model:
+    """Wait for the model; Ctrl-C stops waiting, not training, and says how to resume."""
+    try:
+        return client.wait_model(model_id, timeout, on_status=bar)
+    except KeyboardInterrupt:
+        bar.close()
+        note(f"Stopped waiting; the training goes on: mls models wait {model_id}")
+        raise
+
+
+# -- models -----------------------------------------------------------------------------------
+
+
+@cli.group()
+def models() -> None:
+    """List, show, wait for, download, upload and delete models; save training reports."""
+
+
+def _score(record: Model) -> str:
+    metrics = record.get("metrics") or {}
+    for key in ("accuracy", "r2"):
+        if key in metrics:
+            return f"{key} {metrics[key]:.3f}"
+    return "-"
+
+
+def _model_text(record: Model) -> str:
+    engine = record.get("engine") or {}
+    pairs: list[tuple[str, Any]] = [
+        ("id", record["id"]),
+        ("name", record.get("name")),
+        ("status", record["status"]),
+        ("estimator", record.get("estimator")),
+        ("target", record.get("target")),
+        ("engine", engine.get("name")),
+        ("version", record.get("version")),
+        ("training seconds", record.get("training_seconds")),
+    ]
+    if record.get("error"):
+        pairs.append(("error", record["error"]))
+    text = formatting.fields(pairs)
+    if record.get("metrics"):
+        text += "\n\n" + formatting.metrics(record["metrics"])
+    return text
+
+
+@models.command("ls")
+@click.option("--page", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--per-page", type=click.IntRange(1, 500), default=50, show_default=True)
+@json_option
+def models_ls(page: int, per_page: int) -> None:
+    """Your models (admins: everyone's), newest first."""
+    answer = state().client().models(page, per_page)
+    rows = [
+        [
+            m["id"],
+            m.get("name"),
+            m.get("owner"),
+            m["status"],
+            m.get("estimator"),
+            (m.get("engine") or {}).get("name"),
+            _score(m),
+            formatting.when(m.get("created_at")),
+        ]
+        for m in answer["models"]
+    ]
+    header = ["ID", "NAME", "OWNER", "STATUS", "ESTIMATOR", "ENGINE", "SCORE", "CREATED"]
+    emit(
+        answer,
+        lambda: (
+            formatting.table(rows, header)
+            + f"\n({len(rows)} of {answer['total']}, page {answer['page']})"
+        ),
+    )
+
+
+@models.command("show")
+@click.argument("model_id")
+@json_option
+def models_show(model_id: str) -> None:
+    """A model's status, engine, metrics (and error)."""
+    record = state().client().model(model_id)
+    emit(record, lambda: _model_text(record))
+
+
+@models.command("wait")
+@click.argument("model_id")
+@click.option("--timeout", type=float, help="Seconds to wait at most.")
+@json_option
+def models_wait(model_id: str, timeout: float | None) -> None:
+    """Wait for a model's training to end; exits 3 if it failed."""
+    client = state().client()
+    with TaskBar("training") as bar:
+        record = _wait(client, model_id, timeout, bar)
+    emit(record, lambda: _model_text(record))
+
+
+@models.command("download")
+@click.argument("model_id")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File (default: MODEL_ID.mlbundle).",
+)
+def models_download(model_id: str, output: Path | None) -> None:
+    """Download the model's signed bundle, streamed."""
+    target = output or Path(f"{model_id}.mlbundle")
+    with ByteBar(f"downloading {target.name}") as bar:
+        written = state().client().download_model(model_id, target, progress=bar)
+    note(f"Saved {formatting.size(written)} to {target}")
+
+
+@models.command("upload")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--name", help="The new model's name.")
+@json_option
+def models_upload(file: Path, name: str | None) -> None:
+    """Upload a bundle (signed by this service or one sharing its secret)."""
+    with ByteBar(f"uploading {file.name}") as bar:
+        record = state().client().upload_model(file, name, progress=bar)
+    emit(record, lambda: _model_text(record))
+
+
+@models.command("rm")
+@click.argument("model_ids", nargs=-1, required=True)
+def models_rm(model_ids: tuple[str, ...]) -> None:
+    """Delete models (a training one is stopped)."""
+    for model_id in model_ids:
+        state().client().delete_model(model_id)
+        note(f"Deleted model {model_id}")
+
+
+@models.command("report")
+@click.argument("model_id")
+@click.option(
+    "-o",
+    "--output",
+    "directory",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory to save the plots and metrics.json in.",
+)
+@click.option(
+    "--format",
+    "formats",
+    type=click.Choice(["png", "svg"]),
+    multiple=True,
+    help="Plot formats (default: both).",
+)
+def models_report(model_id: str, directory: Path, formats: tuple[str, ...]) -> None:
+    """Save the training report's plots (confusion matrix, ...) and metrics into a directory."""
+    saved = state().client().save_report(model_id, directory, formats or ("png", "svg"))
+    for path in saved:
+        click.echo(str(path))
+
+
+# -- predictions ------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("model")
+@click.argument("file", required=False, default="-")
+@click.option(
+    "--format",
+    "input_format",
+    type=click.Choice(["csv", "json", "jsonl", "parquet"]),
+    help="Input format (default: FILE's extension; stdin: json if it starts with { or [; csv).",
+)
+@click.option("-o", "--output", type=OUTPUT_FILE, help="File (default: stdout).")
+@click.option(
+    "--output-format",
+    type=click.Choice(["csv", "json"]),
+    help="Output format (default: from -o's extension, else csv for CSV input and json otherwise).",
+)
+@click.option("--probabilities", is_flag=True, help="Also the class probabilities.")
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=10_000, show_default=True)
+def predict(
+    model: str,
+    file: str,
+    input_format: str | None,
+    output: Path | None,
+    output_format: str | None,
+    probabilities: bool,
+    batch_size: int,
+) -> None:
+    """Predict FILE (CSV, JSON, JSON Lines or Parquet; '-' or none: stdin) with MODEL.
+
+    MODEL is a model id, or 'default' for the service's default model. Writes
+    CSV (a 'prediction' column, and p_<class> columns with --probabilities)
+    or JSON ({"predictions": [...]}), to stdout or -o.
+    """
+    source: str | IO[bytes] = file
+    if file == "-":
+        stdin = sys.stdin.buffer
+        input_format = input_format or _sniff(stdin)
+        source = stdin
+    found = tables.format_of(file if file != "-" else "stdin", input_format)
+    out_format = output_format or _output_format(output, found)
+    answers = state().client().iter_predict(source, model, probabilities, found, batch_size)
+    with _output(output) as out:
+        if out_format == "csv":
+            tables.write_csv(answers, out)
+        else:
+            json.dump(tables.merge(answers), out)
+            out.write("\n")
+
+
+def _output_format(output: Path | None, input_format: str) -> str:
+    """JSON with --json, else -o's extension (.csv, .json), else CSV for CSV input, else JSON."""
+    suffix = output.suffix.lower().lstrip(".") if output else ""
+    if state().as_json:
+        return "json"
+    if suffix in ("csv", "json"):
+        return suffix
+    return "csv" if input_format == "csv" else "json"
+
+
+def _sniff(stream: Any) -> str:
+    """``json`` when standard input starts with ``{`` or ``[``, else ``csv``."""
+    peek = getattr(stream, "peek", None)
+    head = peek(64).lstrip()[:1] if peek else b""
+    return "json" if head in (b"{", b"[") else "csv"
+
+
+class _output:
+    """Standard output, or a file written whole or not at all."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.partial = path.with_name(path.name + ".part") if path else None
+
+    def __enter__(self) -> IO[str]:
+        if self.partial is None:
+            return sys.stdout
+        self.file = open(self.partial, "w", newline="")  # noqa: SIM115 - closed in __exit__
+        return self.file
+
+    def __exit__(self, kind: object, *rest: object) -> None:
+        if self.partial is None or self.path is None:
+            return
+        self.file.close()
+        if kind is None:
+            self.partial.replace(self.path)
+        else:
+            self.partial.unlink(missing_ok=True)
+
+
+# -- users ------------------------------------------------------------------------------------
+
+
+@cli.group()
+def users() -> None:
+    """Accounts (admins): list, add, show, change (password, role), remove."""
+
+
+@users.command("ls")
+@json_option
+def users_ls() -> None:
+    """Every account and its role."""
+    found = state().client().users()
+    rows = [[u["username"], u["role"]] for u in found]
+    emit(found, lambda: formatting.table(rows, ["USERNAME", "ROLE"]))
+
+
+def _new_password(password_stdin: bool, prompt: str = "Password") -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(click.prompt(prompt, hide_input=True, confirmation_prompt=True))
+
+
+@users.command("add")
+@click.argument("username")
+@click.option("--role", type=click.Choice(["user", "admin"]), default="user", show_default=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@json_option
+def users_add(username: str, role: str, password_stdin: bool) -> None:
+    """Create an account (the password is prompted for)."""
+    user = state().client().create_user(username, _new_password(password_stdin), role)
+    emit(user, lambda: f"Created {user['username']} ({user['role']})")
+
+
+@users.command("show")
+@click.argument("username")
+@json_option
+def users_show(username: str) -> None:
+    """One account and its role."""
+    user = state().client().user(username)
+    emit(user, lambda: formatting.fields(list(user.items())))
+
+
+@users.command("set")
+@click.argument("username")
+@click.option("--password", "change_password", is_flag=True, help="Set a new password (prompted).")
+@click.option("--role", type=click.Choice(["user", "admin"]), help="Set the role (admins).")
+@click.option(
+    "--current-password",
+    "ask_current",
+    is_flag=True,
+    help="Also prompt for the current password (users changing their own).",
+)
+@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
+@json_option
+def users_set(
+    username: str, change_password: bool, role: str | None, ask_current: bool, password_stdin: bool
+) -> None:
+    """Change an account's password and/or role (PATCH); its earlier tokens stop working."""
+    if not (change_password or password_stdin or role):
+        raise click.UsageError("nothing to change: give --password and/or --role")
+    current = click.prompt("Current password", hide_input=True) if ask_current else None
+    password = None
+    if change_password or password_stdin:
+        password = _new_password(password_stdin, "New password")
+    user = state().client().update_user(username, password, role, current)
+    emit(user, lambda: f"Changed {user['username']} ({user['role']}); earlier tokens are revoked")
+
+
+@users.command("rm")
+@click.argument("username")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def users_rm(username: str, yes: bool) -> None:
+    """Delete an account with its data sets and models."""
+    if not yes:
+        click.confirm(f"Delete {username} with all their data sets and models?", abort=True)
+    state().client().delete_user(username)
+    note(f"Deleted {username}")
+
+
+# -- entry point ------------------------------------------------------------------------------
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """One line on standard error, then exit with ``code``."""
+    click.echo(f"mls: {message}", err=True)
+    sys.exit(code)
+
+
+def exit_code(error: MLServiceError) -> int:
+    """The exit code of a client error (see ``EXIT_CODES``)."""
+    if isinstance(error, ConnectionFailed):
+        return EXIT_CONNECT
+    if isinstance(error, TrainingFailed):
+        return EXIT_TRAINING
+    if isinstance(error, WaitTimeout):
+        return EXIT_TIMEOUT
+    if isinstance(error, NotLoggedIn):
+        return EXIT_USAGE
+    return EXIT_SERVICE
+
+
+def describe(error: MLServiceError) -> str:
+    """The one line for an error: the service's message, its status, and a hint for 401."""
+    if isinstance(error, Unauthorized):
+        return f"{error} - run 'mls login URL' for a new token"
+    if isinstance(error, ServiceError):
+        return str(error)
+    return error.message
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``mls``: run a command; every failure is one line and an exit code."""
+    try:
+        code = cli.main(args=argv, prog_name="mls", standalone_mode=False)
+    except click.ClickException as usage:
+        usage.show()
+        sys.exit(usage.exit_code)
+    except (click.Abort, KeyboardInterrupt):
+        fail("interrupted", EXIT_INTERRUPTED)
+    except MLServiceError as error:
+        fail(describe(error), exit_code(error))
+    except BrokenPipeError:
+        sys.exit(EXIT_OK)  # `mls ... | head`: the reader had enough
+    except OSError as error:
+        fail(f"{error.strerror or error}: {error.filename or ''}".rstrip(": "), EXIT_SERVICE)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)  # --help, --version: click's Exit
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

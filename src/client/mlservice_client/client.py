@@ -1,0 +1,548 @@
+"""The Python client: one typed method per route of ml-service.yml.
+
+``Client(url, username=..., password=...)`` gets (and renews) its own
+tokens; ``Client(url, token=...)`` uses the one it is given. Files go up and
+come down as streams, long work is waited for with backoff (``wait=True``),
+and every refusal is an exception from :mod:`.errors` with the service's
+message. The client never imports the server package.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any, cast
+
+import requests
+
+from . import backoff, tables
+from .errors import NotFound, ServiceError, TrainingFailed, UnsupportedMedia
+from .schemas import (
+    Dataset,
+    DatasetList,
+    Estimator,
+    Model,
+    ModelAccepted,
+    ModelList,
+    Prediction,
+    Report,
+    TaskAccepted,
+    TaskStatus,
+    Token,
+    User,
+)
+from .streaming import CHUNK, MultipartStream, Progress, ProgressReader, no_progress, save_stream
+from .transport import Transport
+
+#: ``model`` value naming the service's default model (``POST /resource/predict``).
+DEFAULT_MODEL = "default"
+
+#: Records per predict request when predicting a file (the service takes at most 100000).
+BATCH_SIZE = 10_000
+
+#: Media types of a raw data set upload, by extension; others go as octet-stream with a name.
+DATASET_TYPES = {
+    ".csv": "text/csv",
+    ".parquet": "application/vnd.apache.parquet",
+    ".pq": "application/vnd.apache.parquet",
+}
+
+#: Called with each task status while waiting (the CLI's progress bar).
+OnStatus = Callable[[TaskStatus], None]
+
+#: What ``predict`` takes: records, a DataFrame, or a file (path or binary stream).
+PredictInput = dict[str, Any] | list[dict[str, Any]] | str | os.PathLike[str] | IO[bytes] | Any
+
+#: werkzeug's message for a URL no route serves (as opposed to an unknown id on a real route).
+_NO_ROUTE = "The requested URL was not found on the server"
+
+
+class Client:
+    """The ML Service over HTTP."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        *,
+        retries: int = 3,
+        timeout: float | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        """``token``, or ``username`` and ``password`` (then tokens are fetched and renewed).
+
+        With both, ``token`` is used first and the credentials renew it.
+        ``retries``: repeats of a request that is safe to repeat (connection
+        errors, ``503`` with ``Retry-After``). ``timeout``: seconds to wait for
+        an answer (default 310, above NGINX's own 300).
+        """
+        self._http = Transport(url, token, username, password, retries=retries, session=session)
+        if timeout is not None:
+            self._http.read_timeout = timeout
+
+    @property
+    def url(self) -> str:
+        """The service's base URL."""
+        return self._http.url
+
+    @property
+    def token(self) -> str | None:
+        """The bearer token in use (``None`` until the first request with credentials)."""
+        return self._http.token
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self._http.session.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._http.send(method, path, **kwargs).json()
+
+    def _no_content(self, method: str, path: str, **kwargs: Any) -> None:
+        self._http.send(method, path, **kwargs).close()
+
+    def _download(
+        self, path: str, target: str | os.PathLike[str] | IO[bytes], progress: Progress
+    ) -> int:
+        """Stream ``path``'s body into ``target``; a file path is written whole or not at all."""
+        response = self._http.send("GET", path, stream=True)
+        with response:
+            size = response.headers.get("Content-Length")
+            total = int(size) if size and size.isdigit() else None
+            chunks = response.iter_content(CHUNK)
+            if not isinstance(target, (str, os.PathLike)):
+                return save_stream(chunks, target, total, progress)
+            final = Path(target)
+            partial = final.with_name(final.name + ".part")
+            try:
+                with open(partial, "wb") as out:
+                    written = save_stream(chunks, out, total, progress)
+                partial.replace(final)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    partial.unlink()
+            return written
+
+    # -- auth and users ----------------------------------------------------------------------
+
+    def login(self) -> Token:
+        """Get a new token with the credentials (``GET /resource/auth``); it is used from now on."""
+        return cast(Token, self._http.log_in())
+
+    def users(self) -> list[User]:
+        """Every account (admins)."""
+        return cast(list[User], self._json("GET", "/resource/users")["users"])
+
+    def user(self, username: str) -> User:
+        """One account (admins); :class:`NotFound` if there is none of that name."""
+        for user in self.users():
+            if user["username"] == username:
+                return user
+        raise NotFound(f"user {username!r} does not exist", 404)
+
+    def create_user(self, username: str, password: str, role: str = "user") -> User:
+        """A new account (admins)."""
+        body = {"username": username, "password": password, "role": role}
+        return cast(User, self._json("POST", "/resource/users", json=body))
+
+    def update_user(
+        self,
+        username: str,
+        password: str | None = None,
+        role: str | None = None,
+        current_password: str | None = None,
+    ) -> User:
+        """Change a password and/or role; the account's earlier tokens stop working."""
+        body = {
+            key: value
+            for key, value in (
+                ("password", password),
+                ("role", role),
+                ("current_password", current_password),
+            )
+            if value is not None
+        }
+        return cast(User, self._json("PATCH", f"/resource/users/{username}", json=body))
+
+    def delete_user(self, username: str) -> None:
+        """Delete an account with its data sets and models (admins)."""
+        self._no_content("DELETE", f"/resource/users/{username}")
+
+    # -- service and tasks -------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """``GET /readyz``: whether the service can work (workers, Redis)."""
+        return cast(dict[str, Any], self._json("GET", "/readyz", bearer=False))
+
+    def init(
+        self, wait: bool = True, timeout: float | None = 600, on_status: OnStatus | None = None
+    ) -> TaskStatus:
+        """Train the default model; with ``wait``, until it is published.
+
+        :class:`TrainingFailed` if the init task fails.
+        """
+        accepted = cast(TaskAccepted, self._json("GET", "/resource/init", params={"async": "true"}))
+        if not wait:
+            return {"task_id": accepted["task_id"], "done": False, "state": "PENDING"}
+        status = self.wait_task(accepted["task_id"], timeout, on_status)
+        if status["state"] != "SUCCESS":
+            raise TrainingFailed(f"init failed: {status.get('error', status['state'])}")
+        return status
+
+    def task(self, task_id: str) -> TaskStatus:
+        """A task's state and progress (yours; admins: any)."""
+        return cast(TaskStatus, self._json("GET", f"/resource/task/status/{task_id}"))
+
+    def wait_task(
+        self, task_id: str, timeout: float | None = None, on_status: OnStatus | None = None
+    ) -> TaskStatus:
+        """Poll the task with backoff until it is done; its last status.
+
+        :class:`~mlservice_client.errors.WaitTimeout` after ``timeout`` seconds
+        (the task goes on).
+        """
+        return backoff.poll(
+            lambda: self.task(task_id),
+            lambda status: bool(status["done"]),
+            timeout,
+            f"task {task_id}",
+            on_status,
+        )
+
+    # -- predictions -------------------------------------------------------------------------
+
+    def predict(
+        self,
+        data: PredictInput,
+        model: str = DEFAULT_MODEL,
+        probabilities: bool = False,
+        file_format: str | None = None,
+        batch_size: int = BATCH_SIZE,
+    ) -> Prediction:
+        """Predict records, a pandas DataFrame or a file (CSV, JSON, JSON Lines, Parquet).
+
+        ``model``: a model id, or ``"default"`` for the service's default
+        model. A file is read ``batch_size`` records per request and its CSV
+        cells are typed by the model's input schema.
+        """
+        return cast(
+            Prediction,
+            tables.merge(self.iter_predict(data, model, probabilities, file_format, batch_size)),
+        )
+
+    def iter_predict(
+        self,
+        data: PredictInput,
+        model: str = DEFAULT_MODEL,
+        probabilities: bool = False,
+        file_format: str | None = None,
+        batch_size: int = BATCH_SIZE,
+    ) -> Iterator[Prediction]:
+        """Like :meth:`predict`, one answer per batch, so a large file's answers stream."""
+        native = self._native(data, file_format)
+        if native is not None:
+            source, found = native
+            sent = False
+            try:
+                for body in tables.native_batches(source, found, batch_size):
+                    yield self._predict_body(body, tables.NATIVE_TYPES[found], model, probabilities)
+                    sent = True
+                return
+            except UnsupportedMedia:
+                if sent or not isinstance(source, Path):
+                    raise
+                # A service that reads only JSON bodies: the records go as JSON instead.
+        for batch in self._batches(data, model, file_format, batch_size):
+            yield self.predict_records(batch, model, probabilities)
+
+    def _native(self, data: PredictInput, file_format: str | None) -> tuple[Any, str] | None:
+        """A CSV or Parquet file and its format, to send as it is; ``None`` for anything else."""
+        if isinstance(data, (str, os.PathLike)):
+            found = tables.format_of(os.fspath(data), file_format)
+            return (Path(data), found) if found in tables.NATIVE_TYPES else None
+        if hasattr(data, "read") and file_format in tables.NATIVE_TYPES:
+            return data, file_format
+        return None
+
+    def _predict_body(
+        self, body: bytes, media_type: str, model: str, probabilities: bool
+    ) -> Prediction:
+        """One predict request whose body is a file format the service reads (CSV, Parquet)."""
+        params = {"probabilities": "true"} if probabilities else None
+        headers = {"Content-Type": media_type, "Accept": "application/json"}
+        return cast(
+            Prediction,
+            self._json("POST", _predict_path(model), data=body, headers=headers, params=params),
+        )
+
+    def predict_records(
+        self, records: list[dict[str, Any]], model: str = DEFAULT_MODEL, probabilities: bool = False
+    ) -> Prediction:
+        """One predict request of JSON records."""
+        params = {"probabilities": "true"} if probabilities else None
+        return cast(
+            Prediction, self._json("POST", _predict_path(model), json=records, params=params)
+        )
+
+    def _batches(
+        self, data: PredictInput, model: str, file_format: str | None, batch_size: int
+    ) -> Iterator[list[dict[str, Any]]]:
+        if isinstance(data, dict):
+            yield [data]
+        elif isinstance(data, list):
+            yield from tables.chunked(data, batch_size)
+        elif tables.is_dataframe(data):
+            yield from tables.chunked(tables.frame_records(data), batch_size)
+        elif isinstance(data, (str, os.PathLike)) or hasattr(data, "read"):
+            source = Path(data) if isinstance(data, (str, os.PathLike)) else cast(IO[bytes], data)
+            name = str(source) if isinstance(source, Path) else "the input stream"
+            found = tables.format_of(name, file_format)
+            kinds = self._column_kinds(model) if found == "csv" else None
+            yield from tables.file_batches(source, found, kinds, batch_size)
+        else:
+            raise TypeError(
+                "predict takes a record (dict), a list of records, a pandas DataFrame, "
+                f"or a file path or binary stream, not {type(data).__name__}"
+            )
+
+    def _column_kinds(self, model: str) -> dict[str, str] | None:
+        """The model's column types (``number``/``string``), to type CSV cells; ``None``: guess."""
+        if model == DEFAULT_MODEL:
+            return None
+        return {str(c["name"]): str(c["type"]) for c in self.model(model).get("input_schema", [])}
+
+    # -- data sets ---------------------------------------------------------------------------
+
+    def upload_dataset(
+        self,
+        file: str | os.PathLike[str] | IO[bytes],
+        name: str | None = None,
+        progress: Progress = no_progress,
+    ) -> Dataset:
+        """Upload a CSV or Parquet file, streamed from disk; its record and profile.
+
+        ``name`` defaults to the file's name; its extension (else the file's)
+        tells the format.
+        """
+        with _opened(file) as stream:
+            path = Path(file) if isinstance(file, (str, os.PathLike)) else None
+            filename = name or (path.name if path else None)
+            suffix = Path(filename or "").suffix.lower() or (path.suffix.lower() if path else "")
+            headers = {"Content-Type": DATASET_TYPES.get(suffix, "application/octet-stream")}
+            params = {"name": filename} if filename else None
+            body = ProgressReader(stream, progress)
+            return cast(
+                Dataset,
+                self._json("POST", "/resource/datasets", data=body, headers=headers, params=params),
+            )
+
+    def datasets(self, page: int = 1, per_page: int = 50) -> DatasetList:
+        """One page of your data sets (admins: all), newest first."""
+        params = {"page": page, "per_page": per_page}
+        return cast(DatasetList, self._json("GET", "/resource/datasets", params=params))
+
+    def dataset(self, dataset_id: str) -> Dataset:
+        """One data set's record and profile."""
+        return cast(Dataset, self._json("GET", f"/resource/datasets/{dataset_id}"))
+
+    def download_dataset(
+        self,
+        dataset_id: str,
+        target: str | os.PathLike[str] | IO[bytes],
+        progress: Progress = no_progress,
+    ) -> int:
+        """The uploaded file, streamed into ``target`` (a path or binary stream); bytes written."""
+        return self._download(f"/resource/datasets/{dataset_id}/download", target, progress)
+
+    def delete_dataset(self, dataset_id: str) -> None:
+        """Delete a data set (models trained on it keep working)."""
+        self._no_content("DELETE", f"/resource/datasets/{dataset_id}")
+
+    # -- estimators and models ---------------------------------------------------------------
+
+    def estimators(self) -> list[Estimator]:
+        """Every estimator ``train`` accepts, with its parameters and defaults."""
+        return cast(list[Estimator], self._json("GET", "/resource/estimators")["estimators"])
+
+    def train(
+        self,
+        dataset_id: str,
+        target: str,
+        estimator: str,
+        params: dict[str, Any] | None = None,
+        *,
+        features: list[str] | None = None,
+        test_size: float | None = None,
+        cv: int | None = None,
+        name: str | None = None,
+        compile: bool | None = None,
+        target_is_categorical: bool | None = None,
+        callback_url: str | None = None,
+        callback_secret: str | None = None,
+        wait: bool = False,
+        timeout: float | None = None,
+        on_status: OnStatus | None = None,
+    ) -> Model:
+        """Train a model; without ``wait`` its first record, with it the record once finished.
+
+        With ``wait`` a failed training raises :class:`TrainingFailed` (the
+        model's record in its ``model``), and ``on_status`` sees the task's
+        progress.
+        """
+        optional = {
+            "params": params,
+            "features": features,
+            "test_size": test_size,
+            "cv": cv,
+            "name": name,
+            "compile": compile,
+            "target_is_categorical": target_is_categorical,
+            "callback_url": callback_url,
+            "callback_secret": callback_secret,
+        }
+        body: dict[str, Any] = {"dataset_id": dataset_id, "target": target, "estimator": estimator}
+        body |= {key: value for key, value in optional.items() if value is not None}
+        accepted = cast(ModelAccepted, self._json("POST", "/resource/models", json=body))
+        if not wait:
+            return self.model(accepted["model_id"])
+        return self.wait_model(accepted["model_id"], timeout, on_status)
+
+    def wait_model(
+        self, model_id: str, timeout: float | None = None, on_status: OnStatus | None = None
+    ) -> Model:
+        """Wait for a model's training task to end (compiling included); the model's record.
+
+        :class:`TrainingFailed` when it failed or was cancelled.
+        """
+        record = self.model(model_id)
+        followed = False
+        if record.get("task_id") and record["status"] in ("queued", "training", "ready"):
+            with contextlib.suppress(NotFound):  # task owners are kept for 7 days
+                self.wait_task(record["task_id"], timeout, on_status)
+                followed = True
+        if not followed and record["status"] in ("queued", "training"):
+            backoff.poll(
+                lambda: self.model(model_id),
+                lambda r: r["status"] in ("ready", "failed"),
+                timeout,
+                f"model {model_id}",
+            )
+        record = self.model(model_id)
+        if record["status"] == "failed":
+            reason = record.get("error", "no reason given")
+            raise TrainingFailed(f"training failed: {reason}", dict(record))
+        if record["status"] != "ready":
+            raise TrainingFailed(f"training ended with the model {record['status']}", dict(record))
+        return record
+
+    def models(self, page: int = 1, per_page: int = 50) -> ModelList:
+        """One page of your models (admins: all), newest first."""
+        params = {"page": page, "per_page": per_page}
+        return cast(ModelList, self._json("GET", "/resource/models", params=params))
+
+    def model(self, model_id: str) -> Model:
+        """A model's record: status, metrics, input schema, engine, timings, error."""
+        return cast(Model, self._json("GET", f"/resource/models/{model_id}"))
+
+    def delete_model(self, model_id: str) -> None:
+        """Delete a model (a training one is stopped)."""
+        self._no_content("DELETE", f"/resource/models/{model_id}")
+
+    def download_model(
+        self,
+        model_id: str,
+        target: str | os.PathLike[str] | IO[bytes],
+        progress: Progress = no_progress,
+    ) -> int:
+        """The signed bundle, streamed into ``target``; bytes written."""
+        return self._download(f"/resource/models/{model_id}/download", target, progress)
+
+    def upload_model(
+        self,
+        file: str | os.PathLike[str] | IO[bytes],
+        name: str | None = None,
+        progress: Progress = no_progress,
+    ) -> Model:
+        """Import a bundle the service (or one sharing its secret) signed; the new model."""
+        with _opened(file) as stream:
+            path = Path(file) if isinstance(file, (str, os.PathLike)) else Path("model.mlbundle")
+            filename = path.name
+            fields = {"name": name} if name else {}
+            body = MultipartStream(fields, "file", filename, stream, progress=progress)
+            return cast(
+                Model,
+                self._json(
+                    "POST",
+                    "/resource/models/upload",
+                    data=body,
+                    headers={"Content-Type": body.content_type},
+                ),
+            )
+
+    def report(self, model_id: str) -> Report:
+        """The training report: metrics and the plots there are (``GET .../report``)."""
+        return cast(Report, self._json("GET", f"/resource/models/{model_id}/report"))
+
+    def save_report(
+        self,
+        model_id: str,
+        directory: str | os.PathLike[str],
+        formats: tuple[str, ...] = ("png", "svg"),
+    ) -> list[Path]:
+        """Save the report's plots (and its metrics as ``metrics.json``) into ``directory``."""
+        try:
+            report = self.report(model_id)
+        except NotFound as exc:
+            if exc.message.startswith(_NO_ROUTE):
+                raise ServiceError(
+                    f"this service has no training reports (GET /resource/models/{model_id}/report "
+                    "is not one of its routes); update the service",
+                    404,
+                    exc.response,
+                ) from None
+            raise
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        saved = [folder / "metrics.json"]
+        saved[0].write_text(_dumps(report.get("metrics", {})))
+        for plot in report.get("plots", []):
+            # The formats are listed under "formats", or given as one URL per format.
+            offered = plot.get("formats") or [f for f in ("png", "svg") if f in plot]
+            for fmt in offered:
+                if fmt in formats:
+                    name = f"{plot['name']}.{fmt}"
+                    url = f"/resource/models/{model_id}/report/{name}"
+                    self._download(url, folder / name, no_progress)
+                    saved.append(folder / name)
+        return saved
+
+
+def _predict_path(model: str) -> str:
+    """The predict route of a model id, or of the default model."""
+    return "/resource/predict" if model == DEFAULT_MODEL else f"/resource/models/{model}/predict"
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, indent=2) + "\n"
+
+
+@contextlib.contextmanager
+def _opened(file: str | os.PathLike[str] | IO[bytes]) -> Iterator[IO[bytes]]:
+    """A binary stream for a path (closed afterwards) or the stream given (left open)."""
+    if isinstance(file, (str, os.PathLike)):
+        with open(file, "rb") as stream:
+            yield stream
+    else:
+        yield file

@@ -1,0 +1,94 @@
+"""Progress bars on standard error, and only when it is a terminal.
+
+Scripts that pipe ``mls`` get clean output; people watching get a bar with
+bytes, rate and time left for transfers, and the task's own progress and
+step for training. Each bar is made on first use, when its total is known.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import IO, Any
+
+from tqdm import tqdm  # type: ignore[import-untyped]
+
+from .schemas import TaskStatus
+
+
+def wanted(stream: IO[str] | None = None) -> bool:
+    """Whether to draw bars: standard error is a terminal."""
+    stream = stream or sys.stderr
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+class ByteBar:
+    """A :data:`~mlservice_client.streaming.Progress` callback drawing a bytes bar (rate, ETA)."""
+
+    def __init__(self, description: str, enabled: bool | None = None) -> None:
+        self.description = description
+        self.enabled = wanted() if enabled is None else enabled
+        self._bar: Any = None
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if not self.enabled:
+            return
+        if self._bar is None:
+            self._bar = tqdm(
+                total=total,
+                desc=self.description,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                file=sys.stderr,
+                dynamic_ncols=True,
+                mininterval=0.2,
+            )
+        self._bar.update(done)
+
+    def close(self) -> None:
+        """End the bar's line."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __enter__(self) -> ByteBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class TaskBar:
+    """A callback for task statuses: a percent bar with the step the worker is on."""
+
+    def __init__(self, description: str, enabled: bool | None = None) -> None:
+        self.description = description
+        self.enabled = wanted() if enabled is None else enabled
+        self._bar: Any = None
+
+    def __call__(self, status: TaskStatus) -> None:
+        if not self.enabled:
+            return
+        if self._bar is None:
+            self._bar = tqdm(
+                total=100,
+                desc=self.description,
+                bar_format="{desc}: {percentage:3.0f}%|{bar:30}| {elapsed}{postfix}",
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
+        self._bar.n = round(100 * float(status.get("progress", 0.0)))
+        self._bar.set_postfix_str(str(status.get("status", "")), refresh=False)
+        self._bar.refresh()
+
+    def close(self) -> None:
+        """End the bar's line."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __enter__(self) -> TaskBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

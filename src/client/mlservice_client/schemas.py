@@ -1,0 +1,138 @@
+"""The service's answers as typed dictionaries, named as in ml-service.yml's schemas.
+
+They are what the JSON already is (no conversion, no copies), so a caller's
+type checker and editor know the fields; ``total=False`` marks records whose
+fields depend on their state (a model carries ``metrics`` once ``ready``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+
+class Token(TypedDict):
+    token: str
+    token_type: str
+    expires_in: int
+
+
+class User(TypedDict):
+    username: str
+    role: str
+
+
+class TaskAccepted(TypedDict):
+    task_id: str
+    status_url: str
+
+
+class ModelAccepted(TaskAccepted):
+    model_id: str
+
+
+class TaskStatus(TypedDict, total=False):
+    task_id: str
+    state: str  # PENDING, STARTED, PROGRESS, SUCCESS, FAILURE, RETRY, REVOKED
+    done: bool
+    progress: float
+    status: str
+    result: dict[str, Any]
+    error: str
+
+
+class DatasetColumn(TypedDict, total=False):
+    name: str
+    dtype: str
+    missing: int
+    distinct: int
+    distinct_is_lower_bound: bool
+    categories_sample: list[str]
+
+
+class Dataset(TypedDict, total=False):
+    id: str
+    name: str
+    owner: str
+    format: str
+    size_bytes: int
+    rows: int
+    columns: list[DatasetColumn]
+    delimiter: str | None
+    formula_cells: int
+    upload_seconds: float
+    created_at: float
+
+
+class DatasetList(TypedDict):
+    datasets: list[Dataset]
+    page: int
+    per_page: int
+    total: int
+
+
+class Estimator(TypedDict):
+    name: str
+    task: str
+    module: str
+    params: dict[str, Any]
+
+
+class InputColumn(TypedDict, total=False):
+    name: str
+    type: str  # number or string
+    categories: list[str]
+
+
+class Model(TypedDict, total=False):
+    id: str
+    name: str
+    owner: str
+    status: str  # queued, training, ready, failed
+    source: str
+    dataset_id: str
+    target: str
+    features: list[str] | None
+    estimator: str
+    task: str
+    params: dict[str, Any]
+    test_size: float
+    cv: int | None
+    task_id: str
+    created_at: float
+    started_at: float
+    finished_at: float
+    training_seconds: float
+    version: int
+    size_bytes: int
+    metrics: dict[str, Any]
+    input_schema: list[InputColumn]
+    classes: list[Any] | None
+    versions: dict[str, str]
+    engine: dict[str, str]
+    compile: bool
+    error: str
+
+
+class ModelList(TypedDict):
+    models: list[Model]
+    page: int
+    per_page: int
+    total: int
+
+
+class Prediction(TypedDict, total=False):
+    predictions: list[Any]
+    probabilities: list[dict[str, float]]
+
+
+class ReportPlot(TypedDict, total=False):
+    name: str
+    title: str
+    formats: list[str]
+    png: str
+    svg: str
+
+
+class Report(TypedDict, total=False):
+    metrics: dict[str, Any]
+    plots: list[ReportPlot]

@@ -1,0 +1,254 @@
+"""``mls`` under a pseudo-terminal (pexpect) against the real stack.
+
+HOME and XDG_CONFIG_HOME point into a temporary directory, so the tests
+never read or write a developer's own saved login.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from mlservice_client import Client
+
+MLS = str(Path(sys.executable).with_name("mls"))
+
+#: tqdm's bytes bar once finished: "4.88M/4.88M [00:01<00:00, 3.52MB/s]" (size, time, ETA, rate).
+BYTES_BAR = re.compile(
+    r"100%\|[^|]*\| [\d.]+[kMG]?/[\d.]+[kMG]? \[\d\d:\d\d<\d\d:\d\d, +[\d.]+[kMG]?B/s\]"
+)
+
+
+@pytest.fixture
+def home(tmp_path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def run(home):
+    """Run ``mls`` in a pseudo-terminal; (exit status, output with CR/LF normalised)."""
+
+    def mls(
+        *args: str, env: dict[str, str] | None = None, answers: tuple[tuple[str, str], ...] = ()
+    ) -> tuple[int, str]:
+        base = {k: v for k, v in os.environ.items() if not k.startswith("MLS_")}
+        base |= {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "COLUMNS": "120"}
+        child = pexpect.spawn(
+            MLS,
+            list(args),
+            env=base | (env or {}),
+            encoding="utf-8",
+            timeout=300,
+            dimensions=(40, 120),
+        )
+        for prompt, reply in answers:
+            child.expect(prompt)
+            child.sendline(reply)
+        child.expect(pexpect.EOF)
+        child.close()
+        output = (child.before or "").replace("\r\n", "\n")  # after the last prompt
+        return child.exitstatus, output
+
+    return mls
+
+
+@pytest.fixture
+def account(new_user):
+    """A fresh user: (name, password, token)."""
+    return new_user()
+
+
+@pytest.fixture
+def as_user(stack, account) -> dict[str, str]:
+    """The environment that makes ``mls`` talk to the stack as that user (no login file)."""
+    return {"MLS_URL": stack.url, "MLS_TOKEN": account[2]}
+
+
+@pytest.fixture
+def customers_csv(customers, tmp_path) -> Path:
+    path = tmp_path / "customers.csv"
+    customers.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def dataset_id(stack, account, customers_csv) -> str:
+    return Client(stack.url, token=account[2]).upload_dataset(customers_csv)["id"]
+
+
+def test_login_keeps_the_token_readable_by_its_owner_only(stack, run, home, account):
+    name, password, _ = account
+    status, output = run("login", stack.url, "-u", name, answers=(("Password: ", password),))
+    assert status == 0, output
+    assert f"Logged in to {stack.url} as {name}" in output
+    saved = home / ".config" / "mlservice" / "credentials.json"
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    kept = json.loads(saved.read_text())
+    assert (kept["url"], kept["username"]) == (stack.url, name)
+    # The saved token works for the next command; MLS_TOKEN overrides it.
+    status, output = run("datasets", "ls", "--json")
+    assert status == 0, output
+    assert json.loads(output)["total"] == 0
+    status, output = run("datasets", "ls", env={"MLS_TOKEN": "not-a-token"})
+    assert status == 1
+
+
+def test_upload_shows_bytes_rate_and_time_left(stack, run, as_user, tmp_path):
+    path = tmp_path / "wide.csv"
+    rows = "".join(f"{i},{i * 0.25},c{i % 7},{'yes' if i % 2 else 'no'}\n" for i in range(200_000))
+    path.write_text("id,value,city,label\n" + rows)
+    status, output = run("datasets", "upload", str(path), env=as_user)
+    assert status == 0, output
+    assert "uploading wide.csv: " in output
+    assert BYTES_BAR.search(output), output
+    assert re.search(r"^\w{32}\s+wide\.csv\s+user\S*\s+csv\s+200000\s", output, re.M), output
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(stack, as_user, customers_csv, home):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLS_")} | as_user
+    done = subprocess.run(
+        [MLS, "datasets", "upload", str(customers_csv), "--json"],
+        capture_output=True,
+        text=True,
+        env=env | {"HOME": str(home)},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert json.loads(done.stdout)["rows"] == 400
+
+
+def test_train_follows_progress_and_prints_the_metrics(run, as_user, dataset_id):
+    status, output = run(
+        "train",
+        "--dataset",
+        dataset_id,
+        "--target",
+        "plan",
+        "--estimator",
+        "RandomForestClassifier",
+        "--param",
+        "n_estimators=30",
+        "--param",
+        "max_depth=6",
+        "--cv",
+        "3",
+        env=as_user,
+    )
+    print("\n" + output)
+    assert status == 0, output
+    assert re.search(r"training: 100%\|", output), output
+    assert re.search(r"^status\s+ready$", output, re.M)
+    assert re.search(r"^accuracy\s+[01]\.\d{4}$", output, re.M)
+    assert re.search(r"^cv accuracy\s+[01]\.\d{4} ± 0\.\d{4} \(3 folds\)$", output, re.M)
+    assert "confusion matrix (rows: true class, columns: predicted)" in output
+
+
+def test_a_failed_training_exits_3(run, as_user, stack, account, customers, tmp_path):
+    path = tmp_path / "small.csv"
+    customers.head(30).to_csv(path, index=False)
+    small = Client(stack.url, token=account[2]).upload_dataset(path)["id"]
+    status, output = run(
+        "train",
+        *("--dataset", small, "--target", "plan", "--estimator", "LogisticRegression"),
+        *("--feature", "age", "--feature", "city", "--cv", "20"),
+        env=as_user,
+    )
+    assert status == 3, output
+    assert re.search(r"^mls: training failed: ValueError: .*n_splits=20", output, re.M), output
+
+
+def _one_line(output: str) -> str:
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1, output
+    return lines[0]
+
+
+def test_errors_are_one_line_with_the_services_message(run, as_user, dataset_id):
+    status, output = run("datasets", "ls", env=as_user | {"MLS_TOKEN": "not-a-token"})
+    assert status == 1
+    assert _one_line(output).startswith("mls: ") and "(HTTP 401)" in output
+    assert output.strip().endswith("run 'mls login URL' for a new token")
+
+    missing = "0" * 32
+    status, output = run("models", "show", missing, env=as_user)
+    assert status == 1
+    assert _one_line(output) == f"mls: no model {missing!r} (HTTP 404)"
+
+    status, output = run(
+        "train",
+        *("--dataset", dataset_id, "--target", "plan", "--estimator", "NoSuchForest"),
+        env=as_user,
+    )
+    assert status == 1
+    assert re.fullmatch(r"mls: .*NoSuchForest.* \(HTTP 422\)", _one_line(output))
+
+
+def test_usage_and_connection_errors_have_their_own_exit_codes(run, stack):
+    status, output = run("train", env={"MLS_URL": stack.url, "MLS_TOKEN": "x"})
+    assert status == 2 and "Missing option '--dataset'" in output
+    status, output = run("datasets", "ls")
+    assert status == 2
+    assert (
+        _one_line(output)
+        == "mls: no service: run 'mls login URL' first, or set MLS_URL and MLS_TOKEN"
+    )
+    status, output = run("datasets", "ls", env={"MLS_URL": "http://127.0.0.1:1", "MLS_TOKEN": "x"})
+    assert status == 4
+    assert _one_line(output) == (
+        "mls: cannot reach the service at http://127.0.0.1:1: connection refused or lost"
+    )
+
+
+def test_json_output_parses(run, as_user, dataset_id):
+    status, output = run("--json", "datasets", "show", dataset_id, env=as_user)
+    assert status == 0
+    record = json.loads(output)
+    assert (record["id"], record["rows"]) == (dataset_id, 400)
+    status, output = run("estimators", "--json", env=as_user)
+    assert status == 0
+    assert "RandomForestClassifier" in {e["name"] for e in json.loads(output)}
+
+
+def test_predict_a_csv_file_to_stdout(
+    stack, run, as_user, account, dataset_id, customers, tmp_path
+):
+    client = Client(stack.url, token=account[2])
+    model = client.train(dataset_id, "plan", "LogisticRegression", {"max_iter": 500}, wait=True)
+    path = tmp_path / "new.csv"
+    customers[["age", "city", "income"]].head(25).to_csv(path, index=False)
+    expected = client.predict(path, model=model["id"], probabilities=True)
+
+    status, output = run("predict", model["id"], str(path), env=as_user)
+    assert status == 0, output
+    assert output.splitlines() == ["prediction", *map(str, expected["predictions"])]
+
+    status, output = run("predict", model["id"], str(path), "--probabilities", env=as_user)
+    assert status == 0, output
+    header, *rows = output.splitlines()
+    labels = list(expected["probabilities"][0])
+    assert header == ",".join(["prediction", *(f"p_{label}" for label in labels)])
+    assert [row.split(",")[0] for row in rows] == expected["predictions"]
+
+    out = tmp_path / "answers.json"
+    status, output = run("predict", model["id"], str(path), "-o", str(out), env=as_user)
+    assert status == 0, output
+    assert json.loads(out.read_text()) == {"predictions": expected["predictions"]}
+
+    status, output = run(
+        "models", "report", model["id"], "-o", str(tmp_path / "report"), env=as_user
+    )
+    assert status == 0, output
+    saved = {Path(line).name for line in output.splitlines()}
+    assert {"metrics.json", "confusion_matrix.png", "confusion_matrix.svg"} <= saved
+    assert (tmp_path / "report" / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert metrics["accuracy"] == client.model(model["id"])["metrics"]["accuracy"]

@@ -58,6 +58,12 @@ class Conflict(ServiceError):
     status = 409
 
 
+class NotAcceptable(ServiceError):
+    """An answer asked for (``Accept``) in a format the service does not write."""
+
+    status = 406
+
+
 class TooLarge(ServiceError):
     """A body or a request over a configured limit."""
 

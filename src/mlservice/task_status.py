@@ -42,6 +42,9 @@ def describe(result: AsyncResult) -> dict[str, Any]:
     if state == "PROGRESS" and isinstance(info, dict):
         status["progress"] = float(info.get("progress", 0.0))
         status["status"] = str(info.get("status", "running"))
+        for count in ("rows_done", "rows_total"):  # batch scoring counts rows
+            if isinstance(info.get(count), int):
+                status[count] = info[count]
     elif state == "SUCCESS":
         status["progress"] = 1.0
         status["status"] = "finished"

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.helpers import train, wait_ready
+from tests.helpers import eventually, train, wait_ready
 
 
 @pytest.fixture(scope="module")
@@ -221,7 +221,7 @@ def _peak_rss_kb(pid: int) -> int:
 
 
 def test_large_upload_streams_without_growing_api_memory(stack, client, admin_token, tmp_path):
-    """A 256 MB CSV through NGINX: the API workers' peak RSS barely moves."""
+    """A 256 MB CSV through NGINX: the API workers' peak RSS barely moves (a worker profiles it)."""
     path = tmp_path / "big.csv"
     block = "".join(
         f"{i},{i * 0.5},city{i % 50},{'yes' if i % 3 else 'no'}\n" for i in range(100_000)
@@ -242,9 +242,15 @@ def test_large_upload_streams_without_growing_api_memory(stack, client, admin_to
             timeout=600,
         )
     elapsed = time.monotonic() - started
-    assert response.status_code == 201, response.text
-    body = response.json()
-    assert body["size_bytes"] == size
+    assert response.status_code == 202, response.text
+    assert response.json()["size_bytes"] == size
+
+    def profiled() -> dict:
+        record = client.get(response.headers["Location"], admin_token).json()
+        assert record["status"] == "ready", record
+        return record
+
+    body = eventually(profiled, timeout=300, message="the 256 MB data set was not profiled")
     assert body["rows"] == (size - len(b"id,value,city,label\n")) // len(block) * 100_000
     growth_mb = max(_peak_rss_kb(pid) - before for pid, before in peaks_before.items()) / 1024
     print(

@@ -4,6 +4,7 @@ import hashlib
 import hmac
 import json
 import pickle
+import time
 
 import numpy as np
 import pandas as pd
@@ -313,7 +314,8 @@ def test_other_users_model_is_404(client, admin_token, new_user, trained):
     assert client.get(f"/resource/task/status/{trained['task_id']}", other).status_code == 404
 
 
-def test_delete_is_seen_by_every_worker(client, admin_token, trained, customers):
+def test_delete_is_seen_by_every_worker(client, admin_token, trained, customers, settings):
+    """Within [inference] freshness_ms of the delete, every worker answers 404."""
     accepted = train(
         client,
         admin_token,
@@ -337,6 +339,7 @@ def test_delete_is_seen_by_every_worker(client, admin_token, trained, customers)
             == 200
         )
     assert client.delete(f"/resource/models/{model_id}", admin_token).status_code == 204
+    time.sleep(settings.inference.freshness_ms / 1000)  # the documented bound
     for _ in range(8):
         assert (
             client.post(

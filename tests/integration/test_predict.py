@@ -1,5 +1,6 @@
 """/resource/predict through NGINX: shapes, labels, errors, and every worker agreeing."""
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -72,9 +73,9 @@ def test_malformed_bodies_are_400(client, admin_token, data, status, words):
 
 def test_wrong_content_type_is_415(client, admin_token):
     response = client.post(
-        "/resource/predict", admin_token, data="a,b\n1,2", headers={"Content-Type": "text/csv"}
+        "/resource/predict", admin_token, data="a,b\n1,2", headers={"Content-Type": "text/plain"}
     )
-    assert response.status_code == 415
+    assert response.status_code == 415  # CSV is read (tests/integration/test_predict_formats.py)
 
 
 def test_missing_column_is_named(client, admin_token, iris_record):
@@ -127,14 +128,17 @@ def test_predictions_from_different_workers_agree(stack, admin_token):
 
 
 def test_every_worker_sees_a_retrain(stack, client, admin_token, iris_record):
-    """After a new init every worker answers from the new version (X-Model-Version)."""
+    """Once [inference] freshness_ms has passed after a new init, every worker answers from the
+    new version (X-Model-Version)."""
     assert client.get("/resource/init", admin_token).status_code == 204
     from mlservice import redis_client
     from mlservice.config import load_settings
     from mlservice.store import published as model_store
 
-    store = redis_client.connect(load_settings(stack.env()).redis)
+    settings = load_settings(stack.env())
+    store = redis_client.connect(settings.redis)
     version = str(model_store.current_version(store, model_store.DEFAULT_MODEL_ID))
+    time.sleep(settings.inference.freshness_ms / 1000)  # the documented bound
 
     def call(_):
         with requests.Session() as session:

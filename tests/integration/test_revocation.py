@@ -20,15 +20,30 @@ def patch(client, path: str, token: str, body: dict):
     return client.request("PATCH", path, token, json=body)
 
 
-def assert_revoked(client, token: str) -> None:
-    """The token is refused with the revocation message, on a plain route and on predict."""
-    for response in (
-        client.get("/resource/datasets", token),
-        client.post("/resource/predict", token, json={}),
-    ):
-        assert response.status_code == 401, response.text
-        assert response.json() == {"status": REVOKED}
-        assert REVOKED in response.headers["WWW-Authenticate"]
+#: A worker may reuse what it read for a prediction this long ([inference] freshness_ms,
+#: the stack's default), plus room for a slow request.
+HOT_PATH_BOUND = 1.0 + 2.0
+
+
+def _refused(response) -> bool:
+    assert response.status_code in (200, 401, 424), response.text
+    if response.status_code != 401:
+        return False  # admitted on a remembered read: not yet
+    assert response.json() == {"status": REVOKED}
+    assert REVOKED in response.headers["WWW-Authenticate"]
+    return True
+
+
+def assert_revoked(client, token: str, body: dict | None = None) -> None:
+    """The token is refused with the revocation message: on a plain route at once, on predict
+    within the hot path's freshness bound."""
+    assert _refused(client.get("/resource/datasets", token))
+    eventually(
+        lambda: _refused(client.post("/resource/predict", token, json=body or {})),
+        timeout=HOT_PATH_BOUND,
+        interval=0.05,
+        message="predict still admits a revoked token",
+    )
 
 
 def test_a_recreated_user_starts_fresh(client, admin_token, customers, settings):
@@ -116,10 +131,11 @@ def test_the_prediction_hot_path_admits_a_current_token(
     name, password, token = new_user()
     assert client.post("/resource/predict", token, json=iris_record).status_code == 200
     patch(client, f"/resource/users/{name}", admin_token, {"password": "another-password"})
-    refused = client.post("/resource/predict", token, json=iris_record)
-    assert refused.status_code == 401 and refused.json() == {"status": REVOKED}
+    assert_revoked(client, token, iris_record)
+    # The new token is admitted at once, though workers remember the old generation.
     fresh = client.token(name, "another-password")
-    assert client.post("/resource/predict", fresh, json=iris_record).status_code == 200
+    for _ in range(10):
+        assert client.post("/resource/predict", fresh, json=iris_record).status_code == 200
 
 
 def test_a_cli_password_reset_revokes(stack, client, new_user):

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import request
 from werkzeug.datastructures import FileStorage
 
 from ..config import boolean
-from ..errors import BadRequest, Invalid, TooLarge, UnsupportedMedia
+from ..errors import BadRequest, NotAcceptable, TooLarge, UnsupportedMedia
+from ..serving import formats
 from .services import services
 
 
@@ -19,32 +19,57 @@ def json_body() -> Any:
     The size is checked from Content-Length before anything is read (and while
     reading, for a body without one); the nesting depth after parsing.
     """
-    if request.mimetype != "application/json":
+    if request.mimetype != formats.JSON:
         raise UnsupportedMedia("send the body as JSON with 'Content-Type: application/json'")
-    limits = services().settings.limits
-    cap = int(limits.max_json_mb * 1024**2)
+    raw = body_bytes("JSON")
+    if not raw:
+        raise BadRequest("the request body is empty; send JSON")
+    return formats.decode_json(raw, services().settings.limits.max_json_depth)
+
+
+def body_bytes(what: str) -> bytes:
+    """The whole request body, at most ``[limits] max_json_mb``; 413 (body drained) if more.
+
+    ``what`` names the format in the refusal ("JSON", "CSV"...). The size is
+    checked from Content-Length before anything is read, and while reading
+    for a body without one.
+    """
+    limit_mb = services().settings.limits.max_json_mb
+    cap = int(limit_mb * 1024**2)
     if request.content_length is not None and request.content_length > cap:
         _discard_rest()
-        raise _too_large(request.content_length, limits.max_json_mb)
+        raise _too_large(what, request.content_length, limit_mb)
     raw = request.stream.read(cap + 1)
     if len(raw) > cap:
         _discard_rest()
-        raise _too_large(None, limits.max_json_mb)
-    if not raw:
-        raise BadRequest("the request body is empty; send JSON")
+        raise _too_large(what, None, limit_mb)
+    return raw
+
+
+def predict_media_types() -> tuple[str, str]:
+    """A prediction's body media type (415 if unreadable) and answer type (406 if none fits).
+
+    Both are refused before the body is read: the unread body is drained first
+    (see :func:`_discard_rest`). No ``Accept``, or ``*/*``, means JSON, at no
+    cost to the common request.
+    """
+    media_type = request.mimetype
     try:
-        body = json.loads(raw)
-    except UnicodeDecodeError:
-        raise BadRequest("the request body is not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise BadRequest(
-            f"the request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
-    except RecursionError:
-        raise _too_deep(limits.max_json_depth) from None
-    if _nesting_exceeds(body, raw, limits.max_json_depth):
-        raise _too_deep(limits.max_json_depth)
-    return body
+        formats.check_readable(media_type)
+    except UnsupportedMedia:
+        _discard_rest()
+        raise
+    accept = request.headers.get("Accept")
+    if not accept or accept == "*/*" or accept == formats.JSON:
+        return media_type, formats.JSON
+    answer_type = request.accept_mimetypes.best_match(formats.WRITABLE)
+    if answer_type is None:
+        _discard_rest()
+        raise NotAcceptable(
+            f"cannot answer in {accept!r}; ask with Accept: {', '.join(formats.WRITABLE)} "
+            "(or */*, which means JSON)"
+        )
+    return media_type, answer_type
 
 
 def _discard_rest(chunk: int = 1024**2) -> None:
@@ -58,34 +83,12 @@ def _discard_rest(chunk: int = 1024**2) -> None:
         pass
 
 
-def _too_large(size: int | None, limit_mb: float) -> TooLarge:
+def _too_large(what: str, size: int | None, limit_mb: float) -> TooLarge:
     told = f"{size / 1024**2:.1f} MiB" if size is not None else "over the limit"
     return TooLarge(
-        f"the JSON body is {told}; at most {limit_mb:g} MiB ([limits] max_json_mb): "
+        f"the {what} body is {told}; at most {limit_mb:g} MiB ([limits] max_json_mb): "
         "send fewer records per request"
     )
-
-
-def _too_deep(limit: int) -> Invalid:
-    return Invalid(
-        f"the JSON body nests arrays and objects more than {limit} deep ([limits] max_json_depth)"
-    )
-
-
-def _nesting_exceeds(value: Any, raw: bytes, limit: int) -> bool:
-    """Whether arrays and objects nest more than ``limit`` deep (iteratively: no recursion)."""
-    if raw.count(b"[") + raw.count(b"{") <= limit:
-        return False  # fewer containers than the limit: cannot nest deeper
-    pending = [(value, 1)]
-    while pending:
-        node, depth = pending.pop()
-        if depth > limit:
-            return True
-        if not isinstance(node, (dict, list)):
-            continue
-        children = node.values() if isinstance(node, dict) else node
-        pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
-    return False
 
 
 def flag(name: str) -> bool:

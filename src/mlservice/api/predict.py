@@ -2,65 +2,83 @@
 
 This is the hot path. Everything Redis knows that a prediction needs (the
 token's user, the model's version and, for a user's model, its record) is
-read in one pipelined round trip; the model itself comes from the worker's
-cache, loaded once per version.
+read in one pipelined round trip and remembered by the worker for at most
+``[inference] freshness_ms`` (:mod:`~mlservice.serving.recent_reads`); a
+refusal is always read again first. The model itself comes from the
+worker's cache, loaded once per version.
 """
 
 from __future__ import annotations
 
-import os
-
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, g
 
 from .. import accounts
-from ..errors import Conflict, NotFound, NotInitialised
-from ..serving import inputs
+from ..context import ServiceContext, process_name
+from ..errors import Conflict, NotFound, NotInitialised, ServiceError
+from ..security import Identity
+from ..serving import formats
 from ..serving.cache import ModelNotPublished
+from ..serving.predictor import Predictor
 from ..store import published
 from ..store.records import ModelRecord, ModelStatus
 from .auth import admit, bearer_claims, current_identity
-from .parsing import flag, json_body
+from .parsing import body_bytes, flag, predict_media_types
 from .services import services
 
 bp = Blueprint("predict", __name__, url_prefix="/resource")
 
 
 def predict_with(model_id: str, user_model: bool) -> Response:
-    """Authenticate, validate the body, predict with the cached model, answer JSON.
+    """Authenticate, validate the body, predict with the cached model, answer as asked.
+
+    The body may be JSON, CSV, Parquet or Arrow and the answer JSON, CSV,
+    Parquet or Arrow (``Accept``): :mod:`~mlservice.serving.formats`.
 
     ``user_model``: a model from ``/resource/models`` (its record says who may
     use it and whether it is ready), not the service's default model.
     """
     claimed = bearer_claims()
     ctx = services()
-    pipe = ctx.store.pipeline(transaction=False)
-    accounts.queue_access(pipe, claimed.username)
-    published.queue_version(pipe, model_id)
-    if user_model:
-        ctx.models.catalog.queue_get(pipe, model_id)
-    raw_access, raw_version, *raw_record = pipe.execute()
-    admit(claimed, accounts.parse_access(raw_access))
+    try:
+        version, predictor = admitted_model(ctx, claimed, model_id, user_model, fresh=False)
+    except ServiceError:  # never refuse on a remembered read: ask Redis again
+        version, predictor = admitted_model(ctx, claimed, model_id, user_model, fresh=True)
+    probabilities = flag("probabilities")
+    media_type, answer_type = predict_media_types()  # 415, 406
+    data = body_bytes(formats.format_name(media_type))  # 413
+    depth = ctx.settings.limits.max_json_depth
+    columns = formats.read_body(data, media_type, predictor.bundle.schema, depth)
+    raw, proba = predictor.run(columns, probabilities=probabilities)
+    g.prediction_rows = len(raw)  # for the metrics (api/monitoring.py)
+    answer, content_type = formats.write_answer(predictor.bundle, raw, proba, answer_type)
+    response = Response(answer, content_type=content_type)
+    response.headers["X-Model-Version"] = str(version)
+    response.headers["X-Model-Engine"] = predictor.engine
+    response.headers["X-Served-By"] = process_name()
+    return response
+
+
+def admitted_model(
+    ctx: ServiceContext, claimed: Identity, model_id: str, user_model: bool, fresh: bool
+) -> tuple[int, Predictor]:
+    """Admit the token's user to the model and give its predictor; 401/404/409/424 if not.
+
+    ``fresh``: read Redis now instead of reusing this worker's recent reads.
+    """
+    recent = ctx.recent.read_again if fresh else ctx.recent.read
+    reads = recent(claimed.username, model_id, user_model)
+    admit(claimed, accounts.parse_access(reads.access))
     if user_model:
         # 404 for a model the caller may not see, 409 for one not ready.
-        check_ready(model_id, ctx.models.catalog.parse(raw_record[0], model_id, current_identity()))
-    probabilities = flag("probabilities")
-    body = json_body()
-    records = inputs.parse_records(body)
+        check_ready(model_id, ctx.models.catalog.parse(reads.record, model_id, current_identity()))
     try:
-        version, predictor = ctx.cache.get(model_id, published.parse_version(raw_version))
+        return ctx.cache.get(model_id, published.parse_version(reads.version))
     except ModelNotPublished:
         if user_model:
             raise NotFound(f"model {model_id!r} was deleted") from None
         raise NotInitialised(
             "the service is not initialised: call GET /resource/init first"
         ) from None
-    columns = inputs.records_to_columns(records, predictor.bundle.schema)
-    result = predictor.predict(columns, probabilities=probabilities)
-    response = jsonify(result)
-    response.headers["X-Model-Version"] = str(version)
-    response.headers["X-Model-Engine"] = predictor.engine
-    response.headers["X-Served-By"] = str(os.getpid())
-    return response
 
 
 def check_ready(model_id: str, record: ModelRecord) -> None:
@@ -71,5 +89,5 @@ def check_ready(model_id: str, record: ModelRecord) -> None:
 
 @bp.post("/predict")
 def predict() -> Response:
-    """One record, a list of records or ``{"instances": [...]}`` → ``{"predictions": [...]}``."""
+    """Records (JSON, CSV, Parquet, Arrow) → ``{"predictions": [...]}`` or the format asked."""
     return predict_with(published.DEFAULT_MODEL_ID, user_model=False)

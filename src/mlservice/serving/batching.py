@@ -26,6 +26,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
+from .. import telemetry
+
 Payload = TypeVar("Payload")
 Result = TypeVar("Result")
 
@@ -64,6 +66,7 @@ class Batcher(Generic[Payload, Result]):
     def submit(self, payload: Payload, rows: int) -> Result:
         """Run ``payload`` (``rows`` rows) as part of a batch; return its own result."""
         if rows >= self.max_rows:
+            telemetry.batch(1, rows)
             return self._run([payload])[0]  # already a full batch on its own
         call: _Call[Payload, Result] = _Call(payload, rows)
         with self._changed:
@@ -115,6 +118,7 @@ class Batcher(Generic[Payload, Result]):
                 call.error = exc
         self.batches += 1
         self.payloads += len(batch)
+        telemetry.batch(len(batch), rows)
         with self._changed:
             if self._queue:
                 successor = self._queue[0]

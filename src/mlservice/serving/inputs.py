@@ -1,13 +1,25 @@
 """Turning a prediction request's body into model input, checked against the model's schema.
 
-Accepted bodies: one record (an object), a list of records, or
-``{"instances": [...]}``. Records are checked against the model's input
-schema so a missing column or a value of the wrong type is reported by
-name instead of failing deep inside scikit-learn.
+Model input is one numpy array per schema column (float64 for numbers, Python
+strings for text, NaN for a missing value). It comes from JSON in one of its
+accepted shapes (:func:`json_to_columns`) or from an Arrow table
+(:func:`arrow_to_columns`: CSV, Parquet and Arrow bodies, stored data sets).
+Everything is checked against the model's input schema so a missing column or
+a value of the wrong type is reported by name instead of failing deep inside
+scikit-learn.
+
+JSON shapes: one record (an object), a list of records, ``{"instances": ...}``,
+MLflow's scoring payloads (``dataframe_split``, ``dataframe_records``,
+``instances``, ``inputs``) and ``{"columns": {name: [values]}}``. The columnar
+shapes go to arrays column by column, never through per-record dicts: that is
+what makes a large JSON batch cheap.
 """
 
 from __future__ import annotations
 
+import math
+from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -19,6 +31,18 @@ from ..errors import BadRequest, Invalid, TooLarge
 from ..store.bundles import ColumnType, SchemaColumn
 
 MAX_RECORDS = 100_000
+
+#: The keys that make a JSON object a wrapper around the records, not a record itself.
+WRAPPERS = frozenset({"instances", "inputs", "dataframe_split", "dataframe_records", "columns"})
+#: What the accepted JSON shapes are, for the messages that refuse another one.
+SHAPES = (
+    'a JSON object (one record), a list of records, {"instances": [records]}, '
+    '{"dataframe_split": {"columns": [...], "data": [[...]]}}, {"dataframe_records": [records]}, '
+    '{"inputs": ...} or {"columns": {"<column>": [values]}}'
+)
+_NONE = type(None)
+_NUMBER_TYPES = frozenset({int, float, _NONE})
+_TEXT_TYPES = frozenset({str, _NONE})
 
 
 def parse_records(body: Any) -> list[dict[str, Any]]:
@@ -34,12 +58,165 @@ def parse_records(body: Any) -> list[dict[str, Any]]:
         )
     if not body:
         raise BadRequest("no records to predict: the list is empty")
-    if len(body) > MAX_RECORDS:
-        raise TooLarge(f"too many records ({len(body)}); send at most {MAX_RECORDS} per request")
+    check_count(len(body))
     for index, record in enumerate(body):
         if not isinstance(record, dict):
             raise BadRequest(f"record {index} is a {type(record).__name__}, not a JSON object")
     return body
+
+
+def check_count(rows: int, empty: str = "the list is empty") -> None:
+    """Refuse (400) an input with no rows and (413) one with more than :data:`MAX_RECORDS`."""
+    if rows == 0:
+        raise BadRequest(f"no records to predict: {empty}")
+    if rows > MAX_RECORDS:
+        raise TooLarge(f"too many records ({rows}); send at most {MAX_RECORDS} per request")
+
+
+def json_to_columns(body: Any, schema: list[SchemaColumn]) -> dict[str, np.ndarray]:
+    """Model input from a decoded JSON body in any accepted shape (see the module's docstring).
+
+    A single record (an object with none of the :data:`WRAPPERS` keys) is the
+    common case and goes first, with no more work than a set intersection.
+    """
+    if isinstance(body, dict):
+        keys = WRAPPERS.intersection(body)
+        if not keys:
+            return records_to_columns([body], schema)
+        key = next(iter(keys))
+        if len(body) > 1:
+            others = ", ".join(repr(name) for name in body if name != key)
+            raise BadRequest(
+                f"a body with {key!r} may have no other key, not {others} "
+                f"(MLflow's 'params' are not supported; ask for probabilities with "
+                f"?probabilities=true). A record with a column named {key!r} goes in a list: "
+                "[record]"
+            )
+        return _wrapped_columns(key, body[key], schema)
+    if isinstance(body, list):
+        return records_to_columns(parse_records(body), schema)
+    raise BadRequest(f"body must be {SHAPES}")
+
+
+def _wrapped_columns(key: str, value: Any, schema: list[SchemaColumn]) -> dict[str, np.ndarray]:
+    """The columns of one wrapper: ``{key: value}``."""
+    if key == "dataframe_split":
+        return split_to_columns(value, schema)
+    if key == "columns":
+        if not isinstance(value, dict):
+            raise BadRequest(
+                '"columns" must map each column to its list of values: '
+                '{"columns": {"<column>": [values]}}; for column names with rows of values send '
+                '{"dataframe_split": {"columns": [names], "data": [[row], ...]}}'
+            )
+        return columnar_to_columns(value, schema)
+    if key in ("instances", "inputs") and isinstance(value, dict):
+        return columnar_to_columns(value, schema)
+    if isinstance(value, list) and key in ("instances", "inputs") and value:
+        if isinstance(value[0], list):
+            return rows_to_columns(value, [column["name"] for column in schema], schema, key)
+    if not isinstance(value, list):
+        raise BadRequest(f"{key!r} must be a list of records, not a {type(value).__name__}")
+    return records_to_columns(parse_records(value), schema)
+
+
+def split_to_columns(split: Any, schema: list[SchemaColumn]) -> dict[str, np.ndarray]:
+    """MLflow's (and pandas') ``split`` orient: ``{"columns": [...], "data": [[...]]}``.
+
+    ``index``, if sent, is ignored: answers come in the order of ``data``.
+    """
+    if not isinstance(split, dict) or not isinstance(split.get("columns"), list):
+        raise BadRequest(
+            '"dataframe_split" must be {"columns": [names], "data": [[row], ...]} '
+            '(with an optional "index")'
+        )
+    unknown = [key for key in split if key not in ("columns", "data", "index")]
+    if unknown:
+        raise BadRequest(
+            f'"dataframe_split" has unknown key(s) {", ".join(map(repr, unknown))}; '
+            'it takes "columns", "data" and "index"'
+        )
+    names = split["columns"]
+    if not all(isinstance(name, str) for name in names):
+        raise BadRequest('"dataframe_split" "columns" must be a list of column names (strings)')
+    data = split.get("data")
+    if not isinstance(data, list):
+        raise BadRequest('"dataframe_split" needs "data": a list of rows, each a list of values')
+    return rows_to_columns(data, names, schema, "dataframe_split")
+
+
+def rows_to_columns(
+    rows: list[Any], names: list[str], schema: list[SchemaColumn], where: str
+) -> dict[str, np.ndarray]:
+    """Rows of values (lists, in the order of ``names``) as model input, transposed at once."""
+    check_count(len(rows))
+    width = len(names)
+    for index, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) != width:
+            got = f"{len(row)} values" if isinstance(row, list) else f"a {type(row).__name__}"
+            raise BadRequest(
+                f"{where} row {index} has {got}; each row must be a list of {width} values, "
+                f"one per column in the order {', '.join(map(repr, names))}"
+            )
+    check_names(names, schema)
+    transposed = list(zip(*rows, strict=True))
+    return _convert({name: transposed[i] for i, name in enumerate(names)}, schema)
+
+
+def columnar_to_columns(
+    columns: dict[str, Any], schema: list[SchemaColumn]
+) -> dict[str, np.ndarray]:
+    """``{column: [values]}`` as model input: each list straight to its array."""
+    check_names(list(columns), schema)
+    lengths = {}
+    for name, values in columns.items():
+        if not isinstance(values, list):
+            raise BadRequest(
+                f"column {name!r} must be a list of values, not a {type(values).__name__}"
+            )
+        lengths[name] = len(values)
+    if len(set(lengths.values())) > 1:
+        raise BadRequest(
+            "every column must have as many values as the others: "
+            + ", ".join(f"{name!r} has {count}" for name, count in lengths.items())
+        )
+    check_count(next(iter(lengths.values()), 0))
+    return _convert(columns, schema)
+
+
+def check_names(names: Sequence[str], schema: list[SchemaColumn]) -> None:
+    """Refuse (422) input columns that repeat, lack or add to the model's, naming them."""
+    seen = set(names)
+    if len(seen) < len(names):
+        repeated = sorted(name for name, count in Counter(names).items() if count > 1)
+        raise Invalid(f"the input has column(s) {', '.join(map(repr, repeated))} more than once")
+    missing = [column["name"] for column in schema if column["name"] not in seen]
+    if missing:
+        raise Invalid(
+            f"the input lacks column(s) {', '.join(map(repr, missing))}; send every column "
+            "the model expects, a missing value as null (JSON) or an empty cell (CSV)"
+        )
+    expected = {column["name"] for column in schema}
+    unknown = [name for name in names if name not in expected]
+    if unknown:
+        raise Invalid(
+            f"the input has unknown column(s) {', '.join(map(repr, unknown))}; "
+            f"the model expects {', '.join(repr(c['name']) for c in schema)}"
+        )
+
+
+def _convert(
+    columns: dict[str, Sequence[Any]], schema: list[SchemaColumn]
+) -> dict[str, np.ndarray]:
+    """Each column's values as its array, in schema order (names already checked)."""
+    return {
+        column["name"]: (
+            _numbers(column["name"], columns[column["name"]])
+            if column["type"] == ColumnType.NUMBER
+            else _texts(column["name"], columns[column["name"]])
+        )
+        for column in schema
+    }
 
 
 def _explain_columns(record: dict[str, Any], index: int, schema: list[SchemaColumn]) -> None:
@@ -58,27 +235,41 @@ def _explain_columns(record: dict[str, Any], index: int, schema: list[SchemaColu
     )
 
 
-def _numbers(name: str, values: list[Any]) -> np.ndarray:
-    """One numeric column as float64, ``None`` as NaN; anything else is named and refused."""
-    for index, value in enumerate(values):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise Invalid(f"column {name!r} expects a number; record {index} has {value!r}")
+def _numbers(name: str, values: Sequence[Any]) -> np.ndarray:
+    """One numeric column as float64, ``None`` as NaN; anything else is named and refused.
+
+    The types are checked in one pass in C (``set(map(type, ...))``); only a
+    refused column is walked in Python, to name its first bad record.
+    """
+    if not _NUMBER_TYPES.issuperset(map(type, values)):
+        for index, value in enumerate(values):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float))
+            ):
+                raise Invalid(f"column {name!r} expects a number; record {index} has {value!r}")
     try:
-        array = np.array([np.nan if value is None else value for value in values], dtype=np.float64)
+        array = np.array(values, dtype=np.float64)  # None → NaN
     except OverflowError:
         raise Invalid(f"column {name!r} has a number too large for a float") from None
-    for position in np.flatnonzero(~np.isfinite(array)):
-        if values[position] is not None:
-            raise Invalid(f"column {name!r} has a non-finite number in record {position}")
+    if not np.isfinite(array).all():
+        for position in np.flatnonzero(~np.isfinite(array)):
+            if values[int(position)] is not None:
+                raise Invalid(f"column {name!r} has a non-finite number in record {position}")
     return array
 
 
-def _texts(name: str, values: list[Any]) -> np.ndarray:
+def _texts(name: str, values: Sequence[Any]) -> np.ndarray:
     """One text column as Python strings, ``None`` as NaN (what the imputer treats as missing)."""
-    for index, value in enumerate(values):
-        if value is not None and not isinstance(value, str):
-            raise Invalid(f"column {name!r} expects a string; record {index} has {value!r}")
-    return np.array([np.nan if value is None else value for value in values], dtype=object)
+    kinds = set(map(type, values))
+    if not _TEXT_TYPES.issuperset(kinds):
+        for index, value in enumerate(values):
+            if value is not None and not isinstance(value, str):
+                raise Invalid(f"column {name!r} expects a string; record {index} has {value!r}")
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    if _NONE in kinds:
+        array[pd.isna(array)] = np.nan
+    return array
 
 
 def records_to_columns(
@@ -89,6 +280,8 @@ def records_to_columns(
     for index, record in enumerate(records):
         if record.keys() != expected:
             _explain_columns(record, index, schema)
+    if len(records) == 1:
+        return _one_record(records[0], schema)
     columns = {}
     for column in schema:
         name = column["name"]
@@ -96,6 +289,32 @@ def records_to_columns(
         columns[name] = (
             _numbers(name, values) if column["type"] == ColumnType.NUMBER else _texts(name, values)
         )
+    return columns
+
+
+def _one_record(record: dict[str, Any], schema: list[SchemaColumn]) -> dict[str, np.ndarray]:
+    """The arrays of a single record, value by value: the common request, kept cheap.
+
+    The same arrays and refusals as :func:`_numbers` and :func:`_texts`
+    (which word any refusal), without their numpy calls per column.
+    """
+    columns = {}
+    for column in schema:
+        name = column["name"]
+        value = record[name]
+        if column["type"] == ColumnType.NUMBER:
+            if value is None:
+                columns[name] = np.array([np.nan])
+            elif type(value) is float and math.isfinite(value):
+                columns[name] = np.array([value])
+            else:
+                columns[name] = _numbers(name, [value])
+        elif type(value) is str:
+            array = np.empty(1, dtype=object)
+            array[0] = value
+            columns[name] = array
+        else:
+            columns[name] = _texts(name, [value])
     return columns
 
 
@@ -107,42 +326,111 @@ def arrow_to_columns(
     The same arrays :func:`records_to_columns` gives: float64 with NaN for a
     missing number, Python strings with NaN for a missing text. Extra columns
     are ignored (a stored data set also has its target and ids); a missing
-    one, or a column of the wrong type, is named. ``first_row`` numbers the
-    rows in messages when ``table`` is one chunk of a larger input.
+    one, one the input has twice, or a column of the wrong type, is named.
+    ``first_row`` numbers the rows in messages when ``table`` is one chunk of
+    a larger input. Numbers may be any integer, float or decimal type (NaN
+    means missing); text may be dictionary-encoded, which stays as cheap as
+    its dictionary (see :func:`_arrow_texts`).
     """
-    present = set(table.schema.names)
-    missing = [column["name"] for column in schema if column["name"] not in present]
+    names = table.schema.names
+    missing = [column["name"] for column in schema if column["name"] not in names]
     if missing:
         raise Invalid(
             f"the input lacks column(s) {', '.join(map(repr, missing))}; "
             f"the model expects {', '.join(repr(c['name']) for c in schema)}"
         )
+    twice = [column["name"] for column in schema if names.count(column["name"]) > 1]
+    if twice:
+        raise Invalid(f"the input has column(s) {', '.join(map(repr, twice))} more than once")
     columns = {}
     for column in schema:
         name = column["name"]
         values = table.column(name)
-        kind = values.type
         if column["type"] == ColumnType.NUMBER:
-            if not (
-                pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_null(kind)
-            ):
-                raise Invalid(f"column {name!r} expects numbers; the input has {kind}")
-            array = pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False)
-            bad = np.flatnonzero(np.isinf(array))
-            if bad.size:
-                raise Invalid(
-                    f"column {name!r} has a non-finite number in row {first_row + int(bad[0])}"
-                )
-            columns[name] = array
+            columns[name] = _arrow_numbers(name, values, first_row)
         else:
-            if not (
-                pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)
-            ):
-                raise Invalid(f"column {name!r} expects text; the input has {kind}")
-            text = pc.cast(values, pa.string()).to_numpy(zero_copy_only=False)
-            text[pc.is_null(values).to_numpy(zero_copy_only=False)] = np.nan
-            columns[name] = text
+            columns[name] = _arrow_texts(name, values)
     return columns
+
+
+def _arrow_numbers(name: str, values: pa.Array | pa.ChunkedArray, first_row: int) -> np.ndarray:
+    """One numeric Arrow column as float64 (null and NaN: NaN); infinities are refused."""
+    kind = values.type
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+        values = values.cast(kind)
+    if not (
+        pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_decimal(kind)
+        or pa.types.is_null(kind)
+    ):
+        raise Invalid(f"column {name!r} expects numbers; the input has {kind}")
+    # safe=False: an integer beyond 2**53 rounds to the nearest float, as it does from JSON.
+    array = pc.cast(values, pa.float64(), safe=False).to_numpy(zero_copy_only=False)
+    bad = np.flatnonzero(np.isinf(array))
+    if bad.size:
+        raise Invalid(f"column {name!r} has a non-finite number in row {first_row + int(bad[0])}")
+    return np.asarray(array, dtype=np.float64)
+
+
+def _arrow_texts(name: str, values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """One text Arrow column as Python strings (null: NaN).
+
+    A dictionary-encoded column becomes references to its dictionary's
+    strings, never one string per row: a small Parquet file whose every row
+    repeats one long string stays small in memory.
+    """
+    kind = values.type
+    is_dictionary = pa.types.is_dictionary(kind)
+    if is_dictionary:
+        kind = kind.value_type
+    if not (
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_string_view(kind)
+        or pa.types.is_null(kind)
+    ):
+        raise Invalid(f"column {name!r} expects text; the input has {kind}")
+    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+    parts = []
+    for chunk in chunks:
+        if is_dictionary:
+            words = _python_strings(name, chunk.dictionary)
+            if len(words):
+                indices = chunk.indices.fill_null(0).to_numpy(zero_copy_only=False)
+                part = words[indices]
+                part[chunk.indices.is_null().to_numpy(zero_copy_only=False)] = None
+            else:
+                part = np.full(len(chunk), None, dtype=object)
+        else:
+            part = _python_strings(name, chunk)
+        parts.append(part)
+    text = np.concatenate(parts) if parts else np.empty(0, dtype=object)
+    text = np.asarray(text, dtype=object)
+    text[pd.isna(text)] = np.nan
+    return text
+
+
+def _python_strings(name: str, array: pa.Array) -> np.ndarray:
+    """A text array as Python strings; 400 for bytes that are not UTF-8 (which Arrow and
+    Parquet readers, unlike the CSV one, leave unchecked until here)."""
+    try:
+        return array.cast(pa.string()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowException, UnicodeDecodeError):
+        raise BadRequest(f"column {name!r} has text that is not UTF-8") from None
+
+
+def arrow_types(schema: list[SchemaColumn]) -> dict[str, pa.DataType]:
+    """The Arrow type each input column is read as from CSV: numbers float64, text as text.
+
+    Named for pyarrow's CSV reader (a CSV body, a stored data set), so a text
+    column stays text whatever it looks like: ``007`` is not 7.
+    """
+    return {
+        column["name"]: pa.float64() if column["type"] == ColumnType.NUMBER else pa.string()
+        for column in schema
+    }
 
 
 def columns_to_frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:

@@ -53,6 +53,18 @@ class Predictor:
         self, columns: dict[str, np.ndarray], probabilities: bool = False
     ) -> dict[str, Any]:
         """The JSON answer for validated input columns (see :func:`inputs.records_to_columns`)."""
+        raw, proba = self.run(columns, probabilities)
+        return outputs.answer(self.bundle, raw, proba)
+
+    def run(
+        self, columns: dict[str, np.ndarray], probabilities: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The model's raw output: class indices (or values), and probabilities if asked.
+
+        What every answer is built from: :func:`outputs.answer` turns it into the
+        JSON answer, :func:`outputs.answer_table` into the tabular one (a CSV,
+        Parquet or Arrow answer, a chunk of batch scoring's output).
+        """
         outputs.check_probabilities(self.bundle, probabilities)
         wants_proba = probabilities and self.bundle.task == Task.CLASSIFICATION
         rows = len(next(iter(columns.values())))
@@ -62,7 +74,7 @@ class Predictor:
         else:  # not compiled, or a batch large enough for scikit-learn to be faster
             frame = inputs.columns_to_frame(columns)
             raw, proba = self.batcher.submit((frame, wants_proba), len(frame))
-        return outputs.answer(self.bundle, raw, proba if wants_proba else None)
+        return raw, proba if wants_proba else None
 
     def _run_batch(self, jobs: Sequence[_Job]) -> list[_Output]:
         """One scikit-learn call for several requests' rows; each gets its own slice back."""

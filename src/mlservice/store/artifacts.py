@@ -80,7 +80,11 @@ class ArtifactStore:
         return final
 
     def copy_stream(self, source: IO[bytes], target: IO[bytes], limit: int) -> int:
-        """Copy in chunks (never the whole body in memory); stop past ``limit`` bytes."""
+        """Copy in chunks (never the whole body in memory); stop past ``limit`` bytes.
+
+        A request body is Gunicorn's own reader, which answers a 1 MiB read with
+        one bytes object: written as it comes, a gigabyte is a thousand turns here.
+        """
         total = 0
         while True:
             chunk = source.read(CHUNK_SIZE)

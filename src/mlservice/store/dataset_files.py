@@ -1,19 +1,26 @@
-"""Data sets: uploaded CSV or Parquet files, checked and profiled as they land.
+"""Data sets: uploaded CSV or Parquet files, checked and profiled once stored.
 
 The upload is streamed to the artifact store, then read back in Arrow record
 batches to check it and build a profile (rows; per column its type, missing
 and distinct counts, a sample of categories). Nothing is ever held whole in
-memory, so multi-GB files work. A file that fails the checks is removed with
-its metadata: a bad upload leaves nothing behind.
+memory, so multi-GB files work.
+
+Profiling reads the whole file again, several times slower than the disk
+writes it, so only small uploads (``[service] inline_profile_mb``) are
+profiled before the answer: a bad one is refused and leaves nothing behind.
+A larger one is recorded as ``profiling`` and profiled by a Celery worker
+(:mod:`.dataset_tasks`), with the same function and the same messages; it
+ends ``ready`` with its profile, or ``failed`` with the reason and its file
+removed (the record stays, to tell the user why).
 """
 
 from __future__ import annotations
 
 import io
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import pandas as pd
 import pyarrow as pa
@@ -21,11 +28,11 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from ..errors import BadRequest, Invalid, UnsupportedMedia
+from ..errors import BadRequest, Conflict, Invalid, ServiceError, UnsupportedMedia
 from ..security import Identity
 from .artifacts import ArtifactStore
 from .catalog import Catalog
-from .records import ColumnProfile, DatasetRecord
+from .records import ColumnProfile, DatasetRecord, DatasetStatus
 
 CSV = "csv"
 PARQUET = "parquet"
@@ -154,31 +161,93 @@ def delimiter_of(record: DatasetRecord) -> str:
     return record.get("delimiter", DEFAULT_DELIMITER)
 
 
+def status_of(record: DatasetRecord) -> str:
+    """A data set's :class:`DatasetStatus` (records from before it was kept are ready)."""
+    return record.get("status", DatasetStatus.READY)
+
+
+def require_ready(record: DatasetRecord) -> None:
+    """:class:`Conflict` unless the data set is profiled: its profile and file are what
+    training, scoring and downloads read."""
+    status = status_of(record)
+    if status == DatasetStatus.PROFILING:
+        raise Conflict(
+            f"data set {record['id']!r} is still being profiled; retry when its status is ready"
+        )
+    if status == DatasetStatus.FAILED:
+        raise Conflict(f"data set {record['id']!r} failed: {record.get('error', 'unknown error')}")
+
+
 def _parse_options(delimiter: str) -> pacsv.ParseOptions:
     return pacsv.ParseOptions(delimiter=delimiter)
 
 
-def _convert_options(string_columns: list[str]) -> pacsv.ConvertOptions:
+def _convert_options(
+    string_columns: list[str],
+    column_types: Mapping[str, pa.DataType] | None = None,
+    include_columns: list[str] | None = None,
+) -> pacsv.ConvertOptions:
+    """How a CSV file's cells become values: ``string_columns`` (mixed values at upload)
+    as text, ``column_types`` as given, only ``include_columns`` if named (all if not)."""
+    types = {name: pa.string() for name in string_columns} | dict(column_types or {})
     return pacsv.ConvertOptions(
-        column_types={name: pa.string() for name in string_columns},
-        strings_can_be_null=True,
+        column_types=types, include_columns=include_columns or [], strings_can_be_null=True
     )
 
 
 def _open_batches(
-    path: Path, file_format: str, string_columns: list[str], delimiter: str
+    path: Path,
+    file_format: str,
+    string_columns: list[str],
+    delimiter: str,
+    *,
+    include_columns: list[str] | None = None,
+    column_types: Mapping[str, pa.DataType] | None = None,
+    batch_rows: int = 65_536,
 ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-    """The file's schema and a stream of its record batches (CSV types forced as asked)."""
+    """The file's schema and a stream of its record batches: every column, or
+    ``include_columns`` in that order; ``column_types`` forces CSV columns' types.
+
+    A Parquet batch has at most ``batch_rows`` rows and the file's own types (its
+    schema is the whole file's); a CSV batch is one block.
+    """
     if file_format == PARQUET:
         parquet = pq.ParquetFile(path)
-        return parquet.schema_arrow, parquet.iter_batches(batch_size=65_536)
+        batches = parquet.iter_batches(batch_size=batch_rows, columns=include_columns)
+        return parquet.schema_arrow, batches
     reader = pacsv.open_csv(
         path,
         read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_SIZE, use_threads=False),
         parse_options=_parse_options(delimiter),
-        convert_options=_convert_options(string_columns),
+        convert_options=_convert_options(string_columns, column_types, include_columns),
     )
     return reader.schema, iter(reader)
+
+
+def read_columns(
+    path: Path,
+    record: DatasetRecord,
+    columns: list[str],
+    forced_types: Mapping[str, pa.DataType],
+    batch_rows: int,
+) -> Iterator[pa.RecordBatch]:
+    """Some columns of a stored data set, batch by batch (batch scoring reads any size so).
+
+    CSV: a column of ``forced_types`` is read as that type (a model's text column
+    as text, so "007" stays "007"), the others as at upload; a batch is one block.
+    Parquet keeps its own types, in batches of at most ``batch_rows`` rows. The
+    file is opened at the first batch asked for, as a generator does.
+    """
+    _, batches = _open_batches(
+        path,
+        record["format"],
+        record.get("string_columns", []),
+        delimiter_of(record),
+        include_columns=columns,
+        column_types=forced_types,
+        batch_rows=batch_rows,
+    )
+    yield from batches
 
 
 def _profile_once(
@@ -247,6 +316,27 @@ def profile_file(path: Path, file_format: str) -> dict[str, Any]:
                 string_columns.append(column)  # mixed values: read the column as text
                 continue
             raise Invalid(_explain(message)) from None
+        except UnicodeDecodeError:  # pyarrow decodes names (and Parquet text) only when read
+            raise Invalid("the file has column names or text that are not UTF-8") from None
+
+
+def profiled(path: Path, file_format: str) -> dict[str, Any]:
+    """The record fields of a stored file once profiled: status ``ready`` and its profile.
+
+    What the request (small uploads) and the Celery task (large ones) both record;
+    raises :func:`profile_file`'s errors.
+    """
+    profile = profile_file(path, file_format)
+    fields: dict[str, Any] = {
+        "status": DatasetStatus.READY.value,
+        "rows": profile["rows"],
+        "columns": profile["columns"],
+        "string_columns": profile["string_columns"],
+        "formula_cells": profile["formula_cells"],
+    }
+    if "delimiter" in profile:
+        fields["delimiter"] = profile["delimiter"]
+    return fields
 
 
 def _explain(message: str) -> str:
@@ -319,23 +409,62 @@ class Datasets:
         self.artifacts = artifacts
 
     def upload(
-        self, source: IO[bytes], file_format: str, owner: Identity, name: str | None, limit: int
+        self,
+        source: IO[bytes],
+        file_format: str,
+        owner: Identity,
+        name: str | None,
+        limit: int,
+        inline_limit: int,
     ) -> DatasetRecord:
-        """Stream ``source`` to the store, profile it and record it."""
+        """Stream ``source`` to the store and record it, profiled if at most ``inline_limit``
+        bytes (else ``profiling``: see :meth:`store`)."""
         dataset_id = Catalog.new_id()
         started = time.perf_counter()
         with self.artifacts.writing(self.KIND, dataset_id, FILENAMES[file_format]) as (handle, _):
             size = self.artifacts.copy_stream(source, handle, limit)
-        return self.register(dataset_id, file_format, owner, name, size, started)
+        return self.store(dataset_id, file_format, owner, name, size, started, inline_limit)
 
     def adopt(
-        self, temporary: IO[bytes], file_format: str, owner: Identity, name: str | None
+        self,
+        temporary: IO[bytes],
+        file_format: str,
+        owner: Identity,
+        name: str | None,
+        inline_limit: int,
     ) -> DatasetRecord:
-        """Record a multipart upload already spooled into the store's incoming directory."""
+        """Record a multipart upload already spooled into the store's incoming directory
+        (linked into place, not copied), like :meth:`upload`."""
         dataset_id = Catalog.new_id()
         started = time.perf_counter()
         path = self.artifacts.adopt(temporary, self.KIND, dataset_id, FILENAMES[file_format])
-        return self.register(dataset_id, file_format, owner, name, path.stat().st_size, started)
+        size = path.stat().st_size
+        return self.store(dataset_id, file_format, owner, name, size, started, inline_limit)
+
+    def store(
+        self,
+        dataset_id: str,
+        file_format: str,
+        owner: Identity,
+        name: str | None,
+        size: int,
+        started: float,
+        inline_limit: int,
+    ) -> DatasetRecord:
+        """Record a file just stored: profiled now up to ``inline_limit`` bytes (:meth:`register`),
+        else ``profiling`` with a new ``task_id`` for the caller to start
+        (:func:`mlservice.store.dataset_tasks.profile_dataset`). A file that cannot be
+        recorded is removed."""
+        if size <= inline_limit:
+            return self.register(dataset_id, file_format, owner, name, size, started)
+        record = self._record(dataset_id, file_format, owner, name, size, started)
+        record["status"] = DatasetStatus.PROFILING.value
+        record["task_id"] = Catalog.new_id()
+        try:
+            return self.catalog.create(record)
+        except BaseException:  # Redis away: a file no record names would never be removed
+            self.artifacts.delete(self.KIND, dataset_id)
+            raise
 
     def register(
         self,
@@ -346,28 +475,72 @@ class Datasets:
         size: int,
         started: float,
     ) -> DatasetRecord:
-        """Profile a file already in the store and record it; remove it if it is bad."""
+        """Profile a file already in the store and record it ``ready``; remove it if it is bad
+        or cannot be recorded.
+
+        Profiles in the calling process, whatever the size (a worker registering its output).
+        """
         path = self.artifacts.path(self.KIND, dataset_id, FILENAMES[file_format])
         try:
-            profile = profile_file(path, file_format)
-        except BaseException:
+            fields = profiled(path, file_format)
+            record = self._record(dataset_id, file_format, owner, name, size, started)
+            return self.catalog.create(cast(DatasetRecord, {**record, **fields}))
+        except BaseException:  # a bad file, or Redis away: no file without its record
             self.artifacts.delete(self.KIND, dataset_id)
             raise
-        record: DatasetRecord = {
+
+    def _record(
+        self,
+        dataset_id: str,
+        file_format: str,
+        owner: Identity,
+        name: str | None,
+        size: int,
+        started: float,
+    ) -> DatasetRecord:
+        """The fields every data set record starts with, profiled now or later; the time
+        taken is counted from ``started`` (the upload's first byte) to here."""
+        return {
             "id": dataset_id,
             "name": name or dataset_id,
             "owner": owner.username,
             "format": file_format,
             "size_bytes": size,
-            "rows": profile["rows"],
-            "columns": profile["columns"],
-            "string_columns": profile["string_columns"],
-            "formula_cells": profile["formula_cells"],
             "upload_seconds": round(time.perf_counter() - started, 3),
         }
-        if "delimiter" in profile:
-            record["delimiter"] = profile["delimiter"]
-        return self.catalog.create(record)
+
+    def finish_profiling(self, dataset_id: str) -> DatasetRecord:
+        """Profile a ``profiling`` data set and record the outcome: ``ready`` with its profile,
+        or ``failed`` with the message an inline upload would have been refused with.
+
+        Idempotent (a Celery task delivered again calls it again): a settled record
+        is returned as it is. :class:`NotFound` once the data set is deleted.
+        """
+        record = self.catalog.get(dataset_id)
+        if status_of(record) != DatasetStatus.PROFILING:
+            if status_of(record) == DatasetStatus.FAILED:
+                self.discard(dataset_id)  # a delivery that stopped before removing it
+            return record
+        started = time.perf_counter()
+        try:
+            fields = profiled(self.path(record), record["format"])
+        except ServiceError as exc:
+            return self.fail(dataset_id, exc.message)
+        except FileNotFoundError:
+            self.catalog.get(dataset_id)  # NotFound if it was deleted meanwhile
+            return self.fail(dataset_id, "the uploaded file is missing from the artifact store")
+        fields["profile_seconds"] = round(time.perf_counter() - started, 3)
+        return self.catalog.update(dataset_id, **fields)
+
+    def fail(self, dataset_id: str, error: str) -> DatasetRecord:
+        """Record why a data set could not be profiled, then remove its file (kept: the record)."""
+        record = self.catalog.update(dataset_id, status=DatasetStatus.FAILED.value, error=error)
+        self.discard(dataset_id)
+        return record
+
+    def discard(self, dataset_id: str) -> None:
+        """Remove a data set's file, if any (its record is gone, or failed)."""
+        self.artifacts.delete(self.KIND, dataset_id)
 
     def path(self, record: DatasetRecord) -> Path:
         return self.artifacts.path(self.KIND, record["id"], FILENAMES[record["format"]])
@@ -378,7 +551,10 @@ class Datasets:
 
 
 def public(record: DatasetRecord) -> dict[str, Any]:
-    """A data set record as the API shows it: ``delimiter`` is ``null`` for Parquet."""
+    """A data set record as the API shows it, with its ``status``; once ready, ``delimiter``
+    (``null`` for Parquet) with the profile, which a data set not ready has not."""
     shown: dict[str, Any] = {key: value for key, value in record.items() if key != "string_columns"}
-    shown["delimiter"] = delimiter_of(record) if record["format"] == CSV else None
+    shown["status"] = status_of(record)
+    if shown["status"] == DatasetStatus.READY:
+        shown["delimiter"] = delimiter_of(record) if record["format"] == CSV else None
     return shown

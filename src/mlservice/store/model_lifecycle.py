@@ -24,6 +24,8 @@ a dead worker is found and resumed (see :mod:`mlservice.training.jobs`):
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -43,6 +45,9 @@ from .records import ModelRecord, ModelSource, ModelStatus
 BUNDLE_FILENAME = "model.mlbundle"
 #: The held-out rows ONNX compilation is checked on, kept until it is done.
 HELD_OUT_FILENAME = "held-out.parquet"
+#: The training report's directory beside the bundle: plots and REPORT_FILENAME listing them.
+REPORT_DIRNAME = "report"
+REPORT_FILENAME = "report.json"
 #: Models whose training run started and has not finished, scored by start time.
 RUNNING_KEY = key("training", "running")
 #: Callbacks queued and neither delivered nor given up: ``<model_id>:<status>`` -> deadline.
@@ -334,6 +339,30 @@ class Models:
         """The compile step is over (whatever its outcome): forget it and its rows."""
         self.store.delete(self._compile_key(model_id))
         self._held_out_path(model_id).unlink(missing_ok=True)
+
+    # --- the training report (rendered by mlservice.training.reports); delete() removes it too
+
+    def report_path(self, model_id: str, filename: str) -> Path:
+        """A file of the model's training report: a plot, or REPORT_FILENAME."""
+        return self.artifacts.path(self.KIND, model_id, REPORT_DIRNAME) / filename
+
+    def store_report_file(self, model_id: str, filename: str, data: bytes) -> None:
+        """Write a file of the report (renamed into place: a reader never sees half of it)."""
+        report_dir = f"{model_id}/{REPORT_DIRNAME}"  # models/<id>/report/<filename>
+        with self.artifacts.writing(self.KIND, report_dir, filename) as (handle, _):
+            handle.write(data)
+
+    def clear_report(self, model_id: str) -> None:
+        """Remove the model's report before it is rendered again: no plot of an old fit stays."""
+        self.report_path(model_id, REPORT_FILENAME).unlink(missing_ok=True)
+        shutil.rmtree(self.artifacts.path(self.KIND, model_id, REPORT_DIRNAME), ignore_errors=True)
+
+    def report(self, model_id: str) -> dict[str, Any] | None:
+        """The model's REPORT_FILENAME (its plots and rendering errors), or ``None``."""
+        try:
+            return dict(json.loads(self.report_path(model_id, REPORT_FILENAME).read_text()))
+        except FileNotFoundError:
+            return None
 
     def load_bundle(self, model_id: str) -> ModelBundle:
         """The model's stored bundle, its signature checked."""

@@ -22,6 +22,14 @@ class ModelStatus(StrEnum):
     FAILED = "failed"
 
 
+class DatasetStatus(StrEnum):
+    """``ready`` at once (small uploads), or ``profiling`` → ``ready`` or ``failed``."""
+
+    PROFILING = "profiling"
+    READY = "ready"
+    FAILED = "failed"
+
+
 class ModelSource(StrEnum):
     """How a model came to be."""
 
@@ -41,23 +49,37 @@ class ColumnProfile(TypedDict):
 
 
 class DatasetRecord(TypedDict):
-    """An uploaded data set: its file and its profile."""
+    """An uploaded data set: its file and, once profiled, its profile.
+
+    The profile's keys (``rows``, ``columns``, ``string_columns``, ``delimiter``,
+    ``formula_cells``) are present only once ``status`` is ``ready``.
+    """
 
     id: str
     name: str
     owner: str
     format: str  # csv or parquet
     size_bytes: int
-    rows: int
-    columns: list[ColumnProfile]
+    #: A DatasetStatus. Records from before profiling could be deferred have no key and are
+    #: ready: read it with ``dataset_files.status_of``.
+    status: NotRequired[str]
+    #: Why profiling failed (status ``failed``; the file is gone, the record stays).
+    error: NotRequired[str]
+    #: The Celery task profiling it (uploads larger than [service] inline_profile_mb).
+    task_id: NotRequired[str]
+    rows: NotRequired[int]
+    columns: NotRequired[list[ColumnProfile]]
     #: CSV columns read as text because their values are mixed (not shown by the API).
-    string_columns: list[str]
+    string_columns: NotRequired[list[str]]
     #: CSV only: the delimiter detected at upload (``,`` ``;`` tab ``|``). Records from
     #: before it was detected have no key and mean ``,``: read it with ``delimiter_of``.
     delimiter: NotRequired[str]
     #: Text cells starting with = + - @ tab or CR (spreadsheet formulas); absent: unknown.
     formula_cells: NotRequired[int]
+    #: Seconds from the first byte stored to the record (profile included when inline).
     upload_seconds: float
+    #: Seconds the deferred profile took (status ``ready`` or ``failed`` after ``profiling``).
+    profile_seconds: NotRequired[float]
     created_at: NotRequired[float]
 
 
@@ -84,6 +106,7 @@ class ModelRecord(TypedDict):
     compile: NotRequired[bool]
     # Training's outcome.
     started_at: NotRequired[float]
+    worker: NotRequired[str]  # <host name>:<process id> of the run that trained it last
     finished_at: NotRequired[float]
     error: NotRequired[str]
     version: NotRequired[int]

@@ -1,7 +1,11 @@
-"""CSV delimiters: detected from the header line, used by profiling and by training's reader."""
+"""CSV delimiters: detected from the header line, used by profiling and by training's reader;
+and column names that are not text."""
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from mlservice.errors import Invalid
 from mlservice.store import dataset_files
 from mlservice.store.records import DatasetRecord
 
@@ -86,3 +90,17 @@ def test_public_shows_the_delimiter_for_csv_and_null_for_parquet():
     shown = dataset_files.public(record("parquet"))
     assert shown["delimiter"] is None
     assert "string_columns" not in shown
+
+
+@pytest.mark.parametrize("file_format", [dataset_files.CSV, dataset_files.PARQUET])
+def test_column_names_that_are_not_utf8_are_refused(tmp_path, file_format):
+    """pyarrow decodes names only when asked: a 422, not a 500 from deep inside."""
+    path = tmp_path / "data"
+    if file_format == dataset_files.CSV:
+        path.write_bytes(b"\xff\xfe,b\n1,2\n")
+    else:
+        pq.write_table(pa.table({"QQQQ": [1], "b": [2]}), path, store_schema=False)
+        path.write_bytes(path.read_bytes().replace(b"QQQQ", b"\xff\xfe\xfd\xfc"))
+    with pytest.raises(Invalid) as refused:
+        dataset_files.profile_file(path, file_format)
+    assert refused.value.message == "the file has column names or text that are not UTF-8"

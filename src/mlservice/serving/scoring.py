@@ -1,0 +1,307 @@
+"""Batch scoring: every row of a stored data set through a model, into a new data set.
+
+``POST /resource/models/<id>/predict`` answers at most 100,000 records while a
+client waits; a stored data set can hold millions of rows. Scoring it is a
+Celery job that reads the file in chunks with Arrow, checks and predicts each
+chunk with the very :class:`~.predictor.Predictor` and answer code the API
+uses (so a row gets the same prediction either way), and writes the output
+chunk by chunk: memory follows the chunk size, never the data set's size.
+
+The output file is written under a temporary name and renamed only when every
+chunk is done, then registered as a data set like an uploaded one. A job that
+fails (bad values, the model or the data set deleted meanwhile, a time limit)
+leaves no file and no record; one delivered again starts over.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from ..errors import BadRequest, Invalid, NotFound
+from ..security import Identity
+from ..store.bundles import ColumnType, SchemaColumn
+from ..store.catalog import Catalog
+from ..store.dataset_files import CSV, FILENAMES, PARQUET, Datasets, read_columns, require_ready
+from ..store.records import ColumnProfile, DatasetRecord, ModelRecord
+from . import inputs, outputs
+from .predictor import Predictor
+
+OUTPUT_FORMATS = (PARQUET, CSV)
+MAX_NAME = 200
+_DATASET_ID = re.compile(r"[0-9a-f]{32}")
+#: Profiled dtypes (``ColumnProfile.dtype``) a model's number column can be read from.
+NUMBER_DTYPES = ("integer", "float", "empty")
+#: ... and its text column, in a Parquet file (a CSV column is read as text whatever it holds).
+TEXT_DTYPES = ("string", "empty")
+
+#: Called after each chunk with (rows done, rows in all).
+Progress = Callable[[int, int], None]
+
+
+class ScoringFailed(Exception):
+    """The job cannot finish (model or data set deleted meanwhile); the message says which."""
+
+
+@dataclass(frozen=True)
+class ScoringRequest:
+    """A validated ``POST /resource/models/<id>/predictions`` body."""
+
+    dataset_id: str
+    format: str = PARQUET
+    keep_columns: tuple[str, ...] = ()
+    probabilities: bool = False
+    name: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The request as a Celery argument (JSON)."""
+        return dataclasses.asdict(self) | {"keep_columns": list(self.keep_columns)}
+
+    @classmethod
+    def from_json(cls, fields: dict[str, Any]) -> ScoringRequest:
+        """The request back from its Celery argument: JSON made ``keep_columns`` a list."""
+        return cls(**(fields | {"keep_columns": tuple(fields.get("keep_columns", ()))}))
+
+
+@dataclass(frozen=True)
+class ScoringJob:
+    """What one Celery task does: the request, its model, and the new data set's id and owner."""
+
+    model_id: str
+    output_id: str
+    owner: str
+    request: ScoringRequest
+
+
+def parse_request(body: Any) -> ScoringRequest:
+    """Check the body's shape and types (400) before its meaning is checked."""
+    if not isinstance(body, dict):
+        raise BadRequest('send a JSON object: {"dataset_id": "<id>", "format": "parquet"}')
+    known = {field.name for field in dataclasses.fields(ScoringRequest)}
+    unknown = sorted(set(body) - known)
+    if unknown:
+        raise BadRequest(
+            f"unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    dataset_id = body.get("dataset_id")
+    if dataset_id is None:
+        raise BadRequest("'dataset_id' is required")
+    if not isinstance(dataset_id, str) or not _DATASET_ID.fullmatch(dataset_id):
+        raise BadRequest("'dataset_id' must be a data set id (32 hexadecimal digits)")
+    file_format = body.get("format", PARQUET)
+    if file_format not in OUTPUT_FORMATS:
+        raise BadRequest(f"'format' must be one of {', '.join(OUTPUT_FORMATS)}")
+    keep = body.get("keep_columns", [])
+    if not isinstance(keep, list) or not all(isinstance(name, str) and name for name in keep):
+        raise BadRequest("'keep_columns' must be a list of column names")
+    if len(set(keep)) != len(keep):
+        raise BadRequest("'keep_columns' names a column twice")
+    probabilities = body.get("probabilities", False)
+    if not isinstance(probabilities, bool):
+        raise BadRequest("'probabilities' must be true or false")
+    name = body.get("name")
+    if name is not None and (not isinstance(name, str) or not name or len(name) > MAX_NAME):
+        raise BadRequest(f"'name' must be a string of 1 to {MAX_NAME} characters")
+    return ScoringRequest(dataset_id, file_format, tuple(keep), probabilities, name)
+
+
+def check_request(
+    request: ScoringRequest, dataset: DatasetRecord, schema: list[SchemaColumn]
+) -> None:
+    """The data set must hold the kept columns and the model's inputs, of usable types (422).
+
+    Checked against the data set's profile, so a hopeless job is refused at once
+    instead of failing in a worker; a data set not profiled (yet) is a 409.
+    """
+    require_ready(dataset)
+    columns = {column["name"]: column for column in dataset["columns"]}
+    _check_kept_columns(request.keep_columns, dataset["id"], columns)
+    _check_input_columns(schema, dataset, columns)
+
+
+def _check_kept_columns(
+    keep_columns: tuple[str, ...], dataset_id: str, columns: dict[str, ColumnProfile]
+) -> None:
+    """The kept columns are the data set's, and none would take an output column's name."""
+    unknown = [name for name in keep_columns if name not in columns]
+    if unknown:
+        raise Invalid(
+            f"keep_columns {', '.join(map(repr, unknown))} are not columns of data set "
+            f"{dataset_id!r}; its columns: {', '.join(columns)}"
+        )
+    taken = [
+        name
+        for name in keep_columns
+        if name == outputs.PREDICTION or name.startswith(outputs.PROBABILITY_PREFIX)
+    ]
+    if taken:
+        raise Invalid(
+            f"keep_columns {', '.join(map(repr, taken))} would clash with the output's "
+            f"{outputs.PREDICTION!r} and {outputs.PROBABILITY_PREFIX}<class> columns; "
+            "leave them out"
+        )
+
+
+def _check_input_columns(
+    schema: list[SchemaColumn], dataset: DatasetRecord, columns: dict[str, ColumnProfile]
+) -> None:
+    """The model's input columns are all there, each of a type it can be read as."""
+    missing = [column["name"] for column in schema if column["name"] not in columns]
+    if missing:
+        raise Invalid(
+            f"data set {dataset['id']!r} lacks the model's input column(s) "
+            f"{', '.join(map(repr, missing))}; the model expects "
+            f"{', '.join(repr(column['name']) for column in schema)}"
+        )
+    for column in schema:
+        dtype = columns[column["name"]]["dtype"]
+        if column["type"] == ColumnType.NUMBER and dtype not in NUMBER_DTYPES:
+            expected = "numbers"
+        elif (
+            column["type"] == ColumnType.STRING
+            and dataset["format"] == PARQUET
+            and dtype not in TEXT_DTYPES
+        ):
+            expected = "text"
+        else:
+            continue
+        raise Invalid(
+            f"column {column['name']!r} of data set {dataset['id']!r} is {dtype}; "
+            f"the model expects {expected}"
+        )
+
+
+def rechunk(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
+    """Tables of exactly ``rows`` rows (the last one: what is left), whatever the batches.
+
+    Slices share the batches' memory: at most one chunk and one batch are held.
+    """
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        if not batch.num_rows:
+            continue
+        pending.append(batch)
+        count += batch.num_rows
+        while count >= rows:
+            table = pa.Table.from_batches(pending)
+            yield table.slice(0, rows)
+            rest = table.slice(rows)
+            pending = [part for part in rest.to_batches() if part.num_rows]
+            count = rest.num_rows
+    if count:
+        yield pa.Table.from_batches(pending)
+
+
+class _Output:
+    """The output file, written a chunk at a time (Parquet row groups, or CSV lines)."""
+
+    def __init__(self, handle: Any, file_format: str) -> None:
+        self._handle = handle
+        self._format = file_format
+        self._writer: pq.ParquetWriter | pacsv.CSVWriter | None = None
+        self.schema: pa.Schema | None = None
+
+    def write(self, table: pa.Table) -> None:
+        """Append one chunk; the writer opens with the first, since only it tells the schema."""
+        if self._writer is None:  # the first chunk fixes the schema; later ones are cast to it
+            self.schema = table.schema
+            self._writer = (
+                pq.ParquetWriter(self._handle, table.schema)
+                if self._format == PARQUET
+                else pacsv.CSVWriter(self._handle, table.schema)
+            )
+        self._writer.write_table(table.cast(self.schema))
+
+    def close(self) -> None:
+        """Finish the file: a Parquet file is whole only once its footer is written here.
+
+        Called when a chunk fails too, so the writer lets go of the file it buffers.
+        """
+        if self._writer is not None:
+            self._writer.close()
+
+
+def score_dataset(
+    datasets: Datasets,
+    models: Catalog[ModelRecord],
+    predictor: Predictor,
+    source: DatasetRecord,
+    job: ScoringJob,
+    chunk_rows: int,
+    progress: Progress,
+) -> DatasetRecord:
+    """Predict every row of ``source`` and record the output as the data set ``job.output_id``.
+
+    Raises :class:`~mlservice.errors.Invalid` for values the model cannot take
+    (the first bad chunk's message) and :class:`ScoringFailed` when the model or
+    the data set is deleted meanwhile; either way no file is left.
+    """
+    bundle, request = predictor.bundle, job.request
+    outputs.check_probabilities(bundle, request.probabilities)
+    started = time.perf_counter()
+    schema = bundle.schema
+    wanted = list(request.keep_columns) + [
+        column["name"] for column in schema if column["name"] not in request.keep_columns
+    ]
+    forced = inputs.arrow_types(schema)
+    batches = read_columns(datasets.path(source), source, wanted, forced, chunk_rows)
+    total, done = source["rows"], 0
+    filename = FILENAMES[request.format]
+    datasets.artifacts.delete(datasets.KIND, job.output_id)  # a run before this one's leftovers
+    with datasets.artifacts.writing(datasets.KIND, job.output_id, filename) as (handle, path):
+        output = _Output(handle, request.format)
+        try:
+            for chunk in rechunk(batches, chunk_rows):
+                _check_present(datasets, models, job, source)
+                columns = inputs.arrow_to_columns(chunk, schema, first_row=done)
+                raw, proba = predictor.run(columns, probabilities=request.probabilities)
+                kept = chunk.select(request.keep_columns)
+                output.write(outputs.answer_table(bundle, raw, proba, kept))
+                done += chunk.num_rows
+                progress(done, max(total, done))
+        finally:
+            output.close()
+        _check_present(datasets, models, job, source)
+    size = path.stat().st_size
+    name = request.name or f"predictions of model {job.model_id} on {source['name']}"
+    return register_output(datasets, job, name, size, started)
+
+
+def register_output(
+    datasets: Datasets, job: ScoringJob, name: str, size: int, started: float
+) -> DatasetRecord:
+    """Profile the finished file and record it as a data set of the job's owner.
+
+    The one place scoring uses the data set store's registration.
+    """
+    owner = Identity(username=job.owner, role="user")
+    return datasets.register(job.output_id, job.request.format, owner, name, size, started)
+
+
+def _check_present(
+    datasets: Datasets, models: Catalog[ModelRecord], job: ScoringJob, source: DatasetRecord
+) -> None:
+    """Stop (:class:`ScoringFailed`) once the model or the data set has been deleted."""
+    try:
+        models.get(job.model_id)
+    except NotFound:
+        raise ScoringFailed(
+            f"model {job.model_id!r} was deleted while it was scoring data set "
+            f"{source['id']!r}; no data set was made"
+        ) from None
+    try:
+        datasets.catalog.get(source["id"])
+    except NotFound:
+        raise ScoringFailed(
+            f"data set {source['id']!r} was deleted while model {job.model_id!r} was "
+            "scoring it; no data set was made"
+        ) from None

@@ -6,12 +6,14 @@
 #   make up     the same stack in Docker Compose (docker compose up --build; PORT=9000 too)
 #   make bench  the service against MLflow serving and the HTTP floor (wrk), batch, upload,
 #               training; prints a table, writes var/bench/results.json
+#   make bench-gunicorn   single-row predict over a matrix of Gunicorn worker settings
 #   make fuzz   schemathesis over ml-service.yml against the real stack (fixed seed, bounded)
+#   make test-compose   scale-out tests in Docker Compose (3 api, 3 worker replicas; needs Docker)
 
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml src/client/pyproject.toml | cksum | cut -d' ' -f1)
 COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
 BENCH_VENV := .bench-venv
@@ -39,14 +41,15 @@ INSTALL_MISSING = if [ -n "$$missing" ]; then \
 	fi; \
 fi
 
-.PHONY: setup os-packages test-os-packages bench-os-packages config run test lint bench fuzz up down clean
+.PHONY: setup os-packages test-os-packages bench-os-packages config run test lint bench bench-gunicorn fuzz up down clean test-compose
 
 setup: os-packages $(STAMP) config
 
 # The package itself, editable (the code runs from src/), with its test and lint tools.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml src/client/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,lint]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e src/client
 	rm -f $(VENV)/.installed-* && touch $@
 
 # redis-server and nginx come from the OS packages (Debian/Ubuntu names).
@@ -61,6 +64,7 @@ os-packages:
 test-os-packages:
 	@missing=""; \
 	test -x /usr/lib/chromium/chromium || missing="$$missing chromium"; \
+	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	test -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf || missing="$$missing fonts-dejavu-core"; \
 	$(INSTALL_MISSING)
 
@@ -69,8 +73,12 @@ test-os-packages:
 config: $(STAMP)
 	$(PY) -m mlservice init-config
 
+# HTTPS: make run TLS_CERT=cert.pem TLS_KEY=key.pem (or MLSERVICE_TLS_CERT/_KEY in the shell).
+TLS_CERT ?=
+TLS_KEY ?=
+
 run: setup
-	$(PY) -m mlservice.stack --port $(PORT) --redis-port $(REDIS_PORT) --api-port $(API_PORT)
+	$(PY) -m mlservice.stack --port $(PORT) --redis-port $(REDIS_PORT) --api-port $(API_PORT)$(if $(TLS_CERT), --tls-cert $(TLS_CERT))$(if $(TLS_KEY), --tls-key $(TLS_KEY))
 
 test: setup test-os-packages
 	$(PY) -m pytest
@@ -97,6 +105,10 @@ bench-os-packages:
 bench: setup bench-os-packages $(BENCH_STAMP)
 	$(PY) tests/bench/bench.py --mlflow-python $(BENCH_VENV)/bin/python $(BENCH_ARGS)
 
+# Single-row predict on each Gunicorn setting of a small matrix (how the defaults were chosen).
+bench-gunicorn: setup bench-os-packages
+	$(PY) tests/bench/gunicorn_matrix.py $(BENCH_ARGS)
+
 # Schemathesis has its own environment too: it is never a dependency of the service.
 $(FUZZ_STAMP): tests/fuzz/requirements.txt
 	test -x $(FUZZ_VENV)/bin/python || $(PYTHON) -m venv $(FUZZ_VENV)
@@ -106,6 +118,12 @@ $(FUZZ_STAMP): tests/fuzz/requirements.txt
 
 fuzz: setup $(FUZZ_STAMP)
 	$(PY) tests/fuzz/fuzz.py --st $(FUZZ_VENV)/bin/st $(FUZZ_ARGS)
+
+# Not part of make test: builds docker-compose.yml, runs it with 3 api and 3 worker
+# replicas (project mlservice-scale-test), prints requests per replica and trainings
+# per worker, and brings it down with its volumes. Minutes, on 2 cores.
+test-compose: $(STAMP)
+	MLSERVICE_TEST_COMPOSE=1 MLSERVICE_COMPOSE="$(COMPOSE)" $(PY) -m pytest tests/compose -s
 
 # PORT from the command line (or the environment) wins over MLSERVICE_PORT in .env.
 up:

@@ -20,6 +20,12 @@ fi
 if [ -n "${MLSERVICE_NGINX_SETTINGS:-}" ]; then
   # CORS origins and the body cap, for the nginx container (which starts
   # after the api is healthy). A bad setting stops here, in one line.
-  mlservice nginx-conf "$MLSERVICE_NGINX_SETTINGS"
+  # Every api replica writes this file on the shared volume, each with the
+  # same pid: each writes its own copy, named after its host (container), and
+  # renames it into place, so no two share a temporary file and NGINX never
+  # reads half of one. The replicas' files are the same (same settings).
+  own="$(dirname "$MLSERVICE_NGINX_SETTINGS")/.$(hostname).$(basename "$MLSERVICE_NGINX_SETTINGS")"
+  mlservice nginx-conf "$own"
+  mv -f "$own" "$MLSERVICE_NGINX_SETTINGS"
 fi
 exec "$@"

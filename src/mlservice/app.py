@@ -7,14 +7,18 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .api import (
     auth,
+    batch_scoring,
     datasets,
     docs,
     error_handler,
     estimators,
     health,
     init,
+    model_reports,
     models,
+    monitoring,
     predict,
+    request_log,
     services,
     tasks,
     users,
@@ -24,7 +28,21 @@ from .api.uploads import StreamingRequest
 from .config import Settings, get_settings
 from .context import build_context
 
-BLUEPRINTS = (health, docs, auth, users, init, predict, tasks, datasets, estimators, models)
+BLUEPRINTS = (
+    health,
+    docs,
+    auth,
+    users,
+    init,
+    predict,
+    tasks,
+    datasets,
+    estimators,
+    models,
+    model_reports,
+    batch_scoring,
+    monitoring,
+)
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -39,6 +57,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.url_map.converters.update(CONVERTERS)
     services.install(app, build_context(settings))
     error_handler.register(app)
+    request_log.register(app)  # the request id in every line logged while it runs
     for module in BLUEPRINTS:
         app.register_blueprint(module.bp)
     return app

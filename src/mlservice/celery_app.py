@@ -30,7 +30,14 @@ TRAINING_QUEUE = "celery.training"
 SWEEP_SECONDS = 15.0
 
 #: The service's one Celery app; its tasks are bound to it when their module is imported.
-app = Celery("mlservice", include=["mlservice.training.celery_tasks"])
+app = Celery(
+    "mlservice",
+    include=[
+        "mlservice.training.celery_tasks",
+        "mlservice.serving.scoring_tasks",
+        "mlservice.store.dataset_tasks",
+    ],
+)
 
 
 def configure(celery: Celery, settings: Settings) -> Celery:

@@ -177,6 +177,14 @@ def origin_list(value: str) -> tuple[str, ...]:
     return origins
 
 
+def readable_file(value: str) -> Path:
+    """A file this process can read (a relative path: from the working directory)."""
+    path = Path(value).expanduser()
+    if not path.is_file() or not os.access(path, os.R_OK):
+        raise ValueError("is not a file this process can read")
+    return path.resolve()
+
+
 def secret_key(value: str) -> str:
     """A signing secret long enough to resist guessing."""
     if len(value) < 32:
@@ -313,6 +321,14 @@ class InferenceSettings:
     batch_max_rows: int = option("inference", "batch_max_rows", integer(1), "256")
     #: scikit-learn path: how long the first request waits for others (0: no wait).
     batch_max_wait_ms: float = option("inference", "batch_max_wait_ms", number(0), "2")
+    #: Batch scoring of a stored data set: rows read, predicted and written at a time.
+    scoring_chunk_rows: int = option("inference", "scoring_chunk_rows", integer(1), "65536")
+    #: Each API worker's model cache holds at most this much; least recently used go first.
+    model_cache_mb: float = option("inference", "model_cache_mb", number(1), "512")
+    #: How long a worker may reuse what it read from Redis for a prediction (the token's
+    #: user, the model's version and record): a retrain, delete or revoked token is seen
+    #: by every worker within this time. A refusal is always read again. 0: read every time.
+    freshness_ms: float = option("inference", "freshness_ms", number(0), "1000")
 
 
 @dataclass(frozen=True)
@@ -322,6 +338,9 @@ class ServiceSettings:
     #: Data set and bundle files (relative: to the config file; empty: var/artifacts).
     artifact_dir: Path | None = option("service", "artifact_dir", Path, "")
     max_upload_mb: int = option("service", "max_upload_mb", integer(1), "20480")
+    #: Uploads up to this size are profiled in the request (201); larger ones by a Celery
+    #: task after a 202 (0: every upload).
+    inline_profile_mb: int = option("service", "inline_profile_mb", integer(0), "16")
     #: How long a synchronous GET /resource/init waits before answering 504.
     init_timeout_seconds: float = option("service", "init_timeout_seconds", number(1), "120")
     task_time_limit_seconds: int = option("service", "task_time_limit_seconds", integer(10), "3600")
@@ -343,6 +362,10 @@ class ServiceSettings:
     @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024**2
+
+    @property
+    def inline_profile_bytes(self) -> int:
+        return self.inline_profile_mb * 1024**2
 
 
 @dataclass(frozen=True)
@@ -369,9 +392,15 @@ class ApiSettings:
     """``[api]``: the Gunicorn server of the HTTP API (read by src/gunicorn.conf.py)."""
 
     bind: str = option("api", "bind", text, "127.0.0.1:8000", env="MLSERVICE_BIND")
-    #: Empty: 2 x CPUs + 1.
+    #: Empty: CPUs + 1 (measured with make bench-gunicorn; see src/gunicorn.conf.py).
     workers: int | None = option("api", "workers", integer(1), "", env="MLSERVICE_WORKERS")
-    threads: int = option("api", "threads", integer(1), "4", env="MLSERVICE_THREADS")
+    threads: int = option("api", "threads", integer(1), "2", env="MLSERVICE_THREADS")
+    #: gthread: long requests (uploads, a synchronous init) never stall the worker's
+    #: heartbeat; sync: faster single-row predictions, but a request longer than
+    #: ``timeout`` is killed and each one holds a whole worker.
+    worker_class: str = option(
+        "api", "worker_class", choice("gthread", "sync"), "gthread", env="MLSERVICE_WORKER_CLASS"
+    )
     #: Seconds before a silent worker is restarted; empty: init_timeout_seconds + 30.
     timeout: int | None = option("api", "timeout", integer(1), "", env="MLSERVICE_TIMEOUT")
     log_level: str = option(
@@ -402,6 +431,49 @@ class CorsSettings:
         origin_list,
         "https://editor.swagger.io https://editor-next.swagger.io",
     )
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """``[metrics]``: Prometheus metrics of the Celery worker (the API serves /metrics itself).
+
+    The worker's main process serves every pool process's metrics on this
+    address; NGINX never exposes it.
+    """
+
+    #: Port of the Celery worker's metrics (0: not served).
+    worker_port: int = option("metrics", "worker_port", integer(0), "9808")
+    #: Address it listens on (0.0.0.0 in a container, for Prometheus on another host).
+    worker_host: str = option("metrics", "worker_host", text, "127.0.0.1")
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    """``[logging]``: how the API, the Celery worker and beat write their log lines."""
+
+    #: json (one object per line, for log collectors) or text (for a terminal).
+    format: str = option("logging", "format", choice("json", "text"), "json")
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """``[tls]``: the certificate and key NGINX serves HTTPS with under ``make run``.
+
+    Both or neither (plain HTTP, for local use only). In Compose, NGINX's own
+    container reads MLSERVICE_TLS_CERT and MLSERVICE_TLS_KEY instead.
+    """
+
+    #: The certificate chain (PEM).
+    cert: Path | None = option("tls", "cert", readable_file, "")
+    #: Its private key (PEM).
+    key: Path | None = option("tls", "key", readable_file, "")
+
+    def __post_init__(self) -> None:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError(
+                "[tls] cert and key go together: set both (MLSERVICE_TLS_CERT and "
+                "MLSERVICE_TLS_KEY), or neither for plain HTTP"
+            )
 
 
 @dataclass(frozen=True)
@@ -446,6 +518,9 @@ SECTIONS: dict[str, type] = {
     "limits": LimitsSettings,
     "api": ApiSettings,
     "cors": CorsSettings,
+    "metrics": MetricsSettings,
+    "logging": LoggingSettings,
+    "tls": TlsSettings,
     "admin": AdminSettings,
 }
 
@@ -464,6 +539,9 @@ class Settings:
     limits: LimitsSettings
     api: ApiSettings
     cors: CorsSettings
+    metrics: MetricsSettings
+    logging: LoggingSettings
+    tls: TlsSettings
     admin: AdminSettings
     redis: RedisSettings
 
@@ -517,7 +595,10 @@ def _read_section(
             hint = f" (or set {declared.env})" if declared.section == REDIS_FILE else ""
             raise ConfigError(f"{source}: {declared.where()} is missing{hint}")
         read[name] = declared.parse(raw, source)
-    return section_class(**read)
+    try:  # a section whose keys go together checks them in its __post_init__
+        return section_class(**read)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 def _read_ini(path: Path) -> configparser.ConfigParser:
@@ -617,6 +698,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         limits=_section(parser, LimitsSettings, environ, path),
         api=_section(parser, ApiSettings, environ, path),
         cors=_section(parser, CorsSettings, environ, path),
+        metrics=_section(parser, MetricsSettings, environ, path),
+        logging=_section(parser, LoggingSettings, environ, path),
+        tls=_section(parser, TlsSettings, environ, path),
         admin=_section(parser, AdminSettings, environ, path),
         redis=_read_section(RedisSettings, read_properties(redis_path), environ, redis_path),
     )

@@ -15,6 +15,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import string
 import subprocess
 import sys
@@ -34,9 +35,11 @@ from .config import (
     SRC_DIR,
     AdminSettings,
     ConfigError,
+    TlsSettings,
     ensure_config_file,
     load_section,
     load_settings,
+    options,
 )
 
 NGINX_MAIN_CONF = """\
@@ -49,7 +52,7 @@ events {{ worker_connections 1024; }}
 http {{
     include /etc/nginx/mime.types;
     default_type application/octet-stream;
-    access_log {access_log};
+    access_log off;  # the server's own, in JSON (the template's log_format)
     sendfile on;
     tcp_nopush on;
     client_body_temp_path {run}/client_body;
@@ -89,13 +92,19 @@ class Stack:
     redis_config_path: Path = DEFAULT_REDIS_CONFIG_PATH
     api_workers: int | None = None
     celery_concurrency: int = 2
+    #: The Celery worker's Prometheus metrics port (0: off); None: [metrics] worker_port.
+    worker_metrics_port: int | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     log_to_files: bool = True
+    #: NGINX serves HTTPS with this certificate and key (PEM), plain HTTP without.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        scheme = "https" if self.tls_cert else "http"
+        return f"{scheme}://127.0.0.1:{self.http_port}"
 
     @property
     def logs(self) -> Path:
@@ -116,6 +125,8 @@ class Stack:
         )
         if self.api_workers:
             env["MLSERVICE_WORKERS"] = str(self.api_workers)
+        if self.worker_metrics_port is not None:
+            env["MLSERVICE_METRICS_WORKER_PORT"] = str(self.worker_metrics_port)
         env.update(self.extra_env)
         return env
 
@@ -124,12 +135,16 @@ class Stack:
             return None
         return open(self.logs / f"{name}.log", "ab")
 
-    def _spawn(self, name: str, argv: list[str]) -> None:
+    def metrics_dir(self, name: str) -> Path:
+        """Where the processes of ``name`` (api, worker) write their Prometheus values."""
+        return self.run_dir / "metrics" / name
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         output = self._output(name)
         self.processes[name] = subprocess.Popen(
             argv,
             cwd=REPO_DIR,
-            env=self.env(),
+            env=self.env() | (env or {}),
             stdout=output,
             stderr=subprocess.STDOUT if output else None,
             stdin=subprocess.DEVNULL,
@@ -210,6 +225,7 @@ class Stack:
                 # Node names start with "celery": its pidbox key must match the ACL.
                 "--without-gossip",
             ],
+            env={"PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir("worker"))},
         )
 
     def start_beat(self) -> None:
@@ -257,7 +273,9 @@ class Stack:
     def start_api(self) -> None:
         """Gunicorn with src/gunicorn.conf.py."""
         self._spawn(
-            "api", [sys.executable, "-m", "gunicorn", "-c", str(SRC_DIR / "gunicorn.conf.py")]
+            "api",
+            [sys.executable, "-m", "gunicorn", "-c", str(SRC_DIR / "gunicorn.conf.py")],
+            env={"PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir("api"))},
         )
         self._wait("api", lambda: _http_ok(f"http://127.0.0.1:{self.api_port}/healthz"), 60)
 
@@ -269,23 +287,34 @@ class Stack:
         nginx_settings = self.run_dir / "nginx-settings.conf"
         nginx_conf.write(settings, nginx_settings)
         template = (REPO_DIR / "nginx" / "templates" / "ml-service.conf.template").read_text()
+        listen_conf = self.run_dir / "listen.conf"
+        listen_env = {
+            "MLSERVICE_LISTEN": f"127.0.0.1:{self.http_port}",
+            "MLSERVICE_TLS_CERT": str(self.tls_cert or ""),
+            "MLSERVICE_TLS_KEY": str(self.tls_key or ""),
+        }
+        # Plain HTTP or HTTPS; the script says which in one line on stderr.
+        rendered = subprocess.run(
+            ["sh", str(REPO_DIR / "nginx" / "render-listen.sh"), str(listen_conf)],
+            env=os.environ | listen_env,
+        )
+        if rendered.returncode != 0:
+            raise StackError("nginx: not started (TLS settings, see the line above)")
+        # make run: the access log in the terminal, with the other processes' lines.
+        access_log = f"{self.logs}/nginx-access.log" if self.log_to_files else "/dev/stdout"
         server = string.Template(template).safe_substitute(
-            MLSERVICE_LISTEN=f"127.0.0.1:{self.http_port}",
+            MLSERVICE_LISTEN_CONF=str(listen_conf),
+            MLSERVICE_ACCESS_LOG=access_log,
             MLSERVICE_API_UPSTREAM=f"127.0.0.1:{self.api_port}",
             MLSERVICE_ARTIFACT_DIR=str(settings.artifact_dir),
             MLSERVICE_NGINX_SETTINGS=str(nginx_settings),
         )
         (self.run_dir / "ml-service.conf").write_text(server)
-        access_log = f"{self.logs}/nginx-access.log" if self.log_to_files else "off"
         main_conf = self.run_dir / "nginx.conf"
         # As root, NGINX workers would drop to "nobody", who cannot read the
         # artifact files this user wrote; run them as the same user.
         user = "user root;" if os.geteuid() == 0 else ""
-        main_conf.write_text(
-            NGINX_MAIN_CONF.format(
-                user=user, run=self.run_dir, logs=self.logs, access_log=access_log
-            )
-        )
+        main_conf.write_text(NGINX_MAIN_CONF.format(user=user, run=self.run_dir, logs=self.logs))
         return main_conf
 
     def start_nginx(self, wait_for_api: bool = True) -> None:
@@ -379,9 +408,16 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+#: Readiness probes of the stack's own NGINX on loopback, over HTTPS too: they send
+#: nothing secret, and a self-signed certificate must not stop them.
+_PROBE_TLS = ssl.create_default_context()
+_PROBE_TLS.check_hostname = False
+_PROBE_TLS.verify_mode = ssl.CERT_NONE
+
+
 def _http_ok(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=3) as response:
+        with urllib.request.urlopen(url, timeout=3, context=_PROBE_TLS) as response:
             return response.status == 200
     except (urllib.error.URLError, OSError):
         return False
@@ -459,6 +495,15 @@ def _admin_credentials(run_dir: Path) -> tuple[str, str]:
     return username, stored.read_text().strip()
 
 
+def _tls_settings(cert: Path | None, key: Path | None) -> TlsSettings:
+    """``[tls]`` as the settings say, ``--tls-cert`` and ``--tls-key`` overriding them
+    (checked alike: both or neither, files that can be read)."""
+    declared = dict(options(TlsSettings))
+    given = {declared["cert"].env: cert, declared["key"].env: key}
+    environ = dict(os.environ) | {env: str(path) for env, path in given.items() if path}
+    return load_section(TlsSettings, environ)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the stack in the foreground until Ctrl-C."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -466,11 +511,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--redis-port", type=int, default=6379)
     parser.add_argument("--api-port", type=int, default=8000)
     parser.add_argument("--run-dir", type=Path, default=REPO_DIR / "var")
+    parser.add_argument(
+        "--tls-cert",
+        type=Path,
+        help="serve HTTPS with this certificate (PEM; default: [tls] cert, MLSERVICE_TLS_CERT)",
+    )
+    parser.add_argument(
+        "--tls-key",
+        type=Path,
+        help="... and its private key (PEM; default: [tls] key, MLSERVICE_TLS_KEY)",
+    )
     args = parser.parse_args(argv)
     args.run_dir.mkdir(parents=True, exist_ok=True)
     ensure_config_file(Path(os.environ.get("MLSERVICE_CONFIG") or DEFAULT_CONFIG_PATH))
     try:
         username, password = _admin_credentials(args.run_dir)
+        tls = _tls_settings(args.tls_cert, args.tls_key)
     except ConfigError as exc:
         sys.exit(f"mlservice: {exc}")
     stack = Stack(
@@ -485,6 +541,8 @@ def main(argv: list[str] | None = None) -> None:
         ),
         log_to_files=False,
         extra_env={"MLSERVICE_ADMIN_USERNAME": username, "MLSERVICE_ADMIN_PASSWORD": password},
+        tls_cert=tls.cert,
+        tls_key=tls.key,
     )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:

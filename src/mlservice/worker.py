@@ -11,9 +11,11 @@ that resumes training whose worker died (see :mod:`mlservice.celery_app`).
 
 from __future__ import annotations
 
-from celery.signals import worker_init
+import logging
 
-from . import preflight
+from celery.signals import setup_logging, worker_init
+
+from . import logs, preflight, worker_metrics
 from .celery_app import app, configure
 from .config import ConfigError, get_settings
 
@@ -23,6 +25,16 @@ try:
     configure(app, get_settings())
 except ConfigError as exc:
     raise SystemExit(f"mlservice: {exc}") from None
+
+
+@setup_logging.connect
+def _log_lines(loglevel: int | str | None = None, **_: object) -> None:
+    """Worker, task and beat lines in the [logging] format, each with its task's context.
+
+    With a receiver of this signal, Celery leaves logging alone; the task's id,
+    name, model and request id come from :mod:`mlservice.logs`.
+    """
+    logs.configure(get_settings().logging.format, loglevel or logging.INFO)
 
 
 @worker_init.connect
@@ -35,3 +47,12 @@ def _check_before_work(**_: object) -> None:
         preflight.check(get_settings())
     except ConfigError as exc:
         raise SystemExit(f"mlservice: {exc}") from None
+
+
+worker_metrics.connect()
+
+
+@worker_init.connect
+def _serve_metrics(**_: object) -> None:
+    """Task metrics on the worker's own port ([metrics] worker_port), before the pool starts."""
+    worker_metrics.serve(get_settings().metrics)

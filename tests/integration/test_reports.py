@@ -5,7 +5,7 @@ import struct
 
 import pytest
 
-from tests.helpers import train, upload, wait_ready
+from tests.helpers import eventually, train, upload, wait_ready
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CLASSIFIER_PLOTS = ["confusion_matrix", "roc", "precision_recall", "feature_importance"]
@@ -13,9 +13,15 @@ REGRESSOR_PLOTS = ["predicted_vs_actual", "residuals", "feature_importance"]
 
 
 def trained(client, token, dataset_id, body) -> dict:
+    """A ready model whose report is rendered (the worker draws it once the model serves)."""
     accepted = train(client, token, {"dataset_id": dataset_id, **body})
     record = wait_ready(client, token, accepted["model_id"])
     assert record["status"] == "ready", record
+    eventually(
+        lambda: client.get(f"/resource/models/{record['id']}/report", token).json()["plots"],
+        timeout=60,
+        message="the report's plots were not rendered",
+    )
     return record
 
 

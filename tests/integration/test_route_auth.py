@@ -1,9 +1,12 @@
 """Every route of the app but the health checks, the docs and GET /resource/auth needs a token."""
 
+from mlservice.api import monitoring
 from mlservice.app import create_app
 
 #: Routes anyone may call: the health checks, the docs, and the exchange of a password for a token.
 PUBLIC_PATHS = {"/healthz", "/readyz", "/docs", "/docs/<name>", "/openapi.yaml", "/openapi.json"}
+#: Not behind NGINX at all: Prometheus scrapes it on Gunicorn's own port (test_metrics.py).
+PUBLIC_PATHS.add(monitoring.PATH)
 PUBLIC_ROUTES = {("GET", "/resource/auth")}
 PLACEHOLDERS = {
     "dataset_id": "0" * 32,
@@ -11,6 +14,7 @@ PLACEHOLDERS = {
     "task_id": "00000000-0000-0000-0000-000000000000",
     "username": "nobody",
     "name": "swagger-ui.css",
+    "extension": "png",
 }
 
 

@@ -11,6 +11,7 @@ from mlservice.config import (
     TEMPLATE_PATH,
     TIME_UNITS,
     ConfigError,
+    TlsSettings,
     boolean,
     load_settings,
     options,
@@ -243,3 +244,35 @@ def test_cors_refuses_what_is_not_an_origin(tmp_path, bad):
     message = str(raised.value)
     assert "[cors] allowed_origins" in message
     assert "is not an origin; write scheme://host[:port]" in message
+
+
+def test_tls_is_off_by_default_and_read_from_the_file_or_the_environment(tmp_path):
+    assert load_settings(write_configs(tmp_path, SEED_CONFIG)).tls == TlsSettings(None, None)
+    (tmp_path / "cert.pem").write_text("cert")
+    (tmp_path / "key.pem").write_text("key")
+    config = SEED_CONFIG + f"[tls]\ncert = {tmp_path / 'cert.pem'}\nkey = {tmp_path / 'key.pem'}\n"
+    tls = load_settings(write_configs(tmp_path, config)).tls
+    assert (tls.cert, tls.key) == (tmp_path / "cert.pem", tmp_path / "key.pem")
+    env = write_configs(tmp_path, SEED_CONFIG) | {
+        "MLSERVICE_TLS_CERT": str(tmp_path / "cert.pem"),
+        "MLSERVICE_TLS_KEY": str(tmp_path / "key.pem"),
+    }
+    assert load_settings(env).tls == tls
+
+
+def test_tls_needs_both_files_and_readable_ones(tmp_path):
+    (tmp_path / "cert.pem").write_text("cert")
+    env = write_configs(tmp_path, SEED_CONFIG) | {"MLSERVICE_TLS_CERT": str(tmp_path / "cert.pem")}
+    with pytest.raises(ConfigError) as raised:
+        load_settings(env)
+    assert str(raised.value) == (
+        f"{tmp_path / 'config.properties'}: [tls] cert and key go together: set both "
+        "(MLSERVICE_TLS_CERT and MLSERVICE_TLS_KEY), or neither for plain HTTP"
+    )
+    env["MLSERVICE_TLS_KEY"] = str(tmp_path / "no.pem")
+    with pytest.raises(ConfigError) as raised:
+        load_settings(env)
+    assert str(raised.value) == (
+        f"{tmp_path / 'config.properties'}: [tls] key = '{tmp_path / 'no.pem'}' "
+        "is not a file this process can read"
+    )

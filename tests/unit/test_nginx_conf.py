@@ -59,8 +59,10 @@ def answering_nginx(tmp_path):
         nginx_conf.write(settings_with(tmp_path, origins), settings_file)
         port = free_port()
         template = (REPO_DIR / "nginx" / "templates" / "ml-service.conf.template").read_text()
+        (tmp_path / "listen.conf").write_text(f"listen 127.0.0.1:{port};\n")
         server = string.Template(template).safe_substitute(
-            MLSERVICE_LISTEN=f"127.0.0.1:{port}",
+            MLSERVICE_LISTEN_CONF=str(tmp_path / "listen.conf"),
+            MLSERVICE_ACCESS_LOG=str(tmp_path / "access.log"),
             MLSERVICE_API_UPSTREAM=f"127.0.0.1:{free_port()}",
             MLSERVICE_ARTIFACT_DIR=str(tmp_path),
             MLSERVICE_NGINX_SETTINGS=str(settings_file),

@@ -14,7 +14,9 @@ never followed: a ``3xx`` answer is a failed delivery.
 
 Each delivery carries a delivery id (:func:`delivery_id`), the same for every
 attempt at one outcome of one model, in the ``X-MLService-Delivery`` header and
-in the signed body as ``delivery_id``, so a receiver can drop duplicates.
+in the signed body as ``delivery_id``, so a receiver can drop duplicates, and
+the id of the request that started the work in ``X-Request-ID`` (from the
+log context, :mod:`mlservice.logs`), so both sides' logs can be matched.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from .. import logs
 from ..errors import Invalid
 
 SIGNATURE_HEADER = "X-MLService-Signature"
@@ -263,6 +266,9 @@ def deliver(
         TIMESTAMP_HEADER: timestamp,
         SIGNATURE_HEADER: signature(body, timestamp, secret),
     }
+    request_id = logs.request_id()
+    if request_id is not None:
+        headers[logs.REQUEST_ID_HEADER] = request_id
     connection: _PinnedHTTPConnection
     if target.scheme == "https":
         context = ssl_context or ssl.create_default_context()

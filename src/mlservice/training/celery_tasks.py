@@ -20,7 +20,7 @@ from ..errors import NotFound
 from ..store import bundles, published
 from ..store.model_lifecycle import Models, callback_payload
 from ..store.records import ModelRecord, ModelStatus
-from . import callbacks, fitting, jobs, onnx_conversion
+from . import callbacks, fitting, jobs, onnx_conversion, reports
 from .callbacks import CallbackError
 from .fitting import FittedModel, Progress
 from .jobs import TrainingFailed
@@ -116,7 +116,7 @@ def _run(
             if run.delivery > limit:
                 raise TrainingFailed(jobs.too_many_deliveries(run.delivery - 1, limit))
             dataset = ctx.datasets.catalog.get(record["dataset_id"])
-            record, fitted = jobs.fit_model(
+            record, fitted, target = jobs.fit_model(
                 models,
                 model_id,
                 dataset,
@@ -125,13 +125,16 @@ def _run(
                 compile_onnx,
             )
             _call_back_once(ctx, record)
+            jobs.render_report(models, model_id, fitted, target, _reporter(task))
             fitted = fitted if compile_onnx else None
-        elif run.delivery > limit:  # ready, but compiling keeps stopping its worker
-            reason = "not compiled: " + jobs.too_many_deliveries(run.delivery - 1, limit)
-            record = jobs.stop_compiling(models, model_id, reason)
-        else:  # fitted and stored: only compiling is left
-            log.info("model %s: resuming its compile step (delivery %d)", model_id, run.delivery)
-            fitted = jobs.resume_compile(models, model_id)
+        else:  # fitted and stored: its worker died while drawing or compiling
+            reports.abandon_rendering(models, model_id)
+            if run.delivery > limit:  # compiling keeps stopping its worker
+                reason = "not compiled: " + jobs.too_many_deliveries(run.delivery - 1, limit)
+                record = jobs.stop_compiling(models, model_id, reason)
+            else:
+                log.info("model %s: resuming its compile (delivery %d)", model_id, run.delivery)
+                fitted = jobs.resume_compile(models, model_id)
         if fitted is not None:
             # After the callback: the model already serves; compiling only makes it faster.
             task.update_state(

@@ -39,12 +39,15 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
+import pandas as pd
+
+from ..context import process_name
 from ..errors import NotFound
 from ..store import dataset_files
 from ..store.bundles import Engine
 from ..store.model_lifecycle import Models
 from ..store.records import DatasetRecord, ModelRecord, ModelStatus
-from . import fitting, onnx_conversion
+from . import fitting, onnx_conversion, reports
 from .fitting import FittedModel, Progress
 from .pipeline import as_model_input
 
@@ -262,15 +265,20 @@ def fit_model(
     dataset_path: Path,
     progress: Progress,
     compile_onnx: bool,
-) -> tuple[ModelRecord, FittedModel]:
-    """Fit the model, store its bundle and publish it: ``ready``.
+) -> tuple[ModelRecord, FittedModel, pd.Series]:
+    """Fit the model, store its bundle and publish it: ``ready``; also the target column.
 
     It is served by scikit-learn until :func:`compile_model` (run next when
     ``compile_onnx``) publishes the compiled version. The compile step is
     recorded as pending, with the held-out rows it checks on, before the
     model is stored: a run cut short after this resumes with that step alone.
+    The report's plots (:mod:`.reports`) are drawn next, by :func:`render_report`
+    from the target column returned, while the model already serves; a run
+    that fits again draws them again.
     """
-    record = models.catalog.update(model_id, status=ModelStatus.TRAINING, started_at=time.time())
+    record = models.catalog.update(
+        model_id, status=ModelStatus.TRAINING, started_at=time.time(), worker=process_name()
+    )
     progress(0.02, "loading the data set")
     frame = dataset_files.load_frame(
         dataset_path,
@@ -288,6 +296,7 @@ def fit_model(
         cv=record["cv"],
         progress=progress,
     )
+    reports.mark_rendering(models, model_id)
     if not compile_onnx:
         fitted.bundle.engine_reason = "not compiled: ONNX compilation is off for this model"
     else:
@@ -296,7 +305,15 @@ def fit_model(
     record = models.store_bundle(
         model_id, fitted.bundle, status=ModelStatus.READY, finished_at=time.time()
     )
-    return record, fitted
+    return record, fitted, frame[record["target"]]
+
+
+def render_report(
+    models: Models, model_id: str, fitted: FittedModel, target: pd.Series, progress: Progress
+) -> None:
+    """Draw the report's plots on the held-out rows (about a second); never fails the run."""
+    progress(0.96, "rendering the report's plots")
+    reports.render_and_store(models, model_id, fitted.bundle, fitted.held_out, target)
 
 
 def resume_compile(models: Models, model_id: str) -> FittedModel | None:

@@ -448,20 +448,43 @@ def render(
     return plots, errors
 
 
+def mark_rendering(models: Models, model_id: str) -> None:
+    """Before the model is ready: drop an earlier run's report (a run delivered again fits
+    again, so no plot of another fit stays) and say the plots are on their way."""
+    try:
+        models.clear_report(model_id)
+        placeholder = {"plots": [], "errors": [], "rendering": True}
+        models.store_report_file(model_id, REPORT_FILENAME, json.dumps(placeholder).encode())
+    except Exception:
+        log.exception("model %s: its report could not be prepared", model_id)
+
+
+def abandon_rendering(models: Models, model_id: str) -> None:
+    """A run delivered again after its worker died while drawing: say so instead of
+    "being rendered" forever (the target column is gone with the worker)."""
+    stored = models.report(model_id)
+    if stored is not None and stored.get("rendering"):
+        error = "the worker stopped while drawing the plots; train the model again for them"
+        report = {"plots": [], "errors": [{"plot": "*", "error": error}]}
+        try:
+            models.store_report_file(model_id, REPORT_FILENAME, json.dumps(report).encode())
+        except Exception:
+            log.exception("model %s: its report could not be stored", model_id)
+
+
 def render_and_store(
     models: Models, model_id: str, bundle: ModelBundle, x: pd.DataFrame, target: pd.Series
 ) -> dict[str, Any]:
     """Render the model's report on its held-out rows ``x`` and store it; never raises.
 
-    The report of an earlier run (a run delivered again fits again) goes
-    first, so no plot of another fit stays. ``target`` is the data set's
-    target column (see :func:`held_out_rows`). The answer is ``report.json``.
+    Run once the model is ready (it is served meanwhile), after
+    :func:`mark_rendering`. ``target`` is the data set's target column (see
+    :func:`held_out_rows`). The answer is ``report.json``.
     """
     started = time.perf_counter()
     plots: list[RenderedPlot] = []
     errors: list[dict[str, str]] = []
     try:
-        models.clear_report(model_id)
         plots, errors = render(bundle, held_out_rows(bundle, x, target))
     except Exception as exc:
         log.exception("model %s: its report could not be rendered", model_id)
@@ -510,6 +533,8 @@ def report_of(models: Models, record: ModelRecord) -> dict[str, Any]:
         return answer
     if record.get("source") == ModelSource.UPLOAD:
         answer["reason"] = "an uploaded bundle has no held-out rows to plot"
+    elif stored.get("rendering"):
+        answer["reason"] = "the plots are being rendered; retry in a few seconds"
     elif not stored:
         answer["reason"] = "no report was rendered for this model (trained before reports existed)"
     else:

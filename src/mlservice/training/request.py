@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import BadRequest, Invalid
 from ..security import Identity
+from ..store import dataset_files
 from ..store.bundles import Task
 from ..store.catalog import Catalog
 from ..store.records import ColumnProfile, DatasetRecord, ModelRecord, ModelSource, ModelStatus
@@ -142,7 +143,9 @@ def parse_request(body: Any) -> TrainingRequest:
 
 
 def check_against_dataset(request: TrainingRequest, dataset: DatasetRecord) -> None:
-    """Estimator, parameters, target and features must fit the data set (422 if not)."""
+    """Estimator, parameters, target and features must fit the data set (422 if not);
+    a data set still being profiled, or whose profile failed, is 409."""
+    dataset_files.require_ready(dataset)
     allowed_estimators.make_estimator(request.estimator, request.params)
     columns = {column["name"]: column for column in dataset["columns"]}
     if request.target not in columns:

@@ -234,8 +234,11 @@ def test_stored_report_replaces_the_plots_of_an_earlier_fit(models, penguin_mode
     stale = models.report_path("m1", "old_plot.png")
     stale.parent.mkdir(parents=True)
     stale.write_bytes(PNG_MAGIC)
-    report = reports.render_and_store(models, "m1", fitted.bundle, held.x, target)
+    reports.mark_rendering(models, "m1")  # before the model is ready
     assert not stale.exists()
+    shown = reports.report_of(models, {"id": "m1", "source": "trained"})
+    assert shown["plots"] == [] and shown["reason"].startswith("the plots are being rendered")
+    report = reports.render_and_store(models, "m1", fitted.bundle, held.x, target)
     assert models.report("m1") == report
     assert [plot["name"] for plot in report["plots"]] == list(reports.CLASSIFICATION_PLOTS)
     assert report["errors"] == [] and report["held_out_rows"] == len(held.y)
@@ -265,3 +268,18 @@ def test_an_uploaded_model_says_why_it_has_no_plots(models):
     answer = reports.report_of(models, record)
     assert answer["plots"] == [] and answer["metrics"] == {"r2": 0.9}
     assert answer["reason"] == "an uploaded bundle has no held-out rows to plot"
+
+
+def test_a_run_that_died_while_drawing_says_so(models):
+    reports.mark_rendering(models, "m2")
+    reports.abandon_rendering(models, "m2")
+    shown = reports.report_of(models, {"id": "m2", "source": "trained"})
+    assert shown["plots"] == [] and shown["reason"] == "every plot failed to render: see errors"
+    assert shown["errors"] == [
+        {
+            "plot": "*",
+            "error": "the worker stopped while drawing the plots; train the model again for them",
+        }
+    ]
+    reports.abandon_rendering(models, "m3")  # no report at all: nothing to say
+    assert models.report("m3") is None

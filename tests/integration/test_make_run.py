@@ -57,8 +57,11 @@ def make_run(tmp_path_factory):
     url = f"http://127.0.0.1:{ports['--port']}"
 
     def ready() -> bool:
+        """Ready as make run itself says it (after its own checks), not at the first 200:
+        a process killed before then fails the start instead of being supervised."""
         assert process.poll() is None, Path(log.name).read_text()
-        return requests.get(url + "/readyz", timeout=5).status_code == 200
+        said = f"ML Service is ready at {url}" in Path(log.name).read_text()
+        return said and requests.get(url + "/readyz", timeout=5).status_code == 200
 
     eventually(ready, timeout=120, message="make run did not get ready")
     yield process, url, Path(log.name)

@@ -39,7 +39,10 @@ def body_bytes(what: str) -> bytes:
     if request.content_length is not None and request.content_length > cap:
         _discard_rest()
         raise _too_large(what, request.content_length, limit_mb)
-    raw = request.stream.read(cap + 1)
+    # With a Content-Length, read just that: read(n) allocates an n-byte buffer first,
+    # and a cap-sized one on every one-row prediction cost more than the parse.
+    length = request.content_length
+    raw = request.stream.read(cap + 1 if length is None else length)
     if len(raw) > cap:
         _discard_rest()
         raise _too_large(what, None, limit_mb)

@@ -215,12 +215,17 @@ def confusion_matrix_plot(bundle: ModelBundle, held: HeldOut) -> tuple[str, Figu
     return title, figure
 
 
-def roc_plot(bundle: ModelBundle, held: HeldOut) -> tuple[str, Figure]:
-    """ROC curves (one-vs-rest per class for more than two classes), with their AUC."""
+def _scores_or_refuse(bundle: ModelBundle, held: HeldOut) -> tuple[dict[int, np.ndarray], str]:
+    """The held-out rows' class scores and how they were got; the curves need them."""
     found = _class_scores(bundle.pipeline, held.x)
     if found is None:
         raise ValueError(f"{bundle.estimator} has neither predict_proba nor decision_function")
-    scores, kind = found
+    return found
+
+
+def roc_plot(bundle: ModelBundle, held: HeldOut) -> tuple[str, Figure]:
+    """ROC curves (one-vs-rest per class for more than two classes), with their AUC."""
+    scores, kind = _scores_or_refuse(bundle, held)
     figure, axes = _figure()
     for code in _curve_classes(bundle, held, scores):
         fpr, tpr, _ = metrics.roc_curve(held.y == code, scores[code])
@@ -239,10 +244,7 @@ def roc_plot(bundle: ModelBundle, held: HeldOut) -> tuple[str, Figure]:
 
 def precision_recall_plot(bundle: ModelBundle, held: HeldOut) -> tuple[str, Figure]:
     """Precision-recall curves (one-vs-rest per class for more than two), with average precision."""
-    found = _class_scores(bundle.pipeline, held.x)
-    if found is None:
-        raise ValueError(f"{bundle.estimator} has neither predict_proba nor decision_function")
-    scores, kind = found
+    scores, kind = _scores_or_refuse(bundle, held)
     figure, axes = _figure()
     for code in _curve_classes(bundle, held, scores):
         actual = held.y == code

@@ -62,9 +62,9 @@ def on_starting(server):
         preflight.check(_settings)
     except ConfigError as exc:
         raise SystemExit(f"mlservice: {exc}") from None
-    store = redis_client.connect(_settings.redis)
-    accounts.ensure_admin(store, _settings.admin.username, _settings.admin.password)
-    store.connection_pool.disconnect()  # workers open their own after the fork
+    connection = redis_client.connect(_settings.redis)
+    accounts.Accounts(connection).ensure_admin(_settings.admin.username, _settings.admin.password)
+    connection.connection_pool.disconnect()  # workers open their own after the fork
     from mlservice import telemetry  # after PROMETHEUS_MULTIPROC_DIR is set
 
     telemetry.clear_directory(telemetry.multiprocess_directory())  # no counts of an earlier run

@@ -25,28 +25,35 @@ import secrets
 import sys
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import redis
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from .bodies import Body
 from .config import LimitsSettings
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .redis_client import key, text
 from .security import Identity
+from .store.user_records import (
+    ACCESS_FIELD,
+    USERNAME_PATTERN,
+    USERS_KEY,
+    Access,
+    access_value,
+    new_generation,
+    parse_access,
+    queue_access,
+    user_key,
+)
 
 if TYPE_CHECKING:
     from .store.dataset_files import Datasets
-    from .store.model_lifecycle import Models
+    from .store.model_store import ModelStore
 
 ROLES = ("admin", "user")
-USERS_KEY = key("users")
-USERNAME_PATTERN = "[A-Za-z0-9_.@-]{1,64}"
 USERNAME_RE = re.compile(USERNAME_PATTERN)
 MIN_PASSWORD_LENGTH = 8
-#: The hash field holding ``"<role> <generation>"``.
-ACCESS_FIELD = "access"
 #: Where accounts made before generations kept the role (moved by :func:`upgrade_accounts`).
 _LEGACY_ROLE_FIELD = "role"
 # A hash to check against when the user does not exist, so a wrong user name
@@ -54,25 +61,35 @@ _LEGACY_ROLE_FIELD = "role"
 _DUMMY_HASH = generate_password_hash(secrets.token_hex(8))
 
 
-@dataclass(frozen=True)
-class Access:
-    """A user's current role and generation, as stored."""
+class NewUser(Body):
+    """A ``POST /resource/users`` body (the contract's ``NewUser``)."""
 
-    role: str
-    generation: str
+    username: str
+    password: str
+    role: str = "user"
 
-
-def _user_key(username: str) -> str:
-    return key("user", username)
-
-
-def new_generation() -> str:
-    """A fresh generation: 16 random hex digits, never the same twice in practice."""
-    return secrets.token_hex(8)
+    complaints = {
+        "username": "must be a string: 1-64 letters, digits or '_', '.', '@', '-'",
+        "password": f"must be a string of at least {MIN_PASSWORD_LENGTH} characters",
+        "role": f"must be one of {', '.join(ROLES)}",
+    }
+    example = '{"username": ..., "password": ..., "role": ...}'
 
 
-def _access_value(role: str, generation: str) -> str:
-    return f"{role} {generation}"
+class UserChange(Body):
+    """A ``PATCH /resource/users/<name>`` body (the contract's ``UserUpdate``)."""
+
+    password: str | None = None
+    role: str | None = None
+    #: The account's password now: required when a user changes their own.
+    current_password: str | None = None
+
+    complaints = {
+        "password": f"must be a string of at least {MIN_PASSWORD_LENGTH} characters",
+        "role": f"must be one of {', '.join(ROLES)}",
+        "current_password": "must be a string (your password now)",
+    }
+    example = '{"password": ..., "role": ..., "current_password": ...}'
 
 
 def validate(username: str, password: str, role: str) -> None:
@@ -93,304 +110,285 @@ def validate_role(role: object) -> None:
         raise Invalid(f"role must be one of {', '.join(ROLES)}")
 
 
-def create_user(store: redis.Redis, username: str, password: str, role: str = "user") -> Identity:
-    """Add a user; :class:`~mlservice.errors.Conflict` if the name is taken."""
-    validate(username, password, role)
-    user_key = _user_key(username)
-    if not store.hsetnx(user_key, "password_hash", generate_password_hash(password)):
-        raise Conflict(f"user {username!r} already exists")
-    generation = new_generation()
-    store.hset(user_key, ACCESS_FIELD, _access_value(role, generation))
-    store.sadd(USERS_KEY, username)
-    return Identity(username, role, generation)
-
-
-def set_user(
-    store: redis.Redis, username: str, password: str, role: str, revoke: bool = True
-) -> Identity:
-    """Create or update a user (the admin bootstrap and the CLI use this).
-
-    An existing user gets a new generation, which revokes their tokens (a
-    password reset), unless ``revoke`` is false and the role stays the same.
-    """
-    validate(username, password, role)
-    current = current_access(store, username)
-    keep = not revoke and current is not None and current.role == role
-    generation = current.generation if keep and current is not None else new_generation()
-    store.hset(
-        _user_key(username),
-        mapping={
-            "password_hash": generate_password_hash(password),
-            ACCESS_FIELD: _access_value(role, generation),
-        },
-    )
-    store.sadd(USERS_KEY, username)
-    return Identity(username, role, generation)
-
-
-def update_user(
-    store: redis.Redis,
-    username: str,
-    password: str | None = None,
-    role: str | None = None,
-    current_password: str | None = None,
-) -> Identity:
-    """Change a user's password and/or role, with a new generation (their tokens stop working).
-
-    ``current_password``, when given, must be the user's password now
-    (:class:`~mlservice.errors.Forbidden` otherwise). :class:`NotFound` if there
-    is no such user; :class:`Conflict` for a password of a delegated user (the
-    data server keeps it).
-    """
-    if password is None and role is None:
-        raise Invalid("nothing to change: send a new password, a role or both")
-    if password is not None:
-        validate_password(password)
-    if role is not None:
-        validate_role(role)
-    if current_password is not None and not isinstance(current_password, str):
-        raise Invalid("current_password must be a string")
-    new_hash = generate_password_hash(password) if password is not None else None
-    user_key = _user_key(username)
-    with store.pipeline(transaction=True) as pipe:
-        while True:
-            try:
-                pipe.watch(user_key)
-                raw_hash, raw_access = pipe.hmget(user_key, "password_hash", ACCESS_FIELD)
-                access = parse_access(raw_access)
-                if access is None:
-                    raise NotFound(f"user {username!r} does not exist")
-                stored_hash = text(raw_hash) or None
-                if stored_hash is None and (password is not None or current_password is not None):
-                    raise Conflict(
-                        f"user {username!r} logs in through the data server "
-                        "([auth_info] delegate_url), which keeps their password"
-                    )
-                if (
-                    current_password is not None
-                    and stored_hash is not None
-                    and not check_password_hash(stored_hash, current_password)
-                ):
-                    raise Forbidden("current_password is wrong")
-                new_role = role if role is not None else access.role
-                generation = new_generation()
-                pipe.multi()
-                if new_hash is not None:
-                    pipe.hset(user_key, "password_hash", new_hash)
-                pipe.hset(user_key, ACCESS_FIELD, _access_value(new_role, generation))
-                pipe.execute()
-                return Identity(username, new_role, generation)
-            except redis.WatchError:
-                continue
-
-
-def authenticate(store: redis.Redis, username: str, password: str) -> Identity | None:
-    """The user's identity (with their current generation) if the password matches."""
-    raw_hash, raw_access = store.hmget(_user_key(username), "password_hash", ACCESS_FIELD)
-    password_hash, access = text(raw_hash) or None, parse_access(raw_access)
-    if password_hash is None or access is None:
-        check_password_hash(_DUMMY_HASH, password)
-        return None
-    if not check_password_hash(password_hash, password):
-        return None
-    return Identity(username, access.role, access.generation)
-
-
-def authenticate_delegated(
-    store: redis.Redis, url: str, username: str, password: str, timeout: float = 10
-) -> Identity | None:
-    """Ask the data server at ``url`` to check the credentials (HTTP Basic, forwarded).
-
-    A 2xx answer is trusted; its JSON ``username`` (if any) names the user, who
-    is recorded locally with role ``user`` and no password, so tokens issued
-    for them pass the usual checks. Any other answer means "no", and so does a
-    name that belongs to a local (password) account such as the admin.
-    """
-    credentials = base64.b64encode(f"{username}:{password}".encode()).decode()
-    request = urllib.request.Request(
-        url, headers={"Authorization": f"Basic {credentials}", "Accept": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            body = response.read(65536)
-    except (urllib.error.URLError, OSError):
-        return None
-    try:
-        answered = json.loads(body).get("username") if body else None
-    except (ValueError, AttributeError):
-        answered = None
-    name = answered if isinstance(answered, str) and USERNAME_RE.fullmatch(answered) else username
-    if not USERNAME_RE.fullmatch(name):
-        return None
-    user_key = _user_key(name)
-    if store.hexists(user_key, "password_hash"):
-        return None  # a local account: the data server cannot speak for it
-    store.hsetnx(user_key, ACCESS_FIELD, _access_value("user", new_generation()))
-    store.hset(user_key, "source", "delegated")
-    store.sadd(USERS_KEY, name)
-    access = current_access(store, name)
-    return Identity(name, access.role, access.generation) if access else None
-
-
-def current_access(store: redis.Redis, username: str) -> Access | None:
-    """The user's role and generation now (``None`` once deleted), so old tokens follow changes."""
-    return parse_access(store.hget(_user_key(username), ACCESS_FIELD))
-
-
-def current_role(store: redis.Redis, username: str) -> str | None:
-    """The user's role now (``None`` once deleted)."""
-    access = current_access(store, username)
-    return access.role if access else None
-
-
-def queue_access(pipe: redis.client.Pipeline, username: str) -> None:
-    """Add the read of role and generation (one ``HGET``) to a pipeline; :func:`parse_access`."""
-    pipe.hget(_user_key(username), ACCESS_FIELD)
-
-
-def parse_access(raw: bytes | str | None) -> Access | None:
-    """The role and generation from the ``access`` field as read; ``None`` if the user is gone."""
-    role, _, generation = (text(raw) or "").partition(" ")
-    return Access(role, generation) if role and generation else None
-
-
-def list_users(store: redis.Redis) -> list[Identity]:
-    """Every user, sorted by name."""
-    names = sorted(str(text(name)) for name in store.smembers(USERS_KEY))
-    pipe = store.pipeline(transaction=False)
-    for name in names:
-        queue_access(pipe, name)
-    accesses = [parse_access(raw) for raw in pipe.execute()] if names else []
-    return [
-        Identity(name, access.role, access.generation)
-        for name, access in zip(names, accesses, strict=True)
-        if access
-    ]
-
-
-def delete_user(store: redis.Redis, username: str) -> None:
-    """Remove a user (their generation goes with them); :class:`NotFound` if there is none.
-
-    A user created again under the name draws a new generation, so the old
-    account's tokens stay refused. Their data sets and models are left:
-    :func:`delete_account` removes those too.
-    """
-    pipe = store.pipeline(transaction=True)
-    pipe.delete(_user_key(username))
-    pipe.srem(USERS_KEY, username)
-    deleted, _ = pipe.execute()
-    if not deleted:
-        raise NotFound(f"user {username!r} does not exist")
-
-
-def delete_account(
-    store: redis.Redis, datasets: Datasets, models: Models, username: str
-) -> tuple[int, int]:
-    """Delete a user and every data set and model they own; how many data sets and models went.
-
-    The account goes first, so none of its tokens starts new work meanwhile;
-    then the models (their published bytes and files, a training one is left
-    to find its record gone) and the data sets (files and records). Nothing of
-    theirs stays for a user created again under the same name.
-    """
-    delete_user(store, username)
-    removed_models = 0
-    for model_id in models.catalog.owned_ids(username):
-        try:
-            models.delete(model_id)
-        except NotFound:
-            continue  # deleted meanwhile
-        removed_models += 1
-    removed_datasets = 0
-    for dataset_id in datasets.catalog.owned_ids(username):
-        try:
-            datasets.delete(datasets.catalog.get(dataset_id))
-        except NotFound:
-            continue
-        removed_datasets += 1
-    return removed_datasets, removed_models
-
-
-def upgrade_accounts(store: redis.Redis) -> None:
-    """Give accounts stored before generations (a ``role`` field) their ``access`` field.
-
-    Their tokens, which carry no generation, are refused from then on; their
-    users log in again. Run at service start, before any request.
-    """
-    for raw_name in store.smembers(USERS_KEY):
-        user_key = _user_key(str(text(raw_name)))
-        role = text(store.hget(user_key, _LEGACY_ROLE_FIELD))
-        if role:
-            store.hsetnx(user_key, ACCESS_FIELD, _access_value(role, new_generation()))
-            store.hdel(user_key, _LEGACY_ROLE_FIELD)
-
-
-def _password_matches(store: redis.Redis, username: str, password: str) -> bool:
-    stored = text(store.hget(_user_key(username), "password_hash"))
-    return bool(stored) and check_password_hash(str(stored), password)
-
-
-def ensure_admin(store: redis.Redis, username: str | None, password: str | None) -> None:
-    """Make sure an admin can log in, at service start.
-
-    With ``MLSERVICE_ADMIN_PASSWORD`` the admin (``MLSERVICE_ADMIN_USERNAME``,
-    by default ``admin``, as ``make run`` does) is created or updated. Without
-    it and with no admin yet, one named ``admin`` is created with a random
-    password, printed once (``SET NX`` guards against two starting processes
-    doing it twice). Restarting with the same password keeps the admin's
-    tokens; a new password (or a user who was not an admin) revokes them.
-    """
-    upgrade_accounts(store)
-    if password:
-        name = username or "admin"
-        unchanged = current_role(store, name) == "admin" and _password_matches(
-            store, name, password
-        )
-        set_user(store, name, password, "admin", revoke=not unchanged)
-        return
-    if any(identity.is_admin for identity in list_users(store)):
-        return
-    if not store.set(key("bootstrap-admin"), "1", nx=True):
-        return
-    password = secrets.token_urlsafe(18)
-    set_user(store, "admin", password, "admin")
-    print(
-        f"mlservice: created admin user 'admin' with password {password} "
-        "(shown once; set MLSERVICE_ADMIN_PASSWORD to choose it)",
-        file=sys.stderr,
-        flush=True,
-    )
-
-
 def _failed_logins_key(username: str) -> str:
     return key("failed-logins", username)
 
 
-def login_wait(store: redis.Redis, username: str, limits: LimitsSettings) -> int:
-    """Seconds ``username`` must wait before trying a password again (0: may try now).
+class Accounts:
+    """The user accounts in Redis (see the module's docstring)."""
 
-    Per account, whatever address asks: guessing one account's password from
-    many addresses is throttled too (NGINX throttles each address).
-    """
-    failures_key = _failed_logins_key(username)
-    pipe = store.pipeline()
-    pipe.get(failures_key)
-    pipe.ttl(failures_key)
-    failures, ttl = pipe.execute()
-    if failures is None or int(failures) < limits.max_failed_logins:
-        return 0
-    return max(int(ttl), 1)
+    def __init__(self, redis_client: redis.Redis) -> None:
+        self.redis = redis_client
 
+    def create(self, username: str, password: str, role: str = "user") -> Identity:
+        """Add a user; :class:`~mlservice.errors.Conflict` if the name is taken."""
+        validate(username, password, role)
+        hash_key = user_key(username)
+        if not self.redis.hsetnx(hash_key, "password_hash", generate_password_hash(password)):
+            raise Conflict(f"user {username!r} already exists")
+        generation = new_generation()
+        self.redis.hset(hash_key, ACCESS_FIELD, access_value(role, generation))
+        self.redis.sadd(USERS_KEY, username)
+        return Identity(username, role, generation)
 
-def record_login(
-    store: redis.Redis, username: str, succeeded: bool, limits: LimitsSettings
-) -> None:
-    """Count a failed login in the current window; a success clears the count."""
-    failures_key = _failed_logins_key(username)
-    if succeeded:
-        store.delete(failures_key)
-        return
-    pipe = store.pipeline()
-    pipe.incr(failures_key)
-    pipe.expire(failures_key, limits.failed_login_window_seconds, nx=True)
-    pipe.execute()
+    def set(self, username: str, password: str, role: str, revoke: bool = True) -> Identity:
+        """Create or update a user (the admin bootstrap and the CLI use this).
+
+        An existing user gets a new generation, which revokes their tokens (a
+        password reset), unless ``revoke`` is false and the role stays the same.
+        """
+        validate(username, password, role)
+        current = self.current_access(username)
+        keep = not revoke and current is not None and current.role == role
+        generation = current.generation if keep and current is not None else new_generation()
+        self.redis.hset(
+            user_key(username),
+            mapping={
+                "password_hash": generate_password_hash(password),
+                ACCESS_FIELD: access_value(role, generation),
+            },
+        )
+        self.redis.sadd(USERS_KEY, username)
+        return Identity(username, role, generation)
+
+    def update(
+        self,
+        username: str,
+        password: str | None = None,
+        role: str | None = None,
+        current_password: str | None = None,
+    ) -> Identity:
+        """Change a user's password and/or role, with a new generation (their tokens stop working).
+
+        ``current_password``, when given, must be the user's password now
+        (:class:`~mlservice.errors.Forbidden` otherwise). :class:`NotFound` if there
+        is no such user; :class:`Conflict` for a password of a delegated user (the
+        data server keeps it).
+        """
+        if password is None and role is None:
+            raise Invalid("nothing to change: send a new password, a role or both")
+        if password is not None:
+            validate_password(password)
+        if role is not None:
+            validate_role(role)
+        if current_password is not None and not isinstance(current_password, str):
+            raise Invalid("current_password must be a string")
+        new_hash = generate_password_hash(password) if password is not None else None
+        hash_key = user_key(username)
+        with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(hash_key)
+                    raw_hash, raw_access = pipe.hmget(hash_key, "password_hash", ACCESS_FIELD)
+                    access = parse_access(raw_access)
+                    if access is None:
+                        raise NotFound(f"user {username!r} does not exist")
+                    stored_hash = text(raw_hash) or None
+                    if stored_hash is None and (
+                        password is not None or current_password is not None
+                    ):
+                        raise Conflict(
+                            f"user {username!r} logs in through the data server "
+                            "([auth_info] delegate_url), which keeps their password"
+                        )
+                    if (
+                        current_password is not None
+                        and stored_hash is not None
+                        and not check_password_hash(stored_hash, current_password)
+                    ):
+                        raise Forbidden("current_password is wrong")
+                    new_role = role if role is not None else access.role
+                    generation = new_generation()
+                    pipe.multi()
+                    if new_hash is not None:
+                        pipe.hset(hash_key, "password_hash", new_hash)
+                    pipe.hset(hash_key, ACCESS_FIELD, access_value(new_role, generation))
+                    pipe.execute()
+                    return Identity(username, new_role, generation)
+                except redis.WatchError:
+                    continue
+
+    def authenticate(self, username: str, password: str) -> Identity | None:
+        """The user's identity (with their current generation) if the password matches."""
+        raw_hash, raw_access = self.redis.hmget(user_key(username), "password_hash", ACCESS_FIELD)
+        password_hash, access = text(raw_hash) or None, parse_access(raw_access)
+        if password_hash is None or access is None:
+            check_password_hash(_DUMMY_HASH, password)
+            return None
+        if not check_password_hash(password_hash, password):
+            return None
+        return Identity(username, access.role, access.generation)
+
+    def authenticate_delegated(
+        self, url: str, username: str, password: str, timeout: float = 10
+    ) -> Identity | None:
+        """Ask the data server at ``url`` to check the credentials (HTTP Basic, forwarded).
+
+        A 2xx answer is trusted; its JSON ``username`` (if any) names the user, who
+        is recorded locally with role ``user`` and no password, so tokens issued
+        for them pass the usual checks. Any other answer means "no", and so does a
+        name that belongs to a local (password) account such as the admin.
+        """
+        credentials = base64.b64encode(f"{username}:{password}".encode()).decode()
+        request = urllib.request.Request(
+            url, headers={"Authorization": f"Basic {credentials}", "Accept": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                body = response.read(65536)
+        except (urllib.error.URLError, OSError):
+            return None
+        try:
+            answered = json.loads(body).get("username") if body else None
+        except (ValueError, AttributeError):
+            answered = None
+        name = (
+            answered if isinstance(answered, str) and USERNAME_RE.fullmatch(answered) else username
+        )
+        if not USERNAME_RE.fullmatch(name):
+            return None
+        hash_key = user_key(name)
+        if self.redis.hexists(hash_key, "password_hash"):
+            return None  # a local account: the data server cannot speak for it
+        self.redis.hsetnx(hash_key, ACCESS_FIELD, access_value("user", new_generation()))
+        self.redis.hset(hash_key, "source", "delegated")
+        self.redis.sadd(USERS_KEY, name)
+        access = self.current_access(name)
+        return Identity(name, access.role, access.generation) if access else None
+
+    def current_access(self, username: str) -> Access | None:
+        """The user's role and generation now (``None`` once deleted): old tokens follow."""
+        return parse_access(self.redis.hget(user_key(username), ACCESS_FIELD))
+
+    def current_role(self, username: str) -> str | None:
+        """The user's role now (``None`` once deleted)."""
+        access = self.current_access(username)
+        return access.role if access else None
+
+    def list(self) -> list[Identity]:
+        """Every user, sorted by name."""
+        names = sorted(str(text(name)) for name in self.redis.smembers(USERS_KEY))
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            queue_access(pipe, name)
+        accesses = [parse_access(raw) for raw in pipe.execute()] if names else []
+        return [
+            Identity(name, access.role, access.generation)
+            for name, access in zip(names, accesses, strict=True)
+            if access
+        ]
+
+    def delete(self, username: str) -> None:
+        """Remove a user (their generation goes with them); :class:`NotFound` if there is none.
+
+        A user created again under the name draws a new generation, so the old
+        account's tokens stay refused. Their data sets and models are left:
+        :meth:`delete_account` removes those too.
+        """
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(user_key(username))
+        pipe.srem(USERS_KEY, username)
+        deleted, _ = pipe.execute()
+        if not deleted:
+            raise NotFound(f"user {username!r} does not exist")
+
+    def delete_account(
+        self, datasets: Datasets, models: ModelStore, username: str
+    ) -> tuple[int, int]:
+        """Delete a user and every data set and model they own; how many data sets and models went.
+
+        The account goes first, so none of its tokens starts new work meanwhile;
+        then the models (their published bytes and files, a training one is left
+        to find its record gone) and the data sets (files and records). Nothing of
+        theirs stays for a user created again under the same name.
+        """
+        self.delete(username)
+        removed_models = 0
+        for model_id in models.catalog.owned_ids(username):
+            try:
+                models.delete(model_id)
+            except NotFound:
+                continue  # deleted meanwhile
+            removed_models += 1
+        removed_datasets = 0
+        for dataset_id in datasets.catalog.owned_ids(username):
+            try:
+                datasets.delete(datasets.catalog.get(dataset_id))
+            except NotFound:
+                continue
+            removed_datasets += 1
+        return removed_datasets, removed_models
+
+    def upgrade(self) -> None:
+        """Give accounts stored before generations (a ``role`` field) their ``access`` field.
+
+        Their tokens, which carry no generation, are refused from then on; their
+        users log in again. Run at service start, before any request.
+        """
+        for raw_name in self.redis.smembers(USERS_KEY):
+            hash_key = user_key(str(text(raw_name)))
+            role = text(self.redis.hget(hash_key, _LEGACY_ROLE_FIELD))
+            if role:
+                self.redis.hsetnx(hash_key, ACCESS_FIELD, access_value(role, new_generation()))
+                self.redis.hdel(hash_key, _LEGACY_ROLE_FIELD)
+
+    def _password_matches(self, username: str, password: str) -> bool:
+        stored = text(self.redis.hget(user_key(username), "password_hash"))
+        return bool(stored) and check_password_hash(str(stored), password)
+
+    def ensure_admin(self, username: str | None, password: str | None) -> None:
+        """Make sure an admin can log in, at service start.
+
+        With ``MLSERVICE_ADMIN_PASSWORD`` the admin (``MLSERVICE_ADMIN_USERNAME``,
+        by default ``admin``, as ``make run`` does) is created or updated. Without
+        it and with no admin yet, one named ``admin`` is created with a random
+        password, printed once (``SET NX`` guards against two starting processes
+        doing it twice). Restarting with the same password keeps the admin's
+        tokens; a new password (or a user who was not an admin) revokes them.
+        """
+        self.upgrade()
+        if password:
+            name = username or "admin"
+            unchanged = self.current_role(name) == "admin" and self._password_matches(
+                name, password
+            )
+            self.set(name, password, "admin", revoke=not unchanged)
+            return
+        if any(identity.is_admin for identity in self.list()):
+            return
+        if not self.redis.set(key("bootstrap-admin"), "1", nx=True):
+            return
+        password = secrets.token_urlsafe(18)
+        self.set("admin", password, "admin")
+        print(
+            f"mlservice: created admin user 'admin' with password {password} "
+            "(shown once; set MLSERVICE_ADMIN_PASSWORD to choose it)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def login_wait(self, username: str, limits: LimitsSettings) -> int:
+        """Seconds ``username`` must wait before trying a password again (0: may try now).
+
+        Per account, whatever address asks: guessing one account's password from
+        many addresses is throttled too (NGINX throttles each address).
+        """
+        failures_key = _failed_logins_key(username)
+        pipe = self.redis.pipeline()
+        pipe.get(failures_key)
+        pipe.ttl(failures_key)
+        failures, ttl = pipe.execute()
+        if failures is None or int(failures) < limits.max_failed_logins:
+            return 0
+        return max(int(ttl), 1)
+
+    def record_login(self, username: str, succeeded: bool, limits: LimitsSettings) -> None:
+        """Count a failed login in the current window; a success clears the count."""
+        failures_key = _failed_logins_key(username)
+        if succeeded:
+            self.redis.delete(failures_key)
+            return
+        pipe = self.redis.pipeline()
+        pipe.incr(failures_key)
+        pipe.expire(failures_key, limits.failed_login_window_seconds, nx=True)
+        pipe.execute()

@@ -3,21 +3,26 @@
 Importing this module reads no configuration: :data:`app` is configured by
 the entry points that use it, with :func:`configure`: the worker
 (:mod:`mlservice.worker`, ``celery -A mlservice.worker worker``) and the API
-(:func:`mlservice.context.build_context`). The tasks themselves live in
-:mod:`mlservice.training.celery_tasks`.
+(:func:`mlservice.context.build_context`). The tasks themselves live in the
+:mod:`mlservice.tasks` package, which only workers import: the API sends a
+task by its name (:class:`TaskName`, through ``ServiceContext.enqueue``), so
+no Gunicorn worker loads training or plotting code. Which queue a task goes
+to is :data:`ROUTES`, one table for senders and workers alike.
 
 Queue names start with ``celery`` because the Celery Redis user may only
 touch ``celery*`` keys (redis/render-acl.sh). Long work (training, init) goes
 to ``celery.training``; short jobs (callbacks, the sweep) to ``celery``.
 
 ``celery -A mlservice.worker beat`` sends one periodic task: the sweep that
-resumes training runs whose worker died (every :data:`SWEEP_SECONDS`; see
-:mod:`mlservice.training.jobs`). Its schedule lives in memory
+resumes work whose worker died (every :data:`SWEEP_SECONDS`; see
+:mod:`mlservice.store.leases`). Its schedule lives in memory
 (``celery.beat:Scheduler``): no schedule file, and no Redis keys beyond the
 queue it sends to.
 """
 
 from __future__ import annotations
+
+from enum import StrEnum
 
 from celery import Celery
 from kombu import Queue
@@ -29,15 +34,46 @@ TRAINING_QUEUE = "celery.training"
 #: How often ``celery beat`` sends the sweep of dead training runs.
 SWEEP_SECONDS = 15.0
 
-#: The service's one Celery app; its tasks are bound to it when their module is imported.
-app = Celery(
-    "mlservice",
-    include=[
-        "mlservice.training.celery_tasks",
-        "mlservice.serving.scoring_tasks",
-        "mlservice.store.dataset_tasks",
-    ],
+
+class TaskName(StrEnum):
+    """Every task's name: fixed strings, since messages already queued in Redis name them."""
+
+    INIT_SERVICE = "mlservice.tasks.init_service"
+    TRAIN_MODEL = "mlservice.tasks.train_model"
+    SWEEP_TRAINING = "mlservice.tasks.sweep_training"
+    SEND_CALLBACK = "mlservice.tasks.send_callback"
+    SCORE_DATASET = "mlservice.tasks.score_dataset"
+    PROFILE_DATASET = "mlservice.tasks.profile_dataset"
+
+
+#: The queue of each task: long work on the training queue, short jobs on the other.
+ROUTES: dict[str, str] = {
+    TaskName.INIT_SERVICE: TRAINING_QUEUE,
+    TaskName.TRAIN_MODEL: TRAINING_QUEUE,
+    TaskName.SCORE_DATASET: TRAINING_QUEUE,
+    TaskName.SWEEP_TRAINING: SHORT_QUEUE,
+    TaskName.SEND_CALLBACK: SHORT_QUEUE,
+    TaskName.PROFILE_DATASET: SHORT_QUEUE,
+}
+
+#: Tasks about one model, and the position of its id among their arguments (for log lines:
+#: the API, which never imports a task, names the model of a task it sends).
+MODEL_ID_ARGUMENT: dict[str, int] = {
+    TaskName.TRAIN_MODEL: 0,
+    TaskName.SEND_CALLBACK: 0,
+    TaskName.SCORE_DATASET: 0,
+}
+
+#: The modules defining the tasks: imported by workers only (``include``).
+TASK_MODULES = (
+    "mlservice.tasks.training_tasks",
+    "mlservice.tasks.callback_tasks",
+    "mlservice.tasks.scoring_tasks",
+    "mlservice.tasks.profiling_tasks",
 )
+
+#: The service's one Celery app; its tasks are bound to it when their module is imported.
+app = Celery("mlservice", include=list(TASK_MODULES))
 
 
 def configure(celery: Celery, settings: Settings) -> Celery:
@@ -63,12 +99,13 @@ def configure(celery: Celery, settings: Settings) -> Celery:
         result_expires=7 * 24 * 3600,
         task_default_queue=SHORT_QUEUE,
         task_queues=(Queue(SHORT_QUEUE), Queue(TRAINING_QUEUE)),
+        task_routes={name: {"queue": queue} for name, queue in ROUTES.items()},
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         beat_scheduler="celery.beat:Scheduler",
         beat_schedule={
             "sweep-training": {
-                "task": "mlservice.tasks.sweep_training",
+                "task": TaskName.SWEEP_TRAINING.value,
                 "schedule": SWEEP_SECONDS,
                 # A sweep nobody ran in time is dropped: the next one does the same.
                 "options": {"queue": SHORT_QUEUE, "expires": SWEEP_SECONDS, "ignore_result": True},

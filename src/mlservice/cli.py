@@ -51,16 +51,17 @@ def _settings_or_exit() -> Settings:
         raise click.ClickException(str(exc)) from None
 
 
-def _store() -> redis.Redis:
-    """Redis as the app user, logged in once up front so a problem is one clear line.
+def _accounts() -> accounts.Accounts:
+    """The accounts in Redis as the app user, logged in once up front so a problem is one
+    clear line.
 
     Accounts stored by an older version are upgraded first, as the service does at start.
     """
     settings = _settings_or_exit()
     preflight.check_app_login(settings)
-    store = redis_client.connect(settings.redis)
-    accounts.upgrade_accounts(store)
-    return store
+    users = accounts.Accounts(redis_client.connect(settings.redis))
+    users.upgrade()
+    return users
 
 
 @click.group(cls=Commands)
@@ -117,7 +118,7 @@ def users_group() -> None:
 def add_user(username: str, role: str, password: str) -> None:
     """Create a user, or reset an existing user's password and role (revoking their tokens)."""
     try:
-        accounts.set_user(_store(), username, password, role)
+        _accounts().set(username, password, role)
     except ServiceError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"user {username!r} ({role}) saved")
@@ -126,7 +127,7 @@ def add_user(username: str, role: str, password: str) -> None:
 @users_group.command("list")
 def list_users() -> None:
     """Print every user and role."""
-    for identity in accounts.list_users(_store()):
+    for identity in _accounts().list():
         click.echo(f"{identity.username}\t{identity.role}")
 
 
@@ -140,7 +141,7 @@ def delete_user(username: str) -> None:
     preflight.check_app_login(settings)
     ctx = build_context(settings)
     try:
-        datasets, models = accounts.delete_account(ctx.store, ctx.datasets, ctx.models, username)
+        datasets, models = ctx.accounts.delete_account(ctx.datasets, ctx.models, username)
     except ServiceError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"user {username!r} deleted, with {datasets} data set(s) and {models} model(s)")

@@ -1,31 +1,49 @@
-"""The service's shared objects, built once per process from the settings.
+"""The service's shared objects, built once per process from the settings: the wiring.
 
 The Flask app, the Celery tasks and the CLI all work through one
 :class:`ServiceContext`, so they store and read things the same way. The API
 reaches its context with :func:`mlservice.api.services.services`; a Celery
-worker with :func:`worker_context`. :func:`process_name` says which process
-of which host (or container) did a piece of work.
+worker with :func:`worker_context`. This module sits above the domain
+packages (it builds their objects) and below the edges that use it: nothing
+in ``store``, ``serving``, ``training`` (or any other domain package) imports
+it, which ``tests/unit/test_layout.py`` checks.
+
+Work for the Celery workers is sent with :meth:`ServiceContext.enqueue`, by
+the task's name: the API never imports a task module, so no Gunicorn worker
+loads training, ONNX conversion or plotting code.
 """
 
 from __future__ import annotations
 
 import functools
-import os
-import socket
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 from celery import Celery
 
 from . import celery_app, redis_client, security
+from .accounts import Accounts
+from .celery_app import TaskName
 from .config import Settings, get_settings
+from .errors import Unavailable
 from .serving.cache import ModelCache
 from .serving.recent_reads import RecentReads
 from .store.artifacts import ArtifactStore
 from .store.catalog import Catalog
 from .store.dataset_files import Datasets
-from .store.model_lifecycle import Models
+from .store.model_store import ModelStore
 from .store.records import DatasetRecord, ModelRecord
+from .store.report_files import ReportFiles
+from .store.training_runs import TrainingRuns
+from .task_status import TaskOwners
+
+log = logging.getLogger(__name__)
+
+#: Seconds a client should wait before it retries when Redis (or the broker) is down.
+RETRY_AFTER_SECONDS = 5
 
 
 @dataclass
@@ -33,45 +51,86 @@ class ServiceContext:
     """Settings, Redis, Celery, the service secret and the domain objects over them."""
 
     settings: Settings
-    store: redis.Redis
+    redis: redis.Redis
     celery: Celery
     secret: str
+    accounts: Accounts
+    task_owners: TaskOwners
     datasets: Datasets
-    models: Models
+    models: ModelStore
+    reports: ReportFiles
     cache: ModelCache
     recent: RecentReads
     tokens: security.VerifiedTokens
 
+    def enqueue(
+        self,
+        name: TaskName,
+        args: Sequence[Any] = (),
+        *,
+        task_id: str | None = None,
+        owner: str | None = None,
+        undo: Callable[[], object] | None = None,
+    ) -> str:
+        """Send the task ``name`` to the workers (its queue: ``celery_app.ROUTES``); its id.
 
-@functools.cache
-def process_name() -> str:
-    """``<host name>:<process id>``: who answered a prediction (``X-Served-By``) or trained a
-    model (its ``worker``); in Docker the host name is the container, so it names the replica.
+        ``owner``, the user who may follow it, is recorded before it is sent. When
+        the broker cannot take the task, ``undo`` runs (the record made for it
+        goes, say) and :class:`~mlservice.errors.Unavailable` (503, retry) is
+        raised: nothing is left waiting for a task that was never sent.
+        """
+        if owner is not None and task_id is not None:
+            self.task_owners.record(task_id, owner)
+        try:
+            result = self.celery.send_task(
+                name.value, args=tuple(args), task_id=task_id, add_to_parent=False
+            )
+        except redis_client.UNREACHABLE as exc:
+            log.warning("task %s not sent: the broker is not reachable: %s", name.value, exc)
+            if undo is not None:
+                try:
+                    undo()
+                except Exception:
+                    log.exception("task %s not sent, and its undo failed", name.value)
+            raise Unavailable(
+                "the task queue (Redis) is not reachable, so nothing was started; retry shortly",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            ) from None
+        if owner is not None and task_id is None:
+            self.task_owners.record(result.id, owner)
+        return str(result.id)
 
-    Computed once per process: forgotten in a forked child (Gunicorn's and Celery's
-    workers), which has a process id of its own.
-    """
-    return f"{socket.gethostname()}:{os.getpid()}"
+    def revoke(self, task_id: str) -> None:
+        """Stop a task: dropped if queued, its process stopped (TERM) if running.
 
-
-os.register_at_fork(after_in_child=process_name.cache_clear)
+        Best effort: the task also checks at start that its work is still wanted (a
+        worker that starts later never heard of the revoke).
+        """
+        try:
+            self.celery.control.revoke(task_id, terminate=True, signal="SIGTERM")
+        except Exception:  # broker away: the task finds its work gone when it runs
+            log.warning("could not revoke task %s", task_id)
 
 
 def build_context(settings: Settings) -> ServiceContext:
     """Connect to Redis, configure Celery, resolve the secret and wire the domain objects."""
-    store = redis_client.connect(settings.redis)
-    secret = security.service_secret(store, settings.security.secret_key)
+    connection = redis_client.connect(settings.redis)
+    secret = security.service_secret(connection, settings.security.secret_key)
     artifacts = ArtifactStore(settings.artifact_dir)
-    model_catalog = Catalog[ModelRecord](store, "model")
+    model_catalog = Catalog(connection, "model", ModelRecord)
+    runs = TrainingRuns(connection, artifacts)
     return ServiceContext(
         settings=settings,
-        store=store,
+        redis=connection,
         celery=celery_app.configure(celery_app.app, settings),
         secret=secret,
-        datasets=Datasets(Catalog[DatasetRecord](store, "dataset"), artifacts),
-        models=Models(model_catalog, artifacts, store, secret),
-        cache=ModelCache(store, secret, settings.inference),
-        recent=RecentReads(store, model_catalog, settings.inference.freshness_ms / 1000),
+        accounts=Accounts(connection),
+        task_owners=TaskOwners(connection),
+        datasets=Datasets(Catalog(connection, "dataset", DatasetRecord), artifacts),
+        models=ModelStore(model_catalog, artifacts, connection, secret, runs),
+        reports=ReportFiles(artifacts),
+        cache=ModelCache(connection, secret, settings.inference),
+        recent=RecentReads(connection, model_catalog, settings.inference.freshness_ms / 1000),
         tokens=security.VerifiedTokens(secret),
     )
 

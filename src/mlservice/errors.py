@@ -104,3 +104,12 @@ class StillRunning(ServiceError):
     """A synchronous wait ran out before the work finished."""
 
     status = 504
+
+
+class JobFailed(Exception):
+    """Work done by a Celery worker (training, scoring, profiling) ended ``failed``.
+
+    Not a :class:`ServiceError`: nobody is waiting on an HTTP answer. The message
+    is the error recorded on the model or data set, which the client reads from
+    there or from the task's status.
+    """

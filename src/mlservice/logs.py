@@ -24,7 +24,6 @@ Gunicorn (``src/gunicorn.conf.py``), the Celery worker and beat
 from __future__ import annotations
 
 import contextvars
-import inspect
 import logging
 import logging.config
 import re
@@ -35,7 +34,7 @@ from celery import Task
 from celery.signals import before_task_publish, task_postrun, task_prerun
 from pythonjsonlogger.json import JsonFormatter
 
-from .celery_app import app
+from .celery_app import MODEL_ID_ARGUMENT
 
 #: The values of ``[logging] format``.
 FORMATS = ("json", "text")
@@ -229,16 +228,17 @@ def configure(log_format: str, level: str | int) -> None:
 # --- Celery: the context travels in task headers ---------------------------------------
 
 
-def task_model_id(task: Task | None, args: Any, kwargs: Any) -> str | None:
-    """The ``model_id`` argument of a call of ``task``, if the task has one."""
-    if task is None or not isinstance(args, tuple | list) or not isinstance(kwargs, dict | None):
+def task_model_id(name: str | None, args: Any, kwargs: Any) -> str | None:
+    """The model id a call of the task ``name`` is about, if it is about one
+    (:data:`mlservice.celery_app.MODEL_ID_ARGUMENT`)."""
+    position = MODEL_ID_ARGUMENT.get(name or "")
+    if position is None:
         return None
-    try:
-        call = inspect.signature(task.run).bind_partial(*args, **(kwargs or {}))
-    except (TypeError, ValueError):
-        return None
-    value = call.arguments.get("model_id")
-    return None if value is None else str(value)
+    if isinstance(kwargs, dict) and kwargs.get("model_id") is not None:
+        return str(kwargs["model_id"])
+    if isinstance(args, tuple | list) and len(args) > position:
+        return str(args[position])
+    return None
 
 
 @before_task_publish.connect
@@ -262,8 +262,7 @@ def _carry_context(
     headers.setdefault(TASK_HEADER, current["request_id"])
     if "task_id" not in current:  # in a request, not in a task
         args, kwargs = body[:2] if isinstance(body, tuple | list) else ((), {})
-        task = app.tasks.get(sender) if sender else None
-        bind(task_id=headers.get("id"), model_id=task_model_id(task, args, kwargs))
+        bind(task_id=headers.get("id"), model_id=task_model_id(sender, args, kwargs))
 
 
 @task_prerun.connect
@@ -281,7 +280,7 @@ def _enter_task(
         request_id=sane_request_id(task.request.get(TASK_HEADER)),
         task_id=task_id,
         task_name=task.name,
-        model_id=task_model_id(task, args, kwargs),
+        model_id=task_model_id(task.name, args, kwargs),
     )
 
 

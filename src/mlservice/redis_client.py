@@ -11,11 +11,15 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import kombu.exceptions
 import redis
 
 from .config import RedisSettings
 
 PREFIX = "mlservice:"
+
+#: Exceptions that mean Redis (store, broker or result backend) cannot be reached now.
+UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, kombu.exceptions.OperationalError)
 
 
 @functools.cache

@@ -23,14 +23,19 @@ _STATUS_TEXT = {
 }
 
 
-def record_owner(store: redis.Redis, task_id: str, username: str) -> None:
-    """Remember that ``username`` started ``task_id``."""
-    store.set(key("task", task_id, "owner"), username, ex=OWNER_TTL_SECONDS)
+class TaskOwners:
+    """Who started each task, kept as long as Celery keeps its result."""
 
+    def __init__(self, redis_client: redis.Redis) -> None:
+        self.redis = redis_client
 
-def owner_of(store: redis.Redis, task_id: str) -> str | None:
-    """The user who started the task, or ``None`` if unknown (or expired)."""
-    return text(store.get(key("task", task_id, "owner"))) or None
+    def record(self, task_id: str, username: str) -> None:
+        """Remember that ``username`` started ``task_id``."""
+        self.redis.set(key("task", task_id, "owner"), username, ex=OWNER_TTL_SECONDS)
+
+    def owner_of(self, task_id: str) -> str | None:
+        """The user who started the task, or ``None`` if unknown (or expired)."""
+        return text(self.redis.get(key("task", task_id, "owner"))) or None
 
 
 def describe(result: AsyncResult) -> dict[str, Any]:

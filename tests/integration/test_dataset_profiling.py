@@ -8,6 +8,7 @@ import pytest
 from mlservice.errors import Invalid
 from mlservice.store import dataset_files
 from mlservice.store.catalog import Catalog
+from mlservice.store.records import DatasetRecord
 from tests.helpers import eventually, train
 
 #: The stack runs with the default threshold: files above it are profiled by a worker.
@@ -161,7 +162,7 @@ def test_training_on_a_data_set_still_profiling_is_409(client, admin_token, stor
     record = small.json() | {"id": Catalog.new_id(), "status": "profiling"}
     for key in ("rows", "columns", "delimiter", "formula_cells", "created_at"):
         record.pop(key)
-    Catalog(store, "dataset").create(record)
+    Catalog(store, "dataset", DatasetRecord).create(record)
     body = {"dataset_id": record["id"], "target": "label", "estimator": "LogisticRegression"}
     response = client.post("/resource/models", admin_token, json=body)
     assert response.status_code == 409, response.text

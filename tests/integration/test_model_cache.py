@@ -10,12 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from mlservice import accounts, security
+from mlservice import security
 from mlservice.config import DefaultModelSettings, InferenceSettings
 from mlservice.serving.cache import ModelCache, ModelNotPublished
 from mlservice.serving.recent_reads import RecentReads
-from mlservice.store import bundles, published
+from mlservice.store import bundles, published, user_records
 from mlservice.store.catalog import Catalog
+from mlservice.store.records import ModelRecord
 from mlservice.training import fitting
 
 
@@ -97,16 +98,16 @@ def test_remembered_reads_are_reused_until_they_age_and_read_again_on_demand(
     name, _, _ = new_user()
     (model_id,) = model_ids(1)
     version = published.publish(store, model_id, b"not read here")
-    recent = RecentReads(store, Catalog(store, "model"), max_age=3600)
+    recent = RecentReads(store, Catalog(store, "model", ModelRecord), max_age=3600)
     first = recent.read(name, model_id, user_model=False)
     assert published.parse_version(first.version) == version
-    assert accounts.parse_access(first.access) is not None and first.record is None
+    assert user_records.parse_access(first.access) is not None and first.record is None
     newer = published.publish(store, model_id, b"not read here")
     assert published.parse_version(recent.read(name, model_id, False).version) == version
     assert published.parse_version(recent.read_again(name, model_id, False).version) == newer
     assert published.parse_version(recent.read(name, model_id, False).version) == newer
     # max_age 0: nothing is remembered.
-    never = RecentReads(store, Catalog(store, "model"), max_age=0)
+    never = RecentReads(store, Catalog(store, "model", ModelRecord), max_age=0)
     never.read(name, model_id, False)
     published.unpublish(store, model_id)
     assert never.read(name, model_id, False).version is None

@@ -9,6 +9,7 @@ import jwt
 from werkzeug.security import generate_password_hash
 
 from mlservice import accounts, security
+from mlservice.store import user_records
 from tests.helpers import eventually, train, upload, wait_ready
 
 REVOKED = (
@@ -184,17 +185,17 @@ def test_a_token_without_a_generation_is_refused(client, store, settings, new_us
 def test_accounts_stored_before_generations_are_upgraded(client, store):
     """A user hash with a ``role`` field (the old layout) gets its ``access`` field at start."""
     name = f"legacy{time.time_ns()}"
-    user_key = accounts._user_key(name)
+    user_key = user_records.user_key(name)
     store.hset(
         user_key, mapping={"password_hash": generate_password_hash("legacy-pw"), "role": "admin"}
     )
-    store.sadd(accounts.USERS_KEY, name)
+    store.sadd(user_records.USERS_KEY, name)
     assert client.get("/resource/auth", auth=(name, "legacy-pw")).status_code == 401
-    accounts.upgrade_accounts(store)
+    accounts.Accounts(store).upgrade()
     assert store.hget(user_key, "role") is None
-    access = accounts.current_access(store, name)
+    access = accounts.Accounts(store).current_access(name)
     assert access is not None and access.role == "admin" and len(access.generation) == 16
     assert client.get("/resource/users", client.token(name, "legacy-pw")).status_code == 200
-    accounts.upgrade_accounts(store)  # again: nothing changes
-    assert accounts.current_access(store, name) == access
-    accounts.delete_user(store, name)
+    accounts.Accounts(store).upgrade()  # again: nothing changes
+    assert accounts.Accounts(store).current_access(name) == access
+    accounts.Accounts(store).delete(name)

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from mlservice.store.catalog import Catalog
+from mlservice.store.records import DatasetRecord
 from tests.conftest import SCORING_CHUNK_ROWS
 from tests.data import make_customers
 from tests.helpers import eventually, train, upload, wait_ready
@@ -227,7 +228,7 @@ def test_a_data_set_still_profiling_is_409(client, admin_token, model, customers
     record |= {"id": Catalog.new_id(), "status": "profiling"}
     for key in ("rows", "columns", "delimiter", "formula_cells", "created_at"):
         record.pop(key, None)
-    Catalog(store, "dataset").create(record)
+    Catalog(store, "dataset", DatasetRecord).create(record)
     refused = start(client, admin_token, model["id"], {"dataset_id": record["id"]}, expect=409)
     assert refused["status"] == (
         f"data set {record['id']!r} is still being profiled; retry when its status is ready"

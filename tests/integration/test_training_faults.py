@@ -21,8 +21,8 @@ from celery.signals import task_failure
 
 from mlservice import celery_app, context
 from mlservice.redis_client import key
-from mlservice.store.model_lifecycle import CALLBACKS_KEY, RUNNING_KEY
-from mlservice.training import celery_tasks
+from mlservice.store.training_runs import CALLBACKS_KEY, RUNNING_KEY
+from mlservice.tasks import training_tasks
 from tests.helpers import CallbackReceiver, eventually, train, upload, wait_ready
 
 CALLBACK_SECRET = "receiver-chosen-secret"
@@ -295,7 +295,7 @@ def test_a_ready_model_delivered_again_is_not_trained_again(
     receiver.wait(1)
 
     celery_app.configure(celery_app.app, settings)
-    result = celery_tasks.train_model.apply_async((model_id,), task_id=accepted["task_id"])
+    result = training_tasks.train_model.apply_async((model_id,), task_id=accepted["task_id"])
     outcome = result.get(timeout=60)
     assert outcome["status"] == "ready" and outcome["metrics"] == before["metrics"]
     after = model(client, admin_token, model_id)
@@ -352,7 +352,7 @@ def test_a_run_killed_by_the_hard_time_limit_fails_at_once(stack, store, setting
     limit = settings.service.task_time_limit_seconds
     for record in (training, compiling):
         task_failure.send(
-            sender=celery_tasks.train_model,
+            sender=training_tasks.train_model,
             task_id=uuid.uuid4().hex,
             exception=TimeLimitExceeded(limit),
             args=(record["id"],),
@@ -368,7 +368,7 @@ def test_a_run_killed_by_the_hard_time_limit_fails_at_once(stack, store, setting
     assert receiver.calls[0][1]["status"] == "failed"
     ready = ctx.models.catalog.get(compiling["id"])
     assert ready["status"] == "ready" and "task_time_limit_seconds" in ready["engine"]["reason"]
-    assert not ctx.models.compile_pending(compiling["id"])
+    assert not ctx.models.runs.compile_pending(compiling["id"])
     for record in (training, compiling):
         ctx.models.delete(record["id"])
 
@@ -390,8 +390,8 @@ def test_a_callback_lost_with_its_worker_is_sent_again(store, receiver):
     )
     model_id = record["id"]
     # As if the worker died holding the message queued by this claim.
-    assert ctx.models.claim_callback(model_id, "ready", f"{model_id}:ready", time.time() - 1)
-    assert not ctx.models.claim_callback(model_id, "ready", f"{model_id}:ready", time.time())
+    assert ctx.models.runs.claim_callback(model_id, "ready", f"{model_id}:ready", time.time() - 1)
+    assert not ctx.models.runs.claim_callback(model_id, "ready", f"{model_id}:ready", time.time())
 
     assert outcomes(receiver) == [f"{model_id}:ready"]
     assert len(receiver.calls) == 1

@@ -1,6 +1,7 @@
 """/resource/users: admins manage accounts; others get 403."""
 
 from mlservice import accounts
+from mlservice.store import user_records
 
 
 def test_admin_creates_lists_and_deletes_a_user(client, admin_token):
@@ -112,9 +113,9 @@ def test_admin_password_alone_sets_the_admin_named_admin(store, client, admin_cr
     """MLSERVICE_ADMIN_PASSWORD without a user name means the user `admin` (as make run does)."""
     username, password = admin_credentials
     assert username == "admin"
-    before = store.hget(accounts._user_key("admin"), "password_hash")
-    accounts.ensure_admin(store, None, password)
-    after = store.hget(accounts._user_key("admin"), "password_hash")
+    before = store.hget(user_records.user_key("admin"), "password_hash")
+    accounts.Accounts(store).ensure_admin(None, password)
+    after = store.hget(user_records.user_key("admin"), "password_hash")
     assert after != before  # hashed again, with a new salt: the admin was updated
     assert client.token("admin", password)
 
@@ -186,10 +187,10 @@ def test_an_admin_cannot_change_their_own_role(client, new_user):
 def test_a_delegated_users_password_is_not_changed_here(client, admin_token, store):
     name = "delegated-patch"
     store.hset(
-        accounts._user_key(name),
-        mapping={accounts.ACCESS_FIELD: "user 0123456789abcdef", "source": "delegated"},
+        user_records.user_key(name),
+        mapping={user_records.ACCESS_FIELD: "user 0123456789abcdef", "source": "delegated"},
     )
-    store.sadd(accounts.USERS_KEY, name)
+    store.sadd(user_records.USERS_KEY, name)
     response = _patch(client, name, admin_token, {"password": "a-local-password"})
     assert response.status_code == 409
     assert "data server" in response.json()["status"]
@@ -202,5 +203,5 @@ def test_restarting_with_the_same_admin_password_keeps_the_admin_tokens(
     client, admin_token, store, admin_credentials
 ):
     username, password = admin_credentials
-    accounts.ensure_admin(store, username, password)
+    accounts.Accounts(store).ensure_admin(username, password)
     assert client.get("/resource/users", admin_token).status_code == 200

@@ -93,9 +93,7 @@ def test_importing_the_celery_app_reads_no_configuration(tmp_path):
         "MLSERVICE_REDIS_CONFIG": str(missing),
         "PATH": "/usr/bin:/bin",
     }
-    code = (
-        "import mlservice.celery_app, mlservice.app, mlservice.training.celery_tasks; print('ok')"
-    )
+    code = "import mlservice.celery_app, mlservice.app, mlservice.tasks.training_tasks; print('ok')"
     result = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
     )

@@ -1,5 +1,6 @@
 """Log lines: the JSON and text formats, the context filter, request ids, task arguments."""
 
+import inspect
 import io
 import json
 import logging
@@ -8,8 +9,8 @@ import logging.config
 import pytest
 
 from mlservice import logs
-from mlservice.celery_app import app
-from mlservice.training import celery_tasks  # noqa: F401 - registers the tasks
+from mlservice.celery_app import MODEL_ID_ARGUMENT, TaskName, app
+from mlservice.tasks import callback_tasks, scoring_tasks, training_tasks  # noqa: F401
 
 
 @pytest.fixture
@@ -190,15 +191,19 @@ def test_new_request_ids_look_like_nginx_ones():
 
 
 def test_the_model_id_of_a_task_call():
-    train = app.tasks["mlservice.tasks.train_model"]
-    callback = app.tasks["mlservice.tasks.send_callback"]
-    init = app.tasks["mlservice.tasks.init_service"]
+    train, callback, init = TaskName.TRAIN_MODEL, TaskName.SEND_CALLBACK, TaskName.INIT_SERVICE
     assert logs.task_model_id(train, ("m1",), {}) == "m1"
     assert logs.task_model_id(callback, ("m2", "http://x", {}), None) == "m2"
     assert logs.task_model_id(callback, (), {"model_id": "m3"}) == "m3"
     assert logs.task_model_id(init, (), {}) is None
     assert logs.task_model_id(None, ("m1",), {}) is None
-    assert logs.task_model_id(train, ("m1", "extra", "args"), {}) is None
+    assert logs.task_model_id(train, (), {}) is None
+
+
+def test_every_task_about_a_model_takes_its_id_where_the_table_says():
+    for name, position in MODEL_ID_ARGUMENT.items():
+        parameters = list(inspect.signature(app.tasks[name].run).parameters)
+        assert parameters[position] == "model_id", name
 
 
 def test_the_format_must_be_known():

@@ -140,11 +140,11 @@ def test_a_gen_claim_that_is_not_a_string_is_refused():
 
 
 def test_accounts_read_role_and_generation_from_one_field():
-    from mlservice import accounts
+    from mlservice.store import user_records
 
-    assert accounts.parse_access(b"admin 0123abcd") == accounts.Access("admin", "0123abcd")
-    assert accounts.parse_access("user ff") == accounts.Access("user", "ff")
+    assert user_records.parse_access(b"admin 0123abcd") == user_records.Access("admin", "0123abcd")
+    assert user_records.parse_access("user ff") == user_records.Access("user", "ff")
     for gone in (None, b"", b"user", b"user "):
-        assert accounts.parse_access(gone) is None
-    generations = {accounts.new_generation() for _ in range(1000)}
+        assert user_records.parse_access(gone) is None
+    generations = {user_records.new_generation() for _ in range(1000)}
     assert len(generations) == 1000 and all(len(g) == 16 for g in generations)

@@ -8,9 +8,10 @@ from typing import Any, TypeVar
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from .. import accounts, security
+from .. import security
 from ..errors import Forbidden, TooManyRequests, Unauthorized
 from ..security import Identity
+from ..store.user_records import Access
 from .services import services
 
 bp = Blueprint("auth", __name__, url_prefix="/resource")
@@ -53,7 +54,7 @@ REVOKED = (
 )
 
 
-def admit(claimed: Identity, access: accounts.Access | None, admin: bool = False) -> None:
+def admit(claimed: Identity, access: Access | None, admin: bool = False) -> None:
     """Set the request's identity from the user's current role; 401/403 if refused.
 
     ``access`` (role and generation) is read from Redis by the caller, so a
@@ -77,7 +78,7 @@ def require_token(admin: bool = False) -> Callable[[View], View]:
         @functools.wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             claimed = bearer_claims()
-            admit(claimed, accounts.current_access(services().store, claimed.username), admin)
+            admit(claimed, services().accounts.current_access(claimed.username), admin)
             return view(*args, **kwargs)
 
         return wrapped  # type: ignore[return-value]
@@ -99,7 +100,7 @@ def issue_token() -> Response:
         raise _basic_refusal("send a user name and password with HTTP Basic")
     ctx = services()
     limits = ctx.settings.limits
-    wait = accounts.login_wait(ctx.store, credentials.username, limits)
+    wait = ctx.accounts.login_wait(credentials.username, limits)
     if wait:
         raise TooManyRequests(
             f"too many failed logins for {credentials.username!r}; retry in {wait} s "
@@ -110,12 +111,10 @@ def issue_token() -> Response:
     password = credentials.password or ""
     delegate = ctx.settings.auth.delegate_url
     if delegate:
-        identity = accounts.authenticate_delegated(
-            ctx.store, delegate, credentials.username, password
-        )
+        identity = ctx.accounts.authenticate_delegated(delegate, credentials.username, password)
     else:
-        identity = accounts.authenticate(ctx.store, credentials.username, password)
-    accounts.record_login(ctx.store, credentials.username, identity is not None, limits)
+        identity = ctx.accounts.authenticate(credentials.username, password)
+    ctx.accounts.record_login(credentials.username, identity is not None, limits)
     if identity is None:
         raise _basic_refusal("wrong user name or password")
     token, seconds = security.issue_token(identity, ctx.secret, ctx.settings.auth.token_lifetime)

@@ -12,12 +12,10 @@ import uuid
 
 from flask import Blueprint, Response
 
-from .. import task_status
-from ..errors import NotFound
-from ..serving import outputs, scoring, scoring_tasks
-from ..serving.cache import ModelNotPublished
-from ..store import published
+from ..celery_app import TaskName
+from ..serving import scoring
 from ..store.catalog import Catalog
+from ..training import allowed_estimators
 from .auth import current_identity, require_token
 from .parsing import json_body
 from .predict import check_ready
@@ -29,25 +27,23 @@ bp = Blueprint("scoring", __name__, url_prefix="/resource/models")
 
 @bp.post("/<hexid:model_id>/predictions")
 @require_token()
-def score_dataset(model_id: str) -> tuple[Response, int, dict[str, str]]:
+def start_scoring(model_id: str) -> tuple[Response, int, dict[str, str]]:
     """Check the request, enqueue the job → 202 ``{model_id, task_id, status_url}``."""
     ctx = services()
     identity = current_identity()
-    scoring_request = scoring.parse_request(json_body())
+    scoring_request = scoring.parse_scoring_request(json_body())
     model = ctx.models.catalog.get(model_id, identity)
     dataset = ctx.datasets.catalog.get(scoring_request.dataset_id, identity)
     check_ready(model_id, model)
     scoring.check_request(scoring_request, dataset, model.get("input_schema", []))
-    if scoring_request.probabilities:  # which estimators give them, the bundle knows
-        try:
-            _, predictor = ctx.cache.get(model_id, published.current_version(ctx.store, model_id))
-        except ModelNotPublished:
-            raise NotFound(f"model {model_id!r} was deleted") from None
-        outputs.check_probabilities(predictor.bundle, True)
+    if scoring_request.probabilities:  # the estimator and its parameters tell, unloaded
+        allowed_estimators.check_probabilities(model.get("estimator", ""), model.get("params", {}))
     task_id = uuid.uuid4().hex
     job = scoring.ScoringJob(model_id, Catalog.new_id(), identity.username, scoring_request)
-    task_status.record_owner(ctx.store, task_id, identity.username)
-    scoring_tasks.score_dataset.apply_async(
-        (job.model_id, job.output_id, job.owner, scoring_request.as_json()), task_id=task_id
+    ctx.enqueue(
+        TaskName.SCORE_DATASET,
+        (job.model_id, job.output_id, job.owner, scoring_request.as_json()),
+        task_id=task_id,
+        owner=identity.username,
     )
     return accepted(task_id, model_id=model_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from werkzeug.routing import BaseConverter
 
-from ..accounts import USERNAME_PATTERN
+from ..store.user_records import USERNAME_PATTERN
 
 
 class HexId(BaseConverter):

@@ -9,9 +9,9 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.formparser import FormDataParser
 
-from .. import task_status
+from ..celery_app import TaskName
 from ..errors import TooLarge
-from ..store import dataset_files, dataset_tasks
+from ..store import dataset_files
 from ..store.records import DatasetRecord, DatasetStatus
 from .auth import current_identity, require_token
 from .parsing import page_args, uploaded_file
@@ -64,9 +64,14 @@ def _profiling(record: DatasetRecord) -> Response:
     ctx = services()
     task_id = record["task_id"]
     try:
-        task_status.record_owner(ctx.store, task_id, record["owner"])
-        dataset_tasks.profile_dataset.apply_async((record["id"],), task_id=task_id)
-    except BaseException:
+        ctx.enqueue(
+            TaskName.PROFILE_DATASET,
+            (record["id"],),
+            task_id=task_id,
+            owner=record["owner"],
+            undo=lambda: ctx.datasets.delete(record),
+        )
+    except BaseException:  # not even its owner recorded: the data set goes all the same
         ctx.datasets.delete(record)
         raise
     response = jsonify(dataset_files.public(record) | {"status_url": status_url(task_id)})

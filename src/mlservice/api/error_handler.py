@@ -15,19 +15,14 @@ from __future__ import annotations
 
 import logging
 
-import kombu.exceptions
-import redis
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from ..context import RETRY_AFTER_SECONDS
 from ..errors import ServiceError
+from ..redis_client import UNREACHABLE
 
 log = logging.getLogger(__name__)
-
-#: Exceptions that mean Redis (store, broker or result backend) cannot be reached now.
-STORE_DOWN = (redis.ConnectionError, redis.TimeoutError, kombu.exceptions.OperationalError)
-#: Seconds a client should wait before it retries when Redis is down.
-RETRY_AFTER_SECONDS = 5
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -48,7 +43,7 @@ def handle(exc: Exception) -> Response:
             name: value for name, value in exc.get_headers() if name.lower() != "content-type"
         }
         return error_response(exc.code or 500, exc.description or exc.name, headers)
-    if isinstance(exc, STORE_DOWN):
+    if isinstance(exc, UNREACHABLE):
         log.warning("Redis is not reachable: %s", exc)
         return error_response(
             503,

@@ -29,7 +29,7 @@ def readyz() -> Response:
     """Readiness: Redis answers as the app user and at least one Celery worker pings back."""
     ctx = services()
     try:
-        ctx.store.ping()
+        ctx.redis.ping()
     except redis.RedisError as exc:
         raise Unavailable(f"redis is not reachable: {exc}") from None
     try:

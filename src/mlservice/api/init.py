@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+import uuid
+from typing import Any
 
+from celery.result import AsyncResult
 from flask import Blueprint, Response
 
-from .. import task_status
+from ..celery_app import TaskName
 from ..errors import ServiceError, StillRunning
-from ..training import celery_tasks
 from .auth import current_identity, require_token
 from .parsing import flag
 from .services import services
@@ -26,11 +28,13 @@ def init() -> tuple[Response, int, dict[str, str]] | tuple[str, int]:
     else wait → 204."""
     ctx = services()
     asynchronous = flag("async")  # a bad flag is refused before anything is queued
-    result = celery_tasks.init_service.apply_async()
-    task_status.record_owner(ctx.store, result.id, current_identity().username)
+    task_id = ctx.enqueue(
+        TaskName.INIT_SERVICE, task_id=str(uuid.uuid4()), owner=current_identity().username
+    )
     if asynchronous:
-        return accepted(result.id)
-    location = status_url(result.id)
+        return accepted(task_id)
+    location = status_url(task_id)
+    result: AsyncResult[Any] = AsyncResult(task_id, app=ctx.celery)
     # Poll the result backend instead of blocking on its pub/sub consumer,
     # which Celery does not share safely between a worker's threads.
     deadline = time.monotonic() + ctx.settings.service.init_timeout_seconds

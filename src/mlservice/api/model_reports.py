@@ -1,10 +1,10 @@
 """``/resource/models/{id}/report``: a model's training report, its metrics and plots.
 
 The plots are rendered by the worker when the model is fitted
-(:mod:`mlservice.training.reports`); these routes only find them, under the
+(:mod:`mlservice.training.reports`); these routes only find them
+(:mod:`mlservice.store.report_files`: no plotting code in the API), under the
 same rules as the model's other routes: someone else's model is 404, one
-not ready 409. (The module is not ``reports.py``: the package has one module
-per name, and that one renders.)
+not ready 409.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from flask import Blueprint, Response, jsonify, send_file, url_for
 
 from ..errors import NotFound
 from ..store.records import ModelRecord
-from ..training import reports
+from ..store.report_files import plot_names
 from .auth import current_identity, require_token
 from .predict import check_ready
 from .services import services
@@ -23,7 +23,7 @@ from .services import services
 bp = Blueprint("model_reports", __name__, url_prefix="/resource/models")
 
 #: Plot files by extension, and the type each is served as.
-MEDIA_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
+PLOT_MEDIA_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
 
 
 def _ready(model_id: str) -> ModelRecord:
@@ -37,9 +37,9 @@ def _ready(model_id: str) -> ModelRecord:
 @require_token()
 def get_report(model_id: str) -> Response:
     """Metrics and plots (title, size, PNG and SVG URLs); ``reason`` when there are none."""
-    report: dict[str, Any] = reports.report_of(services().models, _ready(model_id))
+    report: dict[str, Any] = services().reports.describe(_ready(model_id))
     for plot in report["plots"]:
-        for extension in MEDIA_TYPES:
+        for extension in PLOT_MEDIA_TYPES:
             plot[extension] = url_for(
                 "model_reports.get_plot", model_id=model_id, name=plot["name"], extension=extension
             )
@@ -53,16 +53,16 @@ def get_report(model_id: str) -> Response:
 def get_plot(model_id: str, name: str, extension: str) -> Response:
     """One plot as PNG or SVG (its extension); 404 naming the model's plots for an unknown name."""
     record = _ready(model_id)
-    models = services().models
-    if extension not in MEDIA_TYPES:
+    reports = services().reports
+    if extension not in PLOT_MEDIA_TYPES:
         raise NotFound(f"no plot format {extension!r}: use .png or .svg")
-    names = reports.plot_names(reports.report_of(models, record))
+    names = plot_names(reports.describe(record))
     if name not in names:
         there = ", ".join(names) if names else "none"
         raise NotFound(f"model {model_id!r} has no plot {name!r}; its plots: {there}")
-    path = models.report_path(model_id, f"{name}.{extension}")
+    path = reports.path(model_id, f"{name}.{extension}")
     if not path.is_file():  # deleted meanwhile
         raise NotFound(f"model {model_id!r} has no plot {name!r} any more")
-    response = send_file(path, mimetype=MEDIA_TYPES[extension], max_age=None)
+    response = send_file(path, mimetype=PLOT_MEDIA_TYPES[extension], max_age=None)
     response.headers["Cache-Control"] = "private, no-cache"
     return response

@@ -6,11 +6,12 @@ import uuid
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
-from .. import task_status
-from ..errors import UnsupportedMedia
+from ..celery_app import TaskName
+from ..errors import BadRequest, UnsupportedMedia
+from ..store.bundles import BundleError
 from ..store.records import ModelRecord
-from ..training import allowed_estimators, callbacks, celery_tasks
-from ..training.request import check_against_dataset, parse_request
+from ..training import allowed_estimators, callbacks
+from ..training.request import check_against_dataset, parse_training_request
 from .auth import current_identity, require_token
 from .parsing import json_body, page_args, uploaded_file
 from .predict import check_ready, predict_with
@@ -26,11 +27,11 @@ def create_model() -> tuple[Response, int, dict[str, str]]:
     """Validate the request, enqueue training → 202 ``{model_id, task_id, status_url}``."""
     ctx = services()
     identity = current_identity()
-    training_request = parse_request(json_body())
+    training_request = parse_training_request(json_body())
     dataset = ctx.datasets.catalog.get(training_request.dataset_id, identity)
     check_against_dataset(training_request, dataset)
     allowed_estimators.check_limits(
-        training_request.estimator, training_request.params, ctx.settings.limits
+        training_request.estimator, training_request.estimator_params, ctx.settings.limits
     )
     if training_request.callback_url is not None:
         callbacks.check_url(
@@ -41,8 +42,13 @@ def create_model() -> tuple[Response, int, dict[str, str]]:
     record = ctx.models.create(
         training_request.record(identity, task_id), training_request.callback_secret
     )
-    task_status.record_owner(ctx.store, task_id, identity.username)
-    celery_tasks.train_model.apply_async((record["id"],), task_id=task_id)
+    ctx.enqueue(
+        TaskName.TRAIN_MODEL,
+        (record["id"],),
+        task_id=task_id,
+        owner=identity.username,
+        undo=lambda: ctx.models.delete(record["id"]),
+    )
     return accepted(task_id, model_id=record["id"])
 
 
@@ -74,9 +80,11 @@ def delete_model(model_id: str) -> tuple[str, int]:
 
     Its training, if queued or running, is revoked (a running one is stopped).
     """
-    record = _visible(model_id)
-    services().models.delete(model_id)
-    celery_tasks.cancel_training(record)
+    _visible(model_id)
+    ctx = services()
+    record = ctx.models.delete(model_id)
+    if record.get("task_id"):  # queued or running: its training stops
+        ctx.revoke(record["task_id"])
     return "", 204
 
 
@@ -119,9 +127,12 @@ def upload() -> Response:
     request.max_content_length = limit + 1024 * 1024
     part = uploaded_file()
     with part.stream:
-        record = ctx.models.import_bundle(
-            part.stream, current_identity(), request.form.get("name"), limit
-        )
+        try:
+            record = ctx.models.import_bundle(
+                part.stream, current_identity(), request.form.get("name"), limit
+            )
+        except BundleError as exc:  # the client's file, not the service's
+            raise BadRequest(str(exc)) from None
     response = jsonify(record)
     response.status_code = 201
     response.headers["Location"] = url_for("models.get_model", model_id=record["id"])

@@ -41,7 +41,7 @@ def metrics() -> Response:
     """Every API process's metrics and the Celery queue lengths, in Prometheus's text format."""
     if request.headers.get("X-Forwarded-For"):
         raise NotFound("not found")
-    queues = telemetry.QueueDepth(services().store, (SHORT_QUEUE, TRAINING_QUEUE))
+    queues = telemetry.QueueDepth(services().redis, (SHORT_QUEUE, TRAINING_QUEUE))
     return Response(telemetry.exposition(queues), content_type=telemetry.CONTENT_TYPE)
 
 

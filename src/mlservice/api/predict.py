@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g
 
-from .. import accounts
-from ..context import ServiceContext, process_name
+from ..context import ServiceContext
 from ..errors import Conflict, NotFound, NotInitialised, ServiceError
+from ..process import process_name
 from ..security import Identity
 from ..serving import formats
 from ..serving.cache import ModelNotPublished
 from ..serving.predictor import Predictor
-from ..store import published
+from ..store import published, user_records
 from ..store.records import ModelRecord, ModelStatus
 from .auth import admit, bearer_claims, current_identity
 from .parsing import body_bytes, flag, predict_media_types
@@ -67,7 +67,7 @@ def admitted_model(
     """
     recent = ctx.recent.read_again if fresh else ctx.recent.read
     reads = recent(claimed.username, model_id, user_model)
-    admit(claimed, accounts.parse_access(reads.access))
+    admit(claimed, user_records.parse_access(reads.access))
     if user_model:
         # 404 for a model the caller may not see, 409 for one not ready.
         check_ready(model_id, ctx.models.catalog.parse(reads.record, model_id, current_identity()))

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, url_for
 
-from .. import accounts
-from ..errors import BadRequest, Conflict, Forbidden, Invalid
+from ..accounts import NewUser, UserChange
+from ..bodies import decode
+from ..errors import BadRequest, Conflict, Forbidden
 from .auth import current_identity, require_token
 from .parsing import json_body
 from .services import services
@@ -21,15 +22,8 @@ bp = Blueprint("users", __name__, url_prefix="/resource/users")
 @require_token(admin=True)
 def create_user() -> Response:
     """Create a user: ``{"username", "password", "role"}`` → 201."""
-    body = json_body()
-    if not isinstance(body, dict):
-        raise BadRequest('send {"username": ..., "password": ..., "role": ...}')
-    identity = accounts.create_user(
-        services().store,
-        body.get("username", ""),
-        body.get("password", ""),
-        body.get("role", "user"),
-    )
+    body = decode(json_body(), NewUser)
+    identity = services().accounts.create(body.username, body.password, body.role)
     response = jsonify(username=identity.username, role=identity.role)
     response.status_code = 201
     response.headers["Location"] = url_for("users.list_users")
@@ -41,14 +35,8 @@ def create_user() -> Response:
 def list_users() -> Response:
     """Every account and its role."""
     return jsonify(
-        users=[
-            {"username": u.username, "role": u.role} for u in accounts.list_users(services().store)
-        ]
+        users=[{"username": u.username, "role": u.role} for u in services().accounts.list()]
     )
-
-
-#: What ``PATCH /resource/users/<name>`` reads.
-UPDATE_FIELDS = ("password", "role", "current_password")
 
 
 @bp.patch("/<username:username>")
@@ -61,16 +49,8 @@ def update_user(username: str) -> Response:
     user, whether it exists or not.
     """
     caller = current_identity()
-    body = json_body()
-    if not isinstance(body, dict):
-        raise BadRequest('send {"password": ..., "role": ..., "current_password": ...}')
-    unknown = sorted(set(body) - set(UPDATE_FIELDS))
-    if unknown:
-        raise Invalid(
-            f"unknown field(s) {', '.join(map(repr, unknown))}: send password, role "
-            "and (to change your own password) current_password"
-        )
-    password, role, current_password = (body.get(field) for field in UPDATE_FIELDS)
+    change = decode(json_body(), UserChange)
+    password, role, current_password = change.password, change.role, change.current_password
     if not caller.is_admin:
         if username != caller.username:
             raise Forbidden("you may change only your own account")
@@ -80,8 +60,8 @@ def update_user(username: str) -> Response:
             raise BadRequest("send current_password (your password now) to change your password")
     elif username == caller.username and role is not None and role != caller.role:
         raise Conflict("you cannot change your own role")
-    identity = accounts.update_user(
-        services().store, username, password, role, current_password=current_password
+    identity = services().accounts.update(
+        username, password, role, current_password=current_password
     )
     return jsonify(username=identity.username, role=identity.role)
 
@@ -93,5 +73,5 @@ def delete_user(username: str) -> tuple[str, int]:
     if username == current_identity().username:
         raise Conflict("you cannot delete your own account")
     ctx = services()
-    accounts.delete_account(ctx.store, ctx.datasets, ctx.models, username)
+    ctx.accounts.delete_account(ctx.datasets, ctx.models, username)
     return "", 204

@@ -84,6 +84,10 @@ class ModelCache:
             self._evict(keep=model_id)
             return entry.version, entry.predictor
 
+    def current_version(self, model_id: str) -> int | None:
+        """The model's published version as Redis says now (``None``: not published)."""
+        return published.current_version(self._store, model_id)
+
     def _load(self, model_id: str) -> _Entry:
         """Fetch, verify and unpickle the published bundle; :class:`ModelNotPublished` if gone."""
         started = time.perf_counter()

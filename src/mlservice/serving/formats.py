@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from ..errors import BadRequest, Invalid, TooLarge, UnsupportedMedia
 from ..store.bundles import ColumnType, ModelBundle, SchemaColumn
-from ..store.dataset_files import detect_delimiter
+from ..store.csv_dialect import detect_delimiter
 from . import inputs, outputs
 
 JSON = "application/json"

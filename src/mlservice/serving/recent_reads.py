@@ -22,8 +22,7 @@ from typing import NamedTuple
 
 import redis
 
-from .. import accounts
-from ..store import published
+from ..store import published, user_records
 from ..store.catalog import Catalog
 from ..store.records import ModelRecord
 
@@ -34,7 +33,7 @@ MAX_ENTRIES = 10_000
 class Reads(NamedTuple):
     """The raw answers, parsed by the functions that queued them."""
 
-    access: bytes | None  # accounts.parse_access
+    access: bytes | None  # user_records.parse_access
     version: bytes | None  # published.parse_version
     record: bytes | None  # Catalog.parse; None for the default model
 
@@ -58,7 +57,7 @@ class RecentReads:
     def read_again(self, username: str, model_id: str, user_model: bool) -> Reads:
         """Read from Redis in one pipelined round trip, and remember the answers."""
         pipe = self._store.pipeline(transaction=False)
-        accounts.queue_access(pipe, username)
+        user_records.queue_access(pipe, username)
         published.queue_version(pipe, model_id)
         if user_model:
             self._models.queue_get(pipe, model_id)

@@ -15,60 +15,69 @@ leaves no file and no record; one delivered again starts over.
 
 from __future__ import annotations
 
-import dataclasses
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
+import msgspec
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from msgspec import Meta
 
-from ..errors import BadRequest, Invalid, NotFound
+from ..bodies import HEX_ID, Body, decode, to_json
+from ..errors import BadRequest, Invalid, JobFailed, NotFound
 from ..security import Identity
 from ..store.bundles import ColumnType, SchemaColumn
 from ..store.catalog import Catalog
 from ..store.dataset_files import CSV, FILENAMES, PARQUET, Datasets, read_columns, require_ready
 from ..store.records import ColumnProfile, DatasetRecord, ModelRecord
 from . import inputs, outputs
+from .cache import ModelCache, ModelNotPublished
 from .predictor import Predictor
 
 OUTPUT_FORMATS = (PARQUET, CSV)
 MAX_NAME = 200
-_DATASET_ID = re.compile(r"[0-9a-f]{32}")
 #: Profiled dtypes (``ColumnProfile.dtype``) a model's number column can be read from.
 NUMBER_DTYPES = ("integer", "float", "empty")
 #: ... and its text column, in a Parquet file (a CSV column is read as text whatever it holds).
 TEXT_DTYPES = ("string", "empty")
 
 #: Called after each chunk with (rows done, rows in all).
-Progress = Callable[[int, int], None]
+ScoringProgress = Callable[[int, int], None]
 
 
-class ScoringFailed(Exception):
+class ScoringFailed(JobFailed):
     """The job cannot finish (model or data set deleted meanwhile); the message says which."""
 
 
-@dataclass(frozen=True)
-class ScoringRequest:
-    """A validated ``POST /resource/models/<id>/predictions`` body."""
+class ScoringRequest(Body):
+    """A ``POST /resource/models/<id>/predictions`` body (the contract's ``ScoringRequest``)."""
 
-    dataset_id: str
-    format: str = PARQUET
-    keep_columns: tuple[str, ...] = ()
+    dataset_id: Annotated[str, Meta(pattern=HEX_ID)]
+    format: Literal["parquet", "csv"] = "parquet"
+    keep_columns: tuple[Annotated[str, Meta(min_length=1)], ...] = ()
     probabilities: bool = False
-    name: str | None = None
+    name: Annotated[str, Meta(min_length=1, max_length=MAX_NAME)] | None = None
+
+    complaints = {
+        "dataset_id": "must be a data set id (32 hexadecimal digits)",
+        "format": f"must be one of {', '.join(OUTPUT_FORMATS)}",
+        "keep_columns": "must be a list of column names",
+        "probabilities": "must be true or false",
+        "name": f"must be a string of 1 to {MAX_NAME} characters",
+    }
+    example = '{"dataset_id": "<id>", "format": "parquet"}'
 
     def as_json(self) -> dict[str, Any]:
         """The request as a Celery argument (JSON)."""
-        return dataclasses.asdict(self) | {"keep_columns": list(self.keep_columns)}
+        return to_json(self)
 
     @classmethod
     def from_json(cls, fields: dict[str, Any]) -> ScoringRequest:
-        """The request back from its Celery argument: JSON made ``keep_columns`` a list."""
-        return cls(**(fields | {"keep_columns": tuple(fields.get("keep_columns", ()))}))
+        """The request back from its Celery argument."""
+        return msgspec.convert(fields, cls)
 
 
 @dataclass(frozen=True)
@@ -81,36 +90,12 @@ class ScoringJob:
     request: ScoringRequest
 
 
-def parse_request(body: Any) -> ScoringRequest:
-    """Check the body's shape and types (400) before its meaning is checked."""
-    if not isinstance(body, dict):
-        raise BadRequest('send a JSON object: {"dataset_id": "<id>", "format": "parquet"}')
-    known = {field.name for field in dataclasses.fields(ScoringRequest)}
-    unknown = sorted(set(body) - known)
-    if unknown:
-        raise BadRequest(
-            f"unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-        )
-    dataset_id = body.get("dataset_id")
-    if dataset_id is None:
-        raise BadRequest("'dataset_id' is required")
-    if not isinstance(dataset_id, str) or not _DATASET_ID.fullmatch(dataset_id):
-        raise BadRequest("'dataset_id' must be a data set id (32 hexadecimal digits)")
-    file_format = body.get("format", PARQUET)
-    if file_format not in OUTPUT_FORMATS:
-        raise BadRequest(f"'format' must be one of {', '.join(OUTPUT_FORMATS)}")
-    keep = body.get("keep_columns", [])
-    if not isinstance(keep, list) or not all(isinstance(name, str) and name for name in keep):
-        raise BadRequest("'keep_columns' must be a list of column names")
-    if len(set(keep)) != len(keep):
+def parse_scoring_request(body: Any) -> ScoringRequest:
+    """The body as a :class:`ScoringRequest` (400 naming a field of the wrong shape)."""
+    request = decode(body, ScoringRequest)
+    if len(set(request.keep_columns)) != len(request.keep_columns):
         raise BadRequest("'keep_columns' names a column twice")
-    probabilities = body.get("probabilities", False)
-    if not isinstance(probabilities, bool):
-        raise BadRequest("'probabilities' must be true or false")
-    name = body.get("name")
-    if name is not None and (not isinstance(name, str) or not name or len(name) > MAX_NAME):
-        raise BadRequest(f"'name' must be a string of 1 to {MAX_NAME} characters")
-    return ScoringRequest(dataset_id, file_format, tuple(keep), probabilities, name)
+    return request
 
 
 def check_request(
@@ -230,14 +215,69 @@ class _Output:
             self._writer.close()
 
 
-def score_dataset(
+def run_job(
+    datasets: Datasets,
+    models: Catalog[ModelRecord],
+    cache: ModelCache,
+    job: ScoringJob,
+    chunk_rows: int,
+    progress: ScoringProgress,
+) -> dict[str, Any]:
+    """Run a scoring job: its result names the new data set and what it was made from.
+
+    A job delivered again after it finished (its acknowledgement was lost)
+    answers the same result; one whose model or data set is gone fails
+    (:class:`ScoringFailed`) before anything is written.
+    """
+    try:
+        return job_result(job, datasets.catalog.get(job.output_id))
+    except NotFound:
+        pass
+    try:
+        source = datasets.catalog.get(job.request.dataset_id)
+    except NotFound:
+        raise ScoringFailed(
+            f"data set {job.request.dataset_id!r} was deleted before it was scored"
+        ) from None
+    try:
+        _, predictor = cache.get(job.model_id, cache.current_version(job.model_id))
+    except ModelNotPublished:
+        raise ScoringFailed(
+            f"model {job.model_id!r} was deleted before it scored anything"
+        ) from None
+    progress(0, source["rows"])
+    record = write_predictions(datasets, models, predictor, source, job, chunk_rows, progress)
+    return job_result(job, record)
+
+
+def job_result(job: ScoringJob, record: DatasetRecord) -> dict[str, Any]:
+    """A job's result: the new data set, and what it was made from."""
+    return {
+        "dataset_id": record["id"],
+        "model_id": job.model_id,
+        "source_dataset_id": job.request.dataset_id,
+        "format": record["format"],
+        "rows": record["rows"],
+        "columns": [column["name"] for column in record["columns"]],
+    }
+
+
+def remove_unfinished(datasets: Datasets, output_id: str) -> None:
+    """A job stopped mid-write (its process killed): nothing may be left of its output."""
+    try:
+        datasets.catalog.get(output_id)
+    except NotFound:
+        datasets.artifacts.delete(datasets.KIND, output_id)
+
+
+def write_predictions(
     datasets: Datasets,
     models: Catalog[ModelRecord],
     predictor: Predictor,
     source: DatasetRecord,
     job: ScoringJob,
     chunk_rows: int,
-    progress: Progress,
+    progress: ScoringProgress,
 ) -> DatasetRecord:
     """Predict every row of ``source`` and record the output as the data set ``job.output_id``.
 

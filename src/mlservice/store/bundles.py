@@ -27,8 +27,6 @@ from typing import Any, NotRequired, TypedDict
 
 import joblib
 
-from ..errors import BadRequest
-
 MAGIC = b"MLSBNDL1"
 _SIG_LEN = hashlib.sha256().digest_size
 
@@ -86,8 +84,9 @@ class EngineInfo(TypedDict):
     reason: str
 
 
-class BundleError(BadRequest):
-    """Bytes that are not a bundle this service signed."""
+class BundleError(Exception):
+    """Bytes that are not a bundle this service signed (the upload route answers 400;
+    a stored bundle failing its check is the service's fault, a 500)."""
 
 
 @dataclass

@@ -3,7 +3,10 @@
 A record is a JSON object stored at ``mlservice:<kind>:<id>``, indexed by
 creation time in ``mlservice:<kind>s`` (everything, for admins) and
 ``mlservice:<kind>s:by:<owner>`` (one user's). Ownership is checked here, once,
-for every kind: a record another user owns is reported as not found.
+for every kind: a record another user owns is reported as not found. Every
+record read is checked against its declared type (:mod:`.records`) by
+msgspec, so a reader gets what the type says or a clear error, never a
+``KeyError`` deep in a route.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import time
 import uuid
 from typing import Any, Generic, TypeVar, cast
 
+import msgspec
 import redis
 
 from ..errors import NotFound
@@ -24,11 +28,13 @@ R = TypeVar("R")
 
 
 class Catalog(Generic[R]):
-    """The records of one kind (``dataset`` or ``model``)."""
+    """The records of one kind (``dataset`` or ``model``), each a ``record_type``."""
 
-    def __init__(self, store: redis.Redis, kind: str) -> None:
-        self.store = store
+    def __init__(self, redis_client: redis.Redis, kind: str, record_type: type[R]) -> None:
+        self.store = redis_client
         self.kind = kind
+        self.record_type = record_type
+        self._decoder = msgspec.json.Decoder(record_type)
 
     def _key(self, item_id: str) -> str:
         return key(self.kind, item_id)
@@ -84,10 +90,11 @@ class Catalog(Generic[R]):
         """The record read from ``raw``, with :meth:`get`'s existence and owner checks."""
         if raw is None:
             raise NotFound(f"no {self.kind} {item_id!r}")
-        record = json.loads(raw)
-        if viewer is not None and not viewer.is_admin and record["owner"] != viewer.username:
+        record = self._decoder.decode(raw)
+        owner = cast(dict[str, Any], record)["owner"]
+        if viewer is not None and not viewer.is_admin and owner != viewer.username:
             raise NotFound(f"no {self.kind} {item_id!r}")
-        return cast(R, record)
+        return record
 
     def list(self, viewer: Identity, page: int = 1, per_page: int = 50) -> tuple[list[R], int]:
         """One page of the viewer's records (all of them for admins), newest first."""
@@ -96,7 +103,7 @@ class Catalog(Generic[R]):
         start = (page - 1) * per_page
         ids = [str(text(i)) for i in self.store.zrevrange(index, start, start + per_page - 1)]
         raws = self.store.mget([self._key(i) for i in ids]) if ids else []
-        return [json.loads(raw) for raw in raws if raw is not None], total
+        return [self._decoder.decode(raw) for raw in raws if raw is not None], total
 
     def owned_ids(self, owner: str) -> tuple[str, ...]:
         """The ids of every record ``owner`` owns (to delete a user's data with the user)."""

@@ -9,7 +9,7 @@ Profiling reads the whole file again, several times slower than the disk
 writes it, so only small uploads (``[service] inline_profile_mb``) are
 profiled before the answer: a bad one is refused and leaves nothing behind.
 A larger one is recorded as ``profiling`` and profiled by a Celery worker
-(:mod:`.dataset_tasks`), with the same function and the same messages; it
+(:mod:`mlservice.tasks.profiling_tasks`), with the same function and the same messages; it
 ends ``ready`` with its profile, or ``failed`` with the reason and its file
 removed (the record stays, to tell the user why).
 """
@@ -28,10 +28,11 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from ..errors import BadRequest, Conflict, Invalid, ServiceError, UnsupportedMedia
+from ..errors import BadRequest, Conflict, Invalid, JobFailed, ServiceError, UnsupportedMedia
 from ..security import Identity
 from .artifacts import ArtifactStore
 from .catalog import Catalog
+from .csv_dialect import DEFAULT_DELIMITER, detect_delimiter
 from .records import ColumnProfile, DatasetRecord, DatasetStatus
 
 CSV = "csv"
@@ -54,11 +55,19 @@ FORMULA_START = "^[=+\\-@\t\r]"
 #: ... and are sent with a leading apostrophe, which spreadsheets show as text.
 FORMULA_ESCAPE = ("^([=+\\-@\t\r])", "'\\1")
 
-#: The CSV delimiters recognised, in order of preference on a tie.
-DELIMITERS = (",", ";", "\t", "|")
-DEFAULT_DELIMITER = ","
 #: How much of a CSV file is read to find its header line.
 HEADER_SCAN_BYTES = 1024 * 1024
+
+
+class ProfilingFailed(JobFailed):
+    """An upload profiled by a worker is not a readable table; the message is its ``error``."""
+
+
+def profiling_outcome(record: DatasetRecord) -> dict[str, Any]:
+    """A profiling task's result for a settled data set (a failure is the task's failure)."""
+    if record.get("status") == DatasetStatus.FAILED:
+        raise ProfilingFailed(record.get("error", "unknown error"))
+    return {"dataset_id": record["id"], "status": record.get("status"), "rows": record.get("rows")}
 
 
 def detect_format(media_type: str | None, filename: str | None) -> str:
@@ -131,25 +140,6 @@ def _dtype_name(arrow_type: pa.DataType) -> str:
     return "string"
 
 
-def detect_delimiter(head: bytes) -> str:
-    """The delimiter of a CSV file from the start of its bytes: of ``,`` ``;`` tab ``|``,
-    the one occurring most in the header line outside double quotes (``,`` if none does)."""
-    counts = dict.fromkeys(DELIMITERS, 0)
-    quoted = False
-    for byte in head:
-        char = chr(byte)
-        if char == '"':
-            quoted = not quoted
-        elif quoted:
-            continue
-        elif char in "\r\n":
-            break
-        elif char in counts:
-            counts[char] += 1
-    best = max(DELIMITERS, key=lambda delimiter: counts[delimiter])  # first on a tie
-    return best if counts[best] else DEFAULT_DELIMITER
-
-
 def sniff_delimiter(path: Path) -> str:
     """The delimiter of the CSV file at ``path`` (see :func:`detect_delimiter`)."""
     with path.open("rb") as handle:
@@ -158,7 +148,7 @@ def sniff_delimiter(path: Path) -> str:
 
 def delimiter_of(record: DatasetRecord) -> str:
     """A CSV data set's delimiter (records from before it was detected mean ``,``)."""
-    return record.get("delimiter", DEFAULT_DELIMITER)
+    return record.get("delimiter") or DEFAULT_DELIMITER
 
 
 def status_of(record: DatasetRecord) -> str:
@@ -453,7 +443,7 @@ class Datasets:
     ) -> DatasetRecord:
         """Record a file just stored: profiled now up to ``inline_limit`` bytes (:meth:`register`),
         else ``profiling`` with a new ``task_id`` for the caller to start
-        (:func:`mlservice.store.dataset_tasks.profile_dataset`). A file that cannot be
+        (the task :mod:`mlservice.tasks.profiling_tasks`). A file that cannot be
         recorded is removed."""
         if size <= inline_limit:
             return self.register(dataset_id, file_format, owner, name, size, started)

@@ -73,7 +73,8 @@ class DatasetRecord(TypedDict):
     string_columns: NotRequired[list[str]]
     #: CSV only: the delimiter detected at upload (``,`` ``;`` tab ``|``). Records from
     #: before it was detected have no key and mean ``,``: read it with ``delimiter_of``.
-    delimiter: NotRequired[str]
+    #: The API shows ``null`` for a Parquet data set (``dataset_files.public``).
+    delimiter: NotRequired[str | None]
     #: Text cells starting with = + - @ tab or CR (spreadsheet formulas); absent: unknown.
     formula_cells: NotRequired[int]
     #: Seconds from the first byte stored to the record (profile included when inline).

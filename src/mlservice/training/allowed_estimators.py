@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import InvalidParameterError
 
 from ..config import LimitsSettings
-from ..errors import Invalid
+from ..errors import BadRequest, Invalid
 from ..store.bundles import Task
 
 #: name -> (module, task). Estimators needing non-negative input (e.g.
@@ -138,6 +138,22 @@ def make_estimator(name: str, params: Mapping[str, Any]) -> BaseEstimator:
     except InvalidParameterError as exc:
         raise EstimatorError(str(exc)) from None
     return estimator
+
+
+def check_probabilities(name: str, params: Mapping[str, Any]) -> None:
+    """Refuse (400) probabilities a model cannot give, told from its estimator and
+    parameters alone (nothing is loaded): a regressor's, or a classifier's without
+    ``predict_proba`` (an ``SVC`` without ``probability=True``, say).
+
+    An estimator this service does not list (an uploaded bundle's) is not judged here:
+    the job that loads it refuses in its own words.
+    """
+    if name not in ESTIMATORS:
+        return
+    if task_of(name) != Task.CLASSIFICATION:
+        raise BadRequest(f"{name} is a regressor: it gives no probabilities; ask without them")
+    if not hasattr(make_estimator(name, params), "predict_proba"):
+        raise BadRequest(f"{name} does not give probabilities; ask without them")
 
 
 def usable_cpus() -> int:

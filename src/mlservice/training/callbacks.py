@@ -52,8 +52,12 @@ _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _ALLOW_PRIVATE_FIX = "set MLSERVICE_CALLBACK_ALLOW_PRIVATE=1 to allow it"
 
 
-class CallbackError(Invalid):
-    """A callback URL that is refused (422), or a delivery that failed (retried)."""
+class CallbackRefused(Invalid):
+    """A callback URL the service will not call (422 when a training request names it)."""
+
+
+class DeliveryFailed(Exception):
+    """One attempt at delivering a callback failed (the task retries it with backoff)."""
 
 
 def system_resolver(host: str, port: int) -> list[str]:
@@ -109,7 +113,7 @@ def address_refusal(address: str | IPAddress, allow_private: bool) -> str | None
 
 
 def check_address(host: str, address: str, allow_private: bool) -> None:
-    """:class:`CallbackError` naming ``host``, ``address`` and the fix, unless it may be called."""
+    """:class:`CallbackRefused` naming ``host``, ``address`` and the fix, unless allowed."""
     refusal = address_refusal(address, allow_private)
     if refusal is None:
         return
@@ -119,11 +123,11 @@ def check_address(host: str, address: str, allow_private: bool) -> None:
         if isinstance(ipv4, ipaddress.IPv4Address) and str(ipv4) != address:
             shown = f"{address} (IPv4 {ipv4})"
     if refusal == "non-public":
-        raise CallbackError(
+        raise CallbackRefused(
             f"callback_url host {host!r} resolves to non-public address {shown}; "
             + _ALLOW_PRIVATE_FIX
         )
-    raise CallbackError(
+    raise CallbackRefused(
         f"callback_url host {host!r} resolves to {refusal} address {shown}, which a callback "
         "can never use; point callback_url at a host with public unicast addresses"
     )
@@ -142,16 +146,16 @@ class Target:
 
 
 def resolve(url: object, allow_private: bool, resolver: Resolver = system_resolver) -> Target:
-    """Resolve the URL's host once and check every address; :class:`CallbackError` if refused."""
+    """Resolve the URL's host once and check every address; :class:`CallbackRefused` if refused."""
     if not isinstance(url, str):
-        raise CallbackError("callback_url must be a string")
+        raise CallbackRefused("callback_url must be a string")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise CallbackError(f"callback_url {url!r} must be an http:// or https:// URL")
+        raise CallbackRefused(f"callback_url {url!r} must be an http:// or https:// URL")
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
-        raise CallbackError(f"callback_url {url!r} has an invalid port (1 to 65535)") from None
+        raise CallbackRefused(f"callback_url {url!r} has an invalid port (1 to 65535)") from None
     host = parts.hostname
     try:
         literal: str | None = str(ipaddress.ip_address(host))
@@ -165,7 +169,7 @@ def resolve(url: object, allow_private: bool, resolver: Resolver = system_resolv
         except (OSError, UnicodeError):
             addresses = ()
         if not addresses:
-            raise CallbackError(f"callback_url host {host!r} does not resolve")
+            raise CallbackRefused(f"callback_url host {host!r} does not resolve")
     for address in addresses:
         check_address(host, address, allow_private)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -248,13 +252,16 @@ def deliver(
     resolver: Resolver = system_resolver,
     ssl_context: ssl.SSLContext | None = None,
 ) -> int:
-    """POST the signed payload once; :class:`CallbackError` unless the receiver answers 2xx.
+    """POST the signed payload once; :class:`DeliveryFailed` unless the receiver answers 2xx.
 
     The payload gets its ``delivery_id`` (also sent as ``X-MLService-Delivery``).
     ``ssl_context`` (by default the system's trusted CAs, host name checked)
     verifies https receivers.
     """
-    target = resolve(url, allow_private, resolver)
+    try:
+        target = resolve(url, allow_private, resolver)
+    except CallbackRefused as exc:  # its name now resolves elsewhere: maybe not for long
+        raise DeliveryFailed(exc.message) from None
     identifier = delivery_id(payload)
     body = json.dumps({**payload, "delivery_id": identifier}).encode()
     timestamp = str(int(time.time()))
@@ -280,15 +287,15 @@ def deliver(
         response = connection.getresponse()
         status, location = response.status, response.getheader("Location")
     except (http.client.HTTPException, OSError) as exc:
-        raise CallbackError(f"callback delivery to {url} failed: {exc}") from None
+        raise DeliveryFailed(f"callback delivery to {url} failed: {exc}") from None
     finally:
         connection.close()
     if 200 <= status < 300:
         return status
     if 300 <= status < 400:
         where = f" to {location!r}" if location else ""
-        raise CallbackError(
+        raise DeliveryFailed(
             f"callback receiver {url} answered {status} (a redirect{where}); redirects are "
             "not followed: set callback_url to the URL that answers 2xx"
         )
-    raise CallbackError(f"callback receiver {url} answered {status}")
+    raise DeliveryFailed(f"callback receiver {url} answered {status}")

@@ -25,8 +25,8 @@ from .allowed_estimators import make_estimator, task_of
 from .metrics import classification_metrics, regression_metrics
 from .pipeline import as_model_input, build_pipeline, input_schema
 
-#: progress(fraction 0..1, human text)
-Progress = Callable[[float, str], None]
+#: How far a training run is: progress(fraction 0..1, human text).
+TrainingProgress = Callable[[float, str], None]
 
 _LOADERS = {
     "iris": datasets.load_iris,
@@ -75,7 +75,7 @@ def train(
     test_size: float = 0.25,
     random_state: int = 0,
     cv: int | None = None,
-    progress: Progress = no_progress,
+    progress: TrainingProgress = no_progress,
 ) -> FittedModel:
     """Split, fit the pipeline on the training part, score it on the held-out part.
 
@@ -144,7 +144,7 @@ def train(
 
 
 def train_default_model(
-    settings: DefaultModelSettings, progress: Progress = no_progress
+    settings: DefaultModelSettings, progress: TrainingProgress = no_progress
 ) -> FittedModel:
     """The model ``/resource/init`` trains, as configured in ``[default_model]``."""
     progress(0.05, f"loading the {settings.dataset} data set")

@@ -13,7 +13,7 @@ uploaded bundle's report has metrics and no plots. Which plots:
   rows where the estimator has none (bounded: a few repeats on a sample).
 
 Each plot is stored as PNG and SVG beside the bundle, with ``report.json``
-listing them (see ``Models.report*``). Rendering is headless and
+listing them (see :mod:`mlservice.store.report_files`). Rendering is headless and
 deterministic: the Agg backend, :class:`~matplotlib.figure.Figure` objects
 (never pyplot's global figures), fixed seeds, no dates in the files; SVG text
 stays text (``svg.fonttype: none``), so labels can be searched. A plot that
@@ -23,11 +23,10 @@ fails is left out and its error recorded: a report never fails a training.
 from __future__ import annotations
 
 import io
-import json
 import logging
 import struct
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,8 +38,7 @@ from matplotlib.figure import Figure
 from sklearn import metrics
 
 from ..store.bundles import ModelBundle, Step, Task
-from ..store.model_lifecycle import REPORT_FILENAME, Models
-from ..store.records import ModelRecord, ModelSource
+from ..store.report_files import ReportFiles
 
 # Headless: no display, whatever MPLBACKEND says (the figures here never need one).
 matplotlib.use("Agg")
@@ -450,38 +448,14 @@ def render(
     return plots, errors
 
 
-def mark_rendering(models: Models, model_id: str) -> None:
-    """Before the model is ready: drop an earlier run's report (a run delivered again fits
-    again, so no plot of another fit stays) and say the plots are on their way."""
-    try:
-        models.clear_report(model_id)
-        placeholder = {"plots": [], "errors": [], "rendering": True}
-        models.store_report_file(model_id, REPORT_FILENAME, json.dumps(placeholder).encode())
-    except Exception:
-        log.exception("model %s: its report could not be prepared", model_id)
-
-
-def abandon_rendering(models: Models, model_id: str) -> None:
-    """A run delivered again after its worker died while drawing: say so instead of
-    "being rendered" forever (the target column is gone with the worker)."""
-    stored = models.report(model_id)
-    if stored is not None and stored.get("rendering"):
-        error = "the worker stopped while drawing the plots; train the model again for them"
-        report = {"plots": [], "errors": [{"plot": "*", "error": error}]}
-        try:
-            models.store_report_file(model_id, REPORT_FILENAME, json.dumps(report).encode())
-        except Exception:
-            log.exception("model %s: its report could not be stored", model_id)
-
-
 def render_and_store(
-    models: Models, model_id: str, bundle: ModelBundle, x: pd.DataFrame, target: pd.Series
+    reports: ReportFiles, model_id: str, bundle: ModelBundle, x: pd.DataFrame, target: pd.Series
 ) -> dict[str, Any]:
     """Render the model's report on its held-out rows ``x`` and store it; never raises.
 
     Run once the model is ready (it is served meanwhile), after
-    :func:`mark_rendering`. ``target`` is the data set's target column (see
-    :func:`held_out_rows`). The answer is ``report.json``.
+    :meth:`~mlservice.store.report_files.ReportFiles.mark_rendering`. ``target`` is the
+    data set's target column (see :func:`held_out_rows`). The answer is ``report.json``.
     """
     started = time.perf_counter()
     plots: list[RenderedPlot] = []
@@ -495,7 +469,7 @@ def render_and_store(
     for plot in plots:
         try:
             for fmt, data in plot.files.items():
-                models.store_report_file(model_id, f"{plot.name}.{fmt}", data)
+                reports.store(model_id, f"{plot.name}.{fmt}", data)
             entries.append(plot.entry())
         except Exception as exc:
             log.exception("model %s: the %s plot could not be stored", model_id, plot.name)
@@ -507,43 +481,7 @@ def render_and_store(
         "render_seconds": round(time.perf_counter() - started, 3),
     }
     try:
-        models.store_report_file(model_id, REPORT_FILENAME, json.dumps(report).encode())
+        reports.store_listing(model_id, report)
     except Exception:
         log.exception("model %s: its report could not be stored", model_id)
     return report
-
-
-def report_of(models: Models, record: ModelRecord) -> dict[str, Any]:
-    """What ``GET /resource/models/{id}/report`` says: metrics, plots, errors, and why none.
-
-    A model without stored plots says why in ``reason``.
-    """
-    stored = models.report(record["id"]) or {}
-    plots: list[dict[str, Any]] = stored.get("plots", [])
-    answer: dict[str, Any] = {
-        "model_id": record["id"],
-        "task": record.get("task"),
-        "target": record.get("target"),
-        "classes": record.get("classes"),
-        "metrics": record.get("metrics", {}),
-        "plots": plots,
-        "errors": stored.get("errors", []),
-    }
-    if "held_out_rows" in stored:
-        answer["held_out_rows"] = stored["held_out_rows"]
-    if plots:
-        return answer
-    if record.get("source") == ModelSource.UPLOAD:
-        answer["reason"] = "an uploaded bundle has no held-out rows to plot"
-    elif stored.get("rendering"):
-        answer["reason"] = "the plots are being rendered; retry in a few seconds"
-    elif not stored:
-        answer["reason"] = "no report was rendered for this model (trained before reports existed)"
-    else:
-        answer["reason"] = "every plot failed to render: see errors"
-    return answer
-
-
-def plot_names(report: dict[str, Any]) -> Sequence[str]:
-    """The names of a report's plots, in order."""
-    return [plot["name"] for plot in report["plots"]]

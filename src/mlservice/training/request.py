@@ -8,11 +8,12 @@ the features against the data set's profile (422).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Annotated, Any
 
-from ..errors import BadRequest, Invalid
+from msgspec import Meta
+
+from ..bodies import HEX_ID, Body, decode
+from ..errors import Invalid
 from ..security import Identity
 from ..store import dataset_files
 from ..store.bundles import Task
@@ -27,28 +28,48 @@ MAX_NUMERIC_CLASSES = 50
 NUMERIC_DTYPES = ("integer", "float")
 
 
-@dataclass
-class TrainingRequest:
-    """A validated ``POST /resource/models`` body."""
+class TrainingRequest(Body):
+    """A ``POST /resource/models`` body (the contract's ``NewModel``)."""
 
-    dataset_id: str
+    dataset_id: Annotated[str, Meta(pattern=HEX_ID)]
     target: str
     estimator: str
-    params: dict[str, Any] = field(default_factory=dict)
-    features: list[str] | None = None
+    params: dict[str, Any] | None = None
+    features: Annotated[list[str], Meta(min_length=1)] | None = None
     test_size: float = 0.25
     cv: int | None = None
     callback_url: str | None = None
     callback_secret: str | None = None
-    name: str | None = None
+    name: Annotated[str, Meta(max_length=200)] | None = None
     #: Convert to ONNX after training (when the service's [inference] compile_onnx allows).
     compile: bool = True
     #: A classifier's numeric target with many distinct values holds classes, not a quantity.
     target_is_categorical: bool = False
 
+    complaints = {
+        "dataset_id": "must be a data set id (32 hexadecimal digits)",
+        "target": "must be the name of a column (a string)",
+        "estimator": "must be an estimator name from GET /resource/estimators (a string)",
+        "params": "must be a JSON object of parameter names to values",
+        "features": "must be a non-empty list of column names",
+        "test_size": "must be a number between 0.05 and 0.5",
+        "cv": "must be an integer between 2 and 20 (folds)",
+        "callback_url": "must be an http:// or https:// URL (a string)",
+        "callback_secret": "must be a string of 16 to 256 characters",
+        "name": "must be a string of at most 200 characters",
+        "compile": "must be true or false",
+        "target_is_categorical": "must be true or false",
+    }
+    example = '{"dataset_id", "target", "estimator", "params"}'
+
     @property
     def task(self) -> Task:
         return allowed_estimators.task_of(self.estimator)
+
+    @property
+    def estimator_params(self) -> dict[str, Any]:
+        """The estimator's parameters (``null`` or absent: the defaults)."""
+        return self.params or {}
 
     def record(self, owner: Identity, task_id: str) -> ModelRecord:
         """The new model's record: ``queued``, to be trained by Celery task ``task_id``."""
@@ -64,7 +85,7 @@ class TrainingRequest:
             "features": self.features,
             "estimator": self.estimator,
             "task": self.task,
-            "params": self.params,
+            "params": self.estimator_params,
             "test_size": self.test_size,
             "cv": self.cv,
             "callback_url": self.callback_url,
@@ -72,60 +93,16 @@ class TrainingRequest:
         }
 
 
-def _require(body: Mapping[str, Any], name: str, kind: type) -> Any:
-    if name not in body:
-        raise BadRequest(f"{name!r} is required")
-    value = body[name]
-    if not isinstance(value, kind):
-        raise BadRequest(f"{name!r} must be a {kind.__name__}")
-    return value
-
-
-def parse_request(body: Any) -> TrainingRequest:
-    """Check the body's shape and types (400) before its meaning is checked."""
-    if not isinstance(body, dict):
-        raise BadRequest("send a JSON object: {dataset_id, target, estimator, params}")
-    known = {f.name for f in fields(TrainingRequest)}
-    unknown = sorted(set(body) - known)
-    if unknown:
-        raise BadRequest(
-            f"unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-        )
-    request = TrainingRequest(
-        dataset_id=_require(body, "dataset_id", str),
-        target=_require(body, "target", str),
-        estimator=_require(body, "estimator", str),
-        params=body.get("params") or {},
-        features=body.get("features"),
-        test_size=body.get("test_size", 0.25),
-        cv=body.get("cv"),
-        callback_url=body.get("callback_url"),
-        callback_secret=body.get("callback_secret"),
-        name=body.get("name"),
-        compile=body.get("compile", True),
-        target_is_categorical=body.get("target_is_categorical", False),
-    )
-    if not isinstance(request.params, dict):
-        raise BadRequest("'params' must be a JSON object")
-    if request.features is not None and (
-        not isinstance(request.features, list)
-        or not all(isinstance(f, str) for f in request.features)
-        or not request.features
-    ):
-        raise BadRequest("'features' must be a non-empty list of column names")
-    if (
-        isinstance(request.test_size, bool)
-        or not isinstance(request.test_size, (int, float))
-        or not 0.05 <= request.test_size <= 0.5
-    ):
+def parse_training_request(body: Any) -> TrainingRequest:
+    """The body as a :class:`TrainingRequest` (400 naming a field of the wrong shape), then
+    the ranges and pairings its fields must keep (422)."""
+    request = decode(body, TrainingRequest)
+    if not 0.05 <= request.test_size <= 0.5:
         raise Invalid("'test_size' must be a number between 0.05 and 0.5")
-    if request.cv is not None and (
-        isinstance(request.cv, bool) or not isinstance(request.cv, int) or not 2 <= request.cv <= 20
-    ):
+    if request.cv is not None and not 2 <= request.cv <= 20:
         raise Invalid("'cv' must be an integer between 2 and 20 (folds)")
     if request.callback_url is not None and (
-        not isinstance(request.callback_secret, str)
-        or not 16 <= len(request.callback_secret) <= 256
+        request.callback_secret is None or not 16 <= len(request.callback_secret) <= 256
     ):
         raise Invalid(
             "'callback_secret' (16 to 256 characters) is required with 'callback_url': the "
@@ -133,12 +110,6 @@ def parse_request(body: Any) -> TrainingRequest:
         )
     if request.callback_url is None and request.callback_secret is not None:
         raise Invalid("'callback_secret' needs a 'callback_url'")
-    if not isinstance(request.compile, bool):
-        raise BadRequest("'compile' must be true or false")
-    if not isinstance(request.target_is_categorical, bool):
-        raise BadRequest("'target_is_categorical' must be true or false")
-    if request.name is not None and (not isinstance(request.name, str) or len(request.name) > 200):
-        raise BadRequest("'name' must be a string of at most 200 characters")
     return request
 
 
@@ -146,7 +117,7 @@ def check_against_dataset(request: TrainingRequest, dataset: DatasetRecord) -> N
     """Estimator, parameters, target and features must fit the data set (422 if not);
     a data set still being profiled, or whose profile failed, is 409."""
     dataset_files.require_ready(dataset)
-    allowed_estimators.make_estimator(request.estimator, request.params)
+    allowed_estimators.make_estimator(request.estimator, request.estimator_params)
     columns = {column["name"]: column for column in dataset["columns"]}
     if request.target not in columns:
         raise Invalid(

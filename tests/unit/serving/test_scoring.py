@@ -45,9 +45,9 @@ def bundle(task: str = "classification", classes=("basic", "premium")) -> ModelB
 
 
 def test_a_minimal_body_gets_the_defaults_and_survives_celery_json():
-    request = scoring.parse_request({"dataset_id": DATASET_ID})
+    request = scoring.parse_scoring_request({"dataset_id": DATASET_ID})
     assert request == ScoringRequest(DATASET_ID, "parquet", (), False, None)
-    full = scoring.parse_request(
+    full = scoring.parse_scoring_request(
         {
             "dataset_id": DATASET_ID,
             "format": "csv",
@@ -73,14 +73,14 @@ def test_a_minimal_body_gets_the_defaults_and_survives_celery_json():
         ({"keep_columns": ["id", "id"]}, "'keep_columns' names a column twice"),
         ({"probabilities": 1}, "'probabilities' must be true or false"),
         ({"name": ""}, "'name' must be a string of 1 to 200 characters"),
-        ({"colour": "red"}, "unknown field(s) colour; known: dataset_id, format, keep_columns"),
+        ({"colour": "red"}, "unknown field(s) 'colour'; known: dataset_id, format, keep_columns"),
     ],
 )
 def test_malformed_bodies_are_named(body, message):
     if isinstance(body, dict) and body != {} and "dataset_id" not in body:
         body = {"dataset_id": DATASET_ID} | body
     with pytest.raises(BadRequest) as refused:
-        scoring.parse_request(body)
+        scoring.parse_scoring_request(body)
     assert message in refused.value.message
 
 

@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mlservice.errors import Invalid
-from mlservice.store import dataset_files
+from mlservice.store import csv_dialect, dataset_files
 from mlservice.store.records import DatasetRecord
 
 
@@ -28,7 +28,7 @@ from mlservice.store.records import DatasetRecord
     ],
 )
 def test_delimiter_is_the_most_frequent_candidate_in_the_header(head, delimiter):
-    assert dataset_files.detect_delimiter(head) == delimiter
+    assert csv_dialect.detect_delimiter(head) == delimiter
 
 
 def test_profile_and_load_frame_read_with_the_detected_delimiter(tmp_path):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from mlservice.training.callbacks import CallbackError, check_url, signature
+from mlservice.training.callbacks import CallbackRefused, check_url, signature
 
 
 @pytest.mark.parametrize(
@@ -18,7 +18,7 @@ from mlservice.training.callbacks import CallbackError, check_url, signature
     ],
 )
 def test_private_and_loopback_hosts_are_refused(url):
-    with pytest.raises(CallbackError, match="(non-public|link-local) address"):
+    with pytest.raises(CallbackRefused, match="(non-public|link-local) address"):
         check_url(url, allow_private=False)
 
 
@@ -29,7 +29,7 @@ def test_private_hosts_allowed_when_configured(url):
 
 @pytest.mark.parametrize("url", ["ftp://example.org/x", "file:///etc/passwd", "hook", 42])
 def test_only_http_urls(url):
-    with pytest.raises(CallbackError):
+    with pytest.raises(CallbackRefused):
         check_url(url, allow_private=True)
 
 

@@ -5,7 +5,7 @@ import socket
 import pytest
 
 from mlservice.training.callbacks import (
-    CallbackError,
+    CallbackRefused,
     address_refusal,
     check_address,
     check_url,
@@ -51,13 +51,13 @@ def test_address_refusal(address, refused, refused_even_if_private_allowed):
 
 
 def test_refusals_name_the_host_the_address_and_the_fix():
-    with pytest.raises(CallbackError) as private:
+    with pytest.raises(CallbackRefused) as private:
         check_address("hooks.example.com", "::ffff:127.0.0.1", allow_private=False)
     assert str(private.value) == (
         "callback_url host 'hooks.example.com' resolves to non-public address "
         "::ffff:127.0.0.1 (IPv4 127.0.0.1); set MLSERVICE_CALLBACK_ALLOW_PRIVATE=1 to allow it"
     )
-    with pytest.raises(CallbackError) as unusable:
+    with pytest.raises(CallbackRefused) as unusable:
         check_address("hooks.example.com", "0.0.0.0", allow_private=True)
     message = str(unusable.value)
     assert "'hooks.example.com'" in message and "unspecified address 0.0.0.0" in message
@@ -77,7 +77,7 @@ def test_literal_addresses_are_checked_without_a_lookup(url):
     def no_lookup(host, port):
         raise AssertionError(f"{host} is an address: nothing to resolve")
 
-    with pytest.raises(CallbackError, match="(non-public|link-local) address"):
+    with pytest.raises(CallbackRefused, match="(non-public|link-local) address"):
         check_url(url, allow_private=False, resolver=no_lookup)
 
 
@@ -90,7 +90,7 @@ def test_literal_addresses_are_checked_without_a_lookup(url):
     ],
 )
 def test_unusable_addresses_refused_even_when_private_ones_are_allowed(url):
-    with pytest.raises(CallbackError, match="can never use"):
+    with pytest.raises(CallbackRefused, match="can never use"):
         check_url(url, allow_private=True)
 
 
@@ -101,7 +101,7 @@ def test_every_resolved_address_is_checked_not_only_the_first(private):
     def rebinding(host, port):
         return ["93.184.216.34", private]
 
-    with pytest.raises(CallbackError, match=f"non-public address {private}"):
+    with pytest.raises(CallbackRefused, match=f"non-public address {private}"):
         check_url("https://callback.test/hook", allow_private=False, resolver=rebinding)
 
 
@@ -127,10 +127,10 @@ def test_resolve_keeps_the_name_and_every_checked_address_once():
     ],
 )
 def test_unresolvable_hosts_are_refused(resolver):
-    with pytest.raises(CallbackError, match="host 'callback.test' does not resolve"):
+    with pytest.raises(CallbackRefused, match="host 'callback.test' does not resolve"):
         check_url("http://callback.test/hook", allow_private=True, resolver=resolver)
 
 
 def test_an_invalid_port_is_refused():
-    with pytest.raises(CallbackError, match="invalid port"):
+    with pytest.raises(CallbackRefused, match="invalid port"):
         check_url("http://callback.test:99999/hook", allow_private=True)

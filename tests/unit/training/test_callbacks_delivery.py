@@ -15,7 +15,7 @@ from mlservice.training.callbacks import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
-    CallbackError,
+    DeliveryFailed,
     deliver,
     delivery_id,
 )
@@ -102,7 +102,7 @@ def test_a_refused_address_is_never_connected_to(servers):
         return ["93.184.216.34", "127.0.0.1"]
 
     url = f"http://callback.test:{receiver.port}/hook"
-    with pytest.raises(CallbackError, match="non-public address 127.0.0.1"):
+    with pytest.raises(DeliveryFailed, match="non-public address 127.0.0.1"):
         deliver(url, PAYLOAD, SECRET, allow_private=False, resolver=rebinding)
     assert receiver.calls == []
 
@@ -120,7 +120,7 @@ def test_redirects_are_failed_deliveries_and_never_followed(servers, status):
     target = servers()
     redirector = servers(status, {"Location": f"http://127.0.0.1:{target.port}/internal"})
     url = f"http://callback.test:{redirector.port}/hook"
-    with pytest.raises(CallbackError) as failed:
+    with pytest.raises(DeliveryFailed) as failed:
         deliver(url, PAYLOAD, SECRET, allow_private=True, resolver=only("callback.test"))
     message = str(failed.value)
     assert f"answered {status}" in message and "redirects are not followed" in message
@@ -131,11 +131,11 @@ def test_redirects_are_failed_deliveries_and_never_followed(servers, status):
 def test_other_statuses_and_connection_errors_fail_naming_the_url(servers):
     receiver = servers(500)
     url = f"http://callback.test:{receiver.port}/hook"
-    with pytest.raises(CallbackError, match=f"callback receiver {url} answered 500"):
+    with pytest.raises(DeliveryFailed, match=f"callback receiver {url} answered 500"):
         deliver(url, PAYLOAD, SECRET, allow_private=True, resolver=only("callback.test"))
     port = receiver.port
     receiver.close()
-    with pytest.raises(CallbackError, match="callback delivery to .* failed"):
+    with pytest.raises(DeliveryFailed, match="callback delivery to .* failed"):
         deliver(
             f"http://callback.test:{port}/hook",
             PAYLOAD,
@@ -222,7 +222,7 @@ def test_https_refuses_a_certificate_for_another_name(servers, certificate):
     server_tls, client_tls = tls_pair(certificate)
     receiver = servers(tls=server_tls)
     url = f"https://elsewhere.test:{receiver.port}/hook"
-    with pytest.raises(CallbackError, match="CERTIFICATE_VERIFY_FAILED|certificate"):
+    with pytest.raises(DeliveryFailed, match="CERTIFICATE_VERIFY_FAILED|certificate"):
         deliver(
             url,
             PAYLOAD,

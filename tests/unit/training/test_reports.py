@@ -8,12 +8,10 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 import pytest
-import redis
 from matplotlib import image
 
 from mlservice.store.artifacts import ArtifactStore
-from mlservice.store.catalog import Catalog
-from mlservice.store.model_lifecycle import REPORT_FILENAME, Models
+from mlservice.store.report_files import REPORT_FILENAME, ReportFiles
 from mlservice.training import fitting, reports
 from tests.data import make_customers
 
@@ -222,58 +220,57 @@ def test_png_size_refuses_what_is_not_a_png():
 
 
 @pytest.fixture
-def models(tmp_path) -> Models:
-    """Models over a temporary artifact store (the report touches files only, never Redis)."""
-    unused = redis.Redis(port=1)
-    return Models(Catalog(unused, "model"), ArtifactStore(tmp_path), unused, "k" * 64)
+def files(tmp_path) -> ReportFiles:
+    """Report files in a temporary artifact store."""
+    return ReportFiles(ArtifactStore(tmp_path))
 
 
-def test_stored_report_replaces_the_plots_of_an_earlier_fit(models, penguin_model):
+def test_stored_report_replaces_the_plots_of_an_earlier_fit(files, penguin_model):
     fitted, held = penguin_model
     target = pd.Series(np.array(SPECIES, dtype=object)[held.y], index=held.x.index)
-    stale = models.report_path("m1", "old_plot.png")
+    stale = files.path("m1", "old_plot.png")
     stale.parent.mkdir(parents=True)
     stale.write_bytes(PNG_MAGIC)
-    reports.mark_rendering(models, "m1")  # before the model is ready
+    files.mark_rendering("m1")  # before the model is ready
     assert not stale.exists()
-    shown = reports.report_of(models, {"id": "m1", "source": "trained"})
+    shown = files.describe({"id": "m1", "source": "trained"})
     assert shown["plots"] == [] and shown["reason"].startswith("the plots are being rendered")
-    report = reports.render_and_store(models, "m1", fitted.bundle, held.x, target)
-    assert models.report("m1") == report
+    report = reports.render_and_store(files, "m1", fitted.bundle, held.x, target)
+    assert files.listing("m1") == report
     assert [plot["name"] for plot in report["plots"]] == list(reports.CLASSIFICATION_PLOTS)
     assert report["errors"] == [] and report["held_out_rows"] == len(held.y)
     for plot in report["plots"]:
-        data = models.report_path("m1", plot["name"] + ".png").read_bytes()
+        data = files.path("m1", plot["name"] + ".png").read_bytes()
         assert reports.png_size(data) == (plot["width"], plot["height"])
-        assert models.report_path("m1", plot["name"] + ".svg").is_file()
-    names = sorted(p.name for p in models.report_path("m1", "x").parent.iterdir())
+        assert files.path("m1", plot["name"] + ".svg").is_file()
+    names = sorted(p.name for p in files.path("m1", "x").parent.iterdir())
     assert names == sorted(
         [REPORT_FILENAME]
         + [f"{n}.{f}" for n in reports.CLASSIFICATION_PLOTS for f in ("png", "svg")]
     )
 
 
-def test_a_report_that_cannot_be_rendered_records_why_and_does_not_raise(models, penguin_model):
+def test_a_report_that_cannot_be_rendered_records_why_and_does_not_raise(files, penguin_model):
     fitted, held = penguin_model
     no_targets = pd.Series([], dtype=object)  # the held-out rows' targets are missing
-    report = reports.render_and_store(models, "m2", fitted.bundle, held.x, no_targets)
+    report = reports.render_and_store(files, "m2", fitted.bundle, held.x, no_targets)
     assert report["plots"] == []
     assert report["errors"][0]["plot"] == "*"
     assert report["errors"][0]["error"].startswith("KeyError")
-    assert json.loads(models.report_path("m2", REPORT_FILENAME).read_text()) == report
+    assert json.loads(files.path("m2", REPORT_FILENAME).read_text()) == report
 
 
-def test_an_uploaded_model_says_why_it_has_no_plots(models):
+def test_an_uploaded_model_says_why_it_has_no_plots(files):
     record = {"id": "m3", "source": "upload", "task": "regression", "metrics": {"r2": 0.9}}
-    answer = reports.report_of(models, record)
+    answer = files.describe(record)
     assert answer["plots"] == [] and answer["metrics"] == {"r2": 0.9}
     assert answer["reason"] == "an uploaded bundle has no held-out rows to plot"
 
 
-def test_a_run_that_died_while_drawing_says_so(models):
-    reports.mark_rendering(models, "m2")
-    reports.abandon_rendering(models, "m2")
-    shown = reports.report_of(models, {"id": "m2", "source": "trained"})
+def test_a_run_that_died_while_drawing_says_so(files):
+    files.mark_rendering("m2")
+    files.abandon_rendering("m2")
+    shown = files.describe({"id": "m2", "source": "trained"})
     assert shown["plots"] == [] and shown["reason"] == "every plot failed to render: see errors"
     assert shown["errors"] == [
         {
@@ -281,5 +278,5 @@ def test_a_run_that_died_while_drawing_says_so(models):
             "error": "the worker stopped while drawing the plots; train the model again for them",
         }
     ]
-    reports.abandon_rendering(models, "m3")  # no report at all: nothing to say
-    assert models.report("m3") is None
+    files.abandon_rendering("m3")  # no report at all: nothing to say
+    assert files.listing("m3") is None

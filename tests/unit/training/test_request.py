@@ -8,7 +8,7 @@ from mlservice.errors import BadRequest, Invalid
 from mlservice.store.bundles import Task
 from mlservice.store.records import ColumnProfile, DatasetRecord
 from mlservice.training import allowed_estimators
-from mlservice.training.request import check_against_dataset, parse_request
+from mlservice.training.request import check_against_dataset, parse_training_request
 
 
 def column(name: str, dtype: str, distinct: int, lower_bound: bool = False) -> ColumnProfile:
@@ -36,7 +36,9 @@ def dataset(target: ColumnProfile, rows: int = 400) -> DatasetRecord:
 
 
 def request(estimator: str = "RandomForestClassifier", **extra: Any):
-    return parse_request({"dataset_id": "d1", "target": "y", "estimator": estimator} | extra)
+    return parse_training_request(
+        {"dataset_id": "d1" * 16, "target": "y", "estimator": estimator} | extra
+    )
 
 
 def refusal(training_request, data: DatasetRecord) -> str:

@@ -1,4 +1,4 @@
-"""The Celery task that profiles a large upload after the API has answered 202.
+"""The task that profiles a large upload after the API has answered 202.
 
 Profiling reads the whole file again, slower than the disk writes it, so an
 upload over ``[service] inline_profile_mb`` is only stored by the request; this
@@ -17,28 +17,26 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-from ..celery_app import SHORT_QUEUE, app
-from ..context import worker_context
+from ..celery_app import TaskName, app
 from ..errors import NotFound
-from .records import DatasetRecord, DatasetStatus
+from ..store.dataset_files import profiling_outcome
+from .base import ServiceTask
 
 
-class ProfilingFailed(Exception):
-    """The upload is not a readable table; the message is the data set's ``error``."""
-
-
-@app.task(name="mlservice.tasks.profile_dataset", queue=SHORT_QUEUE, throws=(ProfilingFailed,))
-def profile_dataset(dataset_id: str) -> dict[str, Any]:
-    """Profile the data set and record the outcome; raises :class:`ProfilingFailed` on a bad file.
+@app.task(bind=True, base=ServiceTask, name=TaskName.PROFILE_DATASET)
+def profile_dataset(self: ServiceTask, dataset_id: str) -> dict[str, Any]:
+    """Profile the data set and record the outcome; raises
+    :class:`~mlservice.store.dataset_files.ProfilingFailed` on a bad file.
 
     A data set deleted before or while it is profiled leaves nothing behind.
     """
-    datasets = worker_context().datasets
+    ctx = self.ctx
+    datasets = ctx.datasets
     try:
         try:
             record = datasets.finish_profiling(dataset_id)
         except SoftTimeLimitExceeded:
-            limit = worker_context().settings.service.task_time_limit_seconds
+            limit = ctx.settings.service.task_time_limit_seconds
             why = f"profiling was stopped: over [service] task_time_limit_seconds = {limit}"
             record = datasets.fail(dataset_id, why)
         except NotFound:
@@ -49,11 +47,4 @@ def profile_dataset(dataset_id: str) -> dict[str, Any]:
     except NotFound:
         datasets.discard(dataset_id)
         return {"dataset_id": dataset_id, "status": "deleted"}
-    return _outcome(record)
-
-
-def _outcome(record: DatasetRecord) -> dict[str, Any]:
-    """The task's result for a settled data set (a failure is the task's failure)."""
-    if record.get("status") == DatasetStatus.FAILED:
-        raise ProfilingFailed(record.get("error", "unknown error"))
-    return {"dataset_id": record["id"], "status": record.get("status"), "rows": record.get("rows")}
+    return profiling_outcome(record)

@@ -1,0 +1,171 @@
+"""Models kept in step: the catalog record, the bundle file and the published bytes.
+
+A model's life is its :class:`~mlservice.store.records.ModelStatus`:
+``queued`` (request accepted, task enqueued) → ``training`` (a Celery worker
+fits it, see :mod:`mlservice.training.jobs`) → ``ready`` (bundle written to
+the artifact store and published to every API worker) or ``failed`` (with the
+error). Uploaded bundles go straight to ``ready``.
+
+What a run of its training keeps meanwhile is in
+:mod:`~mlservice.store.training_runs`, and its report's files in
+:mod:`~mlservice.store.report_files`; deleting a model removes those too.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import redis
+
+from ..errors import TooLarge
+from ..security import Identity
+from . import bundles, published
+from .artifacts import ArtifactStore
+from .bundles import Engine, ModelBundle
+from .catalog import Catalog
+from .records import ModelRecord, ModelSource, ModelStatus
+from .training_runs import TrainingRuns
+
+BUNDLE_FILENAME = "model.mlbundle"
+
+
+def _record_from_bundle(bundle: ModelBundle) -> dict[str, Any]:
+    described = bundle.describe()
+    return {
+        key: described[key]
+        for key in (
+            "task",
+            "estimator",
+            "params",
+            "target",
+            "classes",
+            "input_schema",
+            "metrics",
+            "versions",
+            "training_seconds",
+            "engine",
+        )
+    }
+
+
+class ModelStore:
+    """Model records, bundle files and published bundles, kept in step."""
+
+    KIND = "models"
+
+    def __init__(
+        self,
+        catalog: Catalog[ModelRecord],
+        artifacts: ArtifactStore,
+        redis_client: redis.Redis,
+        secret: str,
+        runs: TrainingRuns,
+    ) -> None:
+        self.catalog = catalog
+        self.artifacts = artifacts
+        self.redis = redis_client
+        self.secret = secret
+        #: The models' training runs, whose state a deleted model leaves behind.
+        self.runs = runs
+
+    def create(self, record: ModelRecord, callback_secret: str | None = None) -> ModelRecord:
+        """Store the record of an accepted training request (see ``TrainingRequest.record``).
+
+        ``callback_secret`` signs the training callback; it is kept apart from
+        the record, which the API shows.
+        """
+        record = self.catalog.create(record)
+        if callback_secret:
+            self.runs.keep_callback_secret(record["id"], callback_secret)
+        return record
+
+    def bundle_path(self, model_id: str) -> Path:
+        return self.artifacts.path(self.KIND, model_id, BUNDLE_FILENAME)
+
+    def store_bundle(
+        self, model_id: str, bundle: ModelBundle, data: bytes | None = None, **changes: Any
+    ) -> ModelRecord:
+        """Write the bundle file, publish it as a new version and update the record."""
+        data = data if data is not None else bundles.dumps(bundle, self.secret)
+        with self.artifacts.writing(self.KIND, model_id, BUNDLE_FILENAME) as (handle, _):
+            handle.write(data)
+        version = published.publish(self.redis, model_id, data)
+        return self.catalog.update(
+            model_id,
+            version=version,
+            size_bytes=len(data),
+            **_record_from_bundle(bundle),
+            **changes,
+        )
+
+    def fail(self, model_id: str, error: str) -> ModelRecord:
+        return self.catalog.update(
+            model_id, status=ModelStatus.FAILED, finished_at=time.time(), error=error
+        )
+
+    def import_bundle(
+        self, source: IO[bytes], owner: Identity, name: str | None, limit: int
+    ) -> ModelRecord:
+        """Verify an uploaded bundle's signature, then (only then) load and publish it."""
+        data = source.read(limit + 1)
+        if len(data) > limit:
+            raise TooLarge(f"the bundle is larger than {limit} bytes")
+        bundle = bundles.loads(data, self.secret)
+        if bundle.onnx is None or bundle.engine != Engine.ONNXRUNTIME:
+            bundle.engine, bundle.onnx = Engine.SCIKIT_LEARN.value, None
+            bundle.engine_reason = (
+                f"uploaded bundle without a checked ONNX graph ({bundle.engine_reason})"
+            )
+        model_id = Catalog.new_id()
+        self.catalog.create(
+            {
+                "id": model_id,
+                "name": name or f"uploaded {bundle.estimator}",
+                "owner": owner.username,
+                "status": ModelStatus.QUEUED,
+                "source": ModelSource.UPLOAD,
+            }
+        )
+        try:
+            return self.store_bundle(
+                model_id, bundle, data, status=ModelStatus.READY, finished_at=time.time()
+            )
+        except BaseException:
+            self.delete(model_id)
+            raise
+
+    def delete(self, model_id: str) -> ModelRecord:
+        """Forget the model everywhere; every API worker's cache drops it on its next look.
+
+        Returns the record it had (a caller revokes its training task).
+        """
+        record = self.catalog.delete(model_id)
+        self.discard(model_id)
+        return record
+
+    def discard(self, model_id: str) -> None:
+        """Remove a model's published bytes, files and run state (its record is gone).
+
+        A running training's lease and its place in the running set stay: they
+        are its own, and a run that dies after this is found by them and
+        discarded again (:mod:`mlservice.training.jobs`).
+        """
+        published.unpublish(self.redis, model_id)
+        self.runs.forget(model_id)
+        self.artifacts.delete(self.KIND, model_id)
+
+    def load_bundle(self, model_id: str) -> ModelBundle:
+        """The model's stored bundle, its signature checked."""
+        return bundles.loads(self.bundle_path(model_id).read_bytes(), self.secret)
+
+
+def callback_payload(record: ModelRecord) -> dict[str, Any]:
+    """What a training callback says about the model."""
+    payload: dict[str, Any] = {"model_id": record["id"], "status": record["status"]}
+    if record["status"] == ModelStatus.READY:
+        payload["metrics"] = record.get("metrics", {})
+    else:
+        payload["error"] = record.get("error", "unknown error")
+    return payload

@@ -3,6 +3,7 @@
 #               (other ports: make run PORT=9000 REDIS_PORT=6380 API_PORT=8001)
 #   make test   set up, then run the whole test suite against the real stack (and Chromium)
 #   make lint   ruff check, ruff format --check, mypy on src/
+#   make docs   the documentation site (docs/, MkDocs) into var/site, warnings as errors
 #   make up     the same stack in Docker Compose (docker compose up --build; PORT=9000 too)
 #   make bench  the service against MLflow serving and the HTTP floor (wrk), batch, upload,
 #               training; prints a table, writes var/bench/results.json
@@ -41,14 +42,15 @@ INSTALL_MISSING = if [ -n "$$missing" ]; then \
 	fi; \
 fi
 
-.PHONY: setup os-packages test-os-packages bench-os-packages config run test lint bench bench-gunicorn fuzz up down clean test-compose
+.PHONY: setup os-packages test-os-packages bench-os-packages config run test lint docs bench bench-gunicorn fuzz up down clean test-compose
 
 setup: os-packages $(STAMP) config
 
-# The package itself, editable (the code runs from src/), with its test and lint tools.
+# The package itself, editable (the code runs from src/), with its test, lint and docs
+# tools (make test builds the docs site too).
 $(STAMP): pyproject.toml src/client/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,lint]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,lint,docs]'
 	$(PY) -m pip install --quiet --disable-pip-version-check -e src/client
 	rm -f $(VENV)/.installed-* && touch $@
 
@@ -87,6 +89,13 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/ruff format --check src tests
 	$(VENV)/bin/mypy
+
+# The documentation site: docs/*.md as laid out by mkdocs.yml, built into var/site
+# (git-ignored; site_dir in mkdocs.yml). --strict turns every warning (a broken link or
+# anchor, a page not in the nav) into a failure. NO_MKDOCS_2_WARNING silences
+# mkdocs-material's banner about its end of life (May 2027), which is not a build warning.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 # The benchmark's own environment: MLflow is never a dependency of the service.
 $(BENCH_STAMP): tests/bench/requirements.txt

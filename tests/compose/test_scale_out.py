@@ -5,7 +5,7 @@ it runs), trainings spread over the workers, a model trained on one worker is
 served by every replica, a worker stopped mid-training loses nothing (the
 sweep delivers the run again, another worker finishes it) and an api replica
 stopped under load costs at most one 503 per client sending at that moment
-(README, *Deployment*; 0 measured). Requests name their replica in
+(docs/deployment.md; 0 measured). Requests name their replica in
 ``X-Served-By`` (``<host>:<pid>``), models their worker in ``worker``; both
 host names are container host names.
 """
@@ -212,7 +212,7 @@ def test_an_api_replica_stopped_under_load_costs_at_most_a_503_per_client(
         )
         tally.requests["after it"] = Counter(r for when, r in served if when >= stopped_at)
         print(f"\nanswers while {stopped_name} stopped: {dict(statuses)}")
-        # The bound (README, Deployment): a 503 only for a request already sent
+        # The bound (docs/deployment.md): a 503 only for a request already sent
         # to the replica as it stopped listening, so at most one per client.
         assert set(statuses) <= {200, 503}, statuses
         assert statuses[503] <= LOAD_CLIENTS, statuses

@@ -98,12 +98,30 @@ class StaticSite:
         self.server.server_close()
 
 
-def write_pages(folder: Path, spec_url: str) -> None:
-    """``swagger.html`` (Swagger UI on ``spec_url``, files copied locally) and ``fetch.html``."""
+def write_pages(folder: Path, spec_url: str, contract: Path) -> None:
+    """The pages of "another site", with Swagger UI's files copied locally.
+
+    ``swagger.html``: Swagger UI on ``spec_url`` (the service's served copy);
+    ``swagger-file.html``: Swagger UI on a copy of the ``contract`` file served
+    by this site itself, as a user opens the repository's file; ``fetch.html``.
+    """
     for name in ("swagger-ui.css", "swagger-ui-bundle.js"):
         shutil.copyfile(Path(swagger_ui_bundle.swagger_ui_path, name), folder / name)
+    shutil.copyfile(contract, folder / contract.name)
     (folder / "swagger.html").write_text(SWAGGER_PAGE % spec_url)
+    (folder / "swagger-file.html").write_text(SWAGGER_PAGE % contract.name)
     (folder / "fetch.html").write_text(FETCH_PAGE)
+
+
+def choose_server(page: Page, url: str, **variables: str) -> None:
+    """Pick ``url`` in the servers dropdown and type its variables' values, as a person does."""
+    page.locator(".servers > label > select").select_option(url)
+    for name, value in variables.items():
+        field = page.locator(f".servers [data-variable={name}]")
+        if field.evaluate("element => element.tagName") == "SELECT":
+            field.select_option(value)
+        else:
+            field.fill(value)
 
 
 def authorize(page: Page, scheme: str, **fields: str) -> None:

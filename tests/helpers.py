@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pandas as pd
@@ -115,3 +116,22 @@ class CallbackReceiver:
 
     def close(self) -> None:
         self.server.shutdown()
+
+
+def write_over_limit(path: Path, limit: int, ending: str = "") -> int:
+    """A CSV (id, value, city, label) just over ``limit`` bytes, then ``ending``; its rows.
+
+    For uploads over ``[service] inline_profile_mb``, profiled by a worker:
+    blocks of 10,000 rows, as few as pass the limit, so the file stays small.
+    """
+    block = "".join(
+        f"{i},{i * 0.5},city{i % 7},{'yes' if i % 3 else 'no'}\n" for i in range(10_000)
+    ).encode()
+    rows = 0
+    with path.open("wb") as handle:
+        handle.write(b"id,value,city,label\n")
+        while handle.tell() <= limit:
+            handle.write(block)
+            rows += 10_000
+        handle.write(ending.encode())
+    return rows

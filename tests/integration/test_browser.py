@@ -14,6 +14,7 @@ import json
 import re
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -25,6 +26,7 @@ from tests.browser_pages import (
     RENDER_TIMEOUT,
     StaticSite,
     authorize,
+    choose_server,
     execute,
     open_try_it_out,
     screenshot_between,
@@ -34,6 +36,11 @@ from tests.browser_pages import (
 CHROMIUM = Path("/usr/lib/chromium/chromium")
 SCREENSHOTS = REPO_DIR / "var" / "screenshots"
 MISSING_COLUMN = "record 0 lacks column(s) 'petal width (cm)'; send null for a missing value"
+#: The contract in the repository, as a user opens it (not the copy the service serves).
+CONTRACT_FILE = REPO_DIR / "ml-service.yml"
+#: Where `make run` listens by default: the committed contract's first server.
+MAKE_RUN_URL = "http://127.0.0.1:8880"
+TEMPLATED_SERVER = "{scheme}://{host}:{port}"
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +69,7 @@ def page(browser):
 def sites(stack, other_origin, tmp_path_factory):
     """The same pages on the allowed ``other_origin`` and on a third origin not allowed."""
     folder = tmp_path_factory.mktemp("other-site")
-    write_pages(folder, stack.url + "/openapi.yaml")
+    write_pages(folder, stack.url + "/openapi.yaml", CONTRACT_FILE)
     allowed = StaticSite(folder, int(other_origin.rsplit(":", 1)[1]))
     third = StaticSite(folder, free_port())
     yield allowed, third
@@ -116,6 +123,52 @@ def test_swagger_ui_on_another_origin_tries_the_api_out(
     for shown in page.locator(".live-responses-table").all_inner_texts():
         assert "Failed to fetch" not in shown and "CORS" not in shown
     assert [text for text in console if "CORS" in text or "Failed to fetch" in text] == []
+
+
+def test_swagger_ui_on_another_origin_tries_the_committed_contract_out(
+    page, sites, stack, admin_credentials, initialised, iris_record
+):
+    """Swagger UI on another site opens the repository's ml-service.yml, not the served copy.
+
+    Its first server is a real address (Swagger calls the first server as it
+    is, so a templated one there was sent as "{scheme}://{host}:{port}"). The
+    test stack is not on `make run`'s port, so the user does what the file's
+    servers offer: picks the templated one and types the stack's host and port.
+    """
+    page.goto(sites[0].origin + "/swagger-file.html")
+    expect(page.locator("#operations-auth-getToken")).to_be_visible(timeout=RENDER_TIMEOUT)
+    servers = page.locator(".servers > label > select")
+    assert servers.input_value() == MAKE_RUN_URL  # what Swagger calls unless told otherwise
+    expect(page.locator(".servers .computed-url")).to_have_count(0)  # no variables to fill
+    offered = [option.get_attribute("value") for option in servers.locator("option").all()]
+    assert offered == [MAKE_RUN_URL, TEMPLATED_SERVER]
+
+    address = urlsplit(stack.url)
+    assert (address.scheme, address.hostname) == ("http", "127.0.0.1")
+    choose_server(
+        page, TEMPLATED_SERVER, scheme="http", host=address.hostname, port=str(address.port)
+    )
+    expect(page.locator(".servers .computed-url code")).to_have_text(stack.url)
+
+    authorize(page, "basicAuth", username=admin_credentials[0], password=admin_credentials[1])
+    get_token = open_try_it_out(page, "auth", "getToken")
+    status, token = execute(page, get_token)
+    assert status == 200
+    assert set(token) == {"token", "token_type", "expires_in"}
+    expect(get_token.locator(".request-url")).to_contain_text(stack.url + "/resource/auth")
+
+    authorize(page, "bearerAuth", value=token["token"])
+    predict = open_try_it_out(page, "prediction", "predict")
+    status, body = execute(page, predict, iris_record)
+    assert status == 200
+    assert body["predictions"] == ["setosa"]
+    page.locator(".scheme-container").screenshot(path=SCREENSHOTS / "swagger-file-servers.png")
+    screenshot_between(
+        page,
+        predict.locator(".opblock-section-header").first,
+        predict.locator(".live-responses-table"),
+        SCREENSHOTS / "swagger-file-try-it-out.png",
+    )
 
 
 def test_docs_render_every_operation_of_the_contract(page, client):

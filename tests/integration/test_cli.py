@@ -17,7 +17,8 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from mlservice_client import Client
+from mlservice_client import Client, formatting
+from tests.helpers import write_over_limit
 
 MLS = str(Path(sys.executable).with_name("mls"))
 
@@ -109,7 +110,113 @@ def test_upload_shows_bytes_rate_and_time_left(stack, run, as_user, tmp_path):
     assert status == 0, output
     assert "uploading wide.csv: " in output
     assert BYTES_BAR.search(output), output
-    assert re.search(r"^\w{32}\s+wide\.csv\s+user\S*\s+csv\s+200000\s", output, re.M), output
+    assert re.search(r"^\w{32}\s+wide\.csv\s+user\S*\s+csv\s+ready\s+200000\s", output, re.M)
+    assert "profiling" not in output  # profiled in the request: 201, nothing to wait for
+
+
+# -- uploads over the stack's [service] inline_profile_mb: profiled by a worker ---------------
+
+#: The line a large file that fails profiling ends with.
+RAGGED = "1,2,3,4,5"
+
+
+@pytest.fixture(scope="module")
+def large_csv(tmp_path_factory, settings) -> tuple[Path, int]:
+    """A good CSV a bit over the stack's inline_profile_mb (16 MiB: about 17 MB) and its rows."""
+    path = tmp_path_factory.mktemp("large") / "large.csv"
+    return path, write_over_limit(path, settings.service.inline_profile_bytes)
+
+
+@pytest.fixture(scope="module")
+def ragged_csv(tmp_path_factory, settings) -> tuple[Path, str]:
+    """The same, ending with a ragged line; the error its profile fails with."""
+    path = tmp_path_factory.mktemp("ragged") / "ragged.csv"
+    rows = write_over_limit(path, settings.service.inline_profile_bytes, RAGGED + "\n")
+    # The message a file under the limit gets as 422 (the header is line 1).
+    return (
+        path,
+        f"ragged rows: CSV parse error: Row #{rows + 2}: Expected 4 columns, got 5: 1,2,3,4,5",
+    )
+
+
+def test_a_large_upload_shows_profiling_then_the_profile(run, as_user, large_csv):
+    path, rows = large_csv
+    size = re.escape(formatting.size(path.stat().st_size))
+    status, output = run("datasets", "upload", str(path), env=as_user)
+    print("\n" + output)
+    assert status == 0, output
+    assert BYTES_BAR.search(output), output
+    stored = re.search(
+        rf"^Data set (\w{{32}}): large\.csv, stored; profiling {size} in a worker$", output, re.M
+    )
+    assert stored, output
+    # The status line ends on the outcome; before it, the upload's answer said profiling.
+    settled = re.search(r"profiling large\.csv: \d\d:\d\d, ready\s*$", output, re.M)
+    assert settled and settled.start() > stored.end(), output
+    profile = re.search(
+        rf"^{stored[1]}\s+large\.csv\s+user\S*\s+csv\s+ready\s+{rows}\s+4\s+{size}\s",
+        output,
+        re.M,
+    )
+    assert profile and profile.start() > settled.end(), output
+    assert re.search(r"^city\s+string\s+0\s+7\s+city0, city1, city2, city3, city4$", output, re.M)
+    assert re.search(r"^label\s+string\s+0\s+2\s+no, yes$", output, re.M), output
+
+    status, output = run("datasets", "ls", env=as_user)
+    assert status == 0, output
+    assert re.search(rf"^{stored[1]}\s+large\.csv\s+\S+\s+csv\s+ready\s+{rows}\s+4\s", output, re.M)
+
+
+def test_a_large_upload_that_fails_profiling_shows_the_error_and_exits_1(run, as_user, ragged_csv):
+    path, error = ragged_csv
+    status, output = run("datasets", "upload", str(path), env=as_user)
+    print("\n" + output)
+    assert status == 1, output
+    stored = re.search(r"^Data set (\w{32}): ragged\.csv, stored; profiling", output, re.M)
+    assert stored, output
+    dataset_id = stored[1]
+    assert re.search(r"profiling ragged\.csv: \d\d:\d\d, failed\s*$", output, re.M), output
+    assert output.splitlines()[-1] == (
+        f"mls: data set {dataset_id!r} (ragged.csv) failed profiling: {error}; "
+        f"fix the file and upload it again ('mls datasets rm {dataset_id}' deletes this record)"
+    )
+
+    status, output = run("datasets", "show", dataset_id, env=as_user)
+    assert status == 0, output
+    assert re.search(rf"^{dataset_id}\s+ragged\.csv\s+\S+\s+csv\s+failed\s+-\s+-\s", output, re.M)
+    assert output.strip().endswith(f"error: {error}"), output
+    status, output = run("datasets", "ls", env=as_user)
+    assert status == 0, output
+    assert re.search(rf"^{dataset_id}\s+ragged\.csv\s+\S+\s+csv\s+failed\s+-\s+-\s", output, re.M)
+
+
+def test_no_wait_answers_at_once_and_wait_prints_the_final_record(stack, as_user, home, ragged_csv):
+    """For scripts (no terminal): --no-wait gives the profiling record; ``datasets wait --json``
+    the final one, failed, on stdout, and the error on stderr with exit code 1."""
+    path, error = ragged_csv
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLS_")} | as_user
+    env |= {"HOME": str(home)}
+
+    def mls(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([MLS, *args], capture_output=True, text=True, env=env, timeout=300)
+
+    uploaded = mls("datasets", "upload", str(path), "--no-wait", "--json")
+    assert uploaded.returncode == 0, uploaded.stderr
+    record = json.loads(uploaded.stdout)
+    assert (record["name"], record["status"]) == ("ragged.csv", "profiling")
+    assert record["status_url"] == f"/resource/task/status/{record['task_id']}"
+    assert not {"rows", "columns", "error"} & set(record)
+    assert uploaded.stderr == (
+        f"Data set {record['id']}: ragged.csv, stored; profiling "
+        f"{formatting.size(path.stat().st_size)} in a worker\n"
+    )
+
+    waited = mls("datasets", "wait", record["id"], "--json")
+    assert waited.returncode == 1, waited.stderr
+    final = json.loads(waited.stdout)
+    assert (final["id"], final["status"], final["error"]) == (record["id"], "failed", error)
+    assert "rows" not in final
+    assert waited.stderr.startswith(f"mls: data set {record['id']!r} (ragged.csv) failed profiling")
 
 
 def test_no_progress_bar_when_stderr_is_not_a_terminal(stack, as_user, customers_csv, home):

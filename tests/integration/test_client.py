@@ -19,9 +19,11 @@ from mlservice_client import (
     Client,
     Invalid,
     NotFound,
+    ProfilingFailed,
     TrainingFailed,
     Unauthorized,
 )
+from tests.helpers import write_over_limit
 
 #: The customers' input columns (the target is ``plan``).
 FEATURES = ["age", "city", "income"]
@@ -224,7 +226,7 @@ UPLOAD_SCRIPT = textwrap.dedent(
     client = Client(url, username=name, password=password)
     client.datasets()  # connections, token and imports are warm before measuring
     before = peak_kb()
-    record = client.upload_dataset(path)
+    record = client.upload_dataset(path, wait=False)  # the upload only, not the profiling
     print(json.dumps({"growth_kb": peak_kb() - before, "record": record}))
     """
 )
@@ -282,3 +284,39 @@ def test_upload_reports_its_progress_to_the_end(stack, user_client, customers, t
     size = Path(path).stat().st_size
     assert sum(n for n, _ in calls) == size == record["size_bytes"]
     assert {t for _, t in calls} == {size}
+
+
+def test_a_large_upload_is_waited_for_until_ready(stack, user_client, settings, tmp_path):
+    """Over inline_profile_mb the service answers ``profiling``; the client returns the profile."""
+    client, name = user_client
+    path = tmp_path / "large.csv"
+    rows = write_over_limit(path, settings.service.inline_profile_bytes)
+    seen: list[str] = []
+    record = client.upload_dataset(path, on_status=lambda r: seen.append(r["status"]))
+    assert (record["status"], record["rows"], record["owner"]) == ("ready", rows, name)
+    assert [c["name"] for c in record["columns"]] == ["id", "value", "city", "label"]
+    assert seen and seen[-1] == "ready" and set(seen) <= {"profiling", "ready"}
+    assert client.dataset(record["id"]) == record
+
+    accepted = client.upload_dataset(path, name="later.csv", wait=False)
+    assert (accepted["name"], accepted["status"]) == ("later.csv", "profiling")
+    assert not {"rows", "columns"} & set(accepted)
+    assert client.wait_dataset(accepted["id"])["rows"] == rows
+
+
+def test_a_large_upload_that_fails_profiling_raises_with_the_record(
+    stack, user_client, settings, tmp_path
+):
+    client, _ = user_client
+    path = tmp_path / "ragged.csv"
+    rows = write_over_limit(path, settings.service.inline_profile_bytes, "1,2,3,4,5\n")
+    with pytest.raises(ProfilingFailed) as failed:
+        client.upload_dataset(path)
+    error = f"ragged rows: CSV parse error: Row #{rows + 2}: Expected 4 columns, got 5: 1,2,3,4,5"
+    record = failed.value.dataset
+    assert record is not None
+    assert (record["status"], record["error"]) == ("failed", error)
+    assert failed.value.message == (
+        f"data set {record['id']!r} (ragged.csv) failed profiling: {error}"
+    )
+    assert client.dataset(record["id"]) == record  # kept until deleted

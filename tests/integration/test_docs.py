@@ -32,6 +32,30 @@ def test_openapi_yaml_is_the_file_with_this_origin_first(client):
     assert {**served, "servers": FILE_CONTRACT["servers"]} == FILE_CONTRACT
 
 
+def test_the_files_first_server_is_a_real_address():
+    """Swagger on another origin, opened on the file itself, calls its first server as it is."""
+    first, templated = FILE_CONTRACT["servers"]
+    assert first["url"] == "http://127.0.0.1:8880" and "variables" not in first
+    assert templated["url"] == "{scheme}://{host}:{port}"
+    assert {name: v["default"] for name, v in templated["variables"].items()} == {
+        "scheme": "http",
+        "host": "127.0.0.1",
+        "port": "8880",
+    }
+
+
+def test_served_from_the_files_own_address_that_address_is_named_once(client):
+    """Asked as 127.0.0.1:8880 (`make run`'s address), the origin replaces the file's entry."""
+    response = client.get("/openapi.json", headers={"Host": "127.0.0.1:8880"})
+    assert [server["url"] for server in response.json()["servers"]] == [
+        "http://127.0.0.1:8880",
+        "{scheme}://{host}:{port}",
+    ]
+    assert response.json()["servers"][0]["description"] == (
+        "this service (the origin that served this document)"
+    )
+
+
 def test_openapi_json_is_the_same_document(client):
     as_yaml = yaml.safe_load(client.get("/openapi.yaml").text)
     response = client.get("/openapi.json")

@@ -12,23 +12,24 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, NoReturn, TypeVar
+from typing import IO, Any, NoReturn, TypeVar, cast
 
 import click
 
 from . import __version__, config, formatting, tables
-from .client import Client
+from .client import Client, dataset_status, profiling_failed
 from .errors import (
     ConnectionFailed,
     MLServiceError,
     NotLoggedIn,
+    ProfilingFailed,
     ServiceError,
     TrainingFailed,
     Unauthorized,
     WaitTimeout,
 )
-from .progress import ByteBar, TaskBar
-from .schemas import Dataset, Model
+from .progress import ByteBar, StatusLine, TaskBar
+from .schemas import FAILED, PROFILING, Dataset, Model
 
 EXIT_OK = 0
 EXIT_SERVICE = 1  # the service refused or failed (4xx/5xx), or an input file is unusable
@@ -42,6 +43,7 @@ EXIT_CODES = f"""\b
 Exit codes:
   {EXIT_OK}    success
   {EXIT_SERVICE}    the service refused or failed (HTTP 4xx/5xx), or an input file is unusable
+       (a large upload's profiling failed too)
   {EXIT_USAGE}    wrong usage, or not logged in
   {EXIT_TRAINING}    training failed (mls train, mls models wait, mls init)
   {EXIT_CONNECT}    cannot connect to the service
@@ -211,34 +213,80 @@ def datasets() -> None:
 
 
 def _dataset_row(record: Dataset) -> list[Any]:
+    """A table row; a data set ``profiling`` or ``failed`` has no rows or columns yet: ``-``."""
+    columns = record.get("columns")
     return [
         record["id"],
         record["name"],
         record.get("owner"),
-        record["format"],
-        record["rows"],
-        len(record.get("columns", [])),
+        record.get("format"),
+        dataset_status(record),
+        record.get("rows"),
+        len(columns) if columns is not None else None,
         formatting.size(record.get("size_bytes")),
         formatting.when(record.get("created_at")),
     ]
 
 
-DATASET_HEADER = ["ID", "NAME", "OWNER", "FORMAT", "ROWS", "COLUMNS", "SIZE", "CREATED"]
+DATASET_HEADER = ["ID", "NAME", "OWNER", "FORMAT", "STATUS", "ROWS", "COLUMNS", "SIZE", "CREATED"]
 
 
 @datasets.command("upload")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--name", help="The data set's name (default: the file's name).")
+@click.option(
+    "--no-wait", is_flag=True, help="Do not wait for a large file's profile; print its record."
+)
+@click.option("--timeout", type=float, help="Seconds to wait for the profile at most.")
 @json_option
-def datasets_upload(file: Path, name: str | None) -> None:
-    """Upload FILE (CSV or Parquet), streamed, with a progress bar; prints its profile."""
+def datasets_upload(file: Path, name: str | None, no_wait: bool, timeout: float | None) -> None:
+    """Upload FILE (CSV or Parquet), streamed, with a progress bar; prints its profile.
+
+    A file over the service's [service] inline_profile_mb is profiled by a
+    worker after the upload: mls waits for it (the time taken is shown on a
+    terminal) unless --no-wait. Exits 1 if the file is not a usable table.
+    """
+    client = state().client()
     with ByteBar(f"uploading {file.name}") as bar:
-        record = state().client().upload_dataset(file, name, progress=bar)
+        record = client.upload_dataset(file, name, progress=bar, wait=False)
+    if dataset_status(record) == PROFILING:
+        note(
+            f"Data set {record['id']}: {record['name']}, stored; "
+            f"profiling {formatting.size(record.get('size_bytes'))} in a worker"
+        )
+        if not no_wait:
+            record = _wait_dataset(client, record, timeout)
+    elif dataset_status(record) == FAILED:
+        _failed(record)
     emit(record, lambda: _dataset_text(record))
 
 
+def _wait_dataset(client: Client, record: Dataset, timeout: float | None) -> Dataset:
+    """Wait for the profile; Ctrl-C stops waiting, not profiling, and says how to resume."""
+    try:
+        with StatusLine(f"profiling {record['name']}") as line:
+            return client.wait_dataset(record["id"], timeout, on_status=line)
+    except ProfilingFailed as failed:
+        _failed(cast(Dataset, failed.dataset or record))
+    except KeyboardInterrupt:
+        note(f"Stopped waiting; the profiling goes on: mls datasets wait {record['id']}")
+        raise
+
+
+def _failed(record: Dataset) -> NoReturn:
+    """A failed profile: the record with --json (for scripts), then the error (exit 1)."""
+    if state().as_json:
+        click.echo(json.dumps(record, indent=2))
+    raise profiling_failed(record)
+
+
 def _dataset_text(record: Dataset) -> str:
+    """The record as a table, then its column profile, or why there is none (yet)."""
     head = formatting.table([_dataset_row(record)], DATASET_HEADER)
+    if dataset_status(record) == PROFILING:
+        return head + f"\n\nprofiling in a worker: mls datasets wait {record['id']}"
+    if dataset_status(record) == FAILED:
+        return head + f"\n\nerror: {record.get('error', 'no reason given')}"
     columns = [
         [
             c["name"],
@@ -273,8 +321,23 @@ def datasets_ls(page: int, per_page: int) -> None:
 @click.argument("dataset_id")
 @json_option
 def datasets_show(dataset_id: str) -> None:
-    """A data set's record and column profile."""
+    """A data set's record and column profile (or its state: profiling, failed and why)."""
     record = state().client().dataset(dataset_id)
+    emit(record, lambda: _dataset_text(record))
+
+
+@datasets.command("wait")
+@click.argument("dataset_id")
+@click.option("--timeout", type=float, help="Seconds to wait at most.")
+@json_option
+def datasets_wait(dataset_id: str, timeout: float | None) -> None:
+    """Wait for a large upload's profile and print it; exits 1 if profiling failed."""
+    client = state().client()
+    record = client.dataset(dataset_id)
+    if dataset_status(record) == PROFILING:
+        record = _wait_dataset(client, record, timeout)
+    elif dataset_status(record) == FAILED:
+        _failed(record)
     emit(record, lambda: _dataset_text(record))
 
 
@@ -741,6 +804,12 @@ def describe(error: MLServiceError) -> str:
         return f"{error} - run 'mls login URL' for a new token"
     if isinstance(error, ServiceError):
         return str(error)
+    if isinstance(error, ProfilingFailed) and error.dataset:
+        dataset_id = error.dataset.get("id")
+        return (
+            f"{error.message}; fix the file and upload it again "
+            f"('mls datasets rm {dataset_id}' deletes this record)"
+        )
     return error.message
 
 

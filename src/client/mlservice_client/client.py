@@ -19,8 +19,11 @@ from typing import IO, Any, cast
 import requests
 
 from . import backoff, tables
-from .errors import NotFound, ServiceError, TrainingFailed, UnsupportedMedia
+from .errors import NotFound, ProfilingFailed, ServiceError, TrainingFailed, UnsupportedMedia
 from .schemas import (
+    FAILED,
+    PROFILING,
+    READY,
     Dataset,
     DatasetList,
     Estimator,
@@ -52,6 +55,9 @@ DATASET_TYPES = {
 
 #: Called with each task status while waiting (the CLI's progress bar).
 OnStatus = Callable[[TaskStatus], None]
+
+#: Called with each data set record while waiting for its profile.
+OnDataset = Callable[[Dataset], None]
 
 #: What ``predict`` takes: records, a DataFrame, or a file (path or binary stream).
 PredictInput = dict[str, Any] | list[dict[str, Any]] | str | os.PathLike[str] | IO[bytes] | Any
@@ -330,11 +336,19 @@ class Client:
         file: str | os.PathLike[str] | IO[bytes],
         name: str | None = None,
         progress: Progress = no_progress,
+        *,
+        wait: bool = True,
+        timeout: float | None = None,
+        on_status: OnDataset | None = None,
     ) -> Dataset:
         """Upload a CSV or Parquet file, streamed from disk; its record and profile.
 
         ``name`` defaults to the file's name; its extension (else the file's)
-        tells the format.
+        tells the format. A file over the service's ``[service]
+        inline_profile_mb`` is answered ``profiling`` while a worker reads it:
+        with ``wait`` (the default) that is waited for as :meth:`wait_dataset`
+        does, so the record comes back ``ready`` with its profile (or
+        :class:`ProfilingFailed`); without it, at once and maybe ``profiling``.
         """
         with _opened(file) as stream:
             path = Path(file) if isinstance(file, (str, os.PathLike)) else None
@@ -343,10 +357,33 @@ class Client:
             headers = {"Content-Type": DATASET_TYPES.get(suffix, "application/octet-stream")}
             params = {"name": filename} if filename else None
             body = ProgressReader(stream, progress)
-            return cast(
+            record = cast(
                 Dataset,
                 self._json("POST", "/resource/datasets", data=body, headers=headers, params=params),
             )
+        if not wait:
+            return record
+        if dataset_status(record) == PROFILING:
+            return self.wait_dataset(record["id"], timeout, on_status)
+        return _usable(record)
+
+    def wait_dataset(
+        self, dataset_id: str, timeout: float | None = None, on_status: OnDataset | None = None
+    ) -> Dataset:
+        """Poll the data set with backoff until it is no longer ``profiling``; its ``ready`` record.
+
+        ``on_status`` sees every record polled. :class:`ProfilingFailed` (with
+        the record) if it ended ``failed``; :class:`WaitTimeout` after
+        ``timeout`` seconds (the profiling goes on).
+        """
+        record = backoff.poll(
+            lambda: self.dataset(dataset_id),
+            lambda found: dataset_status(found) != PROFILING,
+            timeout,
+            f"data set {dataset_id}",
+            on_status,
+        )
+        return _usable(record)
 
     def datasets(self, page: int = 1, per_page: int = 50) -> DatasetList:
         """One page of your data sets (admins: all), newest first."""
@@ -527,6 +564,27 @@ class Client:
                     self._download(url, folder / name, no_progress)
                     saved.append(folder / name)
         return saved
+
+
+def dataset_status(record: Dataset) -> str:
+    """The data set's ``status``; ``ready`` for a service older than statuses (it always was)."""
+    return record.get("status", READY)
+
+
+def profiling_failed(record: Dataset) -> ProfilingFailed:
+    """The error for a data set whose profiling failed, naming it and the service's reason."""
+    reason = record.get("error", "no reason given")
+    return ProfilingFailed(
+        f"data set {record['id']!r} ({record.get('name')}) failed profiling: {reason}",
+        dict(record),
+    )
+
+
+def _usable(record: Dataset) -> Dataset:
+    """The record, unless its profiling failed: then :class:`ProfilingFailed` with its error."""
+    if dataset_status(record) == FAILED:
+        raise profiling_failed(record)
+    return record
 
 
 def _predict_path(model: str) -> str:

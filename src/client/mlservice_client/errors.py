@@ -98,8 +98,20 @@ class TrainingFailed(MLServiceError):
         self.model = model
 
 
+class ProfilingFailed(MLServiceError):
+    """A large upload's profiling ended ``failed``: the file is not a usable table.
+
+    ``dataset`` is the data set's record (its ``error`` says why); the service
+    removed the file but keeps the record until it is deleted.
+    """
+
+    def __init__(self, message: str, dataset: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.dataset = dataset
+
+
 class WaitTimeout(MLServiceError):
-    """A wait for a task or model ran out of time; the work itself goes on."""
+    """A wait for a task, model or data set ran out of time; the work itself goes on."""
 
 
 class NotLoggedIn(MLServiceError):

@@ -1,13 +1,16 @@
 """Progress bars on standard error, and only when it is a terminal.
 
 Scripts that pipe ``mls`` get clean output; people watching get a bar with
-bytes, rate and time left for transfers, and the task's own progress and
-step for training. Each bar is made on first use, when its total is known.
+bytes, rate and time left for transfers, the task's own progress and step
+for training, and the state and time taken for work that reports no
+percentage (a data set being profiled). Each bar is made on first use, when
+its total is known.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from typing import IO, Any
 
 from tqdm import tqdm  # type: ignore[import-untyped]
@@ -88,6 +91,45 @@ class TaskBar:
             self._bar = None
 
     def __enter__(self) -> TaskBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class StatusLine:
+    """A callback for records whose work has no percentage: their ``status`` and the time taken.
+
+    A data set being profiled says only ``profiling`` until it is ``ready`` or
+    ``failed``; a bar that never moves would look stuck, a clock does not.
+    """
+
+    def __init__(self, description: str, enabled: bool | None = None) -> None:
+        self.description = description
+        self.enabled = wanted() if enabled is None else enabled
+        self._bar: Any = None
+
+    def __call__(self, record: Mapping[str, Any]) -> None:
+        if not self.enabled:
+            return
+        if self._bar is None:
+            self._bar = tqdm(
+                total=None,
+                desc=self.description,
+                bar_format="{desc}: {elapsed}{postfix}",
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
+        self._bar.set_postfix_str(str(record.get("status", "")), refresh=False)
+        self._bar.refresh()
+
+    def close(self) -> None:
+        """End the line."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __enter__(self) -> StatusLine:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -55,12 +55,23 @@ class Dataset(TypedDict, total=False):
     owner: str
     format: str
     size_bytes: int
-    rows: int
+    status: str  # profiling, ready, failed (see DATASET_STATES)
+    error: str  # failed only
+    task_id: str  # uploads over the service's inline_profile_mb
+    status_url: str  # the 202 answer only
+    profile_seconds: float  # profiled by a worker, once settled
+    rows: int  # ready only, like columns, delimiter and formula_cells
     columns: list[DatasetColumn]
     delimiter: str | None
     formula_cells: int
     upload_seconds: float
     created_at: float
+
+
+#: A data set's ``status`` values (ml-service.yml's DatasetStatus): ``profiling`` until a
+#: worker has read a large upload, then ``ready`` (with the profile) or ``failed`` (``error``).
+PROFILING, READY, FAILED = "profiling", "ready", "failed"
+DATASET_STATES = (PROFILING, READY, FAILED)
 
 
 class DatasetList(TypedDict):

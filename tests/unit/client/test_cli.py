@@ -5,6 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 from mlservice_client import cli, formatting
+from mlservice_client.client import profiling_failed
 from mlservice_client.errors import (
     ConnectionFailed,
     Invalid,
@@ -82,3 +83,68 @@ def test_metrics_table_with_cv_and_confusion_matrix():
         "no    3    1",
         "yes   0    4",
     ]
+
+
+#: A data set record in each documented state (ml-service.yml's Dataset): only ``ready`` has a
+#: profile; the 202 answer adds ``task_id`` and ``status_url``; ``failed`` has ``error``.
+BASE = {
+    "id": "0b8e5f0a1c2d4e6f8a9b0c1d2e3f4a5b",
+    "name": "big.csv",
+    "owner": "alice",
+    "format": "csv",
+    "size_bytes": 17_000_000,
+    "upload_seconds": 0.5,
+    "created_at": 1795425776.5,
+}
+PROFILING = BASE | {"status": "profiling", "task_id": "5d41", "status_url": "/x/5d41"}
+FAILED = BASE | {"status": "failed", "task_id": "5d41", "error": "ragged rows: Row #9"}
+COLUMN = {
+    "name": "plan",
+    "dtype": "string",
+    "missing": 1,
+    "distinct": 2,
+    "distinct_is_lower_bound": False,
+    "categories_sample": ["basic", "pro"],
+}
+READY = BASE | {"status": "ready", "rows": 400, "columns": [COLUMN], "delimiter": ","}
+
+
+@pytest.mark.parametrize(
+    ("record", "status", "rows", "columns"),
+    [
+        (PROFILING, "profiling", None, None),
+        (FAILED, "failed", None, None),
+        (READY, "ready", 400, 1),
+    ],
+    ids=["profiling", "failed", "ready"],
+)
+def test_a_dataset_row_needs_no_profile(record, status, rows, columns):
+    row = cli._dataset_row(record)
+    assert row[:7] == [BASE["id"], "big.csv", "alice", "csv", status, rows, columns]
+
+
+def test_a_record_without_status_is_from_an_older_service_and_ready():
+    older = {key: value for key, value in READY.items() if key != "status"}
+    assert cli._dataset_row(older)[4] == "ready"
+
+
+def test_the_text_of_each_state():
+    assert cli._dataset_text(PROFILING).endswith(
+        f"\n\nprofiling in a worker: mls datasets wait {BASE['id']}"
+    )
+    assert cli._dataset_text(FAILED).endswith("\n\nerror: ragged rows: Row #9")
+    ready = cli._dataset_text(READY).splitlines()
+    assert ready[-2:] == [
+        "COLUMN  TYPE    MISSING  DISTINCT  SAMPLE",
+        "plan    string        1         2  basic, pro",
+    ]
+    assert ready[1].split()[4:6] == ["ready", "400"]
+
+
+def test_a_failed_profile_is_one_line_naming_the_fix_and_exits_1():
+    error = profiling_failed(FAILED)
+    assert cli.exit_code(error) == cli.EXIT_SERVICE
+    assert cli.describe(error) == (
+        f"data set {BASE['id']!r} (big.csv) failed profiling: ragged rows: Row #9; "
+        f"fix the file and upload it again ('mls datasets rm {BASE['id']}' deletes this record)"
+    )

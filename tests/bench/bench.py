@@ -554,13 +554,13 @@ def single_row(
                 if answer.status_code != 200:
                     raise RuntimeError(
                         f"{peers.TITLES[name]} answered {answer.status_code}: "
-                        f"{answer.text[:300]}; see {peer.log}"
+                        f"{answer.text[:300]}; the end of its log:\n{peer.log_tail()}"
                     )
                 got.append(classes[peer.prediction(answer.json())])
             if got != want:
                 raise RuntimeError(
                     f"{peers.TITLES[name]} predicts {got} for the probe rows, the service "
-                    f"{want}: they do not serve the same pipeline; see {peer.log}"
+                    f"{want}: it does not serve the same pipeline, or reads the rows otherwise"
                 )
             contenders[name] = (peer.url, peer.body(row), JSON_TYPE)
         for name, (url, body, headers) in contenders.items():

@@ -70,6 +70,10 @@ class Peer:
             return answer[0]
         return answer["outputs"][0]["data"][0]
 
+    def log_tail(self) -> str:
+        """The end of its log, for an error message (the bench's files go when it ends)."""
+        return self.log.read_text(errors="replace")[-2000:]
+
     def stop(self, timeout: float = 30) -> None:
         """TERM the first process (and its group), then KILL whatever of its tree lingers."""
         tree = _tree(self.process.pid)
@@ -167,8 +171,9 @@ def start(name: str, python: str, pipeline: Path, work: Path) -> Peer:
     while not _ok(ready):
         if process.poll() is not None or time.monotonic() > deadline:
             peer.stop()
-            tail = log.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"{TITLES[name]} did not start; the end of {log}:\n{tail}")
+            raise RuntimeError(
+                f"{TITLES[name]} did not start; the end of its log:\n{peer.log_tail()}"
+            )
         time.sleep(0.5)
     return peer
 

@@ -655,7 +655,8 @@ def run(args: argparse.Namespace) -> dict:
             files={"file": ("table.csv", csv_path.read_bytes(), "text/csv")},
         ).json()
         results: dict = {
-            "machine": {"cpus": os.cpu_count()},
+            # Other work on the machine skews every figure: the load says how much there was.
+            "machine": {"cpus": os.cpu_count(), "load_at_start": os.getloadavg()},
             "rows": args.rows,
             "settings": {
                 "wrk": f"-t2 -c16 -d{args.seconds}s",
@@ -705,6 +706,7 @@ def run(args: argparse.Namespace) -> dict:
         if "upload" in args.only and args.upload:
             results["upload"] = upload_gib(api, service, work, table)
             print("bench: upload done", file=sys.stderr)
+        results["machine"]["load_at_end"] = os.getloadavg()
         return results
     finally:
         for floor in floors.values():

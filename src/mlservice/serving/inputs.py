@@ -158,7 +158,7 @@ def rows_to_columns(
                 f"{where} row {index} has {got}; each row must be a list of {width} values, "
                 f"one per column in the order {', '.join(map(repr, names))}"
             )
-    check_names(names, schema)
+    check_columns(names, schema)
     transposed = list(zip(*rows, strict=True))
     return _convert({name: transposed[i] for i, name in enumerate(names)}, schema)
 
@@ -167,7 +167,7 @@ def columnar_to_columns(
     columns: dict[str, Any], schema: list[SchemaColumn]
 ) -> dict[str, np.ndarray]:
     """``{column: [values]}`` as model input: each list straight to its array."""
-    check_names(list(columns), schema)
+    check_columns(list(columns), schema)
     lengths = {}
     for name, values in columns.items():
         if not isinstance(values, list):
@@ -184,7 +184,7 @@ def columnar_to_columns(
     return _convert(columns, schema)
 
 
-def check_names(names: Sequence[str], schema: list[SchemaColumn]) -> None:
+def check_columns(names: Sequence[str], schema: list[SchemaColumn]) -> None:
     """Refuse (422) input columns that repeat, lack or add to the model's, naming them."""
     seen = set(names)
     if len(seen) < len(names):
@@ -436,8 +436,3 @@ def arrow_types(schema: list[SchemaColumn]) -> dict[str, pa.DataType]:
 def columns_to_frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
     """The DataFrame scikit-learn's ColumnTransformer selects columns from by name."""
     return pd.DataFrame(columns, copy=False)
-
-
-def records_to_frame(records: list[dict[str, Any]], schema: list[SchemaColumn]) -> pd.DataFrame:
-    """Validate records against the input schema and build the model's input frame."""
-    return columns_to_frame(records_to_columns(records, schema))

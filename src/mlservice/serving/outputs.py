@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from ..errors import BadRequest
@@ -96,16 +95,3 @@ def answer_table(
             arrays.append(pa.array(probabilities[:, index], type=pa.float64()))
             names.append(f"{PROBABILITY_PREFIX}{_plain(label)}")
     return pa.Table.from_arrays(arrays, names=names)
-
-
-def predict(
-    bundle: ModelBundle, frame: pd.DataFrame, probabilities: bool = False
-) -> dict[str, Any]:
-    """scikit-learn's predictions, one call, nothing batched or compiled (the reference)."""
-    check_probabilities(bundle, probabilities)
-    proba = (
-        bundle.pipeline.predict_proba(frame)
-        if probabilities and bundle.task == Task.CLASSIFICATION
-        else None
-    )
-    return answer(bundle, bundle.pipeline.predict(frame), proba)

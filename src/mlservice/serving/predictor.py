@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -48,13 +47,6 @@ class Predictor:
         self.batcher: Batcher[_Job, _Output] = Batcher(
             self._run_batch, settings.batch_max_rows, settings.batch_max_wait_ms / 1000
         )
-
-    def predict(
-        self, columns: dict[str, np.ndarray], probabilities: bool = False
-    ) -> dict[str, Any]:
-        """The JSON answer for validated input columns (see :func:`inputs.records_to_columns`)."""
-        raw, proba = self.run(columns, probabilities)
-        return outputs.answer(self.bundle, raw, proba)
 
     def run(
         self, columns: dict[str, np.ndarray], probabilities: bool = False

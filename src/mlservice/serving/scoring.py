@@ -31,13 +31,20 @@ from ..errors import BadRequest, Invalid, JobFailed, NotFound
 from ..security import Identity
 from ..store.bundles import ColumnType, SchemaColumn
 from ..store.catalog import Catalog
-from ..store.dataset_files import CSV, FILENAMES, PARQUET, Datasets, read_columns, require_ready
+from ..store.dataset_files import (
+    CSV_FORMAT,
+    FILENAMES,
+    PARQUET_FORMAT,
+    Datasets,
+    read_columns,
+    require_ready,
+)
 from ..store.records import ColumnProfile, DatasetRecord, ModelRecord
 from . import inputs, outputs
 from .cache import ModelCache, ModelNotPublished
 from .predictor import Predictor
 
-OUTPUT_FORMATS = (PARQUET, CSV)
+OUTPUT_FORMATS = (PARQUET_FORMAT, CSV_FORMAT)
 MAX_NAME = 200
 #: Profiled dtypes (``ColumnProfile.dtype``) a model's number column can be read from.
 NUMBER_DTYPES = ("integer", "float", "empty")
@@ -152,7 +159,7 @@ def _check_input_columns(
             expected = "numbers"
         elif (
             column["type"] == ColumnType.STRING
-            and dataset["format"] == PARQUET
+            and dataset["format"] == PARQUET_FORMAT
             and dtype not in TEXT_DTYPES
         ):
             expected = "text"
@@ -201,7 +208,7 @@ class _Output:
             self.schema = table.schema
             self._writer = (
                 pq.ParquetWriter(self._handle, table.schema)
-                if self._format == PARQUET
+                if self._format == PARQUET_FORMAT
                 else pacsv.CSVWriter(self._handle, table.schema)
             )
         self._writer.write_table(table.cast(self.schema))

@@ -35,15 +35,15 @@ from .catalog import Catalog
 from .csv_dialect import DEFAULT_DELIMITER, detect_delimiter
 from .records import ColumnProfile, DatasetRecord, DatasetStatus
 
-CSV = "csv"
-PARQUET = "parquet"
-FILENAMES = {CSV: "data.csv", PARQUET: "data.parquet"}
-CONTENT_TYPES = {CSV: "text/csv", PARQUET: "application/vnd.apache.parquet"}
-MEDIA_TYPES = {
-    "text/csv": CSV,
-    "application/csv": CSV,
-    "application/vnd.apache.parquet": PARQUET,
-    "application/x-parquet": PARQUET,
+CSV_FORMAT = "csv"
+PARQUET_FORMAT = "parquet"
+FILENAMES = {CSV_FORMAT: "data.csv", PARQUET_FORMAT: "data.parquet"}
+CONTENT_TYPES = {CSV_FORMAT: "text/csv", PARQUET_FORMAT: "application/vnd.apache.parquet"}
+UPLOAD_MEDIA_TYPES = {
+    "text/csv": CSV_FORMAT,
+    "application/csv": CSV_FORMAT,
+    "application/vnd.apache.parquet": PARQUET_FORMAT,
+    "application/x-parquet": PARQUET_FORMAT,
 }
 #: Distinct values are counted exactly up to this many per column.
 DISTINCT_LIMIT = 10_000
@@ -72,13 +72,13 @@ def profiling_outcome(record: DatasetRecord) -> dict[str, Any]:
 
 def detect_format(media_type: str | None, filename: str | None) -> str:
     """CSV or Parquet from the declared media type, else from the file name."""
-    if media_type in MEDIA_TYPES:
-        return MEDIA_TYPES[media_type]
+    if media_type in UPLOAD_MEDIA_TYPES:
+        return UPLOAD_MEDIA_TYPES[media_type]
     suffix = Path(filename or "").suffix.lower()
     if suffix == ".csv":
-        return CSV
+        return CSV_FORMAT
     if suffix in (".parquet", ".pq"):
-        return PARQUET
+        return PARQUET_FORMAT
     raise UnsupportedMedia(
         f"unsupported media type {media_type or 'none'!r}: send text/csv or "
         "application/vnd.apache.parquet (or a .csv/.parquet file name)"
@@ -201,7 +201,7 @@ def _open_batches(
     A Parquet batch has at most ``batch_rows`` rows and the file's own types (its
     schema is the whole file's); a CSV batch is one block.
     """
-    if file_format == PARQUET:
+    if file_format == PARQUET_FORMAT:
         parquet = pq.ParquetFile(path)
         batches = parquet.iter_batches(batch_size=batch_rows, columns=include_columns)
         return parquet.schema_arrow, batches
@@ -223,7 +223,7 @@ def read_columns(
 ) -> Iterator[pa.RecordBatch]:
     """Some columns of a stored data set, batch by batch (batch scoring reads any size so).
 
-    CSV: a column of ``forced_types`` is read as that type (a model's text column
+    CSV_FORMAT: a column of ``forced_types`` is read as that type (a model's text column
     as text, so "007" stays "007"), the others as at upload; a batch is one block.
     Parquet keeps its own types, in batches of at most ``batch_rows`` rows. The
     file is opened at the first batch asked for, as a generator does.
@@ -266,7 +266,7 @@ def _profile_once(
         "string_columns": string_columns,
         "formula_cells": sum(column.formula_cells for column in columns),
     }
-    if file_format == CSV:
+    if file_format == CSV_FORMAT:
         described["delimiter"] = delimiter
     return described
 
@@ -290,18 +290,20 @@ def profile_file(path: Path, file_format: str) -> dict[str, Any]:
         raise BadRequest("the file is empty")
     with path.open("rb") as handle:
         head = handle.read(4096)
-    if file_format == PARQUET and not head.startswith(b"PAR1"):
+    if file_format == PARQUET_FORMAT and not head.startswith(b"PAR1"):
         raise UnsupportedMedia("the file is not Parquet (no PAR1 magic)")
-    if file_format == CSV and (b"\x00" in head or head.startswith(b"PAR1")):
+    if file_format == CSV_FORMAT and (b"\x00" in head or head.startswith(b"PAR1")):
         raise UnsupportedMedia("the file is not CSV text (binary content)")
-    delimiter = sniff_delimiter(path) if file_format == CSV else DEFAULT_DELIMITER
+    delimiter = sniff_delimiter(path) if file_format == CSV_FORMAT else DEFAULT_DELIMITER
     string_columns: list[str] = []
     while True:
         try:
             return _profile_once(path, file_format, string_columns, delimiter)
         except pa.ArrowInvalid as exc:
             message = str(exc)
-            column = _conversion_column(message, path, delimiter) if file_format == CSV else None
+            column = (
+                _conversion_column(message, path, delimiter) if file_format == CSV_FORMAT else None
+            )
             if column and column not in string_columns:
                 string_columns.append(column)  # mixed values: read the column as text
                 continue
@@ -341,7 +343,7 @@ def _explain(message: str) -> str:
 
 def has_formula_cells(record: DatasetRecord) -> bool:
     """Whether a CSV data set has text cells a spreadsheet would run (unknown: assume so)."""
-    return record["format"] == CSV and record.get("formula_cells", 1) > 0
+    return record["format"] == CSV_FORMAT and record.get("formula_cells", 1) > 0
 
 
 def neutralised_csv(path: Path, record: DatasetRecord) -> Iterator[bytes]:
@@ -351,7 +353,7 @@ def neutralised_csv(path: Path, record: DatasetRecord) -> Iterator[bytes]:
     formatting may differ from the upload); memory stays flat for any size.
     """
     delimiter = delimiter_of(record)
-    _, batches = _open_batches(path, CSV, record["string_columns"], delimiter)
+    _, batches = _open_batches(path, CSV_FORMAT, record["string_columns"], delimiter)
     pattern, replacement = FORMULA_ESCAPE
     header = True
     for batch in batches:
@@ -378,7 +380,7 @@ def load_frame(
 
     ``delimiter`` is the CSV delimiter recorded at upload (:func:`delimiter_of`).
     """
-    if file_format == PARQUET:
+    if file_format == PARQUET_FORMAT:
         table = pq.read_table(path)
     else:
         table = pacsv.read_csv(
@@ -546,5 +548,5 @@ def public(record: DatasetRecord) -> dict[str, Any]:
     shown: dict[str, Any] = {key: value for key, value in record.items() if key != "string_columns"}
     shown["status"] = status_of(record)
     if shown["status"] == DatasetStatus.READY:
-        shown["delimiter"] = delimiter_of(record) if record["format"] == CSV else None
+        shown["delimiter"] = delimiter_of(record) if record["format"] == CSV_FORMAT else None
     return shown

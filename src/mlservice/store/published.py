@@ -24,7 +24,25 @@ def _version_key(model_id: str) -> str:
 
 
 def _counter_key(model_id: str) -> str:
+    return key("model", model_id, "version-counter")
+
+
+def _old_counter_key(model_id: str) -> str:
+    """Where the counter was kept before (``generation``: a word accounts use for another thing)."""
     return key("model", model_id, "generation")
+
+
+# The next version: past both the counter and one kept under the old key, which goes.
+_NEXT_VERSION = """
+local old = tonumber(redis.call('GET', KEYS[2]) or '0')
+local version = redis.call('INCR', KEYS[1])
+if version <= old then
+  version = old + 1
+  redis.call('SET', KEYS[1], version)
+end
+if old > 0 then redis.call('DEL', KEYS[2]) end
+return version
+"""
 
 
 def publish(store: redis.Redis, model_id: str, data: bytes) -> int:
@@ -33,7 +51,8 @@ def publish(store: redis.Redis, model_id: str, data: bytes) -> int:
     The counter outlives :func:`unpublish`, so a model published again never
     reuses a version a worker may still have cached.
     """
-    version = int(store.incr(_counter_key(model_id)))
+    next_version = store.register_script(_NEXT_VERSION)
+    version = int(next_version(keys=[_counter_key(model_id), _old_counter_key(model_id)]))
     pipe = store.pipeline(transaction=True)
     pipe.set(_bundle_key(model_id), data)
     pipe.set(_version_key(model_id), version)

@@ -285,7 +285,8 @@ def deliver(
     try:
         connection.request("POST", target.path, body=body, headers=headers)
         response = connection.getresponse()
-        status, location = response.status, response.getheader("Location")
+        with response:  # it owns the socket once the connection handed it over
+            status, location = response.status, response.getheader("Location")
     except (http.client.HTTPException, OSError) as exc:
         raise DeliveryFailed(f"callback delivery to {url} failed: {exc}") from None
     finally:

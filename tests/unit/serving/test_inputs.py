@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from mlservice.errors import ServiceError
-from mlservice.serving.inputs import parse_records, records_to_frame
+from mlservice.serving.inputs import parse_records
+from tests.reference import records_to_frame
 
 SCHEMA = [
     {"name": "age", "type": "number"},

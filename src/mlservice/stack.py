@@ -299,6 +299,8 @@ class Stack:
         process = self.processes.get(name)
         if process is None:
             return False
+        if not ports.listeners_visible():  # no /proc/net/tcp: its answers must do
+            return True
         tree = [process.pid, *runstate.descendants(process.pid)]
         return bool(ports.holders(port, tree))
 
@@ -575,11 +577,12 @@ class Stack:
         passwords) without rendering the ACL yet.
         """
         ensure_config_file(self.config_path)
-        subprocess.run(
+        written = subprocess.run(
             ["sh", str(REPO_DIR / "redis" / "render-acl.sh"), str(self.redis_config_path)],
-            check=True,
             umask=CHILD_UMASK,
         )
+        if written.returncode != 0:
+            raise StackError(f"{self.redis_config_path}: not written (see the line above)")
         self._settings = None
         preflight.check_default_model(self.settings)
         preflight.check_openapi_file(self.settings)
@@ -611,7 +614,13 @@ class Stack:
                 file=sys.stderr,
                 flush=True,
             )
-            _stop_all([ids for _, ids in left], timeout=15)
+            try:
+                _stop_all([ids for _, ids in left], timeout=15)
+            except PermissionError:
+                raise StackError(
+                    "cannot stop them: they belong to another user (an earlier make run as "
+                    "root?); stop them as that user"
+                ) from None
         runstate.remove(self.run_dir)
 
     def _check_ports(self) -> None:
@@ -620,14 +629,16 @@ class Stack:
         seen: dict[int, str] = {}
         for attribute, (what, variable, flag) in PORT_FLAGS.items():
             port = getattr(self, attribute)
+            named = f"port {port} ({what}; make run {variable}=..., {flag})"
             if port in seen:
                 problems.append(f"{flag} and {seen[port]} are both {port}: give each its own port")
-            elif ports.in_use(port):
-                problems.append(
-                    f"port {port} ({what}; make run {variable}=..., {flag}) is "
-                    f"{ports.describe_holder(port)}"
-                )
-            seen.setdefault(port, flag)
+                continue
+            seen[port] = flag
+            try:
+                if ports.in_use(port):
+                    problems.append(f"{named} is {ports.describe_holder(port)}")
+            except (OSError, OverflowError) as exc:  # out of range, or privileged
+                problems.append(f"{named} cannot be used: {getattr(exc, 'strerror', None) or exc}")
         if problems:
             raise StackError(
                 "cannot start:\n  "

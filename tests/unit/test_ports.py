@@ -90,6 +90,7 @@ def fake_proc(tmp_path: Path) -> Path:
 
 def test_the_holder_is_read_from_proc(tmp_path):
     proc = fake_proc(tmp_path)
+    assert ports.listeners_visible(proc) and not ports.listeners_visible(tmp_path)
     assert ports.listening_inodes(8080, proc) == {111, 333}
     assert ports.listening_inodes(40000, proc) == set()  # 9C40 is only a client's end
     assert ports.holders(8080, proc=proc) == [

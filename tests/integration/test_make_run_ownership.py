@@ -98,7 +98,9 @@ class Running:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.run_dir = directory / "run"
+        # No admin password given: make run generates one into var/admin-password.
         self.env = configured(directory)
+        del self.env["MLSERVICE_ADMIN_PASSWORD"]
         self.http, self.redis_port, self.api = free_port(), free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.http}"
         self.log = directory / "make-run.log"
@@ -145,7 +147,8 @@ def test_nothing_under_var_is_open_to_other_users(first):
     eventually(lambda: store.info("persistence")["aof_rewrite_in_progress"] == 0, timeout=60)
     store.save()  # an RDB file too (make run never asks for one)
     assert (first.run_dir / "redis" / "dump.rdb").is_file()
-    token = requests.get(first.url + "/resource/auth", auth=("admin", ADMIN_PASSWORD), timeout=30)
+    password = (first.run_dir / "admin-password").read_text()
+    token = requests.get(first.url + "/resource/auth", auth=("admin", password), timeout=30)
     upload = requests.post(
         first.url + "/resource/datasets",
         headers={"Authorization": f"Bearer {token.json()['token']}"},
@@ -155,6 +158,7 @@ def test_nothing_under_var_is_open_to_other_users(first):
     assert upload.status_code == 201, upload.text
     found = [first.run_dir, *first.run_dir.rglob("*")]
     assert any(path.name.endswith(".aof") for path in found)
+    assert first.run_dir / "admin-password" in found
     assert any(path.parent.parent.name == "datasets" for path in found)  # an uploaded file
     open_to_others = [
         f"{path} {stat.filemode(path.lstat().st_mode)}"

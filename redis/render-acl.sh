@@ -1,16 +1,18 @@
 #!/bin/sh
 # Write the Redis ACL file from redis/config.properties.
 #
-# usage: render-acl.sh CONFIG_FILE ACL_FILE
+# usage: render-acl.sh CONFIG_FILE [ACL_FILE]
 #
 # When CONFIG_FILE is missing it is first created from config.properties.template
-# (beside this script) with new random passwords. MLSERVICE_REDIS_MASTER_USER,
-# MLSERVICE_REDIS_MASTER_PW, MLSERVICE_REDIS_CELERY_USER and
-# MLSERVICE_REDIS_CELERY_PW override the file, as they do for the Python side.
-# Used by the native stack (mlservice.stack) and the Redis container alike.
+# (beside this script) with new random passwords, 0600 (it holds them). Without
+# ACL_FILE that is all (make run checks the whole configuration before it starts
+# Redis). MLSERVICE_REDIS_MASTER_USER, MLSERVICE_REDIS_MASTER_PW,
+# MLSERVICE_REDIS_CELERY_USER and MLSERVICE_REDIS_CELERY_PW override the file, as
+# they do for the Python side. Used by the native stack (mlservice.stack) and the
+# Redis container alike.
 set -eu
 config=$1
-acl=$2
+acl=${2:-}
 here=$(cd "$(dirname "$0")" && pwd)
 umask 077
 
@@ -22,11 +24,17 @@ if [ ! -f "$config" ]; then
       "$here/config.properties.template" > "$config"
   echo "render-acl: wrote $config with new random passwords" >&2
 fi
+[ -n "$acl" ] || exit 0
 
 value() {  # KEY -> the last KEY=VALUE in the file, trimmed
   sed -n "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*//p" "$config" | tail -n 1 | sed 's/[[:space:]]*$//'
 }
-fail() { echo "$config: $*" >&2; exit 1; }
+# VARIABLE KEY -> what a bad value is blamed on: the variable when set, else the file's key.
+origin() {
+  eval "given=\${$1:+yes}"
+  if [ -n "$given" ]; then echo "environment variable $1"; else echo "$config: $2"; fi
+}
+fail() { echo "$*" >&2; exit 1; }
 
 master_user=${MLSERVICE_REDIS_MASTER_USER:-$(value MASTER_USER)}
 celery_user=${MLSERVICE_REDIS_CELERY_USER:-$(value CELERY_USER)}
@@ -34,15 +42,17 @@ celery_user=${celery_user:-celery}
 master_pw=${MLSERVICE_REDIS_MASTER_PW:-$(value REDIS_MASTER_PW)}
 celery_pw=${MLSERVICE_REDIS_CELERY_PW:-$(value REDIS_CELERY_PW)}
 
-for pair in "MASTER_USER:$master_user" "CELERY_USER:$celery_user"; do
-  key=${pair%%:*}; name=${pair#*:}
+for triple in "MASTER_USER:MLSERVICE_REDIS_MASTER_USER:$master_user" \
+              "CELERY_USER:MLSERVICE_REDIS_CELERY_USER:$celery_user"; do
+  key=${triple%%:*}; rest=${triple#*:}; variable=${rest%%:*}; name=${rest#*:}
   echo "$name" | grep -Eq '^[A-Za-z0-9_.-]{1,64}$' && [ "$name" != default ] \
-    || fail "$key = '$name' is not allowed; use letters, digits, '_', '.', '-' and not 'default'"
+    || fail "$(origin "$variable" "$key") = '$name' is not allowed; use letters, digits, '_', '.', '-' and not 'default'"
 done
-for pair in "REDIS_MASTER_PW:$master_pw" "REDIS_CELERY_PW:$celery_pw"; do
-  key=${pair%%:*}; pw=${pair#*:}
+for triple in "REDIS_MASTER_PW:MLSERVICE_REDIS_MASTER_PW:$master_pw" \
+              "REDIS_CELERY_PW:MLSERVICE_REDIS_CELERY_PW:$celery_pw"; do
+  key=${triple%%:*}; rest=${triple#*:}; variable=${rest%%:*}; pw=${rest#*:}
   echo "$pw" | grep -Eq '^[A-Za-z0-9_.~-]{8,}$' \
-    || fail "$key must be at least 8 characters of letters, digits, '_', '.', '~', '-'"
+    || fail "$(origin "$variable" "$key") must be at least 8 characters of letters, digits, '_', '.', '~', '-'"
 done
 
 # The app user may do everything; the Celery user only touches the keys the

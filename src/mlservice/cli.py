@@ -10,20 +10,42 @@
 (``users add`` of an existing user resets their password and role and revokes
 their tokens; ``users delete`` deletes their data sets and models too.)
 
+Commands reach the stack ``make run`` runs from this checkout: its Redis port
+and config files are read from var/stack.json (``--run-dir`` for another run
+directory), so they never land on another stack's Redis on the default port.
+MLSERVICE_CONFIG, MLSERVICE_REDIS_CONFIG, MLSERVICE_REDIS_HOST or
+MLSERVICE_REDIS_PORT in the environment point elsewhere, and win.
+
 (``mlservice`` is the console script ``pip install`` makes; ``python -m
 mlservice`` is the same.)
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 import redis
 
-from . import accounts, nginx_conf, preflight, redis_client
-from .config import DEFAULT_CONFIG_PATH, ConfigError, Settings, ensure_config_file, get_settings
+from . import accounts, nginx_conf, preflight, redis_client, runstate
+from .config import (
+    DEFAULT_CONFIG_PATH,
+    DEFAULT_RUN_DIR,
+    ConfigError,
+    Settings,
+    ensure_config_file,
+    get_settings,
+)
 from .errors import ServiceError
+
+#: Variables that point a command at a stack: set in the shell, they win over var/.
+STACK_VARIABLES = (
+    "MLSERVICE_CONFIG",
+    "MLSERVICE_REDIS_CONFIG",
+    "MLSERVICE_REDIS_HOST",
+    "MLSERVICE_REDIS_PORT",
+)
 
 
 class Commands(click.Group):
@@ -41,7 +63,37 @@ class Commands(click.Group):
 def _redis_problem(exc: redis.RedisError) -> str:
     """What went wrong with Redis, naming where the CLI looked and which settings say so."""
     first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return f"{preflight.redis_location(get_settings())}: {first_line}"
+    return f"{preflight.redis_location(get_settings())}: {first_line}{_which_stack()}"
+
+
+def _follow_running_stack(run_dir: Path) -> str:
+    """Point this process at the stack make run runs from ``run_dir``; say which, for errors.
+
+    Nothing changes when the environment names a stack itself, or when no
+    make run of that directory is running.
+    """
+    if any(os.environ.get(name, "").strip() for name in STACK_VARIABLES):
+        return ""
+    state = runstate.running(run_dir)
+    if state is None:
+        return f" (no make run is running from {run_dir}: start it, or set MLSERVICE_REDIS_PORT)"
+    os.environ.update(state.environment())
+    get_settings.cache_clear()
+    return f" (the make run at {state.url}, from {run_dir / runstate.STATE_FILE})"
+
+
+def _which_stack() -> str:
+    """Which stack the command tried to reach, as :func:`main` found it (for error messages)."""
+    ctx = click.get_current_context(silent=True)
+    return (ctx.find_root().obj or "") if ctx is not None else ""
+
+
+def _check_app_login(settings: Settings) -> None:
+    """The app user can log in to Redis; a failure names the stack the command looked for."""
+    try:
+        preflight.check_app_login(settings)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}{_which_stack()}") from None
 
 
 def _settings_or_exit() -> Settings:
@@ -58,15 +110,28 @@ def _accounts() -> accounts.Accounts:
     Accounts stored by an older version are upgraded first, as the service does at start.
     """
     settings = _settings_or_exit()
-    preflight.check_app_login(settings)
+    _check_app_login(settings)
     users = accounts.Accounts(redis_client.connect(settings.redis))
     users.upgrade()
     return users
 
 
 @click.group(cls=Commands)
-def main() -> None:
-    """ML Service administration."""
+@click.option(
+    "--run-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=DEFAULT_RUN_DIR,
+    help="Reach the stack make run runs from this directory (default: var/ of this checkout).",
+)
+@click.pass_context
+def main(ctx: click.Context, run_dir: Path) -> None:
+    """ML Service administration.
+
+    Commands reach the stack make run runs from this checkout (its ports are
+    in var/stack.json) unless MLSERVICE_CONFIG, MLSERVICE_REDIS_CONFIG,
+    MLSERVICE_REDIS_HOST or MLSERVICE_REDIS_PORT point elsewhere.
+    """
+    ctx.obj = _follow_running_stack(run_dir)
 
 
 @main.command("init-config")
@@ -90,7 +155,10 @@ def check_config(redis: bool) -> None:
     settings = _settings_or_exit()
     try:
         if redis:
-            preflight.check(settings, wait_seconds=0)
+            preflight.check_default_model(settings)
+            preflight.check_openapi_file(settings)
+            _check_app_login(settings)
+            preflight.check_redis_users(settings, wait_seconds=0)
         else:
             preflight.check_default_model(settings)
     except ConfigError as exc:
@@ -138,7 +206,7 @@ def delete_user(username: str) -> None:
     from .context import build_context  # the data stores: only this command needs them
 
     settings = _settings_or_exit()
-    preflight.check_app_login(settings)
+    _check_app_login(settings)
     ctx = build_context(settings)
     try:
         datasets, models = ctx.accounts.delete_account(ctx.datasets, ctx.models, username)

@@ -13,8 +13,12 @@ in the file, how it is checked, and the environment variable that overrides
 it (``MLSERVICE_<SECTION>_<KEY>`` unless named otherwise), so one image serves
 every environment (12-factor). The API, the Celery worker, Gunicorn
 (``src/gunicorn.conf.py``) and ``make run`` all read this table. Any problem
-raises :class:`ConfigError` with one line naming the file, the key and what
-is allowed.
+raises :class:`ConfigError` with one line naming the file (or the
+environment variable), the key and what is allowed.
+
+Reading is strict: a section, key or ``MLSERVICE_*`` variable that is not
+declared here is an error with a "did you mean", because a misspelled key
+would otherwise pass silently and leave its default in force.
 
 To add a setting: add a field with :func:`option` to its section's class,
 and the key with its default to ``src/config.properties.template``
@@ -24,12 +28,12 @@ and the key with its default to ``src/config.properties.template``
 from __future__ import annotations
 
 import configparser
+import difflib
 import functools
 import json
 import math
 import os
 import re
-import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
@@ -50,7 +54,9 @@ REPO_DIR = SRC_DIR.parent
 DEFAULT_CONFIG_PATH = SRC_DIR / "config.properties"
 DEFAULT_REDIS_CONFIG_PATH = REPO_DIR / "redis" / "config.properties"
 TEMPLATE_PATH = SRC_DIR / "config.properties.template"
-DEFAULT_ARTIFACT_DIR = REPO_DIR / "var" / "artifacts"
+#: make run's run directory: logs, Redis's data, its state file (var/stack.json).
+DEFAULT_RUN_DIR = REPO_DIR / "var"
+DEFAULT_ARTIFACT_DIR = DEFAULT_RUN_DIR / "artifacts"
 DEFAULT_OPENAPI_FILE = REPO_DIR / "ml-service.yml"
 
 #: A web origin as browsers send it: scheme, host (name, IPv4 or [IPv6]) and optional port.
@@ -58,6 +64,28 @@ ORIGIN = re.compile(r"https?://(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:[0-9]{1,5})?")
 
 #: The "section" of settings read from redis/config.properties.
 REDIS_FILE = "redis"
+
+#: Keys of redis/config.properties that are no settings: the template's end marker.
+REDIS_FILE_MARKERS = ("END_FILE",)
+
+#: ``MLSERVICE_*`` environment variables that are not settings, and who reads them.
+#: Anything else that looks like a setting (a section's prefix, or close to a
+#: setting's variable) is refused, so a misspelled override cannot pass silently.
+OTHER_ENVIRONMENT = {
+    "MLSERVICE_CONFIG": "the path of src/config.properties",
+    "MLSERVICE_REDIS_CONFIG": "the path of redis/config.properties",
+    "MLSERVICE_LISTEN": "NGINX's listen address (nginx/render-listen.sh)",
+    "MLSERVICE_LISTEN_CONF": "NGINX's rendered listen directive (nginx/)",
+    "MLSERVICE_API_UPSTREAM": "NGINX's upstream, the API's address (nginx/)",
+    "MLSERVICE_ARTIFACT_DIR": "where NGINX serves downloads from (nginx/)",
+    "MLSERVICE_NGINX_SETTINGS": "NGINX's settings file (nginx/, src/docker-entrypoint.sh)",
+    "MLSERVICE_ACCESS_LOG": "NGINX's access log (nginx/)",
+    "MLSERVICE_PORT": "the host port Compose publishes NGINX on (docker-compose.yml)",
+    "MLSERVICE_PROMETHEUS_PORT": "the host port of Compose's Prometheus (docker-compose.yml)",
+    "MLSERVICE_COMPOSE": "the Compose command of make test-compose (Makefile)",
+    "MLSERVICE_COMPOSE_PROJECT": "the Compose project of the scale-out tests (tests/compose)",
+    "MLSERVICE_TEST_COMPOSE": "turns on the scale-out tests (Makefile, tests/compose)",
+}
 
 
 class ConfigError(Exception):
@@ -236,6 +264,20 @@ class Option:
             shown = "" if self.secret else f" = {raw!r}"
             raise ConfigError(f"{source}: {self.where()}{shown} {exc}") from None
 
+    def parse_env(self, raw: str) -> Any:
+        """The checked value of this setting's environment variable.
+
+        An error names the variable, not the file: the file may well say
+        something else, and the operator must know which one to fix.
+        """
+        try:
+            return self.check(raw)
+        except ValueError as exc:
+            shown = "" if self.secret else f" = {raw!r}"
+            raise ConfigError(
+                f"environment variable {self.env}{shown} {exc} (it overrides {self.where()})"
+            ) from None
+
 
 def option(
     section: str,
@@ -337,6 +379,9 @@ class ServiceSettings:
 
     #: Data set and bundle files (relative: to the config file; empty: var/artifacts).
     artifact_dir: Path | None = option("service", "artifact_dir", Path, "")
+    #: Artifact files 0644 and directories 0755, for an NGINX that runs as another user
+    #: (Docker Compose sets it); false: 0600 and 0700, the service's user alone.
+    artifacts_world_readable: bool = option("service", "artifacts_world_readable", boolean, "false")
     max_upload_mb: int = option("service", "max_upload_mb", integer(1), "20480")
     #: Uploads up to this size are profiled in the request (201); larger ones by a Celery
     #: task after a 202 (0: every upload).
@@ -583,8 +628,10 @@ def _read_section(
     read: dict[str, Any] = {}
     for name, declared in options(section_class):
         raw = _env(declared.env, environ)
-        if raw is None:
-            raw = values.get(declared.key, "").strip() or declared.default
+        if raw is not None:
+            read[name] = declared.parse_env(raw)
+            continue
+        raw = values.get(declared.key, "").strip() or declared.default
         if raw is None:
             if not section_present:
                 required = [o.key for _, o in options(section_class) if o.default is None]
@@ -614,6 +661,78 @@ def _read_ini(path: Path) -> configparser.ConfigParser:
         first_line = str(exc).splitlines()[0]
         raise ConfigError(f"{path}: cannot be parsed as an INI file: {first_line}") from None
     return parser
+
+
+def _did_you_mean(name: str, known: list[str], cutoff: float = 0.6) -> str:
+    """``; did you mean X?`` naming the closest of ``known``, or nothing when none is close."""
+    close = difflib.get_close_matches(name, known, n=1, cutoff=cutoff)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def _declared_keys(section_class: type) -> list[str]:
+    return [declared.key for _, declared in options(section_class)]
+
+
+def _check_known_keys(parser: configparser.ConfigParser, path: Path) -> None:
+    """Every section and key of src/config.properties is declared.
+
+    An unknown one is a typo (``[servce]``, ``max_uplod_mb``) whose setting
+    would silently keep its default: refused, naming the closest declared name.
+    """
+    if parser.defaults():
+        raise ConfigError(
+            f"{path}: section [{parser.default_section}] is not used by ML Service; "
+            "move its keys into their sections"
+        )
+    for section in parser.sections():
+        if section not in SECTIONS:
+            close = difflib.get_close_matches(section, list(SECTIONS), n=1)
+            hint = f"did you mean [{close[0]}]?" if close else f"sections: {', '.join(SECTIONS)}"
+            raise ConfigError(f"{path}: section [{section}] is not known; {hint}")
+        declared = _declared_keys(SECTIONS[section])
+        for key in parser.options(section):
+            if key in declared:
+                continue
+            owner = next((n for n, cls in SECTIONS.items() if key in _declared_keys(cls)), None)
+            hint = (
+                f"; it belongs in [{owner}]"
+                if owner
+                else _did_you_mean(key, declared) or f"; [{section}] has {', '.join(declared)}"
+            )
+            raise ConfigError(f"{path}: [{section}] {key} is not a setting{hint}")
+
+
+def _check_redis_keys(values: Mapping[str, str], path: Path) -> None:
+    """Every key of redis/config.properties is declared (or the template's end marker)."""
+    known = _declared_keys(RedisSettings) + list(REDIS_FILE_MARKERS)
+    for key in values:
+        if key not in known:
+            hint = _did_you_mean(key, known) or f"; its keys are {', '.join(known)}"
+            raise ConfigError(f"{path}: {key} is not a setting{hint}")
+
+
+def check_environment(environ: Mapping[str, str]) -> None:
+    """No ``MLSERVICE_*`` variable that looks like a setting is unknown.
+
+    Looks like a setting: it starts with a section's prefix
+    (``MLSERVICE_SERVICE_``, ``MLSERVICE_REDIS_``, ...) or is close to a
+    setting's variable (a lost S of ``MLSERVICE_WORKERS``). Variables other
+    parts read (:data:`OTHER_ENVIRONMENT`) pass; so do empty ones (unset, to
+    the service). Other names are none of the service's business.
+    """
+    declared = [o.env for cls in (*SECTIONS.values(), RedisSettings) for _, o in options(cls)]
+    known = sorted({*declared, *OTHER_ENVIRONMENT})
+    prefixes = tuple(f"MLSERVICE_{section.upper()}_" for section in (*SECTIONS, REDIS_FILE))
+    for name in sorted(environ):
+        if not name.startswith("MLSERVICE_") or name in known or not environ[name].strip():
+            continue
+        hint = _did_you_mean(name, known, cutoff=0.85)
+        if not hint and not name.startswith(prefixes):
+            continue
+        hint = (
+            hint or "; settings are MLSERVICE_<SECTION>_<KEY> (see src/config.properties.template)"
+        )
+        raise ConfigError(f"environment variable {name} is not a setting{hint}")
 
 
 def read_properties(path: Path) -> dict[str, str]:
@@ -663,7 +782,10 @@ def load_section(section_class: type[S], environ: Mapping[str, str] | None = Non
     """One section of src/config.properties alone (e.g. before Redis's config exists)."""
     environ = os.environ if environ is None else environ
     path = _config_path(environ)
-    return _section(_read_ini(path), section_class, environ, path)
+    parser = _read_ini(path)
+    _check_known_keys(parser, path)
+    check_environment(environ)
+    return _section(parser, section_class, environ, path)
 
 
 def _resolve_artifact_dir(service: ServiceSettings, config_path: Path) -> ServiceSettings:
@@ -680,6 +802,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     path = _config_path(environ)
     redis_path = Path(_env("MLSERVICE_REDIS_CONFIG", environ) or DEFAULT_REDIS_CONFIG_PATH)
     parser = _read_ini(path)
+    _check_known_keys(parser, path)
+    redis_values = read_properties(redis_path)
+    _check_redis_keys(redis_values, redis_path)
+    check_environment(environ)
     auth = _section(parser, AuthSettings, environ, path)
     try:
         auth.token_lifetime  # noqa: B018 - checked here: huge values overflow timedelta
@@ -702,7 +828,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         logging=_section(parser, LoggingSettings, environ, path),
         tls=_section(parser, TlsSettings, environ, path),
         admin=_section(parser, AdminSettings, environ, path),
-        redis=_read_section(RedisSettings, read_properties(redis_path), environ, redis_path),
+        redis=_read_section(RedisSettings, redis_values, environ, redis_path),
     )
 
 
@@ -713,9 +839,14 @@ def get_settings() -> Settings:
 
 
 def ensure_config_file(path: Path = DEFAULT_CONFIG_PATH) -> bool:
-    """Copy ``config.properties.template`` to ``path`` if it is missing; True if written."""
+    """Copy ``config.properties.template`` to ``path`` if it is missing; True if written.
+
+    The copy is 0600 from its first byte: it will hold secrets (``[security]
+    secret_key``, ``[admin] password``).
+    """
     if path.exists():
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(TEMPLATE_PATH, path)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as copy:
+        copy.write(TEMPLATE_PATH.read_bytes())
     return True

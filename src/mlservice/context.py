@@ -116,7 +116,7 @@ def build_context(settings: Settings) -> ServiceContext:
     """Connect to Redis, configure Celery, resolve the secret and wire the domain objects."""
     connection = redis_client.connect(settings.redis)
     secret = security.service_secret(connection, settings.security.secret_key)
-    artifacts = ArtifactStore(settings.artifact_dir)
+    artifacts = ArtifactStore(settings.artifact_dir, settings.service.artifacts_world_readable)
     model_catalog = Catalog(connection, "model", ModelRecord)
     runs = TrainingRuns(connection, artifacts)
     return ServiceContext(

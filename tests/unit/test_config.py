@@ -1,18 +1,26 @@
 """Configuration: the template, units, booleans, validation messages, environment overrides."""
 
 import configparser
+import re
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from mlservice.config import (
+    OTHER_ENVIRONMENT,
+    REPO_DIR,
     SECTIONS,
     TEMPLATE_PATH,
     TIME_UNITS,
+    AdminSettings,
     ConfigError,
+    RedisSettings,
     TlsSettings,
     boolean,
+    check_environment,
+    ensure_config_file,
+    load_section,
     load_settings,
     options,
     token_lifetime,
@@ -119,7 +127,7 @@ def test_empty_environment_value_counts_as_unset(tmp_path):
 @pytest.mark.parametrize(
     "config, words",
     [
-        ("[other]\nx = 1\n", ["[auth_info] is missing"]),
+        ("[service]\nmax_upload_mb = 5\n", ["section [auth_info] is missing"]),
         ("[auth_info]\nexpiry = 3\n", ["expiry_time_unit is missing"]),
         ("not an ini file", ["cannot be parsed"]),
         (SEED_CONFIG + "[default_model]\ndataset = mnist\n", ["dataset", "mnist", "iris, wine"]),
@@ -273,6 +281,186 @@ def test_tls_needs_both_files_and_readable_ones(tmp_path):
     with pytest.raises(ConfigError) as raised:
         load_settings(env)
     assert str(raised.value) == (
+        f"environment variable MLSERVICE_TLS_KEY = '{tmp_path / 'no.pem'}' "
+        "is not a file this process can read (it overrides [tls] key)"
+    )
+    config = SEED_CONFIG + f"[tls]\ncert = {tmp_path / 'cert.pem'}\nkey = {tmp_path / 'no.pem'}\n"
+    with pytest.raises(ConfigError) as raised:
+        load_settings(write_configs(tmp_path, config))
+    assert str(raised.value) == (
         f"{tmp_path / 'config.properties'}: [tls] key = '{tmp_path / 'no.pem'}' "
         "is not a file this process can read"
     )
+
+
+# --- strictness: unknown sections, keys and variables are refused, naming the right one ---
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        (
+            SEED_CONFIG + "[servce]\nmax_upload_mb = 5\n",
+            "section [servce] is not known; did you mean [service]?",
+        ),
+        (
+            SEED_CONFIG + "[service]\nmax_uplod_mb = 5\n",
+            "[service] max_uplod_mb is not a setting; did you mean max_upload_mb?",
+        ),
+        (
+            SEED_CONFIG + "[service]\nmax_json_mb = 5\n",
+            "[service] max_json_mb is not a setting; it belongs in [limits]",
+        ),
+        (
+            SEED_CONFIG + "[zzz]\nx = 1\n",
+            "section [zzz] is not known; sections: auth_info, security, default_model, "
+            "inference, service, limits, api, cors, metrics, logging, tls, admin",
+        ),
+        (
+            SEED_CONFIG + "[logging]\nqqqq = 1\n",
+            "[logging] qqqq is not a setting; [logging] has format",
+        ),
+        (
+            "[DEFAULT]\nexpiry = 3\n" + SEED_CONFIG,
+            "section [DEFAULT] is not used by ML Service; move its keys into their sections",
+        ),
+    ],
+)
+def test_unknown_sections_and_keys_are_refused_with_the_right_name(tmp_path, config, message):
+    with pytest.raises(ConfigError) as raised:
+        load_settings(write_configs(tmp_path, config))
+    assert str(raised.value) == f"{tmp_path / 'config.properties'}: {message}"
+
+
+def test_a_section_alone_is_checked_as_strictly(tmp_path):
+    env = write_configs(tmp_path, SEED_CONFIG + "[admin]\nusername = a\npasword = b\n")
+    with pytest.raises(ConfigError) as raised:
+        load_section(AdminSettings, env)
+    assert str(raised.value) == (
+        f"{tmp_path / 'config.properties'}: [admin] pasword is not a setting; "
+        "did you mean password?"
+    )
+
+
+def test_every_key_of_the_template_is_known(tmp_path):
+    env = write_configs(tmp_path, TEMPLATE_PATH.read_text())
+    assert load_settings(env).service.artifacts_world_readable is False
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        (
+            "REDIS_CELERY_PWD=fedcba9876543210",
+            "REDIS_CELERY_PWD is not a setting; did you mean REDIS_CELERY_PW?",
+        ),
+        (
+            "COLOUR=blue",
+            "COLOUR is not a setting; its keys are HOST, MASTER_USER, REDIS_MASTER_PW, "
+            "REDIS_CELERY_PW, PORT, CELERY_USER, END_FILE",
+        ),
+    ],
+)
+def test_unknown_redis_keys_are_refused(tmp_path, line, message):
+    env = write_configs(tmp_path, SEED_CONFIG, REDIS_PROPERTIES + line + "\n")
+    with pytest.raises(ConfigError) as raised:
+        load_settings(env)
+    assert str(raised.value) == f"{tmp_path / 'redis.properties'}: {message}"
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        (
+            "MLSERVICE_SERVICE_MAX_UPLOD_MB",
+            "environment variable MLSERVICE_SERVICE_MAX_UPLOD_MB is not a setting; "
+            "did you mean MLSERVICE_SERVICE_MAX_UPLOAD_MB?",
+        ),
+        (
+            "MLSERVICE_WORKER",
+            "environment variable MLSERVICE_WORKER is not a setting; "
+            "did you mean MLSERVICE_WORKERS?",
+        ),
+        (
+            "MLSERVICE_REDIS_CONFG",
+            "environment variable MLSERVICE_REDIS_CONFG is not a setting; "
+            "did you mean MLSERVICE_REDIS_CONFIG?",
+        ),
+        (
+            "MLSERVICE_INFERENCE_WHATEVER_ELSE",
+            "environment variable MLSERVICE_INFERENCE_WHATEVER_ELSE is not a setting; "
+            "settings are MLSERVICE_<SECTION>_<KEY> (see src/config.properties.template)",
+        ),
+    ],
+)
+def test_unknown_setting_variables_are_refused(tmp_path, name, message):
+    env = write_configs(tmp_path, SEED_CONFIG) | {name: "5"}
+    with pytest.raises(ConfigError) as raised:
+        load_settings(env)
+    assert str(raised.value) == message
+
+
+def test_variables_other_parts_read_pass(tmp_path):
+    """NGINX's, Compose's and the tests' own variables are no settings, and no typos either."""
+    env = {name: "x" for name in OTHER_ENVIRONMENT} | write_configs(tmp_path, SEED_CONFIG)
+    env |= {"MLSERVICE_SOMETHING_UNRELATED": "1", "MLSERVICE_SERVICE_TYPO": ""}
+    load_settings(env)  # empty counts as unset; unrelated names are not settings' look-alikes
+
+
+#: Tests that misspell variables on purpose.
+TYPO_EXAMPLES = ("test_config.py", "test_make_run_ownership.py")
+
+
+def test_every_variable_the_repository_names_is_known():
+    """Every MLSERVICE_* name written in the code, Compose, NGINX, Redis or the Makefile is
+    a setting's variable or one of OTHER_ENVIRONMENT: strictness refuses no real one."""
+    declared = {o.env for cls in (*SECTIONS.values(), RedisSettings) for _, o in options(cls)}
+    places = [REPO_DIR / name for name in ("src", "tests", "nginx", "redis")]
+    files = [p for place in places for p in place.rglob("*") if p.is_file()]
+    files += [REPO_DIR / "docker-compose.yml", REPO_DIR / "Makefile"]
+    named = set()
+    for path in files:
+        if path.suffix in (".pyc", ".csv", ".parquet") or path.name in TYPO_EXAMPLES:
+            continue
+        named |= set(
+            re.findall(
+                r"MLSERVICE_[A-Z0-9_]*[A-Z0-9](?![A-Z0-9_<])", path.read_text(errors="replace")
+            )
+        )
+    refused = []
+    for name in sorted(named):
+        try:
+            check_environment({name: "1"})
+        except ConfigError:
+            refused.append(name)
+    assert refused == []
+    assert len(named - declared) >= 10  # the walk found the others' names
+
+
+def test_an_environment_error_names_the_variable_not_the_file(tmp_path):
+    env = write_configs(tmp_path, SEED_CONFIG + "[service]\nmax_upload_mb = 5\n")
+    env["MLSERVICE_SERVICE_MAX_UPLOAD_MB"] = "lots"
+    with pytest.raises(ConfigError) as raised:
+        load_settings(env)
+    assert str(raised.value) == (
+        "environment variable MLSERVICE_SERVICE_MAX_UPLOAD_MB = 'lots' is not an integer "
+        "(it overrides [service] max_upload_mb)"
+    )
+
+
+def test_an_environment_error_never_shows_a_secret(tmp_path):
+    env = write_configs(tmp_path, SEED_CONFIG) | {"MLSERVICE_REDIS_MASTER_PW": "sh ort"}
+    with pytest.raises(ConfigError) as raised:
+        load_settings(env)
+    assert str(raised.value) == (
+        "environment variable MLSERVICE_REDIS_MASTER_PW must be at least 8 characters of "
+        "letters, digits, '_', '.', '~', '-' (it overrides REDIS_MASTER_PW)"
+    )
+
+
+def test_a_new_config_file_is_private(tmp_path):
+    path = tmp_path / "new" / "config.properties"
+    assert ensure_config_file(path) is True
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.read_text() == TEMPLATE_PATH.read_text()
+    assert ensure_config_file(path) is False

@@ -76,6 +76,16 @@ TASK_MODULES = (
 app = Celery("mlservice", include=list(TASK_MODULES))
 
 
+def sender(settings: Settings) -> Celery:
+    """A Celery app of its own for a context that sends tasks and reads their state.
+
+    Not :data:`app`: that one is the worker's (its tasks are bound to it), and it is
+    configured once per process, while each context (the API's, a test's) reaches
+    the broker of its own settings.
+    """
+    return configure(Celery("mlservice", set_as_current=False), settings)
+
+
 def configure(celery: Celery, settings: Settings) -> Celery:
     """Point ``celery`` at Redis from ``settings``, with every option explicit."""
     time_limit = settings.service.task_time_limit_seconds

@@ -122,7 +122,7 @@ def build_context(settings: Settings) -> ServiceContext:
     return ServiceContext(
         settings=settings,
         redis=connection,
-        celery=celery_app.configure(celery_app.app, settings),
+        celery=celery_app.sender(settings),
         secret=secret,
         accounts=Accounts(connection),
         task_owners=TaskOwners(connection),

@@ -4,7 +4,35 @@ Domain code (stores, training, serving, users) raises the subclass that says
 what went wrong; each subclass carries its HTTP status, so the mapping from
 errors to status codes lives here and nowhere else. The API's single handler
 (:mod:`mlservice.api.error_handler`) turns any of them into ``{"status": message}``;
-the Celery tasks and the CLI read the same message.
+the Celery tasks and the CLI read the same message. The tree::
+
+    ServiceError (500: a bug; the handler logs it and answers a bare 500)
+    ├── BadRequest 400          the body's shape: not JSON, a field missing or mistyped
+    ├── Unauthorized 401        no credentials, or ones that do not check out
+    │   └── security.TokenError
+    ├── Forbidden 403           known, but not allowed to
+    ├── NotFound 404            no such thing, or not one the caller may see
+    ├── NotAcceptable 406       an answer format (Accept) the service does not write
+    ├── Conflict 409            not in a state that allows this (taken name, not ready)
+    ├── TooLarge 413            over a configured limit (the message names the setting)
+    ├── UnsupportedMedia 415    a body format the service does not read
+    ├── Invalid 422             well-formed, but its meaning is refused (unknown column)
+    │   ├── allowed_estimators.EstimatorError
+    │   └── callbacks.CallbackRefused
+    ├── NotInitialised 424      the default model is not trained yet
+    ├── TooManyRequests 429     too many attempts in a while (Retry-After)
+    ├── Unavailable 503         Redis or the broker out of reach (Retry-After)
+    └── StillRunning 504        a synchronous wait ran out
+
+    JobFailed                   work done by a Celery worker ended ``failed`` (no HTTP status:
+    ├── jobs.TrainingFailed     nobody waits on an answer; the record and the task say why)
+    ├── scoring.ScoringFailed
+    └── dataset_files.ProfilingFailed
+
+Signals that are not refusals are plain exceptions where they are raised
+(``bundles.BundleError``, ``callbacks.DeliveryFailed``, ``jobs.AlreadyRunning``,
+``cache.ModelNotPublished``); the edge that knows what they mean for a client
+translates them (an uploaded bundle failing its check is 400; a stored one, a bug).
 """
 
 from __future__ import annotations

@@ -242,7 +242,7 @@ def test_a_data_set_still_profiling_is_409(client, admin_token, model, customers
         ({"format": "xlsx"}, "'format' must be one of parquet, csv"),
         ({"keep_columns": "age"}, "'keep_columns' must be a list of column names"),
         ({"probabilities": "yes"}, "'probabilities' must be true or false"),
-        ({"rows": 3}, "unknown field(s) rows"),
+        ({"rows": 3}, "unknown field(s) 'rows'"),
     ],
 )
 def test_malformed_bodies_are_400(client, owner, model, body, words):

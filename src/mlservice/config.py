@@ -367,10 +367,6 @@ class InferenceSettings:
     scoring_chunk_rows: int = option("inference", "scoring_chunk_rows", integer(1), "65536")
     #: Each API worker's model cache holds at most this much; least recently used go first.
     model_cache_mb: float = option("inference", "model_cache_mb", number(1), "512")
-    #: How long a worker may reuse what it read from Redis for a prediction (the token's
-    #: user, the model's version and record): a retrain, delete or revoked token is seen
-    #: by every worker within this time. A refusal is always read again. 0: read every time.
-    freshness_ms: float = option("inference", "freshness_ms", number(0), "1000")
 
 
 @dataclass(frozen=True)
@@ -669,6 +665,15 @@ def _did_you_mean(name: str, known: list[str], cutoff: float = 0.6) -> str:
     return f"; did you mean {close[0]}?" if close else ""
 
 
+#: Settings that were removed, and what to do about a file that still has one.
+REMOVED: dict[tuple[str, str], str] = {
+    ("inference", "freshness_ms"): (
+        "was removed: every API worker now hears of a changed user or model from Redis at "
+        "once (see docs/architecture.md), so there is no delay to set; delete the line"
+    ),
+}
+
+
 def _declared_keys(section_class: type) -> list[str]:
     return [declared.key for _, declared in options(section_class)]
 
@@ -693,6 +698,8 @@ def _check_known_keys(parser: configparser.ConfigParser, path: Path) -> None:
         for key in parser.options(section):
             if key in declared:
                 continue
+            if (section, key) in REMOVED:
+                raise ConfigError(f"{path}: [{section}] {key} {REMOVED[section, key]}")
             owner = next((n for n, cls in SECTIONS.items() if key in _declared_keys(cls)), None)
             hint = (
                 f"; it belongs in [{owner}]"

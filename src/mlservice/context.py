@@ -30,10 +30,11 @@ from .celery_app import TaskName
 from .config import Settings, get_settings
 from .errors import Unavailable
 from .serving.cache import ModelCache
-from .serving.recent_reads import RecentReads
+from .serving.hot_reads import HotReads
 from .store.artifacts import ArtifactStore
 from .store.catalog import Catalog
 from .store.dataset_files import Datasets
+from .store.key_tracking import KeyTracker
 from .store.model_store import ModelStore
 from .store.records import DatasetRecord, ModelRecord
 from .store.report_files import ReportFiles
@@ -42,6 +43,8 @@ from .task_status import TaskOwners
 
 log = logging.getLogger(__name__)
 
+#: Keys whose changes each API worker hears of at once (users, models; the hot path's).
+TRACKED_PREFIXES = (redis_client.key("user", ""), redis_client.key("model", ""))
 #: Seconds a client should wait before it retries when Redis (or the broker) is down.
 RETRY_AFTER_SECONDS = 5
 
@@ -60,7 +63,7 @@ class ServiceContext:
     models: ModelStore
     reports: ReportFiles
     cache: ModelCache
-    recent: RecentReads
+    hot: HotReads
     tokens: security.VerifiedTokens
 
     def enqueue(
@@ -130,7 +133,7 @@ def build_context(settings: Settings) -> ServiceContext:
         models=ModelStore(model_catalog, artifacts, connection, secret, runs),
         reports=ReportFiles(artifacts),
         cache=ModelCache(connection, secret, settings.inference),
-        recent=RecentReads(connection, model_catalog, settings.inference.freshness_ms / 1000),
+        hot=HotReads(connection, model_catalog, KeyTracker(connection, TRACKED_PREFIXES)),
         tokens=security.VerifiedTokens(secret),
     )
 

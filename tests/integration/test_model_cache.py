@@ -12,12 +12,15 @@ import pytest
 
 from mlservice import security
 from mlservice.config import DefaultModelSettings, InferenceSettings
+from mlservice.context import TRACKED_PREFIXES
 from mlservice.serving.cache import ModelCache, ModelNotPublished
-from mlservice.serving.recent_reads import RecentReads
+from mlservice.serving.hot_reads import HotReads
 from mlservice.store import bundles, published, user_records
 from mlservice.store.catalog import Catalog
+from mlservice.store.key_tracking import CLIENT_NAME, KeyTracker
 from mlservice.store.records import ModelRecord
 from mlservice.training import fitting
+from tests.helpers import eventually
 
 
 @pytest.fixture(scope="module")
@@ -92,25 +95,34 @@ def test_a_new_version_is_loaded_and_a_deleted_model_forgotten(
     assert model_id not in cache and cache.size == 0
 
 
-def test_remembered_reads_are_reused_until_they_age_and_read_again_on_demand(
-    store, model_ids, new_user
-):
+def test_reads_are_remembered_until_redis_says_they_changed(store, model_ids, new_user):
     name, _, _ = new_user()
     (model_id,) = model_ids(1)
     version = published.publish(store, model_id, b"not read here")
-    recent = RecentReads(store, Catalog(store, "model", ModelRecord), max_age=3600)
-    first = recent.read(name, model_id, user_model=False)
-    assert published.parse_version(first.version) == version
-    assert user_records.parse_access(first.access) is not None and first.record is None
-    newer = published.publish(store, model_id, b"not read here")
-    assert published.parse_version(recent.read(name, model_id, False).version) == version
-    assert published.parse_version(recent.read_again(name, model_id, False).version) == newer
-    assert published.parse_version(recent.read(name, model_id, False).version) == newer
-    # max_age 0: nothing is remembered.
-    never = RecentReads(store, Catalog(store, "model", ModelRecord), max_age=0)
-    never.read(name, model_id, False)
-    published.unpublish(store, model_id)
-    assert never.read(name, model_id, False).version is None
+    tracker = KeyTracker(store, TRACKED_PREFIXES)
+    hot = HotReads(store, Catalog(store, "model", ModelRecord), tracker)
+    try:
+        first = hot.read(name, model_id, user_model=False)
+        assert tracker.live
+        assert published.parse_version(first.version) == version
+        assert user_records.parse_access(first.access) is not None and first.record is None
+        calls = store.info("commandstats").get("cmdstat_get", {}).get("calls", 0)
+        assert hot.read(name, model_id, False) == first  # remembered: no GET
+        assert store.info("commandstats")["cmdstat_get"]["calls"] == calls
+        newer = published.publish(store, model_id, b"not read here")  # Redis says so at once
+        assert published.parse_version(hot.read(name, model_id, False).version) == newer
+        # The tracking connection killed: nothing is remembered until it is back.
+        for client in store.client_list():
+            if client.get("name") == CLIENT_NAME:
+                store.client_kill_filter(_id=client["id"])
+        published.unpublish(store, model_id)
+        assert hot.read(name, model_id, False).version is None
+        assert not tracker.live
+        again = published.publish(store, model_id, b"not read here")
+        assert published.parse_version(hot.read(name, model_id, False).version) == again
+        eventually(lambda: hot.read(name, model_id, False) and tracker.live, timeout=10)
+    finally:
+        tracker.close()
 
 
 def test_hits_and_evictions_from_many_threads_keep_the_books(

@@ -2,10 +2,11 @@
 
 This is the hot path. Everything Redis knows that a prediction needs (the
 token's user, the model's version and, for a user's model, its record) is
-read in one pipelined round trip and remembered by the worker for at most
-``[inference] freshness_ms`` (:mod:`~mlservice.serving.recent_reads`); a
-refusal is always read again first. The model itself comes from the
-worker's cache, loaded once per version.
+read in one pipelined round trip and remembered by the worker until Redis
+says it changed (:mod:`~mlservice.serving.hot_reads`): the common request
+makes no round trip, and a delete, a revocation or a retrain is seen by every
+worker before the request that made it has answered. The model itself comes
+from the worker's cache, loaded once per version.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, g
 
 from ..context import ServiceContext
-from ..errors import Conflict, NotFound, NotInitialised, ServiceError
+from ..errors import Conflict, NotFound, NotInitialised
 from ..process import process_name
 from ..security import Identity
 from ..serving import formats
@@ -39,10 +40,7 @@ def predict_with(model_id: str, user_model: bool) -> Response:
     """
     claimed = bearer_claims()
     ctx = services()
-    try:
-        version, predictor = admitted_model(ctx, claimed, model_id, user_model, fresh=False)
-    except ServiceError:  # never refuse on a remembered read: ask Redis again
-        version, predictor = admitted_model(ctx, claimed, model_id, user_model, fresh=True)
+    version, predictor = admitted_model(ctx, claimed, model_id, user_model)
     probabilities = flag("probabilities")
     media_type, answer_type = predict_media_types()  # 415, 406
     data = body_bytes(formats.format_name(media_type))  # 413
@@ -59,14 +57,10 @@ def predict_with(model_id: str, user_model: bool) -> Response:
 
 
 def admitted_model(
-    ctx: ServiceContext, claimed: Identity, model_id: str, user_model: bool, fresh: bool
+    ctx: ServiceContext, claimed: Identity, model_id: str, user_model: bool
 ) -> tuple[int, Predictor]:
-    """Admit the token's user to the model and give its predictor; 401/404/409/424 if not.
-
-    ``fresh``: read Redis now instead of reusing this worker's recent reads.
-    """
-    recent = ctx.recent.read_again if fresh else ctx.recent.read
-    reads = recent(claimed.username, model_id, user_model)
+    """Admit the token's user to the model and give its predictor; 401/404/409/424 if not."""
+    reads = ctx.hot.read(claimed.username, model_id, user_model)
     admit(claimed, user_records.parse_access(reads.access))
     if user_model:
         # 404 for a model the caller may not see, 409 for one not ready.

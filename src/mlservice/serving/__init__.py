@@ -4,7 +4,7 @@
 * :mod:`.inputs`: request bodies to validated model-input columns.
 * :mod:`.outputs`: model output to the JSON answer and the tabular one.
 * :mod:`.cache`: loaded models per process, by id and version.
-* :mod:`.recent_reads`: what a prediction reads from Redis, remembered per worker.
+* :mod:`.hot_reads`: what a prediction reads from Redis, remembered while Redis says it holds.
 * :mod:`.predictor`: one loaded model: ONNX Runtime when compiled, else batched scikit-learn.
 * :mod:`.onnx_runtime`: running a compiled (ONNX) pipeline exactly like scikit-learn.
 * :mod:`.batching`: concurrent requests grouped into one scikit-learn call.

@@ -2,7 +2,7 @@
 
 Each Gunicorn worker holds one :class:`ModelCache`. A lookup needs the
 model's current version from Redis (read by the predict route with its token
-check, see :mod:`mlservice.serving.recent_reads`); only when that differs
+check, see :mod:`mlservice.serving.hot_reads`); only when that differs
 from the cached one are the bundle bytes fetched, verified, unpickled and
 turned into a :class:`~mlservice.serving.predictor.Predictor` (an ONNX
 Runtime session, or a batched scikit-learn pipeline). A retrain (new
@@ -61,7 +61,7 @@ class ModelCache:
         """The predictor of ``version``, loaded only when it is not the cached one.
 
         ``version`` is the current one, as the caller just read it (or remembers
-        reading: it may be a second old, see :mod:`~mlservice.serving.recent_reads`).
+        reading, see :mod:`~mlservice.serving.hot_reads`).
         """
         if version is None:
             with self._lock:

@@ -36,7 +36,8 @@ class Catalog(Generic[R]):
         self.record_type = record_type
         self._decoder = msgspec.json.Decoder(record_type)
 
-    def _key(self, item_id: str) -> str:
+    def key(self, item_id: str) -> str:
+        """The key of one record."""
         return key(self.kind, item_id)
 
     def _index(self, owner: str | None = None) -> str:
@@ -51,7 +52,7 @@ class Catalog(Generic[R]):
         fields = cast(dict[str, Any], record)
         fields.setdefault("created_at", time.time())
         pipe = self.store.pipeline(transaction=True)
-        pipe.set(self._key(fields["id"]), json.dumps(fields))
+        pipe.set(self.key(fields["id"]), json.dumps(fields))
         pipe.zadd(self._index(), {fields["id"]: fields["created_at"]})
         pipe.zadd(self._index(fields["owner"]), {fields["id"]: fields["created_at"]})
         pipe.execute()
@@ -62,7 +63,7 @@ class Catalog(Generic[R]):
 
         :class:`NotFound` if the record is gone (deleted meanwhile).
         """
-        record_key = self._key(item_id)
+        record_key = self.key(item_id)
         with self.store.pipeline(transaction=True) as pipe:
             while True:
                 try:
@@ -80,11 +81,11 @@ class Catalog(Generic[R]):
 
     def get(self, item_id: str, viewer: Identity | None = None) -> R:
         """A record; :class:`NotFound` if missing or owned by someone else than ``viewer``."""
-        return self.parse(self.store.get(self._key(item_id)), item_id, viewer)
+        return self.parse(self.store.get(self.key(item_id)), item_id, viewer)
 
     def queue_get(self, pipe: redis.client.Pipeline, item_id: str) -> None:
         """Add a record read to a pipeline; :meth:`parse` checks its answer like :meth:`get`."""
-        pipe.get(self._key(item_id))
+        pipe.get(self.key(item_id))
 
     def parse(self, raw: bytes | str | None, item_id: str, viewer: Identity | None = None) -> R:
         """The record read from ``raw``, with :meth:`get`'s existence and owner checks."""
@@ -102,7 +103,7 @@ class Catalog(Generic[R]):
         total = self.store.zcard(index)
         start = (page - 1) * per_page
         ids = [str(text(i)) for i in self.store.zrevrange(index, start, start + per_page - 1)]
-        raws = self.store.mget([self._key(i) for i in ids]) if ids else []
+        raws = self.store.mget([self.key(i) for i in ids]) if ids else []
         return [self._decoder.decode(raw) for raw in raws if raw is not None], total
 
     def owned_ids(self, owner: str) -> tuple[str, ...]:
@@ -113,7 +114,7 @@ class Catalog(Generic[R]):
         """Remove a record and its index entries; return what it was."""
         record = self.get(item_id)
         pipe = self.store.pipeline(transaction=True)
-        pipe.delete(self._key(item_id))
+        pipe.delete(self.key(item_id))
         pipe.zrem(self._index(), item_id)
         pipe.zrem(self._index(cast(dict[str, Any], record)["owner"]), item_id)
         pipe.execute()

@@ -19,7 +19,8 @@ def _bundle_key(model_id: str) -> str:
     return key("model", model_id, "bundle")
 
 
-def _version_key(model_id: str) -> str:
+def version_key(model_id: str) -> str:
+    """The key of a model's published version (the hot path remembers it while unchanged)."""
     return key("model", model_id, "version")
 
 
@@ -55,14 +56,14 @@ def publish(store: redis.Redis, model_id: str, data: bytes) -> int:
     version = int(next_version(keys=[_counter_key(model_id), _old_counter_key(model_id)]))
     pipe = store.pipeline(transaction=True)
     pipe.set(_bundle_key(model_id), data)
-    pipe.set(_version_key(model_id), version)
+    pipe.set(version_key(model_id), version)
     pipe.execute()
     return version
 
 
 def current_version(store: redis.Redis, model_id: str) -> int | None:
     """The published version, or ``None`` if the model is not (or no longer) published."""
-    return parse_version(store.get(_version_key(model_id)))
+    return parse_version(store.get(version_key(model_id)))
 
 
 def queue_version(pipe: redis.client.Pipeline, model_id: str) -> None:
@@ -70,7 +71,7 @@ def queue_version(pipe: redis.client.Pipeline, model_id: str) -> None:
 
     The predict route sends it together with the token's user check: one round trip.
     """
-    pipe.get(_version_key(model_id))
+    pipe.get(version_key(model_id))
 
 
 def parse_version(raw: bytes | str | None) -> int | None:
@@ -80,7 +81,7 @@ def parse_version(raw: bytes | str | None) -> int | None:
 def fetch(store: redis.Redis, model_id: str) -> tuple[int, bytes] | None:
     """Version and bytes read together, or ``None`` if not published."""
     pipe = store.pipeline(transaction=True)
-    pipe.get(_version_key(model_id))
+    pipe.get(version_key(model_id))
     pipe.get(_bundle_key(model_id))
     version, data = pipe.execute()
     if version is None or data is None:
@@ -90,4 +91,4 @@ def fetch(store: redis.Redis, model_id: str) -> tuple[int, bytes] | None:
 
 def unpublish(store: redis.Redis, model_id: str) -> None:
     """Remove a model; every worker's cache sees it on its next version check."""
-    store.delete(_version_key(model_id), _bundle_key(model_id))
+    store.delete(version_key(model_id), _bundle_key(model_id))

@@ -105,9 +105,9 @@ run: run-setup
 test: setup test-os-packages
 	$(PY) -m pytest
 
-# The unit and route tiers alone (no stack, no browser): under a minute.
+# The unit and route tiers alone (no stack, no browser, nothing slow): under a minute.
 test-fast: setup
-	$(PY) -m pytest -m "unit or route" -q
+	$(PY) -m pytest -m "(unit or route) and not slow" -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests

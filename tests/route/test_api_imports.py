@@ -13,6 +13,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from mlservice.config import SRC_DIR
 
 #: Modules only a Celery worker may load.
@@ -53,6 +55,7 @@ print(json.dumps({"statuses": statuses, "modules": sorted(sys.modules)}))
 """
 
 
+@pytest.mark.slow
 def test_an_api_worker_imports_no_training_or_plotting_code(redis_only):
     result = subprocess.run(
         [sys.executable, "-c", WORKER, str(SRC_DIR / "gunicorn.conf.py")],

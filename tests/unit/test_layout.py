@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import mlservice
 
 PACKAGE = Path(mlservice.__file__).parent
@@ -144,6 +146,7 @@ RUN_TIME_LIMITS = {
 }
 
 
+@pytest.mark.slow
 def test_importing_a_layer_loads_nothing_above_it():
     """At run time too: the modules of a layer, imported in a fresh interpreter, load no
     module above it (a lazy or dynamic import counts). The layers load side by side."""

@@ -424,7 +424,7 @@ class LimitsSettings:
     #: What one prediction body, one chunk of a scoring job or one step of reading a stored
     #: data set may become in memory (MiB): rows x 8 bytes per encoded feature, plus each text
     #: value's bytes in every row that holds it; counted from metadata before it is read.
-    max_decoded_mb: float = option("limits", "max_decoded_mb", number(1), "256")
+    max_decoded_mb: float = option("limits", "max_decoded_mb", number(1), "64")
     #: What a data set may become in memory when it is loaded whole for training (MiB).
     max_training_mb: float = option("limits", "max_training_mb", number(1), "4096")
     #: Most columns of an uploaded data set or a CSV prediction body (checked from the header).

@@ -42,7 +42,7 @@ from ..config import LimitsSettings
 from ..errors import BadRequest, Invalid, TooLarge, UnsupportedMedia
 from ..store import decoded_sizes
 from ..store.bundles import ColumnType, ModelBundle, SchemaColumn
-from ..store.csv_dialect import detect_delimiter, header_width
+from ..store.csv_dialect import detect_delimiter, header_width, parse_problem
 from . import arrow_ipc, inputs, outputs
 
 JSON = "application/json"
@@ -278,7 +278,7 @@ def _csv_error(message: str, data: bytes, delimiter: str) -> BadRequest | Invali
     conversion = _CSV_CONVERSION.match(message)
     if conversion is None:
         log.info("CSV body refused: %s", message)
-        return BadRequest(f"the CSV body cannot be read: {csv_problem(message, delimiter)}")
+        return BadRequest(f"the CSV body cannot be read: {parse_problem(message, delimiter)}")
     index, line, target, problem = conversion.groups()
     header = _csv_header(data, delimiter)
     name = header[int(index)] if int(index) < len(header) else f"#{int(index) + 1}"
@@ -287,27 +287,6 @@ def _csv_error(message: str, data: bytes, delimiter: str) -> BadRequest | Invali
     value = problem.removeprefix("invalid value ").strip()
     where = f"row {int(line) - 2} has" if line else "it has"  # rows from 0, as records are
     return Invalid(f"column {name!r} expects a number; {where} {value}")
-
-
-#: pyarrow's words for a row with more or fewer fields than the header.
-_CSV_RAGGED = re.compile(r"(?:Row #(\d+): )?Expected (\d+) columns, got (\d+)")
-
-
-def csv_problem(message: str, delimiter: str) -> str:
-    """What is wrong with a CSV file pyarrow could not parse, and the fix, in a user's words."""
-    ragged = _CSV_RAGGED.search(message)
-    if ragged:
-        line, expected, got = ragged.groups()
-        row = f"row {int(line) - 2}" if line else "a row"  # rows from 0, after the header
-        return (
-            f"{row} has {got} fields where the header has {expected}; give every row one value "
-            f"per column, and quote text that holds the delimiter {delimiter!r}"
-        )
-    if "UTF8" in message or "UTF-8" in message:
-        return "it is not UTF-8 text; save it as UTF-8"
-    if "straddling" in message or "block size" in message:
-        return "a row or header is too long to read; keep each line under 1 MiB"
-    return "it is not a CSV table (one header line, then one line per row)"
 
 
 def _csv_header(data: bytes, delimiter: str) -> list[str]:

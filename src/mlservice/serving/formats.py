@@ -55,6 +55,9 @@ ARROW_STREAM = "application/vnd.apache.arrow.stream"
 READABLE = (JSON, CSV, PARQUET, PARQUET_OLD, ARROW_STREAM)
 #: The answer media types, in order of preference when ``Accept`` allows several.
 WRITABLE = (JSON, CSV, PARQUET, PARQUET_OLD, ARROW_STREAM)
+#: The most arrays and objects a JSON body may hold: a record (or a row) each, and room for
+#: brackets inside text.
+MAX_JSON_CONTAINERS = 4 * inputs.MAX_RECORDS + 16
 #: The bytes of a CSV body read to find its delimiter and count its columns from the header.
 HEADER_SCAN_BYTES = 1024 * 1024
 #: The first bytes of an Arrow IPC file; its stream of messages starts 8 bytes in.
@@ -177,12 +180,22 @@ def decode_json(raw: bytes, max_depth: int) -> Any:
     library, which words the error (line and column) as the service always
     has, and still reads what orjson is stricter about (``NaN``, integers
     beyond 64 bits, lone surrogates), so those keep their own clear 422s.
+
+    Arrays and objects are counted first (413 over :data:`MAX_JSON_CONTAINERS`):
+    each costs 56 to 64 bytes once decoded, so a body of nothing but ``{},``
+    would become 30 times its size.
     """
+    containers = raw.count(b"[") + raw.count(b"{")  # an upper bound: brackets in text count
+    if containers > MAX_JSON_CONTAINERS:
+        raise TooLarge(
+            f"the JSON body holds more than {MAX_JSON_CONTAINERS} arrays and objects; send at "
+            f"most {inputs.MAX_RECORDS} records per request"
+        )
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         body = _decode_json_slowly(raw, max_depth)
-    if _nesting_exceeds(body, raw, max_depth):
+    if containers > max_depth and _nesting_exceeds(body, max_depth):
         raise too_deep(max_depth)
     return body
 
@@ -213,10 +226,9 @@ def too_deep(limit: int) -> Invalid:
     )
 
 
-def _nesting_exceeds(value: Any, raw: bytes, limit: int) -> bool:
-    """Whether arrays and objects nest more than ``limit`` deep (iteratively: no recursion)."""
-    if raw.count(b"[") + raw.count(b"{") <= limit:
-        return False  # fewer containers than the limit: cannot nest deeper
+def _nesting_exceeds(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than ``limit`` deep (iteratively: no recursion;
+    the caller skips it when the body has fewer containers than the limit)."""
     pending = [(value, 1)]
     while pending:
         node, depth = pending.pop()

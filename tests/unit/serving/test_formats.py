@@ -757,3 +757,15 @@ def test_arrow_answer():
         bundle("regression"), np.array([1.5, 2.0]), None, formats.ARROW_STREAM
     )[0]
     assert ipc.open_stream(numbers).read_all().to_pydict() == {"prediction": [1.5, 2.0]}
+
+
+def test_a_json_body_of_too_many_arrays_and_objects_is_413_before_it_is_decoded():
+    """8 MiB of ``{},`` become 243 MiB of dicts once decoded: counted, and refused, first."""
+    body = b"[" + b"{}," * (8 * MIB // 3) + b"{}]"
+    (status, message), growth = peak_growth_mib(refusal, body, formats.JSON)
+    assert (status, message) == (
+        413,
+        "the JSON body holds more than 400016 arrays and objects; send at most 100000 records "
+        "per request",
+    )
+    assert growth < 16, f"grew by {growth:.0f} MiB"

@@ -417,6 +417,14 @@ class LimitsSettings:
     max_json_mb: float = option("limits", "max_json_mb", number(0.001), "32")
     #: Deepest nesting of arrays and objects in a JSON body.
     max_json_depth: int = option("limits", "max_json_depth", integer(2), "32")
+    #: What one prediction body, one chunk of a scoring job or one step of reading a stored
+    #: data set may become in memory (MiB): rows x 8 bytes per encoded feature, plus each text
+    #: value's bytes in every row that holds it; counted from metadata before it is read.
+    max_decoded_mb: float = option("limits", "max_decoded_mb", number(1), "64")
+    #: What a data set may become in memory when it is loaded whole for training (MiB).
+    max_training_mb: float = option("limits", "max_training_mb", number(1), "4096")
+    #: Most columns of an uploaded data set or a CSV prediction body (checked from the header).
+    max_columns: int = option("limits", "max_columns", integer(1), "2000")
     #: Largest n_estimators (forests, boosting, bagging) a training request may ask for.
     max_n_estimators: int = option("limits", "max_n_estimators", integer(1), "2000")
     #: Largest max_iter (linear models, SVMs, MLPs) a training request may ask for.
@@ -426,6 +434,14 @@ class LimitsSettings:
     failed_login_window_seconds: int = option(
         "limits", "failed_login_window_seconds", integer(1), "60"
     )
+
+    @property
+    def max_decoded_bytes(self) -> int:
+        return int(self.max_decoded_mb * 1024**2)
+
+    @property
+    def max_training_bytes(self) -> int:
+        return int(self.max_training_mb * 1024**2)
 
 
 @dataclass(frozen=True)

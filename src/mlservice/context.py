@@ -129,7 +129,9 @@ def build_context(settings: Settings) -> ServiceContext:
         secret=secret,
         accounts=Accounts(connection),
         task_owners=TaskOwners(connection),
-        datasets=Datasets(Catalog(connection, "dataset", DatasetRecord), artifacts),
+        datasets=Datasets(
+            Catalog(connection, "dataset", DatasetRecord), artifacts, settings.limits
+        ),
         models=ModelStore(model_catalog, artifacts, connection, secret, runs),
         reports=ReportFiles(artifacts),
         cache=ModelCache(connection, secret, settings.inference),

@@ -135,7 +135,8 @@ def ragged_csv(tmp_path_factory, settings) -> tuple[Path, str]:
     # The message a file under the limit gets as 422 (the header is line 1).
     return (
         path,
-        f"ragged rows: CSV parse error: Row #{rows + 2}: Expected 4 columns, got 5: 1,2,3,4,5",
+        f"ragged rows: row {rows} has 5 fields where the header has 4; give every row one "
+        "value per column, and quote text that holds the delimiter ','",
     )
 
 

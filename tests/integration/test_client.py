@@ -312,7 +312,10 @@ def test_a_large_upload_that_fails_profiling_raises_with_the_record(
     rows = write_over_limit(path, settings.service.inline_profile_bytes, "1,2,3,4,5\n")
     with pytest.raises(ProfilingFailed) as failed:
         client.upload_dataset(path)
-    error = f"ragged rows: CSV parse error: Row #{rows + 2}: Expected 4 columns, got 5: 1,2,3,4,5"
+    error = (
+        f"ragged rows: row {rows} has 5 fields where the header has 4; give every row one "
+        "value per column, and quote text that holds the delimiter ','"
+    )
     record = failed.value.dataset
     assert record is not None
     assert (record["status"], record["error"]) == ("failed", error)

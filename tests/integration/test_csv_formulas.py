@@ -60,3 +60,14 @@ def test_a_csv_without_formulas_is_the_uploaded_bytes(client, admin_token):
     response = client.get(f"/resource/datasets/{dataset_id}/download", admin_token)
     assert response.text == frame.to_csv(index=False)
     client.delete(f"/resource/datasets/{dataset_id}", admin_token)
+
+
+def test_formula_header_cells_are_escaped_on_download(client, admin_token):
+    """A column name is a cell too: the header row is escaped like the rows."""
+    record = post_csv(client, admin_token, '=cmd|"/c calc"!A1;@name;plain\n1;2;3\n')
+    assert record["formula_cells"] == 2
+    response = client.get(f"/resource/datasets/{record['id']}/download", admin_token)
+    assert response.status_code == 200
+    rows = list(csv.reader(io.StringIO(response.text), delimiter=";"))
+    assert rows == [['\'=cmd|"/c calc"!A1', "'@name", "plain"], ["1", "2", "3"]]
+    client.delete(f"/resource/datasets/{record['id']}", admin_token)

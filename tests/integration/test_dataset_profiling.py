@@ -111,13 +111,15 @@ def test_a_bad_large_file_ends_failed_with_the_inline_message_and_no_file(
     )
     assert small.status_code == 422, small.text
     assert small.json()["status"] == (
-        "ragged rows: CSV parse error: Row #22: Expected 4 columns, got 5: 1,2,3,4,5"
+        "ragged rows: row 20 has 5 fields where the header has 4; give every row one value "
+        "per column, and quote text that holds the delimiter ','"
     )
     path = _write_large(tmp_path / "ragged.csv", ending=RAGGED)
     rows = (path.stat().st_size - len(HEADER) - len(RAGGED)) // len(_block(10_000)) * 10_000
     # What the request would have answered (422) for this file under the threshold.
     inline_message = (
-        f"ragged rows: CSV parse error: Row #{rows + 2}: Expected 4 columns, got 5: 1,2,3,4,5"
+        f"ragged rows: row {rows} has 5 fields where the header has 4; give every row one "
+        "value per column, and quote text that holds the delimiter ','"
     )
     with pytest.raises(Invalid) as refused:
         dataset_files.profile_file(path, "csv")

@@ -240,8 +240,7 @@ def test_refusals_name_the_problem(client, admin_token, customer_model):
             PARQUET,
             None,
             400,
-            "the body is not a Parquet file: Parquet magic bytes not found in footer. Either "
-            "the file is corrupted or this is not a parquet file.",
+            "the body is not a Parquet file (its footer cannot be read); send a whole Parquet file",
         ),
         (
             as_csv(records),

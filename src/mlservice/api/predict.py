@@ -44,8 +44,7 @@ def predict_with(model_id: str, user_model: bool) -> Response:
     probabilities = flag("probabilities")
     media_type, answer_type = predict_media_types()  # 415, 406
     data = body_bytes(formats.format_name(media_type))  # 413
-    depth = ctx.settings.limits.max_json_depth
-    columns = formats.read_body(data, media_type, predictor.bundle.schema, depth)
+    columns = formats.read_body(data, media_type, predictor.bundle.schema, ctx.settings.limits)
     raw, proba = predictor.run(columns, probabilities=probabilities)
     g.prediction_rows = len(raw)  # for the metrics (api/monitoring.py)
     answer, content_type = formats.write_answer(predictor.bundle, raw, proba, answer_type)

@@ -11,7 +11,12 @@ Every format ends in the same checked arrays (:mod:`.inputs`): JSON through
 :func:`inputs.json_to_columns`, the others as an Arrow table through
 :func:`inputs.arrow_to_columns`. A CSV body is read with the types the model
 expects (a text column stays text, so ``007`` is not 7). The request body is
-bounded by the route; what a Parquet or Arrow body unpacks to is bounded here.
+bounded by the route (``[limits] max_json_mb``); what it becomes is bounded
+here (``[limits] max_decoded_mb``), from its metadata before it is decoded:
+an Arrow stream's message headers (:mod:`.arrow_ipc`), a Parquet footer, a CSV
+header line, then each text value's bytes in every row that holds it
+(:mod:`mlservice.store.decoded_sizes`), before any of it becomes Python
+strings for scikit-learn or ONNX Runtime, which copy text once per row.
 
 Every answer starts as the model's raw output (:meth:`.Predictor.run`): JSON
 is :func:`outputs.answer`, the tabular formats :func:`outputs.answer_table`,
@@ -21,7 +26,9 @@ the very table batch scoring writes.
 from __future__ import annotations
 
 import json
+import logging
 import re
+import sys
 from typing import Any
 
 import numpy as np
@@ -31,10 +38,12 @@ import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from ..config import LimitsSettings
 from ..errors import BadRequest, Invalid, TooLarge, UnsupportedMedia
+from ..store import decoded_sizes
 from ..store.bundles import ColumnType, ModelBundle, SchemaColumn
-from ..store.csv_dialect import detect_delimiter
-from . import inputs, outputs
+from ..store.csv_dialect import detect_delimiter, header_width, parse_problem
+from . import arrow_ipc, inputs, outputs
 
 JSON = "application/json"
 CSV = "text/csv"
@@ -46,10 +55,21 @@ ARROW_STREAM = "application/vnd.apache.arrow.stream"
 READABLE = (JSON, CSV, PARQUET, PARQUET_OLD, ARROW_STREAM)
 #: The answer media types, in order of preference when ``Accept`` allows several.
 WRITABLE = (JSON, CSV, PARQUET, PARQUET_OLD, ARROW_STREAM)
-#: What a Parquet or Arrow body may unpack to, in multiples of the body cap.
-UNPACK_FACTOR = 8
-#: The bytes of a CSV body read to find its delimiter from the header line.
-HEADER_SCAN_BYTES = 64 * 1024
+#: The most arrays and objects a JSON body may hold: a record (or a row) each, and room for
+#: brackets inside text.
+MAX_JSON_CONTAINERS = 4 * inputs.MAX_RECORDS + 16
+#: The bytes of a CSV body read to find its delimiter and count its columns from the header.
+HEADER_SCAN_BYTES = 1024 * 1024
+#: The first bytes of an Arrow IPC file; its stream of messages starts 8 bytes in.
+ARROW_FILE_MAGIC = b"ARROW1"
+ARROW_FILE_STREAM_START = 8
+#: Parquet encodings of text that pyarrow reads as a dictionary or as the bytes stored.
+#: (DELTA_BYTE_ARRAY shares prefixes between values: it cannot be read as a dictionary.)
+PARQUET_TEXT_ENCODINGS = frozenset(
+    {"PLAIN", "PLAIN_DICTIONARY", "RLE_DICTIONARY", "DELTA_LENGTH_BYTE_ARRAY", "RLE", "BIT_PACKED"}
+)
+
+log = logging.getLogger(__name__)
 
 _NAMES = {
     JSON: "JSON",
@@ -76,34 +96,55 @@ def check_readable(media_type: str) -> None:
 
 
 def read_body(
-    data: bytes, media_type: str, schema: list[SchemaColumn], max_json_depth: int = 32
+    data: bytes,
+    media_type: str,
+    schema: list[SchemaColumn],
+    limits: LimitsSettings | None = None,
 ) -> dict[str, np.ndarray]:
     """The model's input columns from a request body of ``media_type``; 4xx naming the problem.
 
     ``data`` is the whole body (the caller bounds its size). JSON's nesting
-    depth is bounded by ``max_json_depth``; a Parquet or Arrow body may unpack
-    to at most :data:`UNPACK_FACTOR` times its own size plus one MiB.
+    depth is bounded by ``[limits] max_json_depth``; what any body becomes
+    in memory by ``[limits] max_decoded_mb`` (a CSV body's columns by
+    ``[limits] max_columns`` too), each checked before the body is decoded.
     """
+    limits = limits or LimitsSettings()
     check_readable(media_type)
     if not data:
         raise BadRequest(f"the request body is empty; send {format_name(media_type)}")
     if media_type == JSON:
-        return inputs.json_to_columns(decode_json(data, max_json_depth), schema)
-    unpack_limit = UNPACK_FACTOR * len(data) + 1024**2
+        columns = inputs.json_to_columns(decode_json(data, limits.max_json_depth), schema)
+        rows = len(next(iter(columns.values()))) if columns else 0
+        check_decoded(rows * inputs.row_bytes(schema), limits, "JSON")
+        return columns
     if media_type == CSV:
-        table = read_csv(data, schema)
+        table = read_csv(data, schema, limits)
     elif media_type == ARROW_STREAM:
-        table = read_arrow(data, schema, unpack_limit)
+        table = read_arrow(data, schema, limits)
     else:
-        table = read_parquet(data, schema, unpack_limit)
-    return _table_columns(table, schema, format_name(media_type))
+        table = read_parquet(data, schema, limits)
+    return _table_columns(table, schema, format_name(media_type), limits)
 
 
-def _table_columns(table: pa.Table, schema: list[SchemaColumn], what: str) -> dict[str, np.ndarray]:
-    """Checked model input from a whole table: no unknown column, 1 to MAX_RECORDS rows."""
+def _table_columns(
+    table: pa.Table, schema: list[SchemaColumn], what: str, limits: LimitsSettings
+) -> dict[str, np.ndarray]:
+    """Checked model input from a whole table: no unknown column, 1 to MAX_RECORDS rows,
+    and no more than ``[limits] max_decoded_mb`` once each row holds its own text."""
     check_body_columns(table.schema, schema, what)
     inputs.check_count(table.num_rows, empty="the body has no rows")
+    check_decoded(inputs.decoded_bytes(table, schema), limits, what)
     return inputs.arrow_to_columns(table, schema)
+
+
+def check_decoded(size: int, limits: LimitsSettings, what: str) -> None:
+    """Refuse (413) a body whose rows become more than ``[limits] max_decoded_mb``."""
+    if size > limits.max_decoded_bytes:
+        raise TooLarge(
+            f"the {what} body becomes {decoded_sizes.in_mib(size)} in memory once decoded, "
+            f"more than {limits.max_decoded_mb:g} MiB ([limits] max_decoded_mb): "
+            "send fewer rows, or shorter text, per request"
+        )
 
 
 def column_names(arrow_schema: pa.Schema, what: str) -> list[str]:
@@ -139,12 +180,22 @@ def decode_json(raw: bytes, max_depth: int) -> Any:
     library, which words the error (line and column) as the service always
     has, and still reads what orjson is stricter about (``NaN``, integers
     beyond 64 bits, lone surrogates), so those keep their own clear 422s.
+
+    Arrays and objects are counted first (413 over :data:`MAX_JSON_CONTAINERS`):
+    each costs 56 to 64 bytes once decoded, so a body of nothing but ``{},``
+    would become 30 times its size.
     """
+    containers = raw.count(b"[") + raw.count(b"{")  # an upper bound: brackets in text count
+    if containers > MAX_JSON_CONTAINERS:
+        raise TooLarge(
+            f"the JSON body holds more than {MAX_JSON_CONTAINERS} arrays and objects; send at "
+            f"most {inputs.MAX_RECORDS} records per request"
+        )
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         body = _decode_json_slowly(raw, max_depth)
-    if _nesting_exceeds(body, raw, max_depth):
+    if containers > max_depth and _nesting_exceeds(body, max_depth):
         raise too_deep(max_depth)
     return body
 
@@ -161,6 +212,11 @@ def _decode_json_slowly(raw: bytes, max_depth: int) -> Any:
         ) from None
     except RecursionError:
         raise too_deep(max_depth) from None
+    except ValueError:  # Python's limit on the digits of an integer read from text
+        raise BadRequest(
+            f"the JSON body has an integer of more than {sys.get_int_max_str_digits()} digits; "
+            "send numbers that fit a float (at most about 1.8e308)"
+        ) from None
 
 
 def too_deep(limit: int) -> Invalid:
@@ -170,10 +226,9 @@ def too_deep(limit: int) -> Invalid:
     )
 
 
-def _nesting_exceeds(value: Any, raw: bytes, limit: int) -> bool:
-    """Whether arrays and objects nest more than ``limit`` deep (iteratively: no recursion)."""
-    if raw.count(b"[") + raw.count(b"{") <= limit:
-        return False  # fewer containers than the limit: cannot nest deeper
+def _nesting_exceeds(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than ``limit`` deep (iteratively: no recursion;
+    the caller skips it when the body has fewer containers than the limit)."""
     pending = [(value, 1)]
     while pending:
         node, depth = pending.pop()
@@ -194,15 +249,18 @@ _CSV_CONVERSION = re.compile(
 )
 
 
-def read_csv(data: bytes, schema: list[SchemaColumn]) -> pa.Table:
+def read_csv(data: bytes, schema: list[SchemaColumn], limits: LimitsSettings) -> pa.Table:
     """A CSV body as a table, each model column read as the model's type.
 
     Numbers as float64 and text as strings whatever they look like; an empty
     cell (or ``NA``, ``null``...: pyarrow's usual null spellings, as when a
     data set is read for training) is a missing value. The delimiter is
-    found from the header line as for an uploaded data set (``,`` ``;`` tab ``|``).
+    found from the header line as for an uploaded data set (``,`` ``;`` tab ``|``),
+    whose columns are counted before the body is parsed (``[limits] max_columns``).
     """
-    delimiter = detect_delimiter(data[:HEADER_SCAN_BYTES])
+    head = data[:HEADER_SCAN_BYTES]
+    delimiter = detect_delimiter(head)
+    check_width(header_width(head, delimiter), limits, "the CSV body")
     types = inputs.arrow_types(schema)
     try:
         return pacsv.read_csv(
@@ -215,12 +273,24 @@ def read_csv(data: bytes, schema: list[SchemaColumn]) -> pa.Table:
         raise _csv_error(str(exc), data, delimiter) from None
 
 
+def check_width(columns: int, limits: LimitsSettings, what: str) -> None:
+    """Refuse (413) a CSV header naming more than ``[limits] max_columns`` columns."""
+    if columns > limits.max_columns:
+        raise TooLarge(
+            f"{what} has {columns} columns or more, more than {limits.max_columns} "
+            "([limits] max_columns): send only the columns the model uses"
+        )
+
+
 def _csv_error(message: str, data: bytes, delimiter: str) -> BadRequest | Invalid:
-    """The refusal of a CSV body pyarrow could not read, naming the column and row if it can."""
+    """The refusal of a CSV body pyarrow could not read, naming the column and row if it can.
+
+    Said in the client's terms; pyarrow's own words go to the log.
+    """
     conversion = _CSV_CONVERSION.match(message)
     if conversion is None:
-        detail = message.strip().splitlines()[0] if message.strip() else "unreadable"
-        return BadRequest(f"the CSV body cannot be read: {detail}")
+        log.info("CSV body refused: %s", message)
+        return BadRequest(f"the CSV body cannot be read: {parse_problem(message, delimiter)}")
     index, line, target, problem = conversion.groups()
     header = _csv_header(data, delimiter)
     name = header[int(index)] if int(index) < len(header) else f"#{int(index) + 1}"
@@ -248,85 +318,169 @@ def _csv_header(data: bytes, delimiter: str) -> list[str]:
 # --- Parquet and Arrow -------------------------------------------------------------------
 
 
-def read_parquet(data: bytes, schema: list[SchemaColumn], unpack_limit: int) -> pa.Table:
-    """A Parquet body's model columns; what they unpack to is checked from the footer first.
+def read_parquet(data: bytes, schema: list[SchemaColumn], limits: LimitsSettings) -> pa.Table:
+    """A Parquet body's model columns, bounded from the footer before a page is read.
 
-    Text columns are read dictionary-encoded, so a column repeating one long
-    string costs its dictionary, not one copy per row.
+    The footer gives each column's type, the rows, each column chunk's size
+    once decompressed and its encodings: all checked first. Text columns are
+    then read dictionary-encoded, so a column repeating one long string costs
+    its dictionary, not one copy per row, until :func:`_table_columns`
+    counts what the rows become.
     """
     try:
         parquet = pq.ParquetFile(pa.BufferReader(data))
     except pa.ArrowException as exc:
-        raise BadRequest(f"the body is not a Parquet file: {_first_line(exc)}") from None
+        log.info("Parquet body refused: %s", exc)
+        raise BadRequest(
+            "the body is not a Parquet file (its footer cannot be read); send a whole Parquet file"
+        ) from None
     except UnicodeDecodeError:  # pyarrow reads the column paths as text at once
         raise names_not_text("Parquet") from None
     check_body_columns(parquet.schema_arrow, schema, "Parquet")
-    inputs.check_count(parquet.metadata.num_rows, empty="the body has no rows")
+    inputs.check_arrow_types(parquet.schema_arrow, schema)
+    metadata = parquet.metadata
+    groups = [metadata.row_group(index) for index in range(metadata.num_row_groups)]
+    rows = max(metadata.num_rows, sum(group.num_rows for group in groups))
+    inputs.check_count(rows, empty="the body has no rows")
+    check_decoded(rows * inputs.row_bytes(schema), limits, "Parquet")
     wanted = [column["name"] for column in schema]
-    _check_unpacked(_parquet_unpacked_size(parquet, wanted), unpack_limit, "Parquet")
     text = [column["name"] for column in schema if column["type"] != ColumnType.NUMBER]
+    chunks = _column_chunks(metadata, groups, wanted)
+    _check_text_encodings(chunks, text)
+    unpacked = sum(chunk.total_uncompressed_size for _, chunk in chunks)
+    check_unpacked(unpacked, limits, "Parquet")
     try:  # opened again: read_dictionary may name only columns the file has
         encoded = pq.ParquetFile(pa.BufferReader(data), read_dictionary=text)
         return encoded.read(columns=wanted, use_threads=False)
     except pa.ArrowException as exc:
-        raise BadRequest(f"the Parquet body cannot be read: {_first_line(exc)}") from None
+        log.info("Parquet body refused: %s", exc)
+        raise BadRequest(
+            "the Parquet body cannot be read (a page is damaged or not what the footer says); "
+            "send the file as its writer made it"
+        ) from None
 
 
-def _parquet_unpacked_size(parquet: pq.ParquetFile, names: list[str]) -> int:
-    """The uncompressed bytes of ``names``' column chunks, as the file's footer tells."""
-    metadata = parquet.metadata
-    positions = [
-        index
+def _column_chunks(
+    metadata: pq.FileMetaData, groups: list[pq.RowGroupMetaData], names: list[str]
+) -> list[tuple[str, pq.ColumnChunkMetaData]]:
+    """Each row group's chunk of the columns ``names``, with the column's name."""
+    positions = {
+        index: metadata.schema.column(index).path.split(".")[0]
         for index in range(metadata.num_columns)
-        if metadata.schema.column(index).path.split(".")[0] in names
-    ]
-    return sum(
-        metadata.row_group(group).column(index).total_uncompressed_size
-        for group in range(metadata.num_row_groups)
-        for index in positions
-    )
+    }
+    wanted = {index: name for index, name in positions.items() if name in names}
+    return [(name, group.column(index)) for group in groups for index, name in wanted.items()]
 
 
-def read_arrow(data: bytes, schema: list[SchemaColumn], unpack_limit: int) -> pa.Table:
-    """An Arrow IPC stream body (or an Arrow IPC file) as a table, batch by batch, bounded."""
+def _check_text_encodings(
+    chunks: list[tuple[str, pq.ColumnChunkMetaData]], text: list[str]
+) -> None:
+    """Refuse (415) a text column stored in an encoding that cannot be read as a dictionary.
+
+    DELTA_BYTE_ARRAY stores each value as a prefix of the one before plus a
+    suffix: a few bytes a row on the wire, the whole value a row in memory.
+    """
+    for name, chunk in chunks:
+        if name in text:
+            other = [code for code in chunk.encodings if code not in PARQUET_TEXT_ENCODINGS]
+            if other:
+                raise UnsupportedMedia(
+                    f"column {name!r} of the Parquet body is stored as {', '.join(other)}, which "
+                    "is not read here; write text columns with dictionary or plain encoding "
+                    "(the default of pyarrow, pandas and Spark's Parquet v1 writer)"
+                )
+
+
+def read_arrow(data: bytes, schema: list[SchemaColumn], limits: LimitsSettings) -> pa.Table:
+    """An Arrow IPC stream body (or an Arrow IPC file) as a table, bounded before it is read.
+
+    Every message header is read first (:func:`_check_arrow_messages`): the
+    rows, and what each batch takes once decompressed, are known before a
+    byte is decompressed. An Arrow file is read as the stream it holds (its
+    messages in order, not its footer's list of them, which could name one
+    batch many times).
+    """
+    stream = pa.py_buffer(data)
+    if data.startswith(ARROW_FILE_MAGIC):
+        stream = stream.slice(ARROW_FILE_STREAM_START)
     try:
-        if data.startswith(b"ARROW1"):
-            file_reader = ipc.open_file(pa.BufferReader(data))
-            check_body_columns(file_reader.schema, schema, "Arrow")
-            batches = (file_reader.get_batch(i) for i in range(file_reader.num_record_batches))
-            arrow_schema = file_reader.schema
-        else:
-            stream = ipc.open_stream(pa.BufferReader(data))
-            check_body_columns(stream.schema, schema, "Arrow")
-            batches = iter(stream)
-            arrow_schema = stream.schema
-        kept, rows, size = [], 0, 0
-        for batch in batches:
-            rows += batch.num_rows
-            size += batch.nbytes
+        _check_arrow_messages(stream, schema, limits)
+        reader = ipc.open_stream(pa.BufferReader(stream))
+        batches = [_validated(batch) for batch in reader]
+        return pa.Table.from_batches(batches, schema=reader.schema)
+    except (pa.ArrowException, arrow_ipc.MalformedMessage) as exc:
+        log.info("Arrow body refused: %s", exc)
+        raise BadRequest(
+            "the body is not an Arrow IPC stream or file (a message cannot be read); send the "
+            "bytes an Arrow IPC stream writer made"
+        ) from None
+
+
+def _validated(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """A batch whose offsets, indices and text were checked in full, before any kernel runs
+    over them (pyarrow's IPC reader checks only that the buffers are long enough)."""
+    try:
+        batch.validate(full=True)
+    except pa.ArrowInvalid:
+        for name, column in zip(column_names(batch.schema, "Arrow"), batch.columns, strict=True):
+            try:
+                column.validate(full=True)
+            except pa.ArrowInvalid as exc:
+                if "UTF8" in str(exc):
+                    raise BadRequest(f"column {name!r} has text that is not UTF-8") from None
+        raise
+    return batch
+
+
+#: The most messages an Arrow body may hold (each is read on its own).
+MAX_ARROW_MESSAGES = 10_000
+
+
+def _check_arrow_messages(
+    stream: pa.Buffer, schema: list[SchemaColumn], limits: LimitsSettings
+) -> None:
+    """The body's schema, rows and decompressed sizes from its message headers alone.
+
+    Refuses unknown columns and types (422), too many rows (413) and batches
+    that decompress past ``[limits] max_decoded_mb`` (413).
+    """
+    messages = arrow_ipc.messages(stream)
+    first = messages.read_next_message()
+    if first is None or first.type != "schema":
+        raise arrow_ipc.MalformedMessage("no schema message first")
+    arrow_schema = ipc.read_schema(first)
+    check_body_columns(arrow_schema, schema, "Arrow")
+    inputs.check_arrow_types(arrow_schema, schema)
+    rows = unpacked = count = 0
+    for message in messages:
+        count += 1
+        if count > MAX_ARROW_MESSAGES:
+            raise TooLarge(
+                f"the Arrow body holds more than {MAX_ARROW_MESSAGES} messages; "
+                "send its rows in fewer, larger record batches"
+            )
+        size = arrow_ipc.batch_size(message)
+        if size is None:
+            raise arrow_ipc.MalformedMessage(f"a {message.type} message after the schema")
+        if size.longest_column > size.rows:
+            raise arrow_ipc.MalformedMessage("a column longer than its batch")
+        if not size.dictionary:
+            rows += size.rows
             if rows > inputs.MAX_RECORDS:
                 inputs.check_count(rows)
-            _check_unpacked(size, unpack_limit, "Arrow")
-            kept.append(batch)
-        return pa.Table.from_batches(kept, schema=arrow_schema)
-    except pa.ArrowException as exc:
-        raise BadRequest(f"the body is not an Arrow IPC stream: {_first_line(exc)}") from None
+        unpacked += size.unpacked_bytes
+        check_unpacked(unpacked, limits, "Arrow")
+    check_decoded(rows * inputs.row_bytes(schema), limits, "Arrow")
 
 
-def _check_unpacked(size: int, limit: int, what: str) -> None:
-    """Refuse (413) a compressed body that unpacks to more than ``limit`` bytes."""
-    if size > limit:
+def check_unpacked(size: int, limits: LimitsSettings, what: str) -> None:
+    """Refuse (413) a body whose buffers decompress to more than ``[limits] max_decoded_mb``."""
+    if size > limits.max_decoded_bytes:
         raise TooLarge(
-            f"the {what} body unpacks to {size / 1024**2:.1f} MiB, more than "
-            f"{limit / 1024**2:.1f} MiB ({UNPACK_FACTOR}x its size plus 1 MiB): "
+            f"the {what} body unpacks to {decoded_sizes.in_mib(size)}, more than "
+            f"{limits.max_decoded_mb:g} MiB ([limits] max_decoded_mb): "
             "send fewer rows per request"
         )
-
-
-def _first_line(exc: Exception) -> str:
-    """What pyarrow says went wrong, without the C++ source lines it may add below."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 # --- Answers -----------------------------------------------------------------------------

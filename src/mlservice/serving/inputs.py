@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import BadRequest, Invalid, TooLarge
+from ..store import decoded_sizes
 from ..store.bundles import ColumnType, SchemaColumn
 
 MAX_RECORDS = 100_000
@@ -353,18 +354,74 @@ def arrow_to_columns(
     return columns
 
 
+def row_bytes(schema: list[SchemaColumn]) -> int:
+    """What one row costs the model whatever its values: 8 bytes per feature it encodes.
+
+    A number is one feature; a text column is one per category seen in
+    training (the one-hot encoder's output, which scikit-learn keeps dense).
+    """
+    width = sum(
+        1 if column["type"] == ColumnType.NUMBER else max(1, len(column.get("categories", ())))
+        for column in schema
+    )
+    return decoded_sizes.NUMBER_BYTES * width
+
+
+def decoded_bytes(table: pa.Table | pa.RecordBatch, schema: list[SchemaColumn]) -> int:
+    """What a table's rows become as model input (see :mod:`mlservice.store.decoded_sizes`):
+    :func:`row_bytes` a row, plus each text value's bytes in every row that holds it."""
+    return int(decoded_row_bytes(table, schema).sum())
+
+
+def decoded_row_bytes(table: pa.Table | pa.RecordBatch, schema: list[SchemaColumn]) -> np.ndarray:
+    """:func:`decoded_bytes` of each row, for splitting a table into bounded chunks."""
+    text = [column["name"] for column in schema if column["type"] != ColumnType.NUMBER]
+    return decoded_sizes.row_bytes(table, text, row_bytes(schema))
+
+
+def check_arrow_types(arrow_schema: pa.Schema, schema: list[SchemaColumn]) -> None:
+    """Refuse (422) an input column whose Arrow type the model cannot take, from the schema
+    alone: before a row is read, so a "number" column holding long text is never decoded."""
+    for column in schema:
+        index = arrow_schema.get_field_index(column["name"])
+        if index < 0:
+            continue  # a missing column is named by check_columns
+        kind = arrow_schema.field(index).type
+        if pa.types.is_dictionary(kind):
+            kind = kind.value_type
+        if column["type"] == ColumnType.NUMBER and not _is_number_type(kind):
+            raise Invalid(f"column {column['name']!r} expects numbers; the input has {kind}")
+        if column["type"] != ColumnType.NUMBER and not _is_text_type(kind):
+            raise Invalid(f"column {column['name']!r} expects text; the input has {kind}")
+
+
+def _is_number_type(kind: pa.DataType) -> bool:
+    """Arrow types a number column may come as (null: every value missing)."""
+    return (
+        pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_decimal(kind)
+        or pa.types.is_null(kind)
+    )
+
+
+def _is_text_type(kind: pa.DataType) -> bool:
+    """Arrow types a text column may come as (null: every value missing)."""
+    return (
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_string_view(kind)
+        or pa.types.is_null(kind)
+    )
+
+
 def _arrow_numbers(name: str, values: pa.Array | pa.ChunkedArray, first_row: int) -> np.ndarray:
     """One numeric Arrow column as float64 (null and NaN: NaN); infinities are refused."""
     kind = values.type
     if pa.types.is_dictionary(kind):
         kind = kind.value_type
         values = values.cast(kind)
-    if not (
-        pa.types.is_integer(kind)
-        or pa.types.is_floating(kind)
-        or pa.types.is_decimal(kind)
-        or pa.types.is_null(kind)
-    ):
+    if not _is_number_type(kind):
         raise Invalid(f"column {name!r} expects numbers; the input has {kind}")
     # safe=False: an integer beyond 2**53 rounds to the nearest float, as it does from JSON.
     array = pc.cast(values, pa.float64(), safe=False).to_numpy(zero_copy_only=False)
@@ -385,12 +442,7 @@ def _arrow_texts(name: str, values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     is_dictionary = pa.types.is_dictionary(kind)
     if is_dictionary:
         kind = kind.value_type
-    if not (
-        pa.types.is_string(kind)
-        or pa.types.is_large_string(kind)
-        or pa.types.is_string_view(kind)
-        or pa.types.is_null(kind)
-    ):
+    if not _is_text_type(kind):
         raise Invalid(f"column {name!r} expects text; the input has {kind}")
     chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
     parts = []

@@ -6,6 +6,9 @@ Celery job that reads the file in chunks with Arrow, checks and predicts each
 chunk with the very :class:`~.predictor.Predictor` and answer code the API
 uses (so a row gets the same prediction either way), and writes the output
 chunk by chunk: memory follows the chunk size, never the data set's size.
+A chunk is also cut short where its rows would become more than ``[limits]
+max_decoded_mb`` (long text, or one value repeated by a Parquet dictionary),
+counted before its values are turned into Python strings.
 
 The output file is written under a temporary name and renamed only when every
 chunk is done, then registered as a data set like an uploaded one. A job that
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import msgspec
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -29,6 +33,7 @@ from msgspec import Meta
 from ..bodies import HEX_ID, Body, decode, to_json
 from ..errors import BadRequest, Invalid, JobFailed, NotFound
 from ..security import Identity
+from ..store import decoded_sizes
 from ..store.bundles import ColumnType, SchemaColumn
 from ..store.catalog import Catalog
 from ..store.dataset_files import (
@@ -193,6 +198,28 @@ def rechunk(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
         yield pa.Table.from_batches(pending)
 
 
+def within_bytes(
+    chunks: Iterable[pa.Table], schema: list[SchemaColumn], limit: int
+) -> Iterator[pa.Table]:
+    """The chunks again, each cut where its rows would become more than ``limit`` bytes of
+    model input (:func:`inputs.decoded_row_bytes`); a single row over it fails the job."""
+    done = 0
+    for chunk in chunks:
+        sizes = inputs.decoded_row_bytes(chunk, schema)
+        ends = np.cumsum(sizes)
+        start, base = 0, 0
+        while start < chunk.num_rows:
+            stop = int(np.searchsorted(ends, base + limit, side="right"))
+            if stop == start:
+                raise Invalid(
+                    f"row {done + start} becomes {decoded_sizes.in_mib(int(sizes[start]))} in "
+                    f"memory, more than {decoded_sizes.in_mib(limit)} ([limits] max_decoded_mb)"
+                )
+            yield chunk.slice(start, stop - start)
+            base, start = int(ends[stop - 1]), stop
+        done += chunk.num_rows
+
+
 class _Output:
     """The output file, written a chunk at a time (Parquet row groups, or CSV lines)."""
 
@@ -300,14 +327,16 @@ def write_predictions(
         column["name"] for column in schema if column["name"] not in request.keep_columns
     ]
     forced = inputs.arrow_types(schema)
-    batches = read_columns(datasets.path(source), source, wanted, forced, chunk_rows)
+    limits = datasets.limits
+    batches = read_columns(datasets.path(source), source, wanted, forced, chunk_rows, limits)
     total, done = source["rows"], 0
     filename = FILENAMES[request.format]
     datasets.artifacts.delete(datasets.KIND, job.output_id)  # a run before this one's leftovers
     with datasets.artifacts.writing(datasets.KIND, job.output_id, filename) as (handle, path):
         output = _Output(handle, request.format)
         try:
-            for chunk in rechunk(batches, chunk_rows):
+            chunks = rechunk(batches, chunk_rows)
+            for chunk in within_bytes(chunks, schema, limits.max_decoded_bytes):
                 _check_present(datasets, models, job, source)
                 columns = inputs.arrow_to_columns(chunk, schema, first_row=done)
                 raw, proba = predictor.run(columns, probabilities=request.probabilities)

@@ -23,12 +23,17 @@ import platform
 import sys
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, NotRequired, TypedDict
+from typing import IO, Any, NotRequired, TypedDict
 
 import joblib
 
+from ..errors import TooLarge
+
 MAGIC = b"MLSBNDL1"
 _SIG_LEN = hashlib.sha256().digest_size
+_HEADER_LEN = len(MAGIC) + _SIG_LEN
+#: How much of a bundle file its signature check holds in memory at a time.
+CHUNK_SIZE = 1024 * 1024
 
 # Bundles written before the package had sub-packages name their class
 # ``mlservice.bundles.ModelBundle``: that path resolves to this module, so
@@ -181,3 +186,28 @@ def loads(data: bytes, secret: str) -> ModelBundle:
     if not isinstance(bundle, ModelBundle):
         raise BundleError("signed file does not hold a model bundle")
     return bundle
+
+
+def verify_stream(source: IO[bytes], secret: str, limit: int | None = None) -> None:
+    """Check the signature of a bundle file (seekable) a chunk at a time; :class:`BundleError`
+    if it fails, :class:`TooLarge` as soon as it passes ``limit`` bytes.
+
+    Nothing of the file is kept: memory stays at one chunk whatever its size.
+    What verifies is signed by this service, so reading it whole afterwards
+    (:func:`loads`, which checks the bytes it unpickles again) is safe.
+    """
+    source.seek(0)
+    header = source.read(_HEADER_LEN)
+    if len(header) < _HEADER_LEN or not header.startswith(MAGIC):
+        raise BundleError("not a model bundle written by this service")
+    signature = hmac.new(secret.encode(), digestmod=hashlib.sha256)
+    size = len(header)
+    while chunk := source.read(CHUNK_SIZE):
+        size += len(chunk)
+        if limit is not None and size > limit:
+            raise TooLarge(f"the bundle is larger than {limit} bytes")
+        signature.update(chunk)
+    if size == _HEADER_LEN:
+        raise BundleError("not a model bundle written by this service")
+    if not hmac.compare_digest(header[len(MAGIC) :], signature.digest()):
+        raise BundleError("model bundle signature does not verify (tampered or foreign bundle)")

@@ -5,6 +5,13 @@ batches to check it and build a profile (rows; per column its type, missing
 and distinct counts, a sample of categories). Nothing is ever held whole in
 memory, so multi-GB files work.
 
+What a file becomes in memory is bounded before it is read, whatever it
+weighs (``[limits]``): a CSV header's width (``max_columns``), each Parquet
+column chunk's size once decompressed (``max_decoded_mb``), and text read as
+the dictionary Parquet stored it, so one long value in many rows stays one
+value; profiling counts and samples from the dictionary, never one string a
+row. A whole file loaded for training is counted first (``max_training_mb``).
+
 Profiling reads the whole file again, several times slower than the disk
 writes it, so only small uploads (``[service] inline_profile_mb``) are
 profiled before the answer: a bad one is refused and leaves nothing behind.
@@ -16,7 +23,10 @@ removed (the record stays, to tell the user why).
 
 from __future__ import annotations
 
+import hashlib
 import io
+import logging
+import re
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -28,11 +38,21 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from ..errors import BadRequest, Conflict, Invalid, JobFailed, ServiceError, UnsupportedMedia
+from ..config import LimitsSettings
+from ..errors import (
+    BadRequest,
+    Conflict,
+    Invalid,
+    JobFailed,
+    ServiceError,
+    TooLarge,
+    UnsupportedMedia,
+)
 from ..security import Identity
+from . import decoded_sizes
 from .artifacts import ArtifactStore
 from .catalog import Catalog
-from .csv_dialect import DEFAULT_DELIMITER, detect_delimiter
+from .csv_dialect import DEFAULT_DELIMITER, detect_delimiter, header_width, parse_problem
 from .records import ColumnProfile, DatasetRecord, DatasetStatus
 
 CSV_FORMAT = "csv"
@@ -47,6 +67,9 @@ UPLOAD_MEDIA_TYPES = {
 }
 #: Distinct values are counted exactly up to this many per column.
 DISTINCT_LIMIT = 10_000
+#: A distinct text value longer than this is kept as its start and a digest of the whole:
+#: still told apart from the others, at a bounded cost (the sample shows the start).
+DISTINCT_TEXT_CHARS = 200
 CATEGORY_SAMPLE = 20
 # Arrow reads ahead several blocks: small blocks keep an upload's memory flat.
 CSV_BLOCK_SIZE = 1024 * 1024
@@ -57,6 +80,13 @@ FORMULA_ESCAPE = ("^([=+\\-@\t\r])", "'\\1")
 
 #: How much of a CSV file is read to find its header line.
 HEADER_SCAN_BYTES = 1024 * 1024
+#: Parquet encodings of text read as stored or as a dictionary (not DELTA_BYTE_ARRAY, whose
+#: values share prefixes: it cannot be read as a dictionary).
+PARQUET_TEXT_ENCODINGS = frozenset(
+    {"PLAIN", "PLAIN_DICTIONARY", "RLE_DICTIONARY", "DELTA_LENGTH_BYTE_ARRAY", "RLE", "BIT_PACKED"}
+)
+
+log = logging.getLogger(__name__)
 
 
 class ProfilingFailed(JobFailed):
@@ -86,7 +116,12 @@ def detect_format(media_type: str | None, filename: str | None) -> str:
 
 
 class _ColumnProfile:
-    """Running counts for one column over record batches."""
+    """Running counts for one column over record batches.
+
+    Text may come dictionary-encoded (Parquet): formulas are then matched
+    and distinct values taken from the dictionary, and rows counted through
+    their indices, so a value repeated in every row is looked at once.
+    """
 
     def __init__(self, name: str, arrow_type: pa.DataType) -> None:
         self.name = name
@@ -96,14 +131,23 @@ class _ColumnProfile:
         self.distinct_capped = False
         self.formula_cells = 0
 
-    def add(self, column: pa.Array | pa.ChunkedArray) -> None:
+    def add(self, column: pa.Array) -> None:
         self.missing += column.null_count
+        if pa.types.is_dictionary(column.type):
+            values = column.dictionary
+            rows = column.indices
+            used = pc.take(values, pc.unique(rows.drop_null()))
+        else:
+            values, rows, used = column, None, None
         if _is_text(self.type):
-            formulas = pc.sum(pc.match_substring_regex(column, FORMULA_START)).as_py()
-            self.formula_cells += formulas or 0
+            formulas = pc.match_substring_regex(values, FORMULA_START)
+            if rows is not None:
+                formulas = pc.take(formulas, rows)
+            self.formula_cells += pc.sum(formulas).as_py() or 0
         if self.distinct_capped:
             return
-        self.distinct.update(pc.unique(column.drop_null()).to_pylist())
+        candidates = used if used is not None else pc.unique(column.drop_null())
+        self.distinct.update(_distinct_key(value) for value in candidates.to_pylist())
         if len(self.distinct) > DISTINCT_LIMIT:
             self.distinct_capped = True
             self.distinct = set(list(self.distinct)[:CATEGORY_SAMPLE])
@@ -122,8 +166,21 @@ class _ColumnProfile:
         return described
 
 
+def _distinct_key(value: Any) -> Any:
+    """A value as the distinct count keeps it: long text as its start and a digest."""
+    if isinstance(value, str) and len(value) > DISTINCT_TEXT_CHARS:
+        digest = hashlib.blake2b(value.encode(), digest_size=8).hexdigest()
+        return f"{value[:DISTINCT_TEXT_CHARS]}… ({len(value)} characters, {digest})"
+    return value
+
+
 def _is_text(arrow_type: pa.DataType) -> bool:
     return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
+
+
+def _value_type(arrow_type: pa.DataType) -> pa.DataType:
+    """A column's type as profiled: a dictionary's value type (text read as a dictionary)."""
+    return arrow_type.value_type if pa.types.is_dictionary(arrow_type) else arrow_type
 
 
 def _dtype_name(arrow_type: pa.DataType) -> str:
@@ -138,12 +195,6 @@ def _dtype_name(arrow_type: pa.DataType) -> str:
     if pa.types.is_temporal(arrow_type):
         return "datetime"
     return "string"
-
-
-def sniff_delimiter(path: Path) -> str:
-    """The delimiter of the CSV file at ``path`` (see :func:`detect_delimiter`)."""
-    with path.open("rb") as handle:
-        return detect_delimiter(handle.read(HEADER_SCAN_BYTES))
 
 
 def delimiter_of(record: DatasetRecord) -> str:
@@ -194,15 +245,23 @@ def _open_batches(
     include_columns: list[str] | None = None,
     column_types: Mapping[str, pa.DataType] | None = None,
     batch_rows: int = 65_536,
+    limits: LimitsSettings | None = None,
 ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     """The file's schema and a stream of its record batches: every column, or
     ``include_columns`` in that order; ``column_types`` forces CSV columns' types.
 
-    A Parquet batch has at most ``batch_rows`` rows and the file's own types (its
-    schema is the whole file's); a CSV batch is one block.
+    A Parquet batch has at most ``batch_rows`` rows and the file's own types
+    (its schema is the whole file's), text as dictionaries; each column chunk
+    must unpack to at most ``[limits] max_decoded_mb`` (checked from the footer
+    first). A CSV batch is one block.
     """
+    limits = limits or LimitsSettings()
     if file_format == PARQUET_FORMAT:
-        parquet = pq.ParquetFile(path)
+        metadata = pq.ParquetFile(path)
+        columns = include_columns or metadata.schema_arrow.names
+        text = [field.name for field in metadata.schema_arrow if _is_text(field.type)]
+        _check_parquet_chunks(metadata, columns, text, limits)
+        parquet = pq.ParquetFile(path, read_dictionary=[name for name in text if name in columns])
         batches = parquet.iter_batches(batch_size=batch_rows, columns=include_columns)
         return parquet.schema_arrow, batches
     reader = pacsv.open_csv(
@@ -214,19 +273,53 @@ def _open_batches(
     return reader.schema, iter(reader)
 
 
+def _check_parquet_chunks(
+    parquet: pq.ParquetFile, columns: list[str], text: list[str], limits: LimitsSettings
+) -> None:
+    """Each column chunk read is at most ``[limits] max_decoded_mb`` once decompressed (413),
+    and no text column is stored in an encoding that cannot be read as a dictionary (415)."""
+    metadata = parquet.metadata
+    names = {
+        index: metadata.schema.column(index).path.split(".")[0]
+        for index in range(metadata.num_columns)
+    }
+    for group_index in range(metadata.num_row_groups):
+        group = metadata.row_group(group_index)
+        for index, name in names.items():
+            if name not in columns:
+                continue
+            chunk = group.column(index)
+            if chunk.total_uncompressed_size > limits.max_decoded_bytes:
+                raise TooLarge(
+                    f"column {name!r} of the Parquet file unpacks to "
+                    f"{decoded_sizes.in_mib(chunk.total_uncompressed_size)} in row group "
+                    f"{group_index}, more than {limits.max_decoded_mb:g} MiB "
+                    "([limits] max_decoded_mb): write the file with smaller row groups"
+                )
+            other = [code for code in chunk.encodings if code not in PARQUET_TEXT_ENCODINGS]
+            if name in text and other:
+                raise UnsupportedMedia(
+                    f"column {name!r} of the Parquet file is stored as {', '.join(other)}, which "
+                    "is not read here; write text columns with dictionary or plain encoding "
+                    "(the default of pyarrow, pandas and Spark's Parquet v1 writer)"
+                )
+
+
 def read_columns(
     path: Path,
     record: DatasetRecord,
     columns: list[str],
     forced_types: Mapping[str, pa.DataType],
     batch_rows: int,
+    limits: LimitsSettings | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Some columns of a stored data set, batch by batch (batch scoring reads any size so).
 
     CSV_FORMAT: a column of ``forced_types`` is read as that type (a model's text column
     as text, so "007" stays "007"), the others as at upload; a batch is one block.
-    Parquet keeps its own types, in batches of at most ``batch_rows`` rows. The
-    file is opened at the first batch asked for, as a generator does.
+    Parquet keeps its own types (text as dictionaries), in batches of at most
+    ``batch_rows`` rows. The file is opened at the first batch asked for, as a
+    generator does.
     """
     _, batches = _open_batches(
         path,
@@ -236,23 +329,31 @@ def read_columns(
         include_columns=columns,
         column_types=forced_types,
         batch_rows=batch_rows,
+        limits=limits,
     )
     yield from batches
 
 
 def _profile_once(
-    path: Path, file_format: str, string_columns: list[str], delimiter: str
+    path: Path,
+    file_format: str,
+    string_columns: list[str],
+    delimiter: str,
+    limits: LimitsSettings,
 ) -> dict[str, Any]:
-    schema, batches = _open_batches(path, file_format, string_columns, delimiter)
+    schema, batches = _open_batches(path, file_format, string_columns, delimiter, limits=limits)
     names = schema.names
     if not names:
         raise Invalid("the file has no columns")
+    check_width(len(names), limits)
     if len(set(names)) != len(names) or any(not name for name in names):
         raise Invalid("column names must be present and unique")
     for field in schema:
-        if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
+        kind = _value_type(field.type)
+        if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
             raise Invalid(f"column {field.name!r} is not UTF-8 text")
-    columns = [_ColumnProfile(field.name, field.type) for field in schema]
+    columns = [_ColumnProfile(field.name, _value_type(field.type)) for field in schema]
+    formula_names = sum(1 for name in names if re.match(FORMULA_START, name))
     rows = 0
     for batch in batches:
         rows += batch.num_rows
@@ -264,11 +365,20 @@ def _profile_once(
         "rows": rows,
         "columns": [column.describe() for column in columns],
         "string_columns": string_columns,
-        "formula_cells": sum(column.formula_cells for column in columns),
+        "formula_cells": formula_names + sum(column.formula_cells for column in columns),
     }
     if file_format == CSV_FORMAT:
         described["delimiter"] = delimiter
     return described
+
+
+def check_width(columns: int, limits: LimitsSettings) -> None:
+    """Refuse (413) a data set of more than ``[limits] max_columns`` columns."""
+    if columns > limits.max_columns:
+        raise TooLarge(
+            f"the file has {columns} columns or more, more than {limits.max_columns} "
+            "([limits] max_columns): upload only the columns a model will use"
+        )
 
 
 def _conversion_column(message: str, path: Path, delimiter: str) -> str | None:
@@ -280,26 +390,35 @@ def _conversion_column(message: str, path: Path, delimiter: str) -> str | None:
     return header[index] if index < len(header) else None
 
 
-def profile_file(path: Path, file_format: str) -> dict[str, Any]:
+def profile_file(
+    path: Path, file_format: str, limits: LimitsSettings | None = None
+) -> dict[str, Any]:
     """Check a stored file and describe it; a :class:`~mlservice.errors.ServiceError` says
-    what is wrong (400 empty, 415 not the declared format, 422 not a table).
+    what is wrong (400 empty, 413 over a ``[limits]`` key, 415 not the declared format, 422
+    not a table), in the user's terms (pyarrow's own words go to the log).
 
-    A CSV file's profile has its ``delimiter``, detected from the header line.
+    A CSV file's profile has its ``delimiter``, detected from the header line,
+    whose width is checked before the file is parsed.
     """
+    limits = limits or LimitsSettings()
     if path.stat().st_size == 0:
         raise BadRequest("the file is empty")
     with path.open("rb") as handle:
-        head = handle.read(4096)
+        head = handle.read(HEADER_SCAN_BYTES)
     if file_format == PARQUET_FORMAT and not head.startswith(b"PAR1"):
         raise UnsupportedMedia("the file is not Parquet (no PAR1 magic)")
-    if file_format == CSV_FORMAT and (b"\x00" in head or head.startswith(b"PAR1")):
+    if file_format == CSV_FORMAT and (b"\x00" in head[:4096] or head.startswith(b"PAR1")):
         raise UnsupportedMedia("the file is not CSV text (binary content)")
-    delimiter = sniff_delimiter(path) if file_format == CSV_FORMAT else DEFAULT_DELIMITER
+    delimiter = detect_delimiter(head) if file_format == CSV_FORMAT else DEFAULT_DELIMITER
+    if file_format == CSV_FORMAT:
+        check_width(header_width(head, delimiter), limits)
     string_columns: list[str] = []
     while True:
         try:
-            return _profile_once(path, file_format, string_columns, delimiter)
-        except pa.ArrowInvalid as exc:
+            return _profile_once(path, file_format, string_columns, delimiter, limits)
+        except (pa.ArrowInvalid, OSError) as exc:  # OSError: pyarrow's IOError for bad pages
+            if isinstance(exc, FileNotFoundError):
+                raise
             message = str(exc)
             column = (
                 _conversion_column(message, path, delimiter) if file_format == CSV_FORMAT else None
@@ -307,18 +426,19 @@ def profile_file(path: Path, file_format: str) -> dict[str, Any]:
             if column and column not in string_columns:
                 string_columns.append(column)  # mixed values: read the column as text
                 continue
-            raise Invalid(_explain(message)) from None
+            log.info("upload %s refused: %s", path.parent.name, message)
+            raise Invalid(_explain(message, file_format, delimiter)) from None
         except UnicodeDecodeError:  # pyarrow decodes names (and Parquet text) only when read
             raise Invalid("the file has column names or text that are not UTF-8") from None
 
 
-def profiled(path: Path, file_format: str) -> dict[str, Any]:
+def profiled(path: Path, file_format: str, limits: LimitsSettings | None = None) -> dict[str, Any]:
     """The record fields of a stored file once profiled: status ``ready`` and its profile.
 
     What the request (small uploads) and the Celery task (large ones) both record;
     raises :func:`profile_file`'s errors.
     """
-    profile = profile_file(path, file_format)
+    profile = profile_file(path, file_format, limits)
     fields: dict[str, Any] = {
         "status": DatasetStatus.READY.value,
         "rows": profile["rows"],
@@ -331,14 +451,19 @@ def profiled(path: Path, file_format: str) -> dict[str, Any]:
     return fields
 
 
-def _explain(message: str) -> str:
-    """Arrow's error, in the user's terms."""
-    first = message.splitlines()[0]
-    if "invalid UTF8" in message or "UTF8" in message:
-        return "the CSV is not UTF-8 text: " + first
-    if "Expected" in message and "columns" in message:
-        return "ragged rows: " + first
-    return "the file cannot be read as a table: " + first
+def _explain(message: str, file_format: str, delimiter: str) -> str:
+    """Arrow's error, in the user's terms: what is wrong and what to do."""
+    if file_format == PARQUET_FORMAT:
+        return (
+            "the file cannot be read as Parquet (its footer or a page is damaged); upload the "
+            "file as its writer made it"
+        )
+    problem = parse_problem(message, delimiter)
+    if problem.startswith("row ") or problem.startswith("a row has"):
+        return "ragged rows: " + problem
+    if "UTF-8" in problem:
+        return "the CSV is not UTF-8 text; save it as UTF-8"
+    return "the file cannot be read as CSV: " + problem
 
 
 def has_formula_cells(record: DatasetRecord) -> bool:
@@ -347,7 +472,8 @@ def has_formula_cells(record: DatasetRecord) -> bool:
 
 
 def neutralised_csv(path: Path, record: DatasetRecord) -> Iterator[bytes]:
-    """The CSV file again, batch by batch, each formula-like text cell prefixed with ``'``.
+    """The CSV file again, batch by batch, each formula-like text cell prefixed with ``'``,
+    header cells (the column names) too.
 
     Re-written by Arrow with the file's delimiter (so quoting and number
     formatting may differ from the upload); memory stays flat for any size.
@@ -363,9 +489,10 @@ def neutralised_csv(path: Path, record: DatasetRecord) -> Iterator[bytes]:
             else column
             for column in batch.columns
         ]
+        names = [re.sub(pattern, replacement, name) for name in batch.schema.names]
         sink = io.BytesIO()
         pacsv.write_csv(
-            pa.RecordBatch.from_arrays(columns, names=batch.schema.names),
+            pa.RecordBatch.from_arrays(columns, names=names),
             sink,
             write_options=pacsv.WriteOptions(include_header=header, delimiter=delimiter),
         )
@@ -374,13 +501,21 @@ def neutralised_csv(path: Path, record: DatasetRecord) -> Iterator[bytes]:
 
 
 def load_frame(
-    path: Path, file_format: str, string_columns: list[str], *, delimiter: str
+    path: Path,
+    file_format: str,
+    string_columns: list[str],
+    *,
+    delimiter: str,
+    limits: LimitsSettings | None = None,
 ) -> pd.DataFrame:
     """The whole data set as a DataFrame (in a Celery worker, for training).
 
     ``delimiter`` is the CSV delimiter recorded at upload (:func:`delimiter_of`).
+    A Parquet file is counted first (:func:`check_training_size`): its text may
+    be stored once and fill every row. A CSV file holds every value it gives.
     """
     if file_format == PARQUET_FORMAT:
+        check_training_size(path, limits or LimitsSettings())
         table = pq.read_table(path)
     else:
         table = pacsv.read_csv(
@@ -391,14 +526,38 @@ def load_frame(
     return table.to_pandas()
 
 
+def check_training_size(path: Path, limits: LimitsSettings) -> None:
+    """Refuse (413) a Parquet data set that becomes more than ``[limits] max_training_mb``
+    once each row holds its own values: counted batch by batch, text kept as dictionaries."""
+    schema, batches = _open_batches(path, PARQUET_FORMAT, [], DEFAULT_DELIMITER, limits=limits)
+    text = [field.name for field in schema if _is_text(_value_type(field.type))]
+    per_row = decoded_sizes.NUMBER_BYTES * len(schema.names)
+    total = 0
+    for batch in batches:
+        total += decoded_sizes.decoded_bytes(batch, text, per_row)
+        if total > limits.max_training_bytes:
+            raise TooLarge(
+                f"the data set becomes more than {decoded_sizes.in_mib(total)} in memory once "
+                f"loaded, more than {limits.max_training_mb:g} MiB ([limits] max_training_mb): "
+                "train on fewer rows or shorter text"
+            )
+
+
 class Datasets:
     """Data set files in the artifact store, and their metadata in the catalog."""
 
     KIND = "datasets"
 
-    def __init__(self, catalog: Catalog[DatasetRecord], artifacts: ArtifactStore) -> None:
+    def __init__(
+        self,
+        catalog: Catalog[DatasetRecord],
+        artifacts: ArtifactStore,
+        limits: LimitsSettings | None = None,
+    ) -> None:
         self.catalog = catalog
         self.artifacts = artifacts
+        #: What reading a file may cost (``[limits]``): profiling, scoring, training.
+        self.limits = limits or LimitsSettings()
 
     def upload(
         self,
@@ -474,7 +633,7 @@ class Datasets:
         """
         path = self.artifacts.path(self.KIND, dataset_id, FILENAMES[file_format])
         try:
-            fields = profiled(path, file_format)
+            fields = profiled(path, file_format, self.limits)
             record = self._record(dataset_id, file_format, owner, name, size, started)
             return self.catalog.create(cast(DatasetRecord, {**record, **fields}))
         except BaseException:  # a bad file, or Redis away: no file without its record
@@ -515,7 +674,7 @@ class Datasets:
             return record
         started = time.perf_counter()
         try:
-            fields = profiled(self.path(record), record["format"])
+            fields = profiled(self.path(record), record["format"], self.limits)
         except ServiceError as exc:
             return self.fail(dataset_id, exc.message)
         except FileNotFoundError:

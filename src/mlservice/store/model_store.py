@@ -19,7 +19,6 @@ from typing import IO, Any
 
 import redis
 
-from ..errors import TooLarge
 from ..security import Identity
 from . import bundles, published
 from .artifacts import ArtifactStore
@@ -108,10 +107,15 @@ class ModelStore:
     def import_bundle(
         self, source: IO[bytes], owner: Identity, name: str | None, limit: int
     ) -> ModelRecord:
-        """Verify an uploaded bundle's signature, then (only then) load and publish it."""
-        data = source.read(limit + 1)
-        if len(data) > limit:
-            raise TooLarge(f"the bundle is larger than {limit} bytes")
+        """Verify an uploaded bundle's signature, then (only then) load and publish it.
+
+        ``source`` is the uploaded file (seekable, on disk): its signature is
+        checked over it a chunk at a time before anything is unpickled or held
+        whole in memory (:func:`bundles.verify_stream`).
+        """
+        bundles.verify_stream(source, self.secret, limit)
+        source.seek(0)
+        data = source.read()  # signed by this service: kept and published whole
         bundle = bundles.loads(data, self.secret)
         if bundle.onnx is None or bundle.engine != Engine.ONNXRUNTIME:
             bundle.engine, bundle.onnx = Engine.SCIKIT_LEARN.value, None

@@ -37,7 +37,7 @@ import pandas as pd
 import redis
 
 from ..config import DefaultModelSettings
-from ..errors import JobFailed, NotFound
+from ..errors import JobFailed, NotFound, TooLarge
 from ..process import process_name
 from ..store import bundles, dataset_files, published
 from ..store.bundles import Engine
@@ -235,12 +235,16 @@ class Trainer:
         )
         dataset = self.datasets.catalog.get(record["dataset_id"])
         progress(0.02, "loading the data set")
-        frame = dataset_files.load_frame(
-            self.datasets.path(dataset),
-            dataset["format"],
-            dataset["string_columns"],
-            delimiter=dataset_files.delimiter_of(dataset),
-        )
+        try:
+            frame = dataset_files.load_frame(
+                self.datasets.path(dataset),
+                dataset["format"],
+                dataset["string_columns"],
+                delimiter=dataset_files.delimiter_of(dataset),
+                limits=self.datasets.limits,
+            )
+        except TooLarge as exc:  # over [limits] max_training_mb: the message says so
+            raise TrainingFailed(exc.message) from None
         fitted = fitting.train(
             frame,
             record["target"],

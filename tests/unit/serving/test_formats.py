@@ -3,6 +3,7 @@
 import io
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import orjson
@@ -12,6 +13,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
 
+from mlservice.config import LimitsSettings
 from mlservice.errors import ServiceError
 from mlservice.serving import formats, inputs, outputs
 from mlservice.store.bundles import ModelBundle
@@ -27,7 +29,7 @@ CITIES = ["007", math.nan, "Lyon"]
 
 
 def read(data: bytes, media_type: str, depth: int = 32) -> dict[str, np.ndarray]:
-    return formats.read_body(data, media_type, SCHEMA, depth)
+    return formats.read_body(data, media_type, SCHEMA, LimitsSettings(max_json_depth=depth))
 
 
 def assert_expected(columns, ages=AGES, cities=CITIES):
@@ -307,8 +309,8 @@ def test_csv_is_read_with_the_model_types(data):
         (
             b"age,city\n1,a,3\n",
             400,
-            "the CSV body cannot be read: CSV parse error: Row #2: Expected 2 columns, "
-            "got 3: 1,a,3",
+            "the CSV body cannot be read: row 0 has 3 fields where the header has 2; give "
+            "every row one value per column, and quote text that holds the delimiter ','",
         ),
         (
             b"age\n1\n",
@@ -373,11 +375,14 @@ def test_arrow_stream_and_file_give_the_same_arrays():
 
 
 def test_a_repeated_long_string_stays_one_string():
-    """A dictionary-encoded column keeps one copy of each string, not one per row."""
-    rows = 1000
+    """A dictionary-encoded column keeps one copy of each string, not one per row (a file that
+    names its Arrow types, and one that does not)."""
+    rows = 500
     long = pa.table({"age": pa.array([1.0] * rows), "city": pa.array(["x" * 100_000] * rows)})
-    columns = read(parquet_bytes(long, compression="zstd"), formats.PARQUET)
-    assert columns["city"][0] is columns["city"][rows - 1]
+    for store_schema in (True, False):
+        body = parquet_bytes(long, compression="zstd", store_schema=store_schema)
+        columns = read(body, formats.PARQUET)
+        assert columns["city"][0] is columns["city"][rows - 1]
 
 
 @pytest.mark.parametrize(
@@ -387,22 +392,20 @@ def test_a_repeated_long_string_stays_one_string():
             b"not parquet at all",
             formats.PARQUET,
             400,
-            "the body is not a Parquet file: Parquet magic bytes not found in footer. Either "
-            "the file is corrupted or this is not a parquet file.",
+            "the body is not a Parquet file (its footer cannot be read); send a whole Parquet file",
         ),
         (
             b"PAR1",
             formats.PARQUET_OLD,
             400,
-            "the body is not a Parquet file: Parquet file size is 4 bytes, smaller than the "
-            "minimum file footer (8 bytes)",
+            "the body is not a Parquet file (its footer cannot be read); send a whole Parquet file",
         ),
         (
             b"garbage bytes here",
             formats.ARROW_STREAM,
             400,
-            "the body is not an Arrow IPC stream: Expected to read 1651663207 metadata bytes, "
-            "but only read 14",
+            "the body is not an Arrow IPC stream or file (a message cannot be read); send the "
+            "bytes an Arrow IPC stream writer made",
         ),
         (
             b"x",
@@ -510,29 +513,170 @@ def test_binary_text_values_must_be_utf8(media_type):
         assert refusal(parquet_bytes(data, use_dictionary=False), media_type) == (400, message)
 
 
-def test_a_parquet_body_that_unpacks_too_far_is_413():
-    rows = 1000
-    long = pa.table({"age": pa.array([1.0] * rows), "city": pa.array(["x" * 100_000] * rows)})
-    data = parquet_bytes(long, use_dictionary=False, compression="zstd")
-    status, message = refusal(data, formats.PARQUET)
-    limit = (formats.UNPACK_FACTOR * len(data) + 1024**2) / 1024**2
-    assert status == 413
-    assert message.startswith("the Parquet body unpacks to 95.4 MiB, more than ")
-    assert message.endswith(
-        f"{limit:.1f} MiB (8x its size plus 1 MiB): send fewer rows per request"
+# --- Bounded by what a body becomes ------------------------------------------------------
+
+MIB = 1024**2
+
+
+def read_within(data: bytes, media_type: str, decoded_mb: float, schema=SCHEMA) -> None:
+    formats.read_body(data, media_type, schema, LimitsSettings(max_decoded_mb=decoded_mb))
+
+
+def refused_within(data: bytes, media_type: str, decoded_mb: float, schema=SCHEMA):
+    with pytest.raises(ServiceError) as caught:
+        read_within(data, media_type, decoded_mb, schema)
+    return caught.value.status, caught.value.message
+
+
+def peak_growth_mib(work, *args):
+    """``work(*args)``'s result, and how far this process's peak RSS rose meanwhile (MiB, from
+    the kernel's VmHWM, reset first)."""
+    Path("/proc/self/clear_refs").write_text("5")
+    before = _hwm_kib()
+    result = work(*args)
+    return result, (_hwm_kib() - before) / 1024
+
+
+def _hwm_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def repeated(rows: int, length: int, dictionary: bool = True) -> pa.Table:
+    """``rows`` rows whose text is one value of ``length`` bytes (a dictionary's, or copied)."""
+    value = pa.array(["x" * length])
+    city = (
+        pa.DictionaryArray.from_arrays(pa.array([0] * rows, pa.int32()), value)
+        if dictionary
+        else pa.array(["x" * length] * rows)
+    )
+    return pa.table({"age": pa.array([1.0] * rows), "city": city})
+
+
+def compressed_arrow(data: pa.Table, rows_per_batch: int | None = None, file=False) -> bytes:
+    sink = pa.BufferOutputStream()
+    options = ipc.IpcWriteOptions(compression="zstd")
+    with (ipc.new_file if file else ipc.new_stream)(sink, data.schema, options=options) as writer:
+        for batch in data.to_batches(max_chunksize=rows_per_batch):
+            writer.write_batch(batch)
+    return sink.getvalue().to_pybytes()
+
+
+def test_a_compressed_parquet_body_is_refused_from_its_footer():
+    data = parquet_bytes(
+        repeated(1000, 100_000, dictionary=False), use_dictionary=False, compression="zstd"
+    )
+    assert len(data) < 100_000  # 95 MiB of text in a few KB
+    assert refused_within(data, formats.PARQUET, 64) == (
+        413,
+        "the Parquet body unpacks to 95.4 MiB, more than 64 MiB ([limits] max_decoded_mb): "
+        "send fewer rows per request",
     )
 
 
-def test_an_arrow_stream_that_unpacks_too_far_is_413():
-    rows = 200
-    long = pa.table({"age": pa.array([1.0] * rows), "city": pa.array(["x" * 100_000] * rows)})
-    sink = pa.BufferOutputStream()
-    options = ipc.IpcWriteOptions(compression="zstd")
-    with ipc.new_stream(sink, long.schema, options=options) as writer:
-        for batch in long.to_batches(max_chunksize=10):
-            writer.write_batch(batch)
-    status, message = refusal(sink.getvalue().to_pybytes(), formats.ARROW_STREAM)
-    assert status == 413 and message.startswith("the Arrow body unpacks to ")
+def test_a_compressed_arrow_body_is_refused_before_it_is_decompressed():
+    """64 MiB of text in 64 KB: refused from the message headers, so memory stays flat."""
+    data = compressed_arrow(repeated(640, 100_000, dictionary=False), rows_per_batch=64)
+    assert len(data) < 100_000
+    for body in (data, compressed_arrow(repeated(640, 100_000, dictionary=False), file=True)):
+        (status, message), growth = peak_growth_mib(refused_within, body, formats.ARROW_STREAM, 1)
+        assert status == 413
+        assert message.startswith("the Arrow body unpacks to ")
+        assert message.endswith(
+            "MiB, more than 1 MiB ([limits] max_decoded_mb): send fewer rows per request"
+        )
+        assert growth < 16, f"grew by {growth:.0f} MiB"
+
+
+@pytest.mark.parametrize("media_type", [formats.PARQUET, formats.ARROW_STREAM])
+def test_a_dictionary_repeated_in_every_row_counts_once_per_row(media_type):
+    """One 100 KB value in 1,000 rows is a tiny body and 95 MiB of text for a model."""
+    data = repeated(1000, 100_000)
+    body = (
+        parquet_bytes(data, compression="zstd", store_schema=False)  # read back as plain text
+        if media_type == formats.PARQUET
+        else compressed_arrow(data)
+    )
+    assert len(body) < 20_000
+    what = formats.format_name(media_type)
+    assert refused_within(body, media_type, 64) == (
+        413,
+        f"the {what} body becomes 95.4 MiB in memory once decoded, more than 64 MiB "
+        "([limits] max_decoded_mb): send fewer rows, or shorter text, per request",
+    )
+    read_within(body, media_type, 96)  # 1,000 x (100,000 + 8 x (1 + 2)) bytes: 95.4 MiB
+
+
+def test_a_model_that_encodes_many_categories_bounds_the_rows_of_any_body():
+    """Each row becomes 8 bytes per one-hot category: counted before the model sees it."""
+    wide = [{"name": "city", "type": "string", "categories": [f"c{i}" for i in range(10_000)]}]
+    records = [{"city": "c1"}] * 1000  # 1,000 x 80,000 bytes = 76.3 MiB
+    body = json.dumps(records).encode()
+    assert refused_within(body, formats.JSON, 64, wide) == (
+        413,
+        "the JSON body becomes 76.3 MiB in memory once decoded, more than 64 MiB "
+        "([limits] max_decoded_mb): send fewer rows, or shorter text, per request",
+    )
+    read_within(body, formats.JSON, 77, wide)
+
+
+def test_a_number_column_sent_as_text_is_refused_before_it_is_read():
+    """Read as text it would be decoded per row (only text columns stay dictionaries)."""
+    data = pa.table({"age": repeated(1000, 100_000)["city"], "city": pa.array(["a"] * 1000)})
+    for body, media_type in (
+        (parquet_bytes(data, compression="zstd"), formats.PARQUET),
+        (compressed_arrow(data), formats.ARROW_STREAM),
+    ):
+        refused, growth = peak_growth_mib(refused_within, body, media_type, 1)
+        assert refused == (
+            422,
+            "column 'age' expects numbers; the input has string",
+        )
+        assert growth < 16
+
+
+def test_a_delta_encoded_parquet_text_column_is_415():
+    data = repeated(10, 10, dictionary=False)
+    body = parquet_bytes(data, use_dictionary=False, column_encoding={"city": "DELTA_BYTE_ARRAY"})
+    assert refused_within(body, formats.PARQUET, 64) == (
+        415,
+        "column 'city' of the Parquet body is stored as DELTA_BYTE_ARRAY, which is not read "
+        "here; write text columns with dictionary or plain encoding (the default of pyarrow, "
+        "pandas and Spark's Parquet v1 writer)",
+    )
+
+
+def test_an_arrow_body_of_too_many_messages_is_413():
+    data = pa.Table.from_batches([table().to_batches()[0].slice(0, 1)] * 10_001)
+    assert refused_within(arrow_bytes(data), formats.ARROW_STREAM, 64) == (
+        413,
+        "the Arrow body holds more than 10000 messages; send its rows in fewer, larger "
+        "record batches",
+    )
+
+
+def test_a_csv_body_wider_than_max_columns_is_413_from_its_header():
+    header = ",".join(f"c{i}" for i in range(2001))
+    body = (header + "\n" + ",".join("1" * 2001) + "\n").encode()
+    with pytest.raises(ServiceError) as caught:
+        formats.read_body(body, formats.CSV, SCHEMA, LimitsSettings())
+    assert (caught.value.status, caught.value.message) == (
+        413,
+        "the CSV body has 2001 columns or more, more than 2000 ([limits] max_columns): send "
+        "only the columns the model uses",
+    )
+
+
+@pytest.mark.parametrize("digits", [4301, 5001, 100_000])
+def test_an_integer_of_too_many_digits_is_400(digits):
+    body = b'{"age": ' + b"7" * digits + b', "city": "a"}'
+    assert refusal(body, formats.JSON) == (
+        400,
+        "the JSON body has an integer of more than 4300 digits; send numbers that fit a float "
+        "(at most about 1.8e308)",
+    )
 
 
 def test_arrow_to_columns_still_ignores_extra_columns():
@@ -613,3 +757,15 @@ def test_arrow_answer():
         bundle("regression"), np.array([1.5, 2.0]), None, formats.ARROW_STREAM
     )[0]
     assert ipc.open_stream(numbers).read_all().to_pydict() == {"prediction": [1.5, 2.0]}
+
+
+def test_a_json_body_of_too_many_arrays_and_objects_is_413_before_it_is_decoded():
+    """8 MiB of ``{},`` become 243 MiB of dicts once decoded: counted, and refused, first."""
+    body = b"[" + b"{}," * (8 * MIB // 3) + b"{}]"
+    (status, message), growth = peak_growth_mib(refusal, body, formats.JSON)
+    assert (status, message) == (
+        413,
+        "the JSON body holds more than 400016 arrays and objects; send at most 100000 records "
+        "per request",
+    )
+    assert growth < 16, f"grew by {growth:.0f} MiB"

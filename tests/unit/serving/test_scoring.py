@@ -193,3 +193,31 @@ def test_csv_columns_are_read_as_the_model_takes_them(tmp_path):
     (batch,) = read_columns(path, record, ["code", "age"], forced, 10)
     assert batch.schema.names == ["code", "age"]
     assert batch.to_pydict() == {"code": ["007", "012"], "age": [41.0, None]}
+
+
+TEXT_SCHEMA = [
+    {"name": "age", "type": "number"},
+    {"name": "city", "type": "string", "categories": ["a", "b"]},
+]
+
+
+def test_chunks_are_cut_where_their_rows_would_pass_the_byte_limit():
+    """Each row becomes 8 x 3 bytes plus its text: 10 rows of 100 bytes of text, 124 each."""
+    city = pa.DictionaryArray.from_arrays(pa.array([0] * 10, pa.int32()), pa.array(["x" * 100]))
+    chunk = pa.table({"age": pa.array([1.0] * 10), "city": city})
+    parts = list(scoring.within_bytes([chunk], TEXT_SCHEMA, 400))
+    assert [part.num_rows for part in parts] == [3, 3, 3, 1]
+    assert pa.concat_tables(parts).equals(chunk)
+    assert [part.num_rows for part in scoring.within_bytes([chunk], TEXT_SCHEMA, 1240)] == [10]
+
+
+def test_a_row_over_the_byte_limit_fails_the_job_naming_it():
+    city = pa.array(["a", "x" * 2 * 1024**2])
+    chunk = pa.table({"age": pa.array([1.0, 2.0]), "city": city})
+    parts = scoring.within_bytes([chunk, chunk], TEXT_SCHEMA, 1024**2)
+    assert next(parts).num_rows == 1
+    with pytest.raises(Invalid) as refused:
+        next(parts)
+    assert refused.value.message == (
+        "row 1 becomes 2.0 MiB in memory, more than 1.0 MiB ([limits] max_decoded_mb)"
+    )

@@ -144,13 +144,21 @@ def body_file() -> Path | None:
     """The upload's body as the file NGINX wrote (``None``: it comes on the request's stream).
 
     400 if the request names a file that is not NGINX's (see :func:`_named_body_file`).
+    Its size is noted for the upload metrics (:func:`body_size`).
     """
     if not request.headers.get(BODY_FILE_HEADER):
         return None
     path = _named_body_file()
     if path is None:
         raise BadRequest("the upload could not be received; send it again")
+    g.mlservice_body_size = path.stat().st_size
     return path
+
+
+def body_size() -> int | None:
+    """The bytes of the request's body as the client sent it: the file NGINX wrote, or
+    the declared Content-Length (the request to the API itself has no body then)."""
+    return g.get("mlservice_body_size") or request.content_length
 
 
 def guard_stream() -> None:

@@ -135,6 +135,8 @@ def stack(tmp_path_factory, other_origin: str) -> Stack:
             "MLSERVICE_CALLBACK_ALLOW_PRIVATE": "1",
             "MLSERVICE_SERVICE_MAX_UPLOAD_MB": str(MAX_UPLOAD_MB),
             "MLSERVICE_CORS_ALLOWED_ORIGINS": f"{other_origin} https://editor.swagger.io",
+            # an address the service is also reached at (the served contract names it)
+            "MLSERVICE_API_PUBLIC_URLS": "http://ml.example:9443",
             # batch scoring in many chunks, so small data sets show progress (test_scoring.py)
             "MLSERVICE_INFERENCE_SCORING_CHUNK_ROWS": str(SCORING_CHUNK_ROWS),
         },

@@ -21,10 +21,10 @@ from .api import (
     request_log,
     services,
     tasks,
+    uploads,
     users,
 )
 from .api.converters import CONVERTERS
-from .api.uploads import StreamingRequest
 from .config import Settings, get_settings
 from .context import ServiceContext, build_context
 
@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None, ctx: ServiceContext | None = No
     """
     settings = settings or (ctx.settings if ctx is not None else get_settings())
     app = Flask(__name__, static_folder=None)
-    app.request_class = StreamingRequest
+    app.request_class = uploads.StreamingRequest
     # NGINX says which scheme the client used (X-Forwarded-Proto): the served
     # contract names the service's own origin with it.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=0, x_proto=1)  # type: ignore[method-assign]
@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None, ctx: ServiceContext | None = No
     services.install(app, ctx or build_context(settings))
     error_handler.register(app)
     request_log.register(app)  # the request id in every line logged while it runs
+    uploads.register(app)  # an upload's body file NGINX wrote goes when its request ends
     for module in BLUEPRINTS:
         app.register_blueprint(module.bp)
     return app

@@ -205,6 +205,19 @@ def origin_list(value: str) -> tuple[str, ...]:
     return origins
 
 
+def public_url_list(value: str) -> tuple[str, ...]:
+    """The service's own origins (``scheme://host[:port]``), separated by spaces or commas."""
+    origins = tuple(part.lower().rstrip("/") for part in re.split(r"[\s,]+", value) if part)
+    for origin in origins:
+        if not ORIGIN.fullmatch(origin):
+            raise ValueError(
+                f"has {origin!r}, which is not an origin; write the addresses clients use as "
+                "scheme://host[:port] with no path (e.g. https://ml.example.com), separated by "
+                "spaces"
+            )
+    return origins
+
+
 def readable_file(value: str) -> Path:
     """A file this process can read (a relative path: from the working directory)."""
     path = Path(value).expanduser()
@@ -434,6 +447,11 @@ class LimitsSettings:
     failed_login_window_seconds: int = option(
         "limits", "failed_login_window_seconds", integer(1), "60"
     )
+    #: Connections one client address may hold open through NGINX at once (429 beyond).
+    connections_per_address: int = option("limits", "connections_per_address", integer(1), "100")
+    #: NGINX's wait for a client: for its headers, between two reads of its body, between
+    #: two writes of the answer; a client silent that long is disconnected.
+    client_timeout_seconds: int = option("limits", "client_timeout_seconds", integer(1), "30")
 
     @property
     def max_decoded_bytes(self) -> int:
@@ -471,6 +489,9 @@ class ApiSettings:
     openapi_file: Path | None = option(
         "api", "openapi_file", Path, "", env="MLSERVICE_OPENAPI_FILE"
     )
+    #: The origins clients reach the service at (``scheme://host[:port]``): the served
+    #: contract names the one it was asked from first; any other Host gets the file's servers.
+    public_urls: tuple[str, ...] | None = option("api", "public_urls", public_url_list, "")
 
 
 @dataclass(frozen=True)

@@ -141,3 +141,21 @@ class JobFailed(Exception):
     is the error recorded on the model or data set, which the client reads from
     there or from the task's status.
     """
+
+
+class TrainingFailed(JobFailed):
+    """A model's training failed; the message is the model's ``error``.
+
+    Declared here rather than beside the training code, so that the API, which
+    never imports that code, reads it back from a task's result as a
+    :class:`JobFailed` (Celery rebuilds a failure from its class's module).
+    """
+
+
+def client_message(error: BaseException) -> str | None:
+    """``error``'s message if it was written for the client (a refusal, a job's expected
+    failure); ``None`` for any other error, whose text (a class name, a file path, an
+    address) belongs in the log only."""
+    if isinstance(error, (ServiceError, JobFailed)):
+        return str(error)
+    return None

@@ -435,6 +435,7 @@ class Stack:
 
         (Gunicorn's default, ~/.gunicorn/gunicorn.ctl, would be shared by every
         stack of the user: ``gunicornc`` would reach whichever started last.)
+        The API also knows this stack's own address as one of ``[api] public_urls``.
         """
         self._spawn(
             "api",
@@ -447,10 +448,18 @@ class Stack:
                 "--control-socket",
                 str(self.control_socket),
             ],
-            env={"PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir("api"))},
+            env={
+                "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir("api")),
+                "MLSERVICE_API_PUBLIC_URLS": self.public_urls(),
+            },
         )
         healthz = f"http://127.0.0.1:{self.api_port}/healthz"
         self._wait("api", lambda: self._listens("api", self.api_port) and _http_ok(healthz), 60)
+
+    def public_urls(self) -> str:
+        """``[api] public_urls`` and this stack's own address: the served contract may name
+        the one it was asked from (``/docs`` "Try it out" calls it)."""
+        return " ".join(dict.fromkeys((*(self.settings.api.public_urls or ()), self.url)))
 
     @property
     def control_socket(self) -> Path:

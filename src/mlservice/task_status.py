@@ -6,12 +6,22 @@ records the owner when it enqueues; others get 404 for that task id.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import redis
 from celery.result import AsyncResult
 
+from .errors import client_message
 from .redis_client import key, text
+
+log = logging.getLogger(__name__)
+
+#: What a client reads of a task that failed on an error of the service's own.
+INTERNAL_ERROR = (
+    "the task failed on an error in the service (logged with its task id): start it again, "
+    "and if it fails again, give the task id to the service's operator"
+)
 
 OWNER_TTL_SECONDS = 7 * 24 * 3600  # as long as Celery keeps the result
 
@@ -57,8 +67,19 @@ def describe(result: AsyncResult) -> dict[str, Any]:
     elif state == "FAILURE":
         status["progress"] = 1.0
         status["status"] = "failed"
-        status["error"] = f"{type(info).__name__}: {info}" if info else "unknown error"
+        status["error"] = failure_text(result.id, info)
     else:
         status["progress"] = 0.0
         status["status"] = _STATUS_TEXT.get(state, state.lower())
     return status
+
+
+def failure_text(task_id: str, error: object) -> str:
+    """What a client may read of a failed task: the message of an expected failure or a
+    refusal (what the model's or data set's ``error`` says too); for anything else a
+    plain sentence, the error itself logged (with the request id) for the operator."""
+    message = client_message(error) if isinstance(error, BaseException) else None
+    if message is None:
+        log.warning("task %s failed on %r", task_id, error)
+        return INTERNAL_ERROR
+    return message

@@ -5,13 +5,16 @@ it runs), trainings spread over the workers, a model trained on one worker is
 served by every replica, a worker stopped mid-training loses nothing (the
 sweep delivers the run again, another worker finishes it) and an api replica
 stopped under load costs at most one 503 per client sending at that moment
-(docs/deployment.md; 0 measured). Requests name their replica in
-``X-Served-By`` (``<host>:<pid>``), models their worker in ``worker``; both
-host names are container host names.
+(docs/deployment.md; 0 measured). Requests name their API process in
+``X-Served-By`` by an opaque id, which that process's log pairs with its
+``<host>:<pid>``; models name their worker in ``worker`` (``<host>:<pid>``);
+both host names are container host names.
 """
 
 from __future__ import annotations
 
+import re
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -22,7 +25,7 @@ import pytest
 from tests.data import make_customers
 from tests.helpers import eventually, train, upload, wait_ready
 
-from .conftest import ADMIN, API_REPLICAS, WORKER_REPLICAS, ComposeStack, Tally
+from .conftest import ADMIN, API_REPLICAS, PROJECT, WORKER_REPLICAS, ComposeStack, Tally
 
 IRIS = {
     "sepal length (cm)": 5.1,
@@ -34,9 +37,36 @@ IRIS = {
 LOAD_CLIENTS = 6
 
 
+#: X-Served-By id -> the container host name of the process that answers as it.
+_SERVED_BY: dict[str, str] = {}
+SERVED_BY_LINE = re.compile(r"answers as ([0-9a-f]+) in X-Served-By \(it is ([^:)]+):[0-9]+\)")
+
+
 def host(response) -> str:
-    """The container host name in ``X-Served-By: <host>:<pid>``."""
-    return response.headers["X-Served-By"].rsplit(":", 1)[0]
+    """The container host name of the process that answered (``X-Served-By``), from the logs."""
+    served_by = response.headers["X-Served-By"]
+    if served_by not in _SERVED_BY:
+        containers = subprocess.run(
+            [
+                "docker",
+                "ps",
+                "-q",
+                "-f",
+                f"label=com.docker.compose.project={PROJECT}",
+                "-f",
+                "label=com.docker.compose.service=api",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        for container in containers:
+            text = subprocess.run(
+                ["docker", "logs", container], capture_output=True, text=True, check=True
+            )
+            for found in SERVED_BY_LINE.finditer(text.stdout + text.stderr):
+                _SERVED_BY[found[1]] = found[2]
+    return _SERVED_BY[served_by]
 
 
 def worker_host(record: dict) -> str:

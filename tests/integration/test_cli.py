@@ -271,7 +271,7 @@ def test_a_failed_training_exits_3(run, as_user, stack, account, customers, tmp_
         env=as_user,
     )
     assert status == 3, output
-    assert re.search(r"^mls: training failed: ValueError: .*n_splits=20", output, re.M), output
+    assert re.search(r"^mls: training failed: .*n_splits=20", output, re.M), output
 
 
 def _one_line(output: str) -> str:

@@ -135,7 +135,7 @@ def test_a_bad_large_file_ends_failed_with_the_inline_message_and_no_file(
 
     status = client.get(response.json()["status_url"], admin_token).json()
     assert status["state"] == "FAILURE", status
-    assert status["error"] == f"ProfilingFailed: {inline_message}"
+    assert status["error"] == inline_message
     download = client.get(f"/resource/datasets/{dataset_id}/download", admin_token)
     assert download.status_code == 409
     assert download.json()["status"] == f"data set {dataset_id!r} failed: {inline_message}"

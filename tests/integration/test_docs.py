@@ -1,13 +1,17 @@
 """The service documents itself: Swagger UI at /docs, the contract at /openapi.yaml and .json.
 
 Through NGINX and without a token. The served contract names the origin it
-was asked from as its first server, so "Try it out" reaches this service on
-whatever host and port it runs. (test_browser.py looks at the page in Chromium.)
+was asked from as its first server when that origin is the service's own
+([api] public_urls, the stack's own address, or a server the file names),
+so "Try it out" reaches this service on whatever host and port it runs; any
+other Host gets the file's servers alone. (test_browser.py looks at the page
+in Chromium.)
 """
 
 import json
 from pathlib import Path
 
+import pytest
 import requests
 import swagger_ui_bundle
 import yaml
@@ -16,6 +20,7 @@ from openapi_spec_validator import validate
 from mlservice.config import REPO_DIR
 
 FILE_CONTRACT = yaml.safe_load((REPO_DIR / "ml-service.yml").read_text())
+SERVED_FROM = "this service (the origin that served this document)"
 
 
 def test_openapi_yaml_is_the_file_with_this_origin_first(client):
@@ -64,13 +69,24 @@ def test_openapi_json_is_the_same_document(client):
     assert json.loads(response.text) == as_yaml
 
 
-def test_the_server_follows_the_host_and_scheme_the_client_used(client):
-    """Behind another proxy (its Host and X-Forwarded-Proto), the origin is the client's."""
+def test_a_public_url_of_the_service_is_named_first(client):
+    """Asked under one of [api] public_urls (the stack lists http://ml.example:9443)."""
     response = client.get(
         "/openapi.json", headers={"Host": "ml.example:9443", "X-Forwarded-Proto": "https"}
     )
     # NGINX passes the Host on and sets X-Forwarded-Proto to its own scheme (http).
-    assert response.json()["servers"][0]["url"] == "http://ml.example:9443"
+    assert response.json()["servers"] == [
+        {"url": "http://ml.example:9443", "description": SERVED_FROM},
+        *FILE_CONTRACT["servers"],
+    ]
+
+
+@pytest.mark.parametrize("host", ["evil.example", "ml.example:9444", "127.0.0.1:1", "ML.example"])
+def test_any_other_host_gets_the_files_servers_alone(client, host):
+    """A forged Host never becomes an address the contract tells Swagger UI to call."""
+    for path in ("/openapi.json", "/openapi.yaml"):
+        served = yaml.safe_load(client.get(path, headers={"Host": host}).text)
+        assert served["servers"] == FILE_CONTRACT["servers"], (path, host)
 
 
 def test_docs_page_loads_swagger_ui_from_the_service(client):

@@ -178,7 +178,7 @@ def test_a_data_set_deleted_mid_way_fails_the_job_and_leaves_nothing(client, own
     status = finish(client, owner, accepted["location"])
     assert status["state"] == "FAILURE", status
     assert status["error"] == (
-        f"ScoringFailed: data set '{dataset_id}' was deleted while model '{model['id']}' "
+        f"data set '{dataset_id}' was deleted while model '{model['id']}' "
         "was scoring it; no data set was made"
     )
     assert {path.name for path in files.iterdir()} == before - {dataset_id}

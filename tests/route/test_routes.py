@@ -34,7 +34,7 @@ def test_liveness_needs_nothing_and_readiness_names_the_missing_worker(http):
     assert http.get("/healthz").get_json() == {"status": "ok"}
     ready = http.get("/readyz")
     assert ready.status_code == 503
-    assert ready.get_json() == {"status": "no celery worker answered"}
+    assert ready.get_json() == {"status": "not ready: no Celery worker answered"}
 
 
 def test_user_bodies_are_typed_and_unknown_fields_are_400(http, admin):

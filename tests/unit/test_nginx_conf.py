@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from mlservice import nginx_conf
+from mlservice.api.uploads import BODY_FILE_HEADER, UPLOADS_DIR
 from mlservice.config import REPO_DIR, CorsSettings, ServiceSettings, load_settings
 from mlservice.stack import free_port
 from tests.helpers import eventually
@@ -35,6 +36,35 @@ def test_render_lists_each_origin_once_escaped(tmp_path):
     assert "client_max_body_size 8m;\n" in text
     assert '    "~^https://a\\-b\\.example:8443\\|" $http_origin;\n' in text
     assert text.count("$http_origin;") == 2  # the service's own origin, and a-b.example
+
+
+def test_render_bounds_what_one_client_may_hold(tmp_path):
+    settings = settings_with(tmp_path, (), 7)
+    settings = replace(
+        settings,
+        limits=replace(settings.limits, connections_per_address=12, client_timeout_seconds=9),
+    )
+    lines = nginx_conf.render(settings).splitlines()
+    for line in (
+        "client_header_timeout 9s;",
+        "client_body_timeout 9s;",
+        "send_timeout 9s;",
+        "limit_conn mlservice_conn 12;",
+        "proxy_max_temp_file_size 1031m;",  # the largest upload and 1 GiB
+    ):
+        assert line in lines
+
+
+def test_the_template_hands_uploads_over_as_the_api_expects():
+    """The body file header, its directory and the upload locations agree with the API's."""
+    template = (REPO_DIR / "nginx" / "templates" / "ml-service.conf.template").read_text()
+    assert f"proxy_set_header {BODY_FILE_HEADER} $mlservice_body_file;" in template
+    for path in ("/resource/datasets", "/resource/models/upload"):
+        location = template.split(f"location = {path} {{", 1)[1].split("\n    }", 1)[0]
+        assert "client_body_in_file_only clean;" in location
+        assert f"client_body_temp_path ${{MLSERVICE_ARTIFACT_DIR}}/{UPLOADS_DIR};" in location
+        assert "proxy_pass_request_body off;" in location
+        assert f"    {path} $request_body_file;" in template  # the header's map
 
 
 def test_any_origin_answers_a_star(tmp_path):

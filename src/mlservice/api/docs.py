@@ -2,9 +2,12 @@
 
 Swagger UI's files come from the pinned ``swagger-ui-bundle`` package, not a
 CDN, so the page works offline. The contract is ml-service.yml (``[api]
-openapi_file``), served with the request's own origin as its first server:
-"Try it out" then calls the service that served the document, whatever host
-and port it runs on, from /docs or from Swagger Editor on another origin.
+openapi_file``), served with the request's own origin as its first server
+when that origin is one of the service's own (``[api] public_urls``, or a
+server the file names): "Try it out" then calls the service that served the
+document, from /docs or from Swagger Editor on another origin. Asked under
+any other ``Host``, the document names the file's servers alone: a forged
+Host never becomes an address the page sends tokens to.
 None of this needs a token.
 """
 
@@ -63,16 +66,22 @@ def load_contract(path: Path) -> dict[str, Any]:
         return yaml.safe_load(handle)
 
 
-def contract_for(origin: str, contract: dict[str, Any]) -> dict[str, Any]:
-    """The contract with ``origin`` first among its servers (the others kept after it)."""
+def contract_for(origin: str, contract: dict[str, Any], own: tuple[str, ...]) -> dict[str, Any]:
+    """The contract with ``origin`` first among its servers (the others kept after it),
+    if it is one of the service's ``own`` origins or a server the file names; else as it is."""
+    servers = contract.get("servers", [])
+    if origin not in own and origin not in {server.get("url") for server in servers}:
+        return contract
     here = {"url": origin, "description": "this service (the origin that served this document)"}
-    others = [server for server in contract.get("servers", []) if server.get("url") != origin]
+    others = [server for server in servers if server.get("url") != origin]
     return {**contract, "servers": [here, *others]}
 
 
 def _contract() -> dict[str, Any]:
-    origin = request.host_url.rstrip("/")
-    return contract_for(origin, load_contract(services().settings.openapi_file))
+    settings = services().settings
+    origin = request.host_url.rstrip("/").lower()
+    own = settings.api.public_urls or ()
+    return contract_for(origin, load_contract(settings.openapi_file), own)
 
 
 @bp.get("/openapi.yaml")

@@ -9,6 +9,7 @@ from typing import Any
 from celery.result import AsyncResult
 from flask import Blueprint, Response
 
+from .. import task_status
 from ..celery_app import TaskName
 from ..errors import ServiceError, StillRunning
 from .auth import current_identity, require_token
@@ -45,5 +46,5 @@ def init() -> tuple[Response, int, dict[str, str]] | tuple[str, int]:
             )
         time.sleep(_POLL_SECONDS)
     if result.failed():
-        raise ServiceError(f"init failed: {type(result.result).__name__}: {result.result}")
+        raise ServiceError(f"init failed: {task_status.failure_text(task_id, result.result)}")
     return "", 204

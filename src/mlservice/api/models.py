@@ -12,8 +12,9 @@ from ..store.bundles import BundleError
 from ..store.records import ModelRecord
 from ..training import allowed_estimators, callbacks
 from ..training.request import check_against_dataset, parse_training_request
+from . import uploads
 from .auth import current_identity, require_token
-from .parsing import json_body, page_args, uploaded_file
+from .parsing import json_body, page_args
 from .predict import check_ready, predict_with
 from .services import services
 from .tasks import accepted
@@ -119,20 +120,32 @@ def download(model_id: str) -> tuple[str, int, dict[str, str]]:
 @bp.post("/upload")
 @require_token()
 def upload() -> Response:
-    """Import a bundle this service (or one sharing its secret) signed → 201."""
+    """Import a bundle this service (or one sharing its secret) signed → 201.
+
+    Behind NGINX the multipart body is a file NGINX wrote (:mod:`.uploads`).
+    """
     ctx = services()
     if request.mimetype != "multipart/form-data":
         raise UnsupportedMedia("send the bundle as multipart/form-data, field 'file'")
     limit = ctx.settings.service.max_upload_bytes
-    request.max_content_length = limit + 1024 * 1024
-    part = uploaded_file()
-    with part.stream:
+    path = uploads.body_file()
+    if path is not None:
+        form, files = uploads.parse_multipart(path, limit + uploads.MULTIPART_OVERHEAD)
+    else:
+        uploads.guard_stream()
+        request.max_content_length = limit + uploads.MULTIPART_OVERHEAD
+        form, files = request.form, request.files
+    try:
+        part = uploads.file_part(files)
         try:
             record = ctx.models.import_bundle(
-                part.stream, current_identity(), request.form.get("name"), limit
+                part.stream, current_identity(), form.get("name"), limit
             )
         except BundleError as exc:  # the client's file, not the service's
             raise BadRequest(str(exc)) from None
+    finally:
+        for spooled in files.values():
+            spooled.close()
     response = jsonify(record)
     response.status_code = 201
     response.headers["Location"] = url_for("models.get_model", model_id=record["id"])

@@ -21,6 +21,7 @@ from flask import Blueprint, Response, g, request
 from .. import telemetry
 from ..celery_app import SHORT_QUEUE, TRAINING_QUEUE
 from ..errors import NotFound
+from . import uploads
 from .services import services
 
 bp = Blueprint("monitoring", __name__)
@@ -66,8 +67,8 @@ def _record(response: Response) -> Response:
             response.headers.get("X-Model-Engine"),
             g.get("prediction_rows"),
         )
-    elif endpoint in UPLOAD_ENDPOINTS and status == 201 and request.content_length:
-        telemetry.upload(UPLOAD_ENDPOINTS[endpoint], request.content_length)
+    elif endpoint in UPLOAD_ENDPOINTS and status == 201 and (size := uploads.body_size()):
+        telemetry.upload(UPLOAD_ENDPOINTS[endpoint], size)
     elif endpoint == TOKEN_ENDPOINT:
         telemetry.token_request(status)
     return response

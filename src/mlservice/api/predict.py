@@ -15,7 +15,7 @@ from flask import Blueprint, Response, g
 
 from ..context import ServiceContext
 from ..errors import Conflict, NotFound, NotInitialised
-from ..process import process_name
+from ..process import served_by
 from ..security import Identity
 from ..serving import formats
 from ..serving.cache import ModelNotPublished
@@ -51,7 +51,7 @@ def predict_with(model_id: str, user_model: bool) -> Response:
     response = Response(answer, content_type=content_type)
     response.headers["X-Model-Version"] = str(version)
     response.headers["X-Model-Engine"] = predictor.engine
-    response.headers["X-Served-By"] = process_name()
+    response.headers["X-Served-By"] = served_by()
     return response
 
 

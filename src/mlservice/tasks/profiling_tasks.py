@@ -22,6 +22,13 @@ from ..errors import NotFound
 from ..store.dataset_files import profiling_outcome
 from .base import ServiceTask
 
+#: A data set's ``error`` when profiling failed on an error of the service's own (Celery
+#: logs it, with the task id).
+INTERNAL_ERROR = (
+    "profiling failed on an error in the service (logged with the task id): upload the "
+    "file again, and if it fails again, tell the service's operator"
+)
+
 
 @app.task(bind=True, base=ServiceTask, name=TaskName.PROFILE_DATASET)
 def profile_dataset(self: ServiceTask, dataset_id: str) -> dict[str, Any]:
@@ -41,8 +48,8 @@ def profile_dataset(self: ServiceTask, dataset_id: str) -> dict[str, Any]:
             record = datasets.fail(dataset_id, why)
         except NotFound:
             raise
-        except Exception as exc:  # a bug, not the file: settle the record, keep the traceback
-            datasets.fail(dataset_id, f"profiling failed: {type(exc).__name__}: {exc}")
+        except Exception:  # a bug, not the file: settle the record, keep the traceback
+            datasets.fail(dataset_id, INTERNAL_ERROR)
             raise
     except NotFound:
         datasets.discard(dataset_id)

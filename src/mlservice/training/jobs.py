@@ -37,7 +37,7 @@ import pandas as pd
 import redis
 
 from ..config import DefaultModelSettings
-from ..errors import JobFailed, NotFound, TooLarge
+from ..errors import NotFound, TooLarge, TrainingFailed, client_message
 from ..process import process_name
 from ..store import bundles, dataset_files, published
 from ..store.bundles import Engine
@@ -60,12 +60,28 @@ CALLBACK_GRACE_SECONDS = 30.0
 SendCallback = Callable[[str, str, dict[str, Any]], None]
 
 
-class TrainingFailed(JobFailed):
-    """The model's training failed; the message is the model's ``error``."""
-
-
 class AlreadyRunning(Exception):
     """Another live run holds the model's lease: this delivery has nothing to do."""
+
+
+#: A model's ``error`` when its training failed on an error of the service's own.
+INTERNAL_ERROR = (
+    "training failed on an error in the service (logged with this model's id): train "
+    "the model again, and if it fails again, tell the service's operator"
+)
+
+
+def failure_message(model_id: str, error: Exception) -> str:
+    """What a failed model's ``error`` says: the message of a refusal or of scikit-learn's
+    checks of the data and parameters (which raise ValueError), that the client can act
+    on; for anything else a plain sentence, the details in the log."""
+    message = client_message(error)
+    if message is not None:
+        return message
+    if isinstance(error, ValueError):
+        return str(error)
+    log.error("model %s: training failed", model_id, exc_info=error)
+    return INTERNAL_ERROR
 
 
 def too_many_deliveries(started: int, limit: int) -> str:
@@ -198,11 +214,14 @@ class Trainer:
         except Exception as exc:
             if self.status(model_id) == ModelStatus.READY:
                 raise  # it serves: the run ends unfinished and is resumed (compiling again)
-            error = str(exc) if isinstance(exc, TrainingFailed) else f"{type(exc).__name__}: {exc}"
+            error = failure_message(model_id, exc)
             record = models.fail(model_id, error)
             run.finished = True
             self.call_back_once(record)
-            raise
+            if isinstance(exc, TrainingFailed):
+                raise
+            # The task's status then says what the model's error says (details: the log).
+            raise TrainingFailed(error) from exc
         run.finished = True
         return outcome(record)
 
@@ -277,11 +296,12 @@ class Trainer:
             if held_out is None:
                 raise FileNotFoundError("its held-out rows are gone")
             return FittedModel(bundle, as_model_input(held_out, bundle.schema))
-        except Exception as exc:
+        except Exception:
             log.exception("model %s: the compile step cannot be resumed", model_id)
             self.stop_compiling(
                 model_id,
-                f"compiling was interrupted and cannot resume: {type(exc).__name__}: {exc}",
+                "compiling was interrupted and cannot resume (the reason is in the worker's "
+                "log, with this model's id); scikit-learn serves it",
             )
             return None
 
@@ -308,9 +328,13 @@ class Trainer:
                 record = models.store_bundle(model_id, bundle)
         except NotFound:
             raise
-        except Exception as exc:  # the scikit-learn version goes on serving
+        except Exception:  # the scikit-learn version goes on serving
             log.exception("compiling model %s failed", model_id)
-            return self.stop_compiling(model_id, f"compiling failed: {type(exc).__name__}: {exc}")
+            return self.stop_compiling(
+                model_id,
+                "compiling failed (the reason is in the worker's log, with this model's id); "
+                "scikit-learn serves it",
+            )
         models.runs.compiled(model_id)
         return record
 

@@ -1,7 +1,7 @@
 """What a prediction reads from Redis, remembered by each API worker for a bounded time.
 
-A prediction needs three small facts from Redis: the token's user (role and
-token generation), the model's published version and, for a user's model,
+A prediction needs three small facts from Redis: the token's user (role,
+token generation and account id), the model's published version and, for a user's model,
 its record (owner and status). Read together they cost one pipelined round
 trip, which under load was a large part of a one-row prediction's time. This
 worker remembers each answer for at most ``[inference] freshness_ms``, so a
@@ -33,7 +33,7 @@ MAX_ENTRIES = 10_000
 class Reads(NamedTuple):
     """The raw answers, parsed by the functions that queued them."""
 
-    access: bytes | None  # user_records.parse_access
+    access: list[bytes | None] | None  # user_records.parse_access
     version: bytes | None  # published.parse_version
     record: bytes | None  # Catalog.parse; None for the default model
 

@@ -154,6 +154,7 @@ def check_config(redis: bool) -> None:
     """Validate the configuration; exit 1 with one line naming the problem."""
     settings = _settings_or_exit()
     try:
+        preflight.check_password_hashing(settings)
         if redis:
             preflight.check_default_model(settings)
             preflight.check_openapi_file(settings)

@@ -441,8 +441,9 @@ class LimitsSettings:
     )
     #: Password hashes (each tens of ms of CPU and 32 MiB) one API process computes at once...
     password_hashes_at_once: int = option("limits", "password_hashes_at_once", integer(1), "1")
-    #: ... and how many more may wait for one; any beyond are refused at once (429).
-    password_hashes_queued: int = option("limits", "password_hashes_queued", integer(0), "1")
+    #: ... and how many more may wait for one; any beyond are refused at once (429). Together
+    #: below [api] threads, so each API worker always has a thread for predictions.
+    password_hashes_queued: int = option("limits", "password_hashes_queued", integer(0), "0")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import jwt
 import requests
 
 from mlservice import security
-from tests.helpers import eventually, session_from
+from tests.helpers import eventually
 
 
 def test_token_for_good_credentials(client, admin_credentials):
@@ -129,11 +129,11 @@ def test_short_lifetime_from_config_expires(extra_api, client, admin_credentials
     assert "expired" in expired.json()["status"]
 
 
-def test_failed_logins_hold_back_the_address_not_the_account(client, new_user):
+def test_failed_logins_hold_back_the_address_not_the_account(client, new_user, from_address):
     """After 10 wrong passwords in a minute from one address, that address waits, even with the
     right one; the owner on another machine (here 127.0.0.2, NGINX's $remote_addr) does not."""
     name, password, _ = new_user()
-    guesser = session_from("127.0.0.3")
+    guesser = from_address("127.0.0.3")
     url = f"{client.url}/resource/auth"
     for _ in range(10):
         assert guesser.get(url, auth=(name, "wrong-password"), timeout=60).status_code == 401
@@ -149,7 +149,7 @@ def test_failed_logins_hold_back_the_address_not_the_account(client, new_user):
     for forged in ({"X-Forwarded-For": "127.0.0.2"}, {"X-Real-IP": "127.0.0.2"}):
         again = guesser.get(url, auth=(name, password), headers=forged, timeout=60)
         assert again.status_code == 429
-    owner = session_from("127.0.0.2").get(url, auth=(name, password), timeout=60)
+    owner = from_address("127.0.0.2").get(url, auth=(name, password), timeout=60)
     assert owner.status_code == 200
     # Other accounts are not affected, from the guessing address either.
     other, other_password, _ = new_user()

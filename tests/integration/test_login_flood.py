@@ -23,7 +23,7 @@ import pytest
 import requests
 
 from mlservice import login_throttle
-from tests.helpers import eventually, session_from
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -106,11 +106,11 @@ def sign_in(session: requests.Session, url: str, name: str, password: str) -> re
 
 @pytest.mark.parametrize("pace", list(GUESSERS))
 def test_a_login_flood_leaves_predictions_fast_and_the_owner_free(
-    client, store, settings, new_user, initialised, iris_record, pace
+    client, store, settings, new_user, initialised, iris_record, pace, from_address
 ):
     owner, password, token = new_user()
     # Each variant from its own address: NGINX's limit for one is spent by the other.
-    guesser = session_from(GUESSERS[pace])
+    guesser = from_address(GUESSERS[pace])
     held_back = login_throttle.address_key(owner, GUESSERS[pace])
     url = client.url
     run = uuid.uuid4().hex[:8]
@@ -134,7 +134,7 @@ def test_a_login_flood_leaves_predictions_fast_and_the_owner_free(
             lambda: int(store.get(held_back) or 0) >= settings.limits.max_failed_logins,
             message="the guessing address was never held back",
         )
-        owner_in = sign_in(session_from(OWNER), url, owner, password)
+        owner_in = sign_in(from_address(OWNER), url, owner, password)
     from_guesser = sign_in(guesser, url, owner, password)  # once NGINX lets it through again
     print(
         f"\n{pace}: predict p99 {p99(baseline) * 1000:.1f} ms alone, "
@@ -149,7 +149,7 @@ def test_a_login_flood_leaves_predictions_fast_and_the_owner_free(
 
 
 def test_current_password_guesses_are_throttled_and_leave_predictions_fast(
-    client, new_user, initialised, iris_record
+    client, new_user, initialised, iris_record, from_address
 ):
     """Rounds of 200 PATCHes guessing current_password, 8 at a time, while predicting: at most
     [limits] max_failed_logins are checked (each a hash), the rest refused at once.
@@ -160,7 +160,7 @@ def test_current_password_guesses_are_throttled_and_leave_predictions_fast(
     what bound those.
     """
     name, password, token = new_user()
-    guesser = session_from("127.0.0.5")
+    guesser = from_address("127.0.0.5")
     path = f"{client.url}/resource/users/{name}"
     headers = {"Authorization": f"Bearer {token}"}
     statuses: Counter[int] = Counter()
@@ -194,5 +194,5 @@ def test_current_password_guesses_are_throttled_and_leave_predictions_fast(
     right = {"password": "a-new-password", "current_password": password}
     held = guesser.patch(path, json=right, headers=headers, timeout=60)
     assert held.status_code == 429 and "from this address" in held.json()["status"]
-    changed = session_from(OWNER).patch(path, json=right, headers=headers, timeout=60)
+    changed = from_address(OWNER).patch(path, json=right, headers=headers, timeout=60)
     assert changed.status_code == 200, changed.text

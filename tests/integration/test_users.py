@@ -196,7 +196,11 @@ def test_a_delegated_users_password_is_not_changed_here(client, admin_token, sto
     name = "delegated-patch"
     store.hset(
         user_records.user_key(name),
-        mapping={user_records.ACCESS_FIELD: "user 0123456789abcdef", "source": "delegated"},
+        mapping={
+            user_records.ACCESS_FIELD: "user 0123456789abcdef",
+            user_records.ACCOUNT_ID_FIELD: user_records.new_account_id(),
+            "source": "delegated",
+        },
     )
     store.sadd(user_records.USERS_KEY, name)
     response = _patch(client, name, admin_token, {"password": "a-local-password"})

@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 import pandas as pd
 import pytest
+import requests
+from requests.adapters import HTTPAdapter
 
 T = TypeVar("T")
 
@@ -47,6 +49,25 @@ def eventually(
             last = f"last exception: {error!r}" if error is not None else f"last value: {value!r}"
             raise pytest.fail.Exception(f"{text} (waited {timeout} s; {last})") from error
         time.sleep(interval)
+
+
+class _FromAddress(HTTPAdapter):
+    """Connections made from one local address (any of 127.0.0.0/8 is this machine)."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        super().__init__(pool_connections=4, pool_maxsize=256)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, source_address=(self.address, 0), **kwargs)
+
+
+def session_from(address: str) -> requests.Session:
+    """A session whose connections come from ``address`` (e.g. 127.0.0.2): NGINX sees another
+    client (``$remote_addr``) than the tests' usual 127.0.0.1, as a second machine would be."""
+    session = requests.Session()
+    session.mount("http://", _FromAddress(address))
+    return session
 
 
 def upload(client, token: str, frame: pd.DataFrame) -> str:

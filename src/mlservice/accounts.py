@@ -3,7 +3,16 @@
 Each user is a hash ``mlservice:user:<name>`` and a member of the set
 ``mlservice:users``. The hash holds ``password_hash`` (Werkzeug's scrypt,
 salted, never hand-made; absent for a delegated user, who has ``source =
-delegated`` instead) and ``access``: ``"<role> <generation>"``.
+delegated`` instead), ``access``: ``"<role> <generation>"``, and
+``account_id``.
+
+The account id is a random 128-bit id drawn once, when the account is made,
+and never changed: everything the user owns (data set and model records,
+task owners, and what is to come) is keyed by it, never by the name. A name
+deleted and created again is a new account with a new id, so it cannot reach
+anything of the old one's, even something a deletion missed. Tokens carry it
+(claim ``aid``), and a request's :class:`~mlservice.security.Identity` has the
+one stored here.
 
 The generation is a random 64-bit id, drawn anew whenever the account is
 created or its password or role changes. Every token carries the generation
@@ -12,14 +21,19 @@ user's (see :func:`mlservice.api.auth.admit`): so a change revokes every token
 issued before it. Random rather than a counter: it never repeats for a name,
 even after the account is deleted and created again, without a key that must
 outlive the account, and two changes at once cannot draw the same one. Role
-and generation share one field so that a request reads both with one ``HGET``
-in the Redis round trip it makes anyway (the prediction hot path).
+and generation share one field, read with the account id in the one Redis
+round trip a request makes anyway (the prediction hot path).
+
+Passwords are checked through a bounded number of hashing turns per process
+(:mod:`mlservice.password_hashing`) and under failed-login counters per
+account and client address (:mod:`mlservice.login_throttle`).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 import secrets
 import sys
@@ -28,34 +42,46 @@ import urllib.request
 from typing import TYPE_CHECKING
 
 import redis
-from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.security import generate_password_hash
 
 from .bodies import Body
 from .config import LimitsSettings
 from .errors import Conflict, Forbidden, Invalid, NotFound
+from .login_throttle import LoginThrottle
+from .password_hashing import PasswordHashing
 from .redis_client import key, text
 from .security import Identity
+from .store.catalog import Catalog
 from .store.user_records import (
     ACCESS_FIELD,
+    ACCOUNT_ID_FIELD,
     USERNAME_PATTERN,
     USERS_KEY,
     Access,
     access_value,
+    new_account_id,
     new_generation,
     parse_access,
     queue_access,
     user_key,
 )
+from .task_status import TaskOwners
 
 if TYPE_CHECKING:
     from .store.dataset_files import Datasets
     from .store.model_store import ModelStore
 
+log = logging.getLogger(__name__)
+
 ROLES = ("admin", "user")
 USERNAME_RE = re.compile(USERNAME_PATTERN)
 MIN_PASSWORD_LENGTH = 8
-#: Where accounts made before generations kept the role (moved by :func:`upgrade_accounts`).
+#: Where accounts made before generations kept the role (moved by :meth:`Accounts.upgrade`).
 _LEGACY_ROLE_FIELD = "role"
+#: Set once the records and task owners stored before account ids have been given theirs.
+ACCOUNT_IDS_UPGRADED_KEY = key("upgraded", "account-ids")
+#: Where a request's address is unknown (the shell, the CLI): a client address of its own.
+LOCAL_ADDRESS = "local"
 # A hash to check against when the user does not exist, so a wrong user name
 # costs as much time as a wrong password.
 _DUMMY_HASH = generate_password_hash(secrets.token_hex(8))
@@ -110,46 +136,53 @@ def validate_role(role: object) -> None:
         raise Invalid(f"role must be one of {', '.join(ROLES)}")
 
 
-def _failed_logins_key(username: str) -> str:
-    return key("failed-logins", username)
-
-
 class Accounts:
     """The user accounts in Redis (see the module's docstring)."""
 
-    def __init__(self, redis_client: redis.Redis) -> None:
+    def __init__(self, redis_client: redis.Redis, limits: LimitsSettings | None = None) -> None:
         self.redis = redis_client
+        limits = limits or LimitsSettings()
+        self.hashing = PasswordHashing(
+            limits.password_hashes_at_once, limits.password_hashes_queued
+        )
+        self.throttle = LoginThrottle(redis_client, limits)
+
+    def _save(self, username: str, access: str, password_hash: str | None = None) -> str:
+        """Write ``access`` (and ``password_hash``) to the user's hash, list the user, and give
+        a new account its id (an existing one keeps its own), all at once; the account id."""
+        hash_key = user_key(username)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(hash_key, ACCESS_FIELD, access)
+        if password_hash is not None:
+            pipe.hset(hash_key, "password_hash", password_hash)
+        pipe.hsetnx(hash_key, ACCOUNT_ID_FIELD, new_account_id())
+        pipe.hget(hash_key, ACCOUNT_ID_FIELD)
+        pipe.sadd(USERS_KEY, username)
+        return str(text(pipe.execute()[-2]))
 
     def create(self, username: str, password: str, role: str = "user") -> Identity:
         """Add a user; :class:`~mlservice.errors.Conflict` if the name is taken."""
         validate(username, password, role)
-        hash_key = user_key(username)
-        if not self.redis.hsetnx(hash_key, "password_hash", generate_password_hash(password)):
+        if not self.redis.hsetnx(user_key(username), "password_hash", self.hashing.hash(password)):
             raise Conflict(f"user {username!r} already exists")
         generation = new_generation()
-        self.redis.hset(hash_key, ACCESS_FIELD, access_value(role, generation))
-        self.redis.sadd(USERS_KEY, username)
-        return Identity(username, role, generation)
+        account_id = self._save(username, access_value(role, generation))
+        return Identity(username, role, generation, account_id)
 
     def set(self, username: str, password: str, role: str, revoke: bool = True) -> Identity:
         """Create or update a user (the admin bootstrap and the CLI use this).
 
         An existing user gets a new generation, which revokes their tokens (a
         password reset), unless ``revoke`` is false and the role stays the same.
+        An existing user keeps their account id, and with it what they own.
         """
         validate(username, password, role)
         current = self.current_access(username)
         keep = not revoke and current is not None and current.role == role
         generation = current.generation if keep and current is not None else new_generation()
-        self.redis.hset(
-            user_key(username),
-            mapping={
-                "password_hash": generate_password_hash(password),
-                ACCESS_FIELD: access_value(role, generation),
-            },
-        )
-        self.redis.sadd(USERS_KEY, username)
-        return Identity(username, role, generation)
+        password_hash = self.hashing.hash(password)
+        account_id = self._save(username, access_value(role, generation), password_hash)
+        return Identity(username, role, generation, account_id)
 
     def update(
         self,
@@ -157,13 +190,16 @@ class Accounts:
         password: str | None = None,
         role: str | None = None,
         current_password: str | None = None,
+        address: str = LOCAL_ADDRESS,
     ) -> Identity:
         """Change a user's password and/or role, with a new generation (their tokens stop working).
 
         ``current_password``, when given, must be the user's password now
-        (:class:`~mlservice.errors.Forbidden` otherwise). :class:`NotFound` if there
-        is no such user; :class:`Conflict` for a password of a delegated user (the
-        data server keeps it).
+        (:class:`~mlservice.errors.Forbidden` otherwise), checked under the same
+        failed-login counters as a login from ``address`` (429 past them), and
+        before the new password costs a hash. :class:`NotFound` if there is no
+        such user; :class:`Conflict` for a password of a delegated user (the data
+        server keeps it).
         """
         if password is None and role is None:
             raise Invalid("nothing to change: send a new password, a role or both")
@@ -173,30 +209,29 @@ class Accounts:
             validate_role(role)
         if current_password is not None and not isinstance(current_password, str):
             raise Invalid("current_password must be a string")
-        new_hash = generate_password_hash(password) if password is not None else None
+        checked_hash = None
+        if current_password is not None:
+            checked_hash = self._check_current_password(username, current_password, address)
+        new_hash = self.hashing.hash(password) if password is not None else None
         hash_key = user_key(username)
         with self.redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
                     pipe.watch(hash_key)
-                    raw_hash, raw_access = pipe.hmget(hash_key, "password_hash", ACCESS_FIELD)
+                    raw_hash, *raw_access = pipe.hmget(
+                        hash_key, "password_hash", ACCESS_FIELD, ACCOUNT_ID_FIELD
+                    )
                     access = parse_access(raw_access)
                     if access is None:
                         raise NotFound(f"user {username!r} does not exist")
                     stored_hash = text(raw_hash) or None
-                    if stored_hash is None and (
-                        password is not None or current_password is not None
-                    ):
+                    if stored_hash is None and password is not None:
+                        raise _delegated(username)
+                    if checked_hash is not None and stored_hash != checked_hash:
                         raise Conflict(
-                            f"user {username!r} logs in through the data server "
-                            "([auth_info] delegate_url), which keeps their password"
+                            f"the password of {username!r} changed meanwhile; "
+                            "send the new one as current_password"
                         )
-                    if (
-                        current_password is not None
-                        and stored_hash is not None
-                        and not check_password_hash(stored_hash, current_password)
-                    ):
-                        raise Forbidden("current_password is wrong")
                     new_role = role if role is not None else access.role
                     generation = new_generation()
                     pipe.multi()
@@ -204,20 +239,60 @@ class Accounts:
                         pipe.hset(hash_key, "password_hash", new_hash)
                     pipe.hset(hash_key, ACCESS_FIELD, access_value(new_role, generation))
                     pipe.execute()
-                    return Identity(username, new_role, generation)
+                    return Identity(username, new_role, generation, access.account_id)
                 except redis.WatchError:
                     continue
 
+    def _check_current_password(self, username: str, password: str, address: str) -> str:
+        """The user's stored hash, once ``password`` matched it (403 if not, 429 past the
+        failed-login counters of ``address``); :class:`NotFound`, :class:`Conflict` as
+        :meth:`update` says."""
+        raw_hash, *raw_access = self.redis.hmget(
+            user_key(username), "password_hash", ACCESS_FIELD, ACCOUNT_ID_FIELD
+        )
+        if parse_access(raw_access) is None:
+            raise NotFound(f"user {username!r} does not exist")
+        stored_hash = text(raw_hash) or None
+        if stored_hash is None:
+            raise _delegated(username)
+        with self.throttle.attempt(username, address) as attempt:
+            attempt.succeeded = self.hashing.check(stored_hash, password)
+        if not attempt.succeeded:
+            raise Forbidden("current_password is wrong")
+        return stored_hash
+
+    def login(
+        self, username: str, password: str, address: str, delegate_url: str | None = None
+    ) -> Identity | None:
+        """The user's identity if the password is right (``None`` if not), under the failed-login
+        counters of ``username`` from ``address`` (429 past them, before any check).
+
+        With ``delegate_url`` the data server there checks it
+        (:meth:`authenticate_delegated`), else the local hash (:meth:`authenticate`).
+        """
+        with self.throttle.attempt(username, address) as attempt:
+            if delegate_url:
+                identity = self.authenticate_delegated(delegate_url, username, password)
+            else:
+                identity = self.authenticate(username, password)
+            attempt.succeeded = identity is not None
+        return identity
+
     def authenticate(self, username: str, password: str) -> Identity | None:
-        """The user's identity (with their current generation) if the password matches."""
-        raw_hash, raw_access = self.redis.hmget(user_key(username), "password_hash", ACCESS_FIELD)
+        """The user's identity (with their current generation) if the password matches.
+
+        Not throttled by itself: requests go through :meth:`login`.
+        """
+        raw_hash, *raw_access = self.redis.hmget(
+            user_key(username), "password_hash", ACCESS_FIELD, ACCOUNT_ID_FIELD
+        )
         password_hash, access = text(raw_hash) or None, parse_access(raw_access)
         if password_hash is None or access is None:
-            check_password_hash(_DUMMY_HASH, password)
+            self.hashing.check(_DUMMY_HASH, password)
             return None
-        if not check_password_hash(password_hash, password):
+        if not self.hashing.check(password_hash, password):
             return None
-        return Identity(username, access.role, access.generation)
+        return Identity(username, access.role, access.generation, access.account_id)
 
     def authenticate_delegated(
         self, url: str, username: str, password: str, timeout: float = 10
@@ -250,15 +325,20 @@ class Accounts:
         hash_key = user_key(name)
         if self.redis.hexists(hash_key, "password_hash"):
             return None  # a local account: the data server cannot speak for it
-        self.redis.hsetnx(hash_key, ACCESS_FIELD, access_value("user", new_generation()))
-        self.redis.hset(hash_key, "source", "delegated")
-        self.redis.sadd(USERS_KEY, name)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hsetnx(hash_key, ACCESS_FIELD, access_value("user", new_generation()))
+        pipe.hset(hash_key, "source", "delegated")
+        pipe.hsetnx(hash_key, ACCOUNT_ID_FIELD, new_account_id())
+        pipe.sadd(USERS_KEY, name)
+        pipe.execute()
         access = self.current_access(name)
-        return Identity(name, access.role, access.generation) if access else None
+        return Identity(name, access.role, access.generation, access.account_id) if access else None
 
     def current_access(self, username: str) -> Access | None:
-        """The user's role and generation now (``None`` once deleted): old tokens follow."""
-        return parse_access(self.redis.hget(user_key(username), ACCESS_FIELD))
+        """The user's role, generation and account id now (``None`` once deleted)."""
+        pipe = self.redis.pipeline(transaction=False)
+        queue_access(pipe, username)
+        return parse_access(pipe.execute()[0])
 
     def current_role(self, username: str) -> str | None:
         """The user's role now (``None`` once deleted)."""
@@ -273,16 +353,18 @@ class Accounts:
             queue_access(pipe, name)
         accesses = [parse_access(raw) for raw in pipe.execute()] if names else []
         return [
-            Identity(name, access.role, access.generation)
+            Identity(name, access.role, access.generation, access.account_id)
             for name, access in zip(names, accesses, strict=True)
             if access
         ]
 
     def delete(self, username: str) -> None:
-        """Remove a user (their generation goes with them); :class:`NotFound` if there is none.
+        """Remove a user (their generation and account id go with them); :class:`NotFound` if
+        there is none.
 
-        A user created again under the name draws a new generation, so the old
-        account's tokens stay refused. Their data sets and models are left:
+        A user created again under the name draws a new generation and a new
+        account id, so the old account's tokens stay refused and what it owned
+        stays out of reach. Their data sets and models are left:
         :meth:`delete_account` removes those too.
         """
         pipe = self.redis.pipeline(transaction=True)
@@ -299,19 +381,23 @@ class Accounts:
 
         The account goes first, so none of its tokens starts new work meanwhile;
         then the models (their published bytes and files, a training one is left
-        to find its record gone) and the data sets (files and records). Nothing of
-        theirs stays for a user created again under the same name.
+        to find its record gone) and the data sets (files and records) of its
+        account id. Should anything be left, a user created again under the same
+        name has another account id and never sees it.
         """
+        access = self.current_access(username)
         self.delete(username)
+        if access is None:  # a hash without an account id owns nothing
+            return 0, 0
         removed_models = 0
-        for model_id in models.catalog.owned_ids(username):
+        for model_id in models.catalog.owned_ids(access.account_id):
             try:
                 models.delete(model_id)
             except NotFound:
                 continue  # deleted meanwhile
             removed_models += 1
         removed_datasets = 0
-        for dataset_id in datasets.catalog.owned_ids(username):
+        for dataset_id in datasets.catalog.owned_ids(access.account_id):
             try:
                 datasets.delete(datasets.catalog.get(dataset_id))
             except NotFound:
@@ -320,10 +406,19 @@ class Accounts:
         return removed_datasets, removed_models
 
     def upgrade(self) -> None:
-        """Give accounts stored before generations (a ``role`` field) their ``access`` field.
+        """Bring accounts and what they own, stored by earlier versions, to this layout.
 
-        Their tokens, which carry no generation, are refused from then on; their
-        users log in again. Run at service start, before any request.
+        * Accounts from before generations (a ``role`` field) get their ``access``
+          field; their tokens, which carry no generation, are refused from then
+          on, and their users log in again.
+        * Accounts from before account ids get one (their tokens still work).
+        * Once: data set and model records and task owners from before account
+          ids (owned by a user *name*) are given the account id of that name's
+          account now, so old data keeps its owner; those of a name with no
+          account get an id no account has (only admins see them).
+
+        Run at service start, before any request, and by the ``mlservice users``
+        commands; doing it again changes nothing.
         """
         for raw_name in self.redis.smembers(USERS_KEY):
             hash_key = user_key(str(text(raw_name)))
@@ -331,10 +426,33 @@ class Accounts:
             if role:
                 self.redis.hsetnx(hash_key, ACCESS_FIELD, access_value(role, new_generation()))
                 self.redis.hdel(hash_key, _LEGACY_ROLE_FIELD)
+            if self.redis.hexists(hash_key, ACCESS_FIELD):
+                self.redis.hsetnx(hash_key, ACCOUNT_ID_FIELD, new_account_id())
+        if not self.redis.exists(ACCOUNT_IDS_UPGRADED_KEY):
+            self._adopt_legacy_owners()
+            self.redis.set(ACCOUNT_IDS_UPGRADED_KEY, "1")
+
+    def _adopt_legacy_owners(self) -> None:
+        """Key every record and task owner stored by user name by that name's account id."""
+        account_ids: dict[str, str] = {}
+
+        def account_of(username: str) -> str:
+            if username not in account_ids:
+                access = self.current_access(username)
+                account_ids[username] = access.account_id if access else new_account_id()
+            return account_ids[username]
+
+        for kind in (Catalog.DATASETS, Catalog.MODELS):
+            adopted = Catalog(self.redis, kind, dict).adopt_legacy_owners(account_of)
+            if adopted:
+                log.info("gave %d %s record(s) their owner's account id", adopted, kind)
+        adopted = TaskOwners(self.redis).adopt_legacy_owners(account_of)
+        if adopted:
+            log.info("gave %d task(s) their owner's account id", adopted)
 
     def _password_matches(self, username: str, password: str) -> bool:
         stored = text(self.redis.hget(user_key(username), "password_hash"))
-        return bool(stored) and check_password_hash(str(stored), password)
+        return bool(stored) and self.hashing.check(str(stored), password)
 
     def ensure_admin(self, username: str | None, password: str | None) -> None:
         """Make sure an admin can log in, at service start.
@@ -367,28 +485,10 @@ class Accounts:
             flush=True,
         )
 
-    def login_wait(self, username: str, limits: LimitsSettings) -> int:
-        """Seconds ``username`` must wait before trying a password again (0: may try now).
 
-        Per account, whatever address asks: guessing one account's password from
-        many addresses is throttled too (NGINX throttles each address).
-        """
-        failures_key = _failed_logins_key(username)
-        pipe = self.redis.pipeline()
-        pipe.get(failures_key)
-        pipe.ttl(failures_key)
-        failures, ttl = pipe.execute()
-        if failures is None or int(failures) < limits.max_failed_logins:
-            return 0
-        return max(int(ttl), 1)
-
-    def record_login(self, username: str, succeeded: bool, limits: LimitsSettings) -> None:
-        """Count a failed login in the current window; a success clears the count."""
-        failures_key = _failed_logins_key(username)
-        if succeeded:
-            self.redis.delete(failures_key)
-            return
-        pipe = self.redis.pipeline()
-        pipe.incr(failures_key)
-        pipe.expire(failures_key, limits.failed_login_window_seconds, nx=True)
-        pipe.execute()
+def _delegated(username: str) -> Conflict:
+    """The 409 for a password change of a user whose password the data server keeps."""
+    return Conflict(
+        f"user {username!r} logs in through the data server "
+        "([auth_info] delegate_url), which keeps their password"
+    )

@@ -55,8 +55,10 @@ def create_app(settings: Settings | None = None, ctx: ServiceContext | None = No
     app = Flask(__name__, static_folder=None)
     app.request_class = uploads.StreamingRequest
     # NGINX says which scheme the client used (X-Forwarded-Proto): the served
-    # contract names the service's own origin with it.
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=0, x_proto=1)  # type: ignore[method-assign]
+    # contract names the service's own origin with it. It also appends the
+    # client's address to X-Forwarded-For; the last entry (x_for=1) is the one
+    # NGINX saw, which a client cannot forge: the failed-login counters go by it.
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
     app.config.update(MAX_CONTENT_LENGTH=None)
     app.json.sort_keys = False  # type: ignore[attr-defined]  # answers in the order built
     app.url_map.converters.update(CONVERTERS)

@@ -154,6 +154,7 @@ def check_config(redis: bool) -> None:
     """Validate the configuration; exit 1 with one line naming the problem."""
     settings = _settings_or_exit()
     try:
+        preflight.check_password_hashing(settings)
         if redis:
             preflight.check_default_model(settings)
             preflight.check_openapi_file(settings)
@@ -194,15 +195,16 @@ def add_user(username: str, role: str, password: str) -> None:
 
 @users_group.command("list")
 def list_users() -> None:
-    """Print every user and role."""
+    """Print every user, role and account id (what the user's data is keyed by)."""
     for identity in _accounts().list():
-        click.echo(f"{identity.username}\t{identity.role}")
+        click.echo(f"{identity.username}\t{identity.role}\t{identity.account_id}")
 
 
 @users_group.command("delete")
 @click.argument("username")
 def delete_user(username: str) -> None:
-    """Delete a user with their data sets and models."""
+    """Delete a user with their data sets and models (a user made again under the name is a
+    new account)."""
     from .context import build_context  # the data stores: only this command needs them
 
     settings = _settings_or_exit()

@@ -442,11 +442,25 @@ class LimitsSettings:
     max_n_estimators: int = option("limits", "max_n_estimators", integer(1), "2000")
     #: Largest max_iter (linear models, SVMs, MLPs) a training request may ask for.
     max_iter: int = option("limits", "max_iter", integer(1), "100000")
-    #: Failed logins of one account within failed_login_window_seconds before it must wait.
+    #: Wrong passwords for one account from one client address within
+    #: failed_login_window_seconds before that address must wait (others need not).
     max_failed_logins: int = option("limits", "max_failed_logins", integer(1), "10")
     failed_login_window_seconds: int = option(
         "limits", "failed_login_window_seconds", integer(1), "60"
     )
+    #: Wrong passwords for one account from any addresses within
+    #: account_failed_login_window_seconds before every address must wait (spraying).
+    max_account_failed_logins: int = option(
+        "limits", "max_account_failed_logins", integer(1), "100"
+    )
+    account_failed_login_window_seconds: int = option(
+        "limits", "account_failed_login_window_seconds", integer(1), "300"
+    )
+    #: Password hashes (each tens of ms of CPU and 32 MiB) one API process computes at once...
+    password_hashes_at_once: int = option("limits", "password_hashes_at_once", integer(1), "1")
+    #: ... and how many more may wait for one; any beyond are refused at once (429). Together
+    #: below [api] threads, so each API worker always has a thread for predictions.
+    password_hashes_queued: int = option("limits", "password_hashes_queued", integer(0), "0")
     #: Connections one client address may hold open through NGINX at once (429 beyond).
     connections_per_address: int = option("limits", "connections_per_address", integer(1), "100")
     #: NGINX's wait for a client: for its headers, between two reads of its body, between

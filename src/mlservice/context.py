@@ -77,10 +77,11 @@ class ServiceContext:
     ) -> str:
         """Send the task ``name`` to the workers (its queue: ``celery_app.ROUTES``); its id.
 
-        ``owner``, the user who may follow it, is recorded before it is sent. When
-        the broker cannot take the task, ``undo`` runs (the record made for it
-        goes, say) and :class:`~mlservice.errors.Unavailable` (503, retry) is
-        raised: nothing is left waiting for a task that was never sent.
+        ``owner``, the account id of the user who may follow it, is recorded
+        before it is sent. When the broker cannot take the task, ``undo`` runs
+        (the record made for it goes, say) and
+        :class:`~mlservice.errors.Unavailable` (503, retry) is raised: nothing is
+        left waiting for a task that was never sent.
         """
         if owner is not None and task_id is not None:
             self.task_owners.record(task_id, owner)
@@ -120,17 +121,17 @@ def build_context(settings: Settings) -> ServiceContext:
     connection = redis_client.connect(settings.redis)
     secret = security.service_secret(connection, settings.security.secret_key)
     artifacts = ArtifactStore(settings.artifact_dir, settings.service.artifacts_world_readable)
-    model_catalog = Catalog(connection, "model", ModelRecord)
+    model_catalog = Catalog(connection, Catalog.MODELS, ModelRecord)
     runs = TrainingRuns(connection, artifacts)
     return ServiceContext(
         settings=settings,
         redis=connection,
         celery=celery_app.sender(settings),
         secret=secret,
-        accounts=Accounts(connection),
+        accounts=Accounts(connection, settings.limits),
         task_owners=TaskOwners(connection),
         datasets=Datasets(
-            Catalog(connection, "dataset", DatasetRecord), artifacts, settings.limits
+            Catalog(connection, Catalog.DATASETS, DatasetRecord), artifacts, settings.limits
         ),
         models=ModelStore(model_catalog, artifacts, connection, secret, runs),
         reports=ReportFiles(artifacts),

@@ -99,7 +99,7 @@ class TooLarge(ServiceError):
 
 
 class TooManyRequests(ServiceError):
-    """Too many attempts in a while (failed logins of one account); retry later."""
+    """Too many attempts in a while (failed logins) or at once (password checks); retry later."""
 
     status = 429
 

@@ -72,8 +72,26 @@ def check_openapi_file(settings: Settings) -> None:
         )
 
 
+def check_password_hashing(settings: Settings) -> None:
+    """Password hashing leaves each gthread API worker a thread for everything else.
+
+    A request hashing or waiting for a hashing turn holds one of the worker's
+    threads: if they could all be held, a flood of logins would keep every
+    prediction queued behind it (see :mod:`mlservice.password_hashing`).
+    """
+    limits, api = settings.limits, settings.api
+    held = limits.password_hashes_at_once + limits.password_hashes_queued
+    if api.worker_class == "gthread" and held >= api.threads:
+        raise ConfigError(
+            f"{settings.config_path}: [limits] password_hashes_at_once + password_hashes_queued "
+            f"= {held} would hold all [api] threads = {api.threads} of an API worker during a "
+            "flood of logins; keep their sum below threads (raise threads or lower them)"
+        )
+
+
 def check(settings: Settings, wait_seconds: float = 30.0) -> None:
     """Everything a process checks before it serves: its files, then the Redis logins."""
     check_default_model(settings)
     check_openapi_file(settings)
+    check_password_hashing(settings)
     check_redis_users(settings, wait_seconds)

@@ -1,13 +1,13 @@
 """Bearer tokens (JWT, HS256) and the service secret that signs them.
 
-Tokens carry ``sub`` (user name), ``role``, ``iat``, ``exp``, ``jti`` and
-``gen``: the user's generation when the token was issued (see
-:mod:`mlservice.accounts`). Changing the user's password or role, or deleting
-the account, gives the user a new generation, and a token whose ``gen`` is not
-the user's current one is refused (:func:`mlservice.api.auth.admit`), so such
-changes revoke every token issued before them. Verification pins HS256, so a
-token claiming ``alg=none`` or an asymmetric algorithm is refused before its
-signature is even looked at.
+Tokens carry ``sub`` (user name), ``role``, ``iat``, ``exp``, ``jti``,
+``gen``: the user's generation when the token was issued, and ``aid``: the
+account id (see :mod:`mlservice.accounts` for both). Changing the user's
+password or role, or deleting the account, gives the user a new generation,
+and a token whose ``gen`` is not the user's current one is refused
+(:func:`mlservice.api.auth.admit`), so such changes revoke every token issued
+before them. Verification pins HS256, so a token claiming ``alg=none`` or an
+asymmetric algorithm is refused before its signature is even looked at.
 """
 
 from __future__ import annotations
@@ -41,15 +41,31 @@ class Identity:
     ``generation``: the account's generation the token was issued under (its
     ``gen`` claim), or the account's current one when read from Redis;
     ``None`` for a token without the claim, which is never admitted.
+
+    ``account_id``: the account's immutable id (claim ``aid``), what everything
+    the user owns is keyed by; a name deleted and created again gets a new one.
+    Once a request is admitted it is the one stored in Redis; ``None`` only for
+    a token issued before account ids (admitted on its generation alone).
     """
 
     username: str
     role: str
     generation: str | None = None
+    account_id: str | None = None
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    def require_account_id(self) -> str:
+        """The account id, to key what this identity creates or starts by.
+
+        Every admitted identity has one (:func:`mlservice.api.auth.admit` sets
+        it from Redis); an identity without one may own nothing.
+        """
+        if self.account_id is None:
+            raise TokenError(f"no account id is known for {self.username!r}; log in again")
+        return self.account_id
 
 
 def service_secret(store: redis.Redis, configured: str | None) -> str:
@@ -67,8 +83,9 @@ def service_secret(store: redis.Redis, configured: str | None) -> str:
 def issue_token(identity: Identity, secret: str, lifetime: timedelta) -> tuple[str, int]:
     """A signed token and its lifetime in whole seconds (rounded up, at least 1).
 
-    The token carries ``identity.generation`` as its ``gen`` claim; the accounts
-    always give one (an identity without it makes a token that is never admitted).
+    The token carries ``identity.generation`` as its ``gen`` claim and
+    ``identity.account_id`` as ``aid``; the accounts always give both (an
+    identity without a generation makes a token that is never admitted).
     """
     now = int(time.time())
     seconds = max(1, math.ceil(lifetime.total_seconds()))
@@ -81,6 +98,8 @@ def issue_token(identity: Identity, secret: str, lifetime: timedelta) -> tuple[s
     }
     if identity.generation is not None:
         claims["gen"] = identity.generation
+    if identity.account_id is not None:
+        claims["aid"] = identity.account_id
     return jwt.encode(claims, secret, algorithm=ALGORITHM), seconds
 
 
@@ -107,10 +126,11 @@ def _verified_claims(token: str, secret: str) -> tuple[Identity, float]:
         raise TokenError(f"bearer token lacks the {exc.claim!r} claim") from None
     except jwt.InvalidTokenError as exc:
         raise TokenError(f"malformed bearer token: {exc}") from None
-    generation = claims.get("gen")
-    if generation is not None and not isinstance(generation, str):
-        raise TokenError("malformed bearer token: its 'gen' claim is not a string")
-    identity = Identity(str(claims["sub"]), str(claims["role"]), generation)
+    generation, account_id = claims.get("gen"), claims.get("aid")
+    for name, value in (("gen", generation), ("aid", account_id)):
+        if value is not None and not isinstance(value, str):
+            raise TokenError(f"malformed bearer token: its {name!r} claim is not a string")
+    identity = Identity(str(claims["sub"]), str(claims["role"]), generation, account_id)
     return identity, float(claims["exp"])
 
 

@@ -595,6 +595,7 @@ class Stack:
         self._settings = None
         preflight.check_default_model(self.settings)
         preflight.check_openapi_file(self.settings)
+        preflight.check_password_hashing(self.settings)
 
     def _shared_artifacts(self) -> Path | None:
         """The artifact directory when its files are meant for others (left as they are)."""

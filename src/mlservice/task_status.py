@@ -1,12 +1,15 @@
 """Who started which Celery task, and how a task's state reads to its owner.
 
 Celery's result backend knows a task's state but not its owner, so the API
-records the owner when it enqueues; others get 404 for that task id.
+records the owner's account id (:mod:`mlservice.accounts`) when it enqueues,
+at ``mlservice:task:<id>:account``; other accounts get 404 for that task id,
+a user name deleted and created again included.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -33,19 +36,46 @@ _STATUS_TEXT = {
 }
 
 
+def _owner_key(task_id: str) -> str:
+    return key("task", task_id, "account")
+
+
+#: Where the owner's user name was kept before account ids (moved by adopt_legacy_owners).
+_LEGACY_OWNER_PATTERN = key("task", "*", "owner")
+
+
 class TaskOwners:
-    """Who started each task, kept as long as Celery keeps its result."""
+    """Which account started each task, kept as long as Celery keeps its result."""
 
     def __init__(self, redis_client: redis.Redis) -> None:
         self.redis = redis_client
 
-    def record(self, task_id: str, username: str) -> None:
-        """Remember that ``username`` started ``task_id``."""
-        self.redis.set(key("task", task_id, "owner"), username, ex=OWNER_TTL_SECONDS)
+    def record(self, task_id: str, account_id: str) -> None:
+        """Remember that the account ``account_id`` started ``task_id``."""
+        self.redis.set(_owner_key(task_id), account_id, ex=OWNER_TTL_SECONDS)
 
     def owner_of(self, task_id: str) -> str | None:
-        """The user who started the task, or ``None`` if unknown (or expired)."""
-        return text(self.redis.get(key("task", task_id, "owner"))) or None
+        """The account id of the task's owner, or ``None`` if unknown (or expired)."""
+        return text(self.redis.get(_owner_key(task_id))) or None
+
+    def adopt_legacy_owners(self, account_of: Callable[[str], str]) -> int:
+        """Key each task owner stored by user name (before account ids) by ``account_of(name)``,
+        keeping its expiry; how many there were. Doing it again finds none."""
+        adopted = 0
+        for raw_key in self.redis.scan_iter(match=_LEGACY_OWNER_PATTERN, count=1000):
+            legacy_key = str(text(raw_key))
+            task_id = legacy_key.split(":")[-2]
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.get(legacy_key)
+            pipe.pttl(legacy_key)
+            name, ttl_ms = pipe.execute()
+            if name is not None:
+                expiry_ms = ttl_ms if ttl_ms > 0 else OWNER_TTL_SECONDS * 1000
+                owner = account_of(str(text(name)))
+                self.redis.set(_owner_key(task_id), owner, px=expiry_ms, nx=True)
+                adopted += 1
+            self.redis.delete(legacy_key)
+        return adopted
 
 
 def describe(result: AsyncResult) -> dict[str, Any]:

@@ -5,6 +5,7 @@ import pytest
 
 from mlservice.stack import Stack, free_port
 from tests.data import make_customers
+from tests.helpers import session_from
 
 #: The body cap of the NGINX without an API (``nginx_alone``), in MiB of upload.
 NGINX_ALONE_MAX_UPLOAD_MB = 1
@@ -37,3 +38,18 @@ def customers() -> pd.DataFrame:
     """Mixed numeric and categorical columns with missing values, a string class and a number
     (the README's tests/data/customers.csv)."""
     return make_customers.customers()
+
+
+@pytest.fixture
+def from_address():
+    """Factory: an HTTP session whose connections come from a given loopback address (NGINX
+    sees another client); closed after the test."""
+    sessions = []
+
+    def make(address: str):
+        sessions.append(session_from(address))
+        return sessions[-1]
+
+    yield make
+    for session in sessions:
+        session.close()

@@ -129,19 +129,31 @@ def test_short_lifetime_from_config_expires(extra_api, client, admin_credentials
     assert "expired" in expired.json()["status"]
 
 
-def test_failed_logins_are_throttled_per_account(client, new_user):
-    """After 10 wrong passwords in a minute the account waits, even with the right one."""
+def test_failed_logins_hold_back_the_address_not_the_account(client, new_user, from_address):
+    """After 10 wrong passwords in a minute from one address, that address waits, even with the
+    right one; the owner on another machine (here 127.0.0.2, NGINX's $remote_addr) does not."""
     name, password, _ = new_user()
+    guesser = from_address("127.0.0.3")
+    url = f"{client.url}/resource/auth"
     for _ in range(10):
-        assert client.get("/resource/auth", auth=(name, "wrong-password")).status_code == 401
-    locked = client.get("/resource/auth", auth=(name, password))
+        assert guesser.get(url, auth=(name, "wrong-password"), timeout=60).status_code == 401
+    locked = guesser.get(url, auth=(name, password), timeout=60)
     assert locked.status_code == 429
-    assert 1 <= int(locked.headers["Retry-After"]) <= 60
-    assert locked.json()["status"].startswith(f"too many failed logins for {name!r}; retry in ")
-    assert "([limits] max_failed_logins = 10 per 60 s)" in locked.json()["status"]
-    # Other accounts are not affected.
+    wait = locked.headers["Retry-After"]
+    assert 1 <= int(wait) <= 60
+    assert locked.json() == {
+        "status": f"too many failed logins for {name!r} from this address; retry in {wait} s "
+        "([limits] max_failed_logins = 10 per 60 s)"
+    }
+    # The address is the one NGINX saw: a client's own X-Forwarded-For or X-Real-IP is not.
+    for forged in ({"X-Forwarded-For": "127.0.0.2"}, {"X-Real-IP": "127.0.0.2"}):
+        again = guesser.get(url, auth=(name, password), headers=forged, timeout=60)
+        assert again.status_code == 429
+    owner = from_address("127.0.0.2").get(url, auth=(name, password), timeout=60)
+    assert owner.status_code == 200
+    # Other accounts are not affected, from the guessing address either.
     other, other_password, _ = new_user()
-    assert client.get("/resource/auth", auth=(other, other_password)).status_code == 200
+    assert guesser.get(url, auth=(other, other_password), timeout=60).status_code == 200
 
 
 def test_a_success_clears_the_failed_logins(client, new_user):

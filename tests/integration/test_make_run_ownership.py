@@ -180,7 +180,8 @@ def test_mlservice_commands_reach_the_running_stack(first):
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "admin\tadmin\n"
+    name, role, account_id = result.stdout.rstrip("\n").split("\t")
+    assert (name, role, len(account_id)) == ("admin", "admin", 32)
 
 
 def test_gunicorns_control_socket_is_in_the_run_directory(first):

@@ -324,6 +324,13 @@ def test_stopping_the_worker_lets_a_compile_finish(
     assert len(receiver.calls) == 1
 
 
+def admin_account_id(ctx: context.ServiceContext) -> str:
+    """The account id records of the admin carry."""
+    access = ctx.accounts.current_access("admin")
+    assert access is not None
+    return access.account_id
+
+
 def test_a_run_killed_by_the_hard_time_limit_fails_at_once(stack, store, settings, receiver):
     """The worker's main process reports the kill (task_failure): no redelivery is awaited."""
     ctx = context.worker_context()
@@ -332,6 +339,7 @@ def test_a_run_killed_by_the_hard_time_limit_fails_at_once(stack, store, setting
             "id": uuid.uuid4().hex,
             "name": "too slow",
             "owner": "admin",
+            "owner_id": admin_account_id(ctx),
             "status": "training",
             "source": "trained",
             "callback_url": receiver.url,
@@ -343,6 +351,7 @@ def test_a_run_killed_by_the_hard_time_limit_fails_at_once(stack, store, setting
             "id": uuid.uuid4().hex,
             "name": "slow compile",
             "owner": "admin",
+            "owner_id": admin_account_id(ctx),
             "status": "ready",
             "source": "trained",
             "engine": {"name": "scikit-learn", "reason": "compiling to ONNX"},
@@ -381,6 +390,7 @@ def test_a_callback_lost_with_its_worker_is_sent_again(store, receiver):
             "id": uuid.uuid4().hex,
             "name": "lost callback",
             "owner": "admin",
+            "owner_id": admin_account_id(ctx),
             "status": "ready",
             "source": "trained",
             "metrics": {"r2": 0.5},

@@ -4,16 +4,23 @@ from mlservice import accounts
 from mlservice.store import user_records
 
 
-def test_admin_creates_lists_and_deletes_a_user(client, admin_token):
+def _names_and_roles(users: list[dict]) -> list[dict]:
+    return [{"username": user["username"], "role": user["role"]} for user in users]
+
+
+def test_admin_creates_lists_and_deletes_a_user(client, admin_token, store):
     created = client.post(
         "/resource/users",
         admin_token,
         json={"username": "carol", "password": "carol-password", "role": "user"},
     )
     assert created.status_code == 201
-    assert created.json() == {"username": "carol", "role": "user"}
+    account_id = store.hget(user_records.user_key("carol"), "account_id").decode()
+    assert len(account_id) == 32
+    carol = {"username": "carol", "role": "user", "account_id": account_id}
+    assert created.json() == carol
     listed = client.get("/resource/users", admin_token).json()["users"]
-    assert {"username": "carol", "role": "user"} in listed
+    assert carol in listed
     assert client.token("carol", "carol-password")
     assert client.delete("/resource/users/carol", admin_token).status_code == 204
     assert client.get("/resource/auth", auth=("carol", "carol-password")).status_code == 401
@@ -136,7 +143,8 @@ def test_a_user_changes_their_own_password_with_the_current_one(client, new_user
     changed = _patch(
         client, name, token, {"password": "my-new-password", "current_password": password}
     )
-    assert changed.status_code == 200 and changed.json() == {"username": name, "role": "user"}
+    assert changed.status_code == 200
+    assert _names_and_roles([changed.json()]) == [{"username": name, "role": "user"}]
     assert client.get("/resource/datasets", token).status_code == 401
     assert client.get("/resource/auth", auth=(name, password)).status_code == 401
     assert client.token(name, "my-new-password")
@@ -157,7 +165,7 @@ def test_a_user_cannot_change_their_role_or_another_account(client, new_user, ad
     assert client.token(other, other_password)
     assert client.get("/resource/datasets", token).status_code == 200
     users = client.get("/resource/users", admin_token).json()["users"]
-    assert {"username": name, "role": "user"} in users
+    assert {"username": name, "role": "user"} in _names_and_roles(users)
 
 
 def test_patch_refuses_bad_bodies(client, admin_token, new_user):
@@ -188,7 +196,11 @@ def test_a_delegated_users_password_is_not_changed_here(client, admin_token, sto
     name = "delegated-patch"
     store.hset(
         user_records.user_key(name),
-        mapping={user_records.ACCESS_FIELD: "user 0123456789abcdef", "source": "delegated"},
+        mapping={
+            user_records.ACCESS_FIELD: "user 0123456789abcdef",
+            user_records.ACCOUNT_ID_FIELD: user_records.new_account_id(),
+            "source": "delegated",
+        },
     )
     store.sadd(user_records.USERS_KEY, name)
     response = _patch(client, name, admin_token, {"password": "a-local-password"})

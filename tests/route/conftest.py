@@ -51,7 +51,7 @@ def token_for(ctx: ServiceContext, username: str) -> dict[str, str]:
     access = ctx.accounts.current_access(username)
     assert access is not None, username
     token, _ = issue_token(
-        Identity(username, access.role, access.generation),
+        Identity(username, access.role, access.generation, access.account_id),
         ctx.secret,
         ctx.settings.auth.token_lifetime,
     )

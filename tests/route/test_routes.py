@@ -41,7 +41,10 @@ def test_user_bodies_are_typed_and_unknown_fields_are_400(http, admin):
     made = http.post(
         "/resource/users", headers=admin, json={"username": "rt-ann", "password": "x" * 12}
     )
-    assert made.status_code == 201 and made.get_json() == {"username": "rt-ann", "role": "user"}
+    assert made.status_code == 201
+    shown = made.get_json()
+    assert shown == {"username": "rt-ann", "role": "user", "account_id": shown["account_id"]}
+    assert len(shown["account_id"]) == 32 and int(shown["account_id"], 16) >= 0
     taken = http.post(
         "/resource/users", headers=admin, json={"username": "rt-ann", "password": "x" * 12}
     )
@@ -127,7 +130,10 @@ def test_an_accepted_training_is_queued_by_name_and_a_delete_leaves_nothing(
     assert ctx.redis.llen(TRAINING_QUEUE) == queued + 1  # sent, waiting for a worker
     model = http.get(f"/resource/models/{accepted['model_id']}", headers=admin).get_json()
     assert model["status"] == "queued" and model["task_id"] == accepted["task_id"]
-    assert ctx.task_owners.owner_of(accepted["task_id"]) == "admin"
+    admin_account = ctx.accounts.current_access("admin")
+    assert admin_account is not None
+    assert ctx.task_owners.owner_of(accepted["task_id"]) == admin_account.account_id
+    assert model["owner"] == "admin" and model["owner_id"] == admin_account.account_id
     assert http.delete(f"/resource/models/{accepted['model_id']}", headers=admin).status_code == 204
     assert http.get(f"/resource/models/{accepted['model_id']}", headers=admin).status_code == 404
     assert http.delete(f"/resource/datasets/{dataset['id']}", headers=admin).status_code == 204

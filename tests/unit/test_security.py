@@ -140,12 +140,35 @@ def test_a_gen_claim_that_is_not_a_string_is_refused():
         verify_token(jwt.encode(claims, SECRET, algorithm="HS256"), SECRET)
 
 
-def test_accounts_read_role_and_generation_from_one_field():
+def test_the_account_id_travels_in_the_aid_claim():
+    identity = Identity("ann", "user", "0123abcd", "f" * 32)
+    token, _ = issue_token(identity, SECRET, timedelta(hours=1))
+    assert jwt.decode(token, SECRET, algorithms=["HS256"])["aid"] == "f" * 32
+    assert verify_token(token, SECRET) == identity
+    now = int(time.time())
+    claims = {"sub": "ann", "role": "user", "iat": now, "exp": now + 60, "jti": "x", "aid": 7}
+    with pytest.raises(TokenError, match="'aid' claim is not a string"):
+        verify_token(jwt.encode(claims, SECRET, algorithm="HS256"), SECRET)
+
+
+def test_an_identity_without_an_account_id_may_own_nothing():
+    assert Identity("ann", "user", "0123abcd", "f" * 32).require_account_id() == "f" * 32
+    with pytest.raises(TokenError, match="no account id is known for 'ann'; log in again"):
+        Identity("ann", "user", "0123abcd").require_account_id()
+
+
+def test_accounts_read_role_generation_and_account_id_in_one_read():
     from mlservice.store import user_records
 
-    assert user_records.parse_access(b"admin 0123abcd") == user_records.Access("admin", "0123abcd")
-    assert user_records.parse_access("user ff") == user_records.Access("user", "ff")
-    for gone in (None, b"", b"user", b"user "):
-        assert user_records.parse_access(gone) is None
+    assert user_records.parse_access([b"admin 0123abcd", b"a1"]) == user_records.Access(
+        "admin", "0123abcd", "a1"
+    )
+    assert user_records.parse_access(["user ff", "a2"]) == user_records.Access("user", "ff", "a2")
+    gone = [None, [None, None], [b"", b"a1"], [b"user", b"a1"], [b"user ", b"a1"]]
+    not_upgraded = [[b"user ff", None]]  # stored before account ids: upgraded at start
+    for raw in gone + not_upgraded:
+        assert user_records.parse_access(raw) is None
+    ids = {user_records.new_account_id() for _ in range(1000)}
+    assert len(ids) == 1000 and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
     generations = {user_records.new_generation() for _ in range(1000)}
     assert len(generations) == 1000 and all(len(g) == 16 for g in generations)

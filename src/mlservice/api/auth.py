@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from flask import Blueprint, Response, g, jsonify, request
 
 from .. import security
-from ..errors import Forbidden, TooManyRequests, Unauthorized
+from ..errors import Forbidden, Unauthorized
 from ..security import Identity
 from ..store.user_records import Access
 from .services import services
@@ -55,18 +55,22 @@ REVOKED = (
 
 
 def admit(claimed: Identity, access: Access | None, admin: bool = False) -> None:
-    """Set the request's identity from the user's current role; 401/403 if refused.
+    """Set the request's identity from the user's current role and account id; 401/403 if
+    refused.
 
-    ``access`` (role and generation) is read from Redis by the caller, so a
-    route can fetch it in the same round trip as the data it needs (see the
-    predict routes). A token whose generation is not the user's current one
-    was issued before a password, role or account change: 401.
+    ``access`` (role, generation, account id) is read from Redis by the caller,
+    so a route can fetch it in the same round trip as the data it needs (see
+    the predict routes). A token whose generation is not the user's current
+    one was issued before a password, role or account change, and one whose
+    account id is not the user's was issued for an account since deleted: 401.
     """
     if access is None:
         raise _bearer_refusal("the token's user no longer exists")
     if claimed.generation != access.generation:  # signed claims: no secret to time
         raise _bearer_refusal(REVOKED)
-    g.identity = Identity(claimed.username, access.role, access.generation)
+    if claimed.account_id is not None and claimed.account_id != access.account_id:
+        raise _bearer_refusal(REVOKED)
+    g.identity = Identity(claimed.username, access.role, access.generation, access.account_id)
     if admin and not g.identity.is_admin:
         raise Forbidden("this needs an admin account")
 
@@ -92,29 +96,34 @@ def current_identity() -> Identity:
     return identity
 
 
+def client_address() -> str:
+    """The address of the client, as NGINX saw it: the failed-login counters go by it.
+
+    NGINX sets ``X-Forwarded-For`` (appending its peer's address) and the app's
+    ProxyFix takes that last entry, which a client cannot forge (see app.py);
+    the API is reachable only through NGINX.
+    """
+    return request.remote_addr or "unknown"
+
+
 @bp.get("/auth")
 def issue_token() -> Response:
-    """Exchange HTTP Basic credentials for a bearer token."""
+    """Exchange HTTP Basic credentials for a bearer token.
+
+    The check is throttled per account and client address, and per account
+    (:mod:`mlservice.login_throttle`), and waits for a password hashing turn
+    (:mod:`mlservice.password_hashing`): 429 with ``Retry-After`` past either.
+    """
     credentials = request.authorization
     if credentials is None or credentials.type != "basic" or not credentials.username:
         raise _basic_refusal("send a user name and password with HTTP Basic")
     ctx = services()
-    limits = ctx.settings.limits
-    wait = ctx.accounts.login_wait(credentials.username, limits)
-    if wait:
-        raise TooManyRequests(
-            f"too many failed logins for {credentials.username!r}; retry in {wait} s "
-            f"([limits] max_failed_logins = {limits.max_failed_logins} per "
-            f"{limits.failed_login_window_seconds} s)",
-            headers={"Retry-After": str(wait)},
-        )
-    password = credentials.password or ""
-    delegate = ctx.settings.auth.delegate_url
-    if delegate:
-        identity = ctx.accounts.authenticate_delegated(delegate, credentials.username, password)
-    else:
-        identity = ctx.accounts.authenticate(credentials.username, password)
-    ctx.accounts.record_login(credentials.username, identity is not None, limits)
+    identity = ctx.accounts.login(
+        credentials.username,
+        credentials.password or "",
+        client_address(),
+        ctx.settings.auth.delegate_url,
+    )
     if identity is None:
         raise _basic_refusal("wrong user name or password")
     token, seconds = security.issue_token(identity, ctx.secret, ctx.settings.auth.token_lifetime)

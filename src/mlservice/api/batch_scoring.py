@@ -39,11 +39,6 @@ def start_scoring(model_id: str) -> tuple[Response, int, dict[str, str]]:
     if scoring_request.probabilities:  # the estimator and its parameters tell, unloaded
         allowed_estimators.check_probabilities(model.get("estimator", ""), model.get("params", {}))
     task_id = uuid.uuid4().hex
-    job = scoring.ScoringJob(model_id, Catalog.new_id(), identity.username, scoring_request)
-    ctx.enqueue(
-        TaskName.SCORE_DATASET,
-        (job.model_id, job.output_id, job.owner, scoring_request.as_json()),
-        task_id=task_id,
-        owner=identity.username,
-    )
+    job = scoring.ScoringJob(model_id, Catalog.new_id(), identity, scoring_request)
+    ctx.enqueue(TaskName.SCORE_DATASET, job.task_args(), task_id=task_id, owner=job.owner_id)
     return accepted(task_id, model_id=model_id)

@@ -39,7 +39,7 @@ def _profiling(record: DatasetRecord) -> Response:
             TaskName.PROFILE_DATASET,
             (record["id"],),
             task_id=task_id,
-            owner=record["owner"],
+            owner=record["owner_id"],
             undo=lambda: ctx.datasets.delete(record),
         )
     except BaseException:  # not even its owner recorded: the data set goes all the same

@@ -30,7 +30,9 @@ def init() -> tuple[Response, int, dict[str, str]] | tuple[str, int]:
     ctx = services()
     asynchronous = flag("async")  # a bad flag is refused before anything is queued
     task_id = ctx.enqueue(
-        TaskName.INIT_SERVICE, task_id=str(uuid.uuid4()), owner=current_identity().username
+        TaskName.INIT_SERVICE,
+        task_id=str(uuid.uuid4()),
+        owner=current_identity().require_account_id(),
     )
     if asynchronous:
         return accepted(task_id)

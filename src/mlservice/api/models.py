@@ -47,7 +47,7 @@ def create_model() -> tuple[Response, int, dict[str, str]]:
         TaskName.TRAIN_MODEL,
         (record["id"],),
         task_id=task_id,
-        owner=identity.username,
+        owner=identity.require_account_id(),
         undo=lambda: ctx.models.delete(record["id"]),
     )
     return accepted(task_id, model_id=record["id"])

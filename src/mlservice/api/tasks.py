@@ -15,11 +15,11 @@ bp = Blueprint("tasks", __name__, url_prefix="/resource/task")
 @bp.get("/status/<taskid:task_id>")
 @require_token()
 def task_state(task_id: str) -> Response:
-    """The task's state; 404 unless you started it (admins see every task)."""
+    """The task's state; 404 unless your account started it (admins see every task)."""
     ctx = services()
-    owner = ctx.task_owners.owner_of(task_id)
+    owner_id = ctx.task_owners.owner_of(task_id)
     identity = current_identity()
-    if owner is None or (owner != identity.username and not identity.is_admin):
+    if owner_id is None or (owner_id != identity.account_id and not identity.is_admin):
         raise NotFound(f"no task {task_id!r} of yours")
     return jsonify(task_status.describe(ctx.celery.AsyncResult(task_id)))
 

@@ -11,20 +11,30 @@ from flask import Blueprint, Response, jsonify, url_for
 from ..accounts import NewUser, UserChange
 from ..bodies import decode
 from ..errors import BadRequest, Conflict, Forbidden
-from .auth import current_identity, require_token
+from ..security import Identity
+from .auth import client_address, current_identity, require_token
 from .parsing import json_body
 from .services import services
 
 bp = Blueprint("users", __name__, url_prefix="/resource/users")
 
 
+def _shown(identity: Identity) -> dict[str, str | None]:
+    """An account as the API shows it (the contract's ``User``)."""
+    return {
+        "username": identity.username,
+        "role": identity.role,
+        "account_id": identity.account_id,
+    }
+
+
 @bp.post("")
 @require_token(admin=True)
 def create_user() -> Response:
-    """Create a user: ``{"username", "password", "role"}`` → 201."""
+    """Create a user: ``{"username", "password", "role"}`` → 201 with their new account id."""
     body = decode(json_body(), NewUser)
     identity = services().accounts.create(body.username, body.password, body.role)
-    response = jsonify(username=identity.username, role=identity.role)
+    response = jsonify(_shown(identity))
     response.status_code = 201
     response.headers["Location"] = url_for("users.list_users")
     return response
@@ -33,20 +43,19 @@ def create_user() -> Response:
 @bp.get("")
 @require_token(admin=True)
 def list_users() -> Response:
-    """Every account and its role."""
-    return jsonify(
-        users=[{"username": u.username, "role": u.role} for u in services().accounts.list()]
-    )
+    """Every account: its user name, role and account id."""
+    return jsonify(users=[_shown(identity) for identity in services().accounts.list()])
 
 
 @bp.patch("/<username:username>")
 @require_token()
 def update_user(username: str) -> Response:
-    """Change a password and/or role → 200 ``{"username", "role"}``; the old tokens stop working.
+    """Change a password and/or role → 200 with the account; the old tokens stop working.
 
     Admins may change any account (not their own role); a user only their own
     password, giving ``current_password``. Anyone else's account is 403 for a
-    user, whether it exists or not.
+    user, whether it exists or not. ``current_password`` is checked under the
+    failed-login counters of logins (429 past them).
     """
     caller = current_identity()
     change = decode(json_body(), UserChange)
@@ -61,9 +70,9 @@ def update_user(username: str) -> Response:
     elif username == caller.username and role is not None and role != caller.role:
         raise Conflict("you cannot change your own role")
     identity = services().accounts.update(
-        username, password, role, current_password=current_password
+        username, password, role, current_password=current_password, address=client_address()
     )
-    return jsonify(username=identity.username, role=identity.role)
+    return jsonify(_shown(identity))
 
 
 @bp.delete("/<username:username>")

@@ -31,7 +31,7 @@ _MISSING = object()
 class Reads(NamedTuple):
     """The raw answers, parsed by the functions that queued them."""
 
-    access: bytes | None  # user_records.parse_access
+    access: list[bytes | None] | None  # user_records.parse_access (an HMGET)
     version: bytes | None  # published.parse_version
     record: bytes | None  # Catalog.parse; None for the default model
 
@@ -45,7 +45,7 @@ class HotReads:
         self._redis = redis_client
         self._models = models
         self.tracker = tracker
-        self._values: dict[bytes, bytes | None] = {}
+        self._values: dict[bytes, object] = {}  # key -> the raw answer read
         self._lock = threading.Lock()
         tracker.listen(self._forget)
 
@@ -103,4 +103,4 @@ class HotReads:
             if len(self._values) >= MAX_ENTRIES:
                 self._values.clear()
             for index in indexes:
-                self._values[wanted[index][0]] = values[index]  # type: ignore[assignment]
+                self._values[wanted[index][0]] = values[index]

@@ -98,8 +98,27 @@ class ScoringJob:
 
     model_id: str
     output_id: str
-    owner: str
+    #: Who asked: the new data set is theirs (their account id and user name).
+    owner: Identity
     request: ScoringRequest
+
+    @property
+    def owner_id(self) -> str:
+        """The account id the new data set (and the task) belongs to."""
+        return self.owner.require_account_id()
+
+    def task_args(self) -> tuple[str, str, dict[str, str], dict[str, Any]]:
+        """The job as the Celery task's arguments (JSON); :meth:`from_task_args` reads them."""
+        owner = {"account_id": self.owner_id, "username": self.owner.username}
+        return self.model_id, self.output_id, owner, self.request.as_json()
+
+    @classmethod
+    def from_task_args(
+        cls, model_id: str, output_id: str, owner: dict[str, str], request: dict[str, Any]
+    ) -> ScoringJob:
+        """The job back from the Celery task's arguments."""
+        identity = Identity(owner["username"], "user", account_id=owner["account_id"])
+        return cls(model_id, output_id, identity, ScoringRequest.from_json(request))
 
 
 def parse_scoring_request(body: Any) -> ScoringRequest:
@@ -359,8 +378,7 @@ def register_output(
 
     The one place scoring uses the data set store's registration.
     """
-    owner = Identity(username=job.owner, role="user")
-    return datasets.register(job.output_id, job.request.format, owner, name, size, started)
+    return datasets.register(job.output_id, job.request.format, job.owner, name, size, started)
 
 
 def _check_present(

@@ -655,6 +655,7 @@ class Datasets:
             "id": dataset_id,
             "name": name or dataset_id,
             "owner": owner.username,
+            "owner_id": owner.require_account_id(),
             "format": file_format,
             "size_bytes": size,
             "upload_seconds": round(time.perf_counter() - started, 3),

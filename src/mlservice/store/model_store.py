@@ -128,6 +128,7 @@ class ModelStore:
                 "id": model_id,
                 "name": name or f"uploaded {bundle.estimator}",
                 "owner": owner.username,
+                "owner_id": owner.require_account_id(),
                 "status": ModelStatus.QUEUED,
                 "source": ModelSource.UPLOAD,
             }

@@ -57,7 +57,10 @@ class DatasetRecord(TypedDict):
 
     id: str
     name: str
+    #: The owner's user name, for people to read; access checks use ``owner_id``.
     owner: str
+    #: The owner's account id (mlservice.accounts): what ownership is keyed by.
+    owner_id: str
     format: str  # csv or parquet
     size_bytes: int
     #: A DatasetStatus. Records from before profiling could be deferred have no key and are
@@ -89,7 +92,8 @@ class ModelRecord(TypedDict):
 
     id: str
     name: str
-    owner: str
+    owner: str  # the user name, for people to read
+    owner_id: str  # the account id, what ownership is keyed by
     status: str  # a ModelStatus
     source: str  # a ModelSource
     created_at: NotRequired[float]

@@ -12,7 +12,8 @@ from typing import Any
 
 from ..celery_app import TaskName, app
 from ..serving import scoring
-from ..serving.scoring import ScoringJob, ScoringRequest
+from ..serving.scoring import ScoringJob
+from ..store.user_records import new_account_id
 from .base import ServiceTask
 
 
@@ -22,13 +23,26 @@ def _scoring_stopped(task: ServiceTask, args: tuple[Any, ...]) -> None:
         scoring.remove_unfinished(task.ctx.datasets, str(args[1]))
 
 
+def _owner(task: ServiceTask, owner: dict[str, str] | str) -> dict[str, str]:
+    """The job's owner as sent; a job sent before account ids named only the user, whose
+    account id is looked up now (none left: an id no account has, so only admins see it)."""
+    if isinstance(owner, dict):
+        return owner
+    access = task.ctx.accounts.current_access(owner)
+    return {"username": owner, "account_id": access.account_id if access else new_account_id()}
+
+
 @app.task(bind=True, base=ServiceTask, name=TaskName.SCORE_DATASET, on_time_limit=_scoring_stopped)
 def score_dataset(
-    self: ServiceTask, model_id: str, output_id: str, owner: str, request: dict[str, Any]
+    self: ServiceTask,
+    model_id: str,
+    output_id: str,
+    owner: dict[str, str] | str,
+    request: dict[str, Any],
 ) -> dict[str, Any]:
     """Score a stored data set with a model into the new data set ``output_id``."""
     ctx = self.ctx
-    job = ScoringJob(model_id, output_id, owner, ScoringRequest.from_json(request))
+    job = ScoringJob.from_task_args(model_id, output_id, _owner(self, owner), request)
 
     def progress(done: int, total: int) -> None:
         self.progress(

@@ -78,6 +78,7 @@ class TrainingRequest(Body):
             "task_id": task_id,
             "name": self.name or f"{self.estimator} on {self.target}",
             "owner": owner.username,
+            "owner_id": owner.require_account_id(),
             "status": ModelStatus.QUEUED,
             "source": ModelSource.TRAINED,
             "dataset_id": self.dataset_id,

@@ -1,10 +1,13 @@
 """Batch scoring's pure parts: the request, its checks against a profile, chunks, output."""
 
+import json
+
 import numpy as np
 import pyarrow as pa
 import pytest
 
 from mlservice.errors import BadRequest, Invalid
+from mlservice.security import Identity
 from mlservice.serving import outputs, scoring
 from mlservice.serving.scoring import ScoringRequest
 from mlservice.store.bundles import ModelBundle
@@ -58,6 +61,18 @@ def test_a_minimal_body_gets_the_defaults_and_survives_celery_json():
     )
     assert full.keep_columns == ("id", "age")
     assert ScoringRequest.from_json(full.as_json()) == full
+
+
+def test_a_job_travels_to_the_worker_with_its_owners_account_id():
+    """The new data set is the account's (its id), shown under the user's name."""
+    request = scoring.parse_scoring_request({"dataset_id": DATASET_ID, "format": "csv"})
+    owner = Identity("ann", "user", "0123abcd", "a" * 32)
+    job = scoring.ScoringJob("m" * 32, "o" * 32, owner, request)
+    args = json.loads(json.dumps(job.task_args()))  # as Celery sends them
+    assert args[2] == {"account_id": "a" * 32, "username": "ann"}
+    back = scoring.ScoringJob.from_task_args(*args)
+    assert (back.model_id, back.output_id, back.request) == (job.model_id, job.output_id, request)
+    assert (back.owner.username, back.owner_id) == ("ann", "a" * 32)
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ removed (the record stays, to tell the user why).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import time
 from collections.abc import Iterator, Mapping
@@ -328,7 +329,15 @@ def profiled(path: Path, file_format: str) -> dict[str, Any]:
     }
     if "delimiter" in profile:
         fields["delimiter"] = profile["delimiter"]
+    fields["sha256"] = content_sha256(path)
     return fields
+
+
+def content_sha256(path: Path) -> str:
+    """The file's sha256 (hex): what a model's lineage names its data by, whatever the data
+    set is later called (or once it is deleted). Read in chunks: flat memory."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _explain(message: str) -> str:

@@ -11,12 +11,15 @@ training task) sends the Celery task that delivers
 away), or the task is lost with its worker, the sweep (``celery beat``) finds
 the name overdue and sends it again.
 
-The task POSTs each entry after the cursor, oldest first, and moves the
-cursor past it once the receiver answered 2xx (or the delivery was given up);
-it ends when the cursor has reached the newest entry (:meth:`RegistryEvents.settle`,
-atomic with new entries being added). A receiver may get an event twice (a
-retry after a lost answer): its delivery id, ``registry:<name>:<entry id>``,
-is the same every time.
+One task at a time delivers a name's events (it holds the name's delivery
+lock; another finds it held and leaves the work to it). It POSTs each entry
+after the cursor, oldest first, and moves the cursor past it once the
+receiver answered 2xx (or the delivery was given up); it ends when the cursor
+has reached the newest entry (:meth:`RegistryEvents.settle`, which lets go of
+the lock in the same step, atomic with new entries being added: an entry
+added before is sent by this task, one added after by the next). A receiver
+may get an event twice (a retry after a lost answer): its delivery id,
+``registry:<name>:<entry id>``, is the same every time.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ from typing import Any, cast
 
 import redis
 
-from ..redis_client import text
+from ..redis_client import key, text
 from . import history
 from .registry_records import (
+    BASE,
     EVENTS_PENDING_KEY,
     RECORD,
     HistoryEntry,
@@ -42,6 +46,8 @@ from .registry_records import (
 EVENT_GRACE_SECONDS = 30.0
 #: History entries read at a time by a delivering task.
 BATCH = 50
+#: A delivery lock not refreshed for this long was held by a task that died.
+LOCK_SECONDS = 120
 
 # The cursor moves forward only (two deliveries of one name may overlap).
 _PASSED = """
@@ -59,7 +65,8 @@ if ms > cms or (ms == cms and seq > cseq) then
 end
 return 0
 """
-# Not pending any more, if the cursor reached the newest entry (or there is no webhook).
+# Not pending any more, if the cursor reached the newest entry (or there is no webhook);
+# then the delivery lock (KEYS[4]) goes too, if it is still this task's (ARGV[2]).
 _SETTLE = """
 local cursor = redis.call('GET', KEYS[1])
 if cursor then
@@ -67,7 +74,12 @@ if cursor then
   if #newest > 0 and newest[1][1] ~= cursor then return 0 end
 end
 redis.call('ZREM', KEYS[3], ARGV[1])
+if redis.call('GET', KEYS[4]) == ARGV[2] then redis.call('DEL', KEYS[4]) end
 return 1
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 """
 # 1: a delivery is owed (its deadline moved to ARGV[1]); 0: nothing is pending.
 _DUE = """
@@ -82,6 +94,11 @@ local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 for _, member in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[2], member) end
 return due
 """
+
+
+def _lock_key(name: str) -> str:
+    """Held by the one task delivering ``name``'s events."""
+    return key(BASE, "events", "lock", name)
 
 
 def queue_pending(pipe: redis.client.Pipeline, name: str, deadline: float) -> None:
@@ -122,6 +139,7 @@ class RegistryEvents:
         self.redis = redis_client
         self._passed = redis_client.register_script(_PASSED)
         self._settle = redis_client.register_script(_SETTLE)
+        self._release = redis_client.register_script(_RELEASE)
         self._due = redis_client.register_script(_DUE)
         self._overdue = redis_client.register_script(_OVERDUE)
 
@@ -151,15 +169,28 @@ class RegistryEvents:
             url, str(text(secret)), [history.parse(entry, fields) for entry, fields in entries]
         )
 
+    def claim(self, name: str, holder: str) -> bool:
+        """Take the name's delivery lock for ``holder`` (a task id), or False if another
+        delivering task holds it (that one sends everything pending)."""
+        return bool(self.redis.set(_lock_key(name), holder, nx=True, ex=LOCK_SECONDS))
+
+    def hold(self, name: str) -> None:
+        """Still delivering: the lock lasts another :data:`LOCK_SECONDS`."""
+        self.redis.expire(_lock_key(name), LOCK_SECONDS)
+
+    def release(self, name: str, holder: str) -> None:
+        """Let go of the lock (a delivery failed and will be retried, or a crash)."""
+        self._release(keys=[_lock_key(name)], args=[holder])
+
     def passed(self, name: str, entry_id: str) -> None:
         """The entry was delivered (or given up, or is no webhook event): the cursor moves past."""
         self._passed(keys=[webhook_cursor_key(name)], args=[entry_id])
 
-    def settle(self, name: str) -> bool:
-        """Nothing is pending any more, if the cursor reached the newest entry; False if new
-        entries came meanwhile (send those too)."""
-        keys = [webhook_cursor_key(name), history_key(name), EVENTS_PENDING_KEY]
-        return bool(self._settle(keys=keys, args=[name]))
+    def settle(self, name: str, holder: str) -> bool:
+        """Nothing is pending any more, if the cursor reached the newest entry, and the lock
+        is let go; False if new entries came meanwhile (send those too)."""
+        keys = [webhook_cursor_key(name), history_key(name), EVENTS_PENDING_KEY, _lock_key(name)]
+        return bool(self._settle(keys=keys, args=[name, holder]))
 
     def overdue(self, now: float, next_deadline: float) -> list[str]:
         """Names whose delivery did not start in time (lost): claimed, their deadline moved

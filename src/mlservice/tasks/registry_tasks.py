@@ -7,7 +7,8 @@ secret like a training callback (same HMAC, same SSRF rules:
 backoff; once given up, that entry is passed over (and logged) so the next
 ones are not held back. The sweep (``celery beat``) sends again the names
 whose delivery was never started (the broker was away, or the task was lost
-with its worker).
+with its worker). One task at a time delivers a name's events (a lock in
+Redis), so they arrive in order and, unless an answer is lost, once each.
 """
 
 from __future__ import annotations
@@ -48,12 +49,25 @@ def send_registry_events(self: ServiceTask, name: str) -> int:
     grace = registry_events.EVENT_GRACE_SECONDS
     if not events.due(name, time.time() + callbacks.TIMEOUT_SECONDS + grace):
         return 0  # sent already (or the name is gone)
-    allow_private = ctx.settings.service.callback_allow_private
+    holder = str(self.request.id)
+    if not events.claim(name, holder):
+        return 0  # another task is delivering the name's events: it sends these too
+    try:
+        return _deliver(self, name, holder)
+    except BaseException:
+        events.release(name, holder)
+        raise
+
+
+def _deliver(task: ServiceTask, name: str, holder: str) -> int:
+    """Send the entries after the cursor until it reaches the newest; how many were sent."""
+    events = task.ctx.registry.events
+    allow_private = task.ctx.settings.service.callback_allow_private
     sent = 0
     while True:
         outbox = events.outbox(name)
         if outbox is None or not outbox.entries:
-            if events.settle(name):
+            if events.settle(name, holder):
                 return sent
             continue  # an event came meanwhile
         for entry in outbox.entries:
@@ -64,14 +78,16 @@ def send_registry_events(self: ServiceTask, name: str) -> int:
                         outbox.url, payload, outbox.secret, allow_private, field="webhook_url"
                     )
                 except DeliveryFailed as failed:
-                    if self.request.retries < MAX_RETRIES:
-                        wait = min(RETRY_BACKOFF_MAX, RETRY_BACKOFF * 2**self.request.retries)
+                    if task.request.retries < MAX_RETRIES:
+                        wait = min(RETRY_BACKOFF_MAX, RETRY_BACKOFF * 2**task.request.retries)
+                        grace = registry_events.EVENT_GRACE_SECONDS
                         events.due(name, time.time() + wait + grace)
                         raise
                     log.warning("registry event %s of %s given up: %s", entry["id"], name, failed)
                 else:
                     sent += 1
             events.passed(name, entry["id"])
+            events.hold(name)
 
 
 @app.task(base=ServiceTask, name=TaskName.SWEEP_REGISTRY_EVENTS, ignore_result=True)

@@ -137,6 +137,7 @@ class CallbackReceiver:
 
     def close(self) -> None:
         self.server.shutdown()
+        self.server.server_close()
 
 
 def write_over_limit(path: Path, limit: int, ending: str = "") -> int:

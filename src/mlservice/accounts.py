@@ -39,6 +39,7 @@ import secrets
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import redis
@@ -375,20 +376,27 @@ class Accounts:
             raise NotFound(f"user {username!r} does not exist")
 
     def delete_account(
-        self, datasets: Datasets, models: ModelStore, username: str
+        self,
+        datasets: Datasets,
+        models: ModelStore,
+        username: str,
+        before_models: Callable[[str], object] | None = None,  # given the account id
     ) -> tuple[int, int]:
         """Delete a user and every data set and model they own; how many data sets and models went.
 
         The account goes first, so none of its tokens starts new work meanwhile;
-        then the models (their published bytes and files, a training one is left
-        to find its record gone) and the data sets (files and records) of its
-        account id. Should anything be left, a user created again under the same
-        name has another account id and never sees it.
+        then ``before_models`` (the registry's entries of the account, whose versions
+        pin its models), the models (their published bytes and files, a training one
+        is left to find its record gone) and the data sets (files and records).
+        Should anything be left, a user created again under the same name has another
+        account id and never sees it.
         """
         access = self.current_access(username)
         self.delete(username)
         if access is None:  # a hash without an account id owns nothing
             return 0, 0
+        if before_models is not None:
+            before_models(access.account_id)
         removed_models = 0
         for model_id in models.catalog.owned_ids(access.account_id):
             try:

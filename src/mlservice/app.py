@@ -18,6 +18,7 @@ from .api import (
     models,
     monitoring,
     predict,
+    registry,
     request_log,
     services,
     tasks,
@@ -41,6 +42,7 @@ BLUEPRINTS = (
     models,
     model_reports,
     batch_scoring,
+    registry,
     monitoring,
 )
 

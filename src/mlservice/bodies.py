@@ -27,6 +27,10 @@ from .errors import BadRequest
 
 #: A data set's or a model's id, as the service hands them out (``uuid4().hex``).
 HEX_ID = "^[0-9a-f]{32}$"
+#: A registered model's name (one namespace for the whole service; URLs use it unanchored).
+REGISTERED_NAME = "[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+#: An alias of a registered model (``production``): a letter first, so never a version number.
+ALIAS_NAME = "[A-Za-z][A-Za-z0-9_-]{0,63}"
 
 
 class Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -50,7 +54,7 @@ _JSON_TYPES = {
     "object": "a JSON object",
     "null": "null",
 }
-_PATH = re.compile(r" - at `\$\.?([^`.\[]*)")
+_PATH = re.compile(r" - at `(?:key` in `)?\$\.?([^`.\[]*)")  # a dict's key: "at `key` in `$.x`"
 
 
 def decode(body: Any, kind: type[B]) -> B:

@@ -13,9 +13,10 @@ Queue names start with ``celery`` because the Celery Redis user may only
 touch ``celery*`` keys (redis/render-acl.sh). Long work (training, init) goes
 to ``celery.training``; short jobs (callbacks, the sweep) to ``celery``.
 
-``celery -A mlservice.worker beat`` sends one periodic task: the sweep that
-resumes work whose worker died (every :data:`SWEEP_SECONDS`; see
-:mod:`mlservice.store.leases`). Its schedule lives in memory
+``celery -A mlservice.worker beat`` sends two periodic tasks (every
+:data:`SWEEP_SECONDS`): the sweep that resumes work whose worker died (see
+:mod:`mlservice.store.leases`), and the one that sends registry webhook
+events whose delivery was lost (:mod:`mlservice.registry.events`). Its schedule lives in memory
 (``celery.beat:Scheduler``): no schedule file, and no Redis keys beyond the
 queue it sends to.
 """
@@ -44,6 +45,8 @@ class TaskName(StrEnum):
     SEND_CALLBACK = "mlservice.tasks.send_callback"
     SCORE_DATASET = "mlservice.tasks.score_dataset"
     PROFILE_DATASET = "mlservice.tasks.profile_dataset"
+    SEND_REGISTRY_EVENTS = "mlservice.tasks.send_registry_events"
+    SWEEP_REGISTRY_EVENTS = "mlservice.tasks.sweep_registry_events"
 
 
 #: The queue of each task: long work on the training queue, short jobs on the other.
@@ -54,6 +57,8 @@ ROUTES: dict[str, str] = {
     TaskName.SWEEP_TRAINING: SHORT_QUEUE,
     TaskName.SEND_CALLBACK: SHORT_QUEUE,
     TaskName.PROFILE_DATASET: SHORT_QUEUE,
+    TaskName.SEND_REGISTRY_EVENTS: SHORT_QUEUE,
+    TaskName.SWEEP_REGISTRY_EVENTS: SHORT_QUEUE,
 }
 
 #: Tasks about one model, and the position of its id among their arguments (for log lines:
@@ -70,6 +75,7 @@ TASK_MODULES = (
     "mlservice.tasks.callback_tasks",
     "mlservice.tasks.scoring_tasks",
     "mlservice.tasks.profiling_tasks",
+    "mlservice.tasks.registry_tasks",
 )
 
 #: The service's one Celery app; its tasks are bound to it when their module is imported.
@@ -119,7 +125,12 @@ def configure(celery: Celery, settings: Settings) -> Celery:
                 "schedule": SWEEP_SECONDS,
                 # A sweep nobody ran in time is dropped: the next one does the same.
                 "options": {"queue": SHORT_QUEUE, "expires": SWEEP_SECONDS, "ignore_result": True},
-            }
+            },
+            "sweep-registry-events": {
+                "task": TaskName.SWEEP_REGISTRY_EVENTS.value,
+                "schedule": SWEEP_SECONDS,
+                "options": {"queue": SHORT_QUEUE, "expires": SWEEP_SECONDS, "ignore_result": True},
+            },
         },
     )
     return celery

@@ -203,15 +203,17 @@ def list_users() -> None:
 @users_group.command("delete")
 @click.argument("username")
 def delete_user(username: str) -> None:
-    """Delete a user with their data sets and models (a user made again under the name is a
-    new account)."""
+    """Delete a user with their data sets, models and registered models (a user made again
+    under the name is a new account)."""
     from .context import build_context  # the data stores: only this command needs them
 
     settings = _settings_or_exit()
     _check_app_login(settings)
     ctx = build_context(settings)
     try:
-        datasets, models = ctx.accounts.delete_account(ctx.datasets, ctx.models, username)
+        datasets, models = ctx.accounts.delete_account(
+            ctx.datasets, ctx.models, username, before_models=ctx.registry.delete_owned
+        )
     except ServiceError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"user {username!r} deleted, with {datasets} data set(s) and {models} model(s)")

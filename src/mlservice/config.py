@@ -380,6 +380,10 @@ class InferenceSettings:
     scoring_chunk_rows: int = option("inference", "scoring_chunk_rows", integer(1), "65536")
     #: Each API worker's model cache holds at most this much; least recently used go first.
     model_cache_mb: float = option("inference", "model_cache_mb", number(1), "512")
+    #: Each API worker's threads answering copies of requests for shadow versions.
+    shadow_threads: int = option("inference", "shadow_threads", integer(1), "1")
+    #: Copies waiting for a shadow thread, at most; more are dropped (and counted).
+    shadow_queue: int = option("inference", "shadow_queue", integer(0), "64")
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,9 @@ from .accounts import Accounts
 from .celery_app import TaskName
 from .config import Settings, get_settings
 from .errors import Unavailable
+from .registry import registry_records
+from .registry.registered_models import Registry
+from .registry.shadow import ShadowPool
 from .serving.cache import ModelCache
 from .serving.hot_reads import HotReads
 from .store.artifacts import ArtifactStore
@@ -43,8 +46,13 @@ from .task_status import TaskOwners
 
 log = logging.getLogger(__name__)
 
-#: Keys whose changes each API worker hears of at once (users, models; the hot path's).
-TRACKED_PREFIXES = (redis_client.key("user", ""), redis_client.key("model", ""))
+#: Keys whose changes each API worker hears of at once (users, models, registered names,
+#: versions and aliases: the hot path's).
+TRACKED_PREFIXES = (
+    redis_client.key("user", ""),
+    redis_client.key("model", ""),
+    *registry_records.TRACKED_PREFIXES,
+)
 #: Seconds a client should wait before it retries when Redis (or the broker) is down.
 RETRY_AFTER_SECONDS = 5
 
@@ -65,6 +73,8 @@ class ServiceContext:
     cache: ModelCache
     hot: HotReads
     tokens: security.VerifiedTokens
+    registry: Registry
+    shadow: ShadowPool
 
     def enqueue(
         self,
@@ -104,6 +114,14 @@ class ServiceContext:
             self.task_owners.record(result.id, owner)
         return str(result.id)
 
+    def send_registry_events(self, name: str) -> None:
+        """Send ``name``'s pending registry events to its webhook (a task). If the broker
+        cannot take it now, the events stay pending in Redis and the sweep sends them."""
+        try:
+            self.enqueue(TaskName.SEND_REGISTRY_EVENTS, (name,))
+        except Unavailable:
+            log.warning("registry events of %s left to the sweep: the broker is away", name)
+
     def revoke(self, task_id: str) -> None:
         """Stop a task: dropped if queued, its process stopped (TERM) if running.
 
@@ -123,7 +141,9 @@ def build_context(settings: Settings) -> ServiceContext:
     artifacts = ArtifactStore(settings.artifact_dir, settings.service.artifacts_world_readable)
     model_catalog = Catalog(connection, Catalog.MODELS, ModelRecord)
     runs = TrainingRuns(connection, artifacts)
-    return ServiceContext(
+    cache = ModelCache(connection, secret, settings.inference)
+    registry = Registry(connection, model_catalog)
+    ctx = ServiceContext(
         settings=settings,
         redis=connection,
         celery=celery_app.sender(settings),
@@ -135,10 +155,19 @@ def build_context(settings: Settings) -> ServiceContext:
         ),
         models=ModelStore(model_catalog, artifacts, connection, secret, runs),
         reports=ReportFiles(artifacts),
-        cache=ModelCache(connection, secret, settings.inference),
+        cache=cache,
         hot=HotReads(connection, model_catalog, KeyTracker(connection, TRACKED_PREFIXES)),
         tokens=security.VerifiedTokens(secret),
+        registry=registry,
+        shadow=ShadowPool(
+            connection,
+            cache,
+            settings.inference.shadow_threads,
+            settings.inference.shadow_queue,
+        ),
     )
+    registry.announce = ctx.send_registry_events
+    return ctx
 
 
 @functools.cache

@@ -1,4 +1,4 @@
-"""Which process of which host did a piece of work.
+"""Which process of which host, running which version of the service, did a piece of work.
 
 A leaf module (it imports nothing of the service), so that domain code such
 as training runs, and the API's answers, can name their process without
@@ -9,6 +9,7 @@ importing the wiring in :mod:`mlservice.context`. Answers carry an opaque id
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import logging
 import os
 import secrets
@@ -58,3 +59,13 @@ def _forget_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_in_child)
+
+
+@functools.cache
+def service_version() -> str:
+    """The version of the service's package this process runs (pyproject's ``version``):
+    what trained a model, in its lineage."""
+    try:
+        return importlib.metadata.version("mlservice")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree not installed
+        return "unknown"

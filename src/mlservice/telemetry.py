@@ -12,14 +12,17 @@ live processes' values added up).
 
 Labels stay bounded: route templates (never paths), model *kinds* (default or
 user, never a model id), engine and task names from fixed sets, status codes.
-Anything else is folded into ``other``. Nothing here knows of Flask or Celery:
-their hooks (:mod:`mlservice.api.monitoring`, :mod:`mlservice.worker_metrics`)
-call the functions below.
+Anything else is folded into ``other``. Registered names and versions, which
+users choose, get labels of their own for the first :data:`REGISTRY_SERIES`
+(name, version) pairs a process sees, and ``other`` after that. Nothing here
+knows of Flask or Celery: their hooks (:mod:`mlservice.api.monitoring`,
+:mod:`mlservice.worker_metrics`) call the functions below.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -55,6 +58,10 @@ TASK_PREFIX = "mlservice.tasks."
 TRAINING_TASKS = frozenset({"mlservice.tasks.init_service", "mlservice.tasks.train_model"})
 #: The label of a request no route matched.
 UNMATCHED = "unmatched"
+#: (registered name, version) pairs one process labels by name; later ones are "other".
+REGISTRY_SERIES = 200
+#: What a shadow copy came to.
+SHADOW_OUTCOMES = frozenset({"agreed", "disagreed", "failed", "dropped"})
 
 #: Request latency: fast predictions to a synchronous /resource/init.
 LATENCY_BUCKETS = (
@@ -108,6 +115,19 @@ TOKENS = Counter(
     "GET /resource/auth outcomes: issued, refused (401: wrong or no credentials), "
     "throttled (429: too many failed logins), error (anything else).",
     ["outcome"],
+)
+
+REGISTRY_PREDICTIONS = Counter(
+    "mlservice_registry_predictions",
+    "Predictions by registered name answered (200), by name and version (bounded: "
+    "REGISTRY_SERIES pairs per process, then other).",
+    ["name", "version"],
+)
+SHADOW_COMPARISONS = Counter(
+    "mlservice_registry_shadow_comparisons",
+    "Copies of requests sent to a shadow version, by name, shadow version and outcome "
+    "(agreed, disagreed, failed, dropped: the worker's shadow queue was full).",
+    ["name", "version", "outcome"],
 )
 
 # --- the model cache and batching (API workers) ----------------------------------------
@@ -186,6 +206,35 @@ def prediction(kind: str, engine: str | None, rows: int | None) -> None:
     PREDICTIONS.labels(kind, engine).inc()
     if rows is not None:
         PREDICTION_ROWS.labels(kind, engine).observe(rows)
+
+
+_registry_labels: set[tuple[str, str]] = set()
+_registry_lock = threading.Lock()
+
+
+def registry_labels(name: str, version: int) -> tuple[str, str]:
+    """A registered name and version as labels: themselves for the first
+    :data:`REGISTRY_SERIES` pairs this process labels, ``other`` after that."""
+    pair = (name, str(version))
+    if pair in _registry_labels:
+        return pair
+    with _registry_lock:
+        if len(_registry_labels) < REGISTRY_SERIES:
+            _registry_labels.add(pair)
+            return pair
+    return ("other", "other")
+
+
+def registry_prediction(name: str, version: int) -> None:
+    """One answered prediction by registered name."""
+    REGISTRY_PREDICTIONS.labels(*registry_labels(name, version)).inc()
+
+
+def shadow_comparison(name: str, version: int, outcome: str) -> None:
+    """One copy of a request sent to shadow ``version``, and what it came to."""
+    if outcome not in SHADOW_OUTCOMES:
+        raise ValueError(f"shadow outcome {outcome!r} is not one of {sorted(SHADOW_OUTCOMES)}")
+    SHADOW_COMPARISONS.labels(*registry_labels(name, version), outcome).inc()
 
 
 def upload(kind: str, size: int) -> None:

@@ -3,7 +3,8 @@
 Starts the real stack (redis-server, Celery, Gunicorn with its defaults,
 NGINX) on free loopback ports, then measures in one run on this machine:
 
-* single-row predict at concurrency 16 (wrk): this service through NGINX, a
+* single-row predict at concurrency 16 (wrk): this service through NGINX (by
+  model id, and by registered name and alias: ``name@production``), a
   constant-answer Flask endpoint behind the same NGINX (the floor) twice (on
   the service's Gunicorn settings and on 2 sync workers), and the peers
   serving the same fitted pipeline on 2 workers each (``mlflow models
@@ -79,6 +80,7 @@ TARGETS = {
     "mlflow_ratio": 10.0,
     "peer_ratio": 3.0,  # of the fastest peer
     "p99_ratio": 2.0,  # of that floor's p99
+    "alias_ratio": 0.95,  # predict by name@alias / predict by id
     "batch_binary_ratio": 0.8,  # Arrow, Parquet
     "batch_json_ratio": 0.4,  # every JSON shape
     "scoring_ratio": 0.7,
@@ -529,7 +531,11 @@ def single_row(
     row = probes[0]
     auth = {"Content-Type": "application/json", "Authorization": f"Bearer {api.token}"}
     predict = f"{service.url}/resource/models/{model_id}/predict"
-    contenders = {"service": (predict, json.dumps(row), auth)}
+    by_alias = register(api, service, f"bench-{work.name}", model_id)
+    contenders = {
+        "service": (predict, json.dumps(row), auth),
+        "service_alias": (by_alias, json.dumps(row), auth),
+    }
     contenders |= {
         name: (f"{floor.url}/resource/predict", json.dumps(row), auth)
         for name, floor in floors.items()
@@ -589,6 +595,14 @@ def single_row(
         }
     measured["probe"] = {"rows": len(probes), "classes": dict(Counter(want))}
     return measured
+
+
+def register(api: Api, service: Stack, name: str, model_id: str) -> str:
+    """The model as version 1 of a registered model, aliased ``production``; its predict URL."""
+    api.call("POST", "/resource/registry", expect=201, json={"name": name})
+    api.call("POST", f"/resource/registry/{name}/versions", expect=201, json={"model_id": model_id})
+    api.call("PUT", f"/resource/registry/{name}/aliases/production", json={"version": 1})
+    return f"{service.url}/resource/registry/{name}@production/predict"
 
 
 def train(
@@ -736,7 +750,20 @@ def single_row_verdicts(label: str, single: dict) -> list[Row]:
     service = single["service"]
     floor = max(single["floor"], single["floor_sync"], key=lambda r: r["rps"])
     better = "sync" if floor is single["floor_sync"] else "service settings"
+    by_alias = single["service_alias"]
     rows: list[Row] = [
+        (
+            f"{label}: predict by name@alias / by model id (req/s)",
+            _ratio(by_alias["rps"], service["rps"]),
+            f">= {TARGETS['alias_ratio']}x",
+            by_alias["rps"] >= TARGETS["alias_ratio"] * service["rps"],
+        ),
+        (
+            f"{label}: by name@alias p50 / p99, errors",
+            f"{by_alias['p50_ms']:.2f} / {by_alias['p99_ms']:.2f} ms, {by_alias['errors']}",
+            "0 errors",
+            by_alias["errors"] == 0,
+        ),
         (
             f"{label}: service / better floor ({better}) (req/s)",
             _ratio(service["rps"], floor["rps"]),

@@ -360,3 +360,53 @@ def test_predict_a_csv_file_to_stdout(
     assert (tmp_path / "report" / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert metrics["accuracy"] == client.model(model["id"])["metrics"]["accuracy"]
+
+
+# -- the registry -----------------------------------------------------------------------------
+
+
+def test_registry_create_promote_predict_by_alias_and_history(
+    stack, run, as_user, account, dataset_id, customers, tmp_path
+):
+    client = Client(stack.url, token=account[2])
+    model = client.train(dataset_id, "plan", "LogisticRegression", {"max_iter": 500}, wait=True)
+    name = f"cli-{account[0]}"
+    status, output = run(
+        "registry", "create", name, "--description", "churn", "--tag", "team=risk", env=as_user
+    )
+    assert status == 0, output
+    assert re.search(rf"^name\s+{name}$", output, re.M), output
+    assert re.search(r"^tags\s+team=risk$", output, re.M), output
+    status, output = run("registry", "add", name, model["id"], env=as_user)
+    assert (status, output.strip()) == (0, f"{name} version 1: model {model['id']}")
+    status, output = run("registry", "promote", name, "1", "--alias", "production", env=as_user)
+    assert (status, output.strip()) == (0, f"{name}@production -> 1")
+
+    path = tmp_path / "new.csv"
+    customers[["age", "city", "income"]].head(25).to_csv(path, index=False)
+    expected = client.predict(path, model=model["id"])
+    status, output = run("predict", f"{name}@production", str(path), env=as_user)
+    assert status == 0, output
+    assert output.splitlines() == ["prediction", *map(str, expected["predictions"])]
+    status, output = run("predict", f"{name}@1", str(path), env=as_user)
+    assert output.splitlines() == ["prediction", *map(str, expected["predictions"])]
+
+    status, output = run("registry", "list", env=as_user)
+    assert status == 0 and re.search(rf"^{name}\s+{account[0]}\s+1\s+churn\s", output, re.M), output
+    status, output = run("registry", "show", name, env=as_user)
+    assert status == 0, output
+    assert re.search(
+        rf"^\s*1\s+{model['id']}\s+LogisticRegression\s+\S+\s+production\s", output, re.M
+    )
+    assert re.search(r"^production\s+1\s+" + account[0], output, re.M), output
+    status, output = run("registry", "history", name, env=as_user)
+    assert status == 0, output
+    events = [line.split()[3] for line in output.splitlines()[1:]]  # WHEN is a date and a time
+    assert events == ["created", "version_added", "alias_set"], output
+    assert f"version 1: model {model['id']}" in output and "production: - -> 1" in output
+    status, output = run("registry", "history", name, "--json", env=as_user)
+    assert [entry["event"] for entry in json.loads(output)] == events
+
+    status, output = run("predict", f"{name}@staging", str(path), env=as_user)
+    assert status == 1
+    assert output.strip() == f"mls: registered model {name!r} has no alias 'staging' (HTTP 404)"

@@ -13,8 +13,10 @@ PLACEHOLDERS = {
     "model_id": "0" * 32,
     "task_id": "00000000-0000-0000-0000-000000000000",
     "username": "nobody",
-    "name": "swagger-ui.css",
+    "name": "swagger-ui.css",  # also a registered model's name
     "extension": "png",
+    "alias": "production",
+    "version": 1,
 }
 
 

@@ -89,7 +89,8 @@ def test_a_training_request_is_checked_field_by_field_before_anything_is_queued(
             {"dataset_id": "0" * 32, "target": "y", "estimator": "Ridge", "colour": 1},
             400,
             "unknown field(s) 'colour'; known: dataset_id, target, estimator, params, features, "
-            "test_size, cv, callback_url, callback_secret, name, compile, target_is_categorical",
+            "test_size, cv, callback_url, callback_secret, name, compile, target_is_categorical, "
+            "register_as",
         ),
         (
             {"dataset_id": "0" * 32, "target": "y", "estimator": "Ridge", "test_size": 0.9},

@@ -17,6 +17,21 @@ import yaml
 
 from mlservice.accounts import NewUser, UserChange
 from mlservice.config import DEFAULT_OPENAPI_FILE
+from mlservice.registry.changes import (
+    AliasChange,
+    NewRegisteredModel,
+    NewVersion,
+    RegisteredModelChange,
+)
+from mlservice.registry.registry_records import (
+    AliasRecord,
+    HistoryEntry,
+    Lineage,
+    RegisteredModelRecord,
+    RegisteredModelView,
+    ShadowCounts,
+    VersionView,
+)
 from mlservice.serving.scoring import ScoringRequest
 from mlservice.store.bundles import SchemaColumn
 from mlservice.store.records import ColumnProfile, DatasetRecord, ModelRecord
@@ -32,8 +47,28 @@ PAIRS: dict[Any, tuple[str, frozenset[str]]] = {
     DatasetRecord: ("Dataset", frozenset({"string_columns"})),
     ColumnProfile: ("DatasetColumn", frozenset()),
     SchemaColumn: ("InputColumn", frozenset()),
+    NewRegisteredModel: ("NewRegisteredModel", frozenset()),
+    RegisteredModelChange: ("RegisteredModelUpdate", frozenset()),
+    NewVersion: ("NewVersion", frozenset()),
+    AliasChange: ("AliasChange", frozenset()),
+    RegisteredModelRecord: ("RegisteredModel", frozenset()),
+    RegisteredModelView: ("RegisteredModelDetail", frozenset()),
+    VersionView: ("RegisteredVersion", frozenset()),
+    Lineage: ("RegistryLineage", frozenset()),
+    ShadowCounts: ("ShadowCounts", frozenset()),
+    AliasRecord: ("RegistryAlias", frozenset({"models"})),
+    HistoryEntry: ("RegistryHistoryEntry", frozenset()),
 }
-BODIES = (TrainingRequest, ScoringRequest, NewUser, UserChange)
+BODIES = (
+    TrainingRequest,
+    ScoringRequest,
+    NewUser,
+    UserChange,
+    NewRegisteredModel,
+    RegisteredModelChange,
+    NewVersion,
+    AliasChange,
+)
 
 
 @pytest.fixture(scope="module")

@@ -148,3 +148,19 @@ def test_a_scrape_adds_up_every_processs_values(tmp_path: Path):
     assert samples[("mlservice_prediction_rows_sum", labels)] == 8
     # a live gauge: the sum of processes not marked dead (neither was)
     assert samples[("mlservice_model_cache_bytes", ())] == 350
+
+
+def test_registered_names_get_labels_for_a_bounded_number_of_pairs(monkeypatch):
+    monkeypatch.setattr(telemetry, "_registry_labels", set())
+    monkeypatch.setattr(telemetry, "REGISTRY_SERIES", 2)
+    assert telemetry.registry_labels("churn", 1) == ("churn", "1")
+    assert telemetry.registry_labels("churn", 2) == ("churn", "2")
+    assert telemetry.registry_labels("churn", 3) == ("other", "other")
+    assert telemetry.registry_labels("churn", 1) == ("churn", "1")  # labelled before: kept
+    metric = "mlservice_registry_shadow_comparisons_total"
+    labels = {"name": "other", "version": "other", "outcome": "dropped"}
+    before = REGISTRY.get_sample_value(metric, labels) or 0.0
+    telemetry.shadow_comparison("fraud", 7, "dropped")
+    assert REGISTRY.get_sample_value(metric, labels) == before + 1
+    with pytest.raises(ValueError, match="shadow outcome"):
+        telemetry.shadow_comparison("churn", 1, "maybe")

@@ -130,7 +130,8 @@ def note(message: str) -> None:
 @click.version_option(__version__, prog_name="mls")
 @click.pass_context
 def cli(ctx: click.Context, url: str | None, as_json: bool) -> None:
-    """The ML Service from the shell: data sets, training, models, predictions, users.
+    """The ML Service from the shell: data sets, training, models, the registry, predictions,
+    users.
 
     Start with 'mls login URL'. MLS_URL and MLS_TOKEN override what it saved.
     """
@@ -605,6 +606,171 @@ def models_report(model_id: str, directory: Path, formats: tuple[str, ...]) -> N
         click.echo(str(path))
 
 
+# -- the registry -----------------------------------------------------------------------------
+
+
+@cli.group()
+def registry() -> None:
+    """Release models by name: registered models, versions, aliases, history."""
+
+
+def _tags(values: tuple[str, ...]) -> dict[str, str]:
+    """``--tag key=value`` (repeat) as a dict."""
+    tags = {}
+    for text in values:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{text!r} is not key=value", param_hint="--tag")
+        tags[key] = value
+    return tags
+
+
+def _alias_target(alias: dict[str, Any]) -> str:
+    """Where an alias points, in a few characters: ``3``, ``3:90 4:10``, ``+ shadow 5``."""
+    if alias.get("version") is not None:
+        target = str(alias["version"])
+    else:
+        target = " ".join(f"{v}:{w}" for v, w in (alias.get("versions") or {}).items())
+    if alias.get("shadow") is not None:
+        target += f" (shadow {alias['shadow']})"
+    return target
+
+
+def _registered_text(record: dict[str, Any]) -> str:
+    """A registered model: its fields, then its versions and aliases as tables."""
+    pairs: list[tuple[str, Any]] = [
+        ("name", record["name"]),
+        ("owner", record.get("owner")),
+        ("description", record.get("description") or "-"),
+        ("tags", ", ".join(f"{k}={v}" for k, v in (record.get("tags") or {}).items()) or "-"),
+        ("latest version", record.get("latest_version")),
+        ("webhook", record.get("webhook_url") or "-"),
+    ]
+    text = formatting.fields(pairs)
+    versions = record.get("versions") or []
+    if versions:
+        rows = []
+        for version in versions:
+            lineage = version.get("lineage") or {}
+            counts = version.get("shadow") or {}
+            rate = counts.get("agreement_rate")
+            rows.append(
+                [
+                    version["version"],
+                    version["model_id"],
+                    lineage.get("estimator"),
+                    (lineage.get("engine") or {}).get("name"),
+                    ", ".join(version.get("aliases") or []) or "-",
+                    f"{rate:.3f} of {counts['requests_compared']}" if rate is not None else "-",
+                    formatting.when(version.get("registered_at")),
+                ]
+            )
+        header = ["VERSION", "MODEL", "ESTIMATOR", "ENGINE", "ALIASES", "SHADOW AGREES", "ADDED"]
+        text += "\n\n" + formatting.table(rows, header)
+    aliases = record.get("aliases") or []
+    if aliases:
+        rows = [
+            [a["alias"], _alias_target(a), a["set_by"], formatting.when(a["set_at"])]
+            for a in aliases
+        ]
+        text += "\n\n" + formatting.table(rows, ["ALIAS", "VERSIONS", "SET BY", "SET"])
+    return text
+
+
+@registry.command("create")
+@click.argument("name")
+@click.option("--description", help="What the name releases.")
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="A tag (repeat).")
+@json_option
+def registry_create(name: str, description: str | None, tags: tuple[str, ...]) -> None:
+    """Register NAME (one namespace for the whole service)."""
+    record = state().client().create_registered_model(name, description, _tags(tags) or None)
+    emit(record, lambda: _registered_text(cast(dict[str, Any], record)))
+
+
+@registry.command("list")
+@click.option("--page", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--per-page", type=click.IntRange(1, 500), default=50, show_default=True)
+@json_option
+def registry_list(page: int, per_page: int) -> None:
+    """Your registered models (admins: everyone's), newest first."""
+    answer = state().client().registered_models(page, per_page)
+    rows = [
+        [
+            r["name"],
+            r.get("owner"),
+            r.get("latest_version"),
+            r.get("description") or "-",
+            formatting.when(r.get("updated_at")),
+        ]
+        for r in answer["registered_models"]
+    ]
+    header = ["NAME", "OWNER", "LATEST", "DESCRIPTION", "UPDATED"]
+    emit(
+        answer,
+        lambda: (
+            formatting.table(rows, header)
+            + f"\n({len(rows)} of {answer['total']}, page {answer['page']})"
+        ),
+    )
+
+
+@registry.command("show")
+@click.argument("name")
+@json_option
+def registry_show(name: str) -> None:
+    """A registered model: its versions (lineage, aliases, shadow agreement) and aliases."""
+    record = state().client().registered_model(name)
+    emit(record, lambda: _registered_text(cast(dict[str, Any], record)))
+
+
+@registry.command("add")
+@click.argument("name")
+@click.argument("model_id")
+@json_option
+def registry_add(name: str, model_id: str) -> None:
+    """Make the ready model MODEL_ID the next version of NAME."""
+    version = state().client().add_version(name, model_id)
+    emit(version, lambda: f"{name} version {version['version']}: model {version['model_id']}")
+
+
+@registry.command("promote")
+@click.argument("name")
+@click.argument("version", type=click.IntRange(1))
+@click.option("--alias", default="production", show_default=True, help="The alias to move.")
+@click.option("--shadow", type=click.IntRange(1), help="Also copy each request to this version.")
+@json_option
+def registry_promote(name: str, version: int, alias: str, shadow: int | None) -> None:
+    """Point NAME's --alias at VERSION (from its answer on, no worker serves the old one)."""
+    moved = state().client().set_alias(name, alias, version, shadow=shadow)
+    emit(moved, lambda: f"{name}@{alias} -> {_alias_target(cast(dict[str, Any], moved))}")
+
+
+@registry.command("history")
+@click.argument("name")
+@json_option
+def registry_history(name: str) -> None:
+    """Every change to NAME, oldest first: when, who, what, before and after."""
+    entries = state().client().registry_history(name)
+
+    def described(entry: dict[str, Any]) -> str:
+        if entry["event"].startswith("alias_"):
+            before = _alias_target(entry["before"]) if entry["before"] else "-"
+            after = _alias_target(entry["after"]) if entry["after"] else "-"
+            return f"{entry['alias']}: {before} -> {after}"
+        if entry["event"] == "version_added":
+            return f"version {entry['version']}: model {entry['after']['model_id']}"
+        if entry["event"] == "created":
+            return ""
+        return f"{json.dumps(entry['before'])} -> {json.dumps(entry['after'])}"
+
+    rows = [
+        [formatting.when(e["at"]), e["actor"], e["event"], described(cast(dict[str, Any], e))]
+        for e in entries
+    ]
+    emit(entries, lambda: formatting.table(rows, ["WHEN", "WHO", "EVENT", "CHANGE"]))
+
+
 # -- predictions ------------------------------------------------------------------------------
 
 
@@ -636,7 +802,8 @@ def predict(
 ) -> None:
     """Predict FILE (CSV, JSON, JSON Lines or Parquet; '-' or none: stdin) with MODEL.
 
-    MODEL is a model id, or 'default' for the service's default model. Writes
+    MODEL is a model id, 'default' for the service's default model, or a
+    registered model as NAME@ALIAS (NAME@3: its version 3). Writes
     CSV (a 'prediction' column, and p_<class> columns with --probabilities)
     or JSON ({"predictions": [...]}), to stdout or -o.
     """

@@ -27,10 +27,15 @@ from .schemas import (
     Dataset,
     DatasetList,
     Estimator,
+    HistoryEntry,
     Model,
     ModelAccepted,
     ModelList,
     Prediction,
+    RegisteredModel,
+    RegisteredModelList,
+    RegisteredVersion,
+    RegistryAlias,
     Report,
     TaskAccepted,
     TaskStatus,
@@ -239,8 +244,9 @@ class Client:
     ) -> Prediction:
         """Predict records, a pandas DataFrame or a file (CSV, JSON, JSON Lines, Parquet).
 
-        ``model``: a model id, or ``"default"`` for the service's default
-        model. A file is read ``batch_size`` records per request and its CSV
+        ``model``: a model id, ``"default"`` for the service's default
+        model, or a registered model as ``"name@alias"`` (or ``"name@3"``,
+        version 3). A file is read ``batch_size`` records per request and its CSV
         cells are typed by the model's input schema.
         """
         return cast(
@@ -327,7 +333,19 @@ class Client:
         """The model's column types (``number``/``string``), to type CSV cells; ``None``: guess."""
         if model == DEFAULT_MODEL:
             return None
-        return {str(c["name"]): str(c["type"]) for c in self.model(model).get("input_schema", [])}
+        model_id = self._registered_model_id(model) if "@" in model else model
+        columns = self.model(model_id).get("input_schema", [])
+        return {str(c["name"]): str(c["type"]) for c in columns}
+
+    def _registered_model_id(self, target: str) -> str:
+        """The model behind ``name@alias`` (a split's first version) or ``name@<version>``."""
+        name, _, alias = target.partition("@")
+        if alias.isdigit():
+            version = int(alias)
+        else:
+            found = self.alias(name, alias)
+            version = found["version"] or int(next(iter(found["versions"] or {"0": 0})))
+        return self.registered_version(name, version)["model_id"]
 
     # -- data sets ---------------------------------------------------------------------------
 
@@ -565,6 +583,100 @@ class Client:
                     saved.append(folder / name)
         return saved
 
+    # -- the registry ------------------------------------------------------------------------
+
+    def create_registered_model(
+        self,
+        name: str,
+        description: str | None = None,
+        tags: dict[str, str] | None = None,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+    ) -> RegisteredModel:
+        """A new registered model (a name to release versions under); its record."""
+        optional = {
+            "description": description,
+            "tags": tags,
+            "webhook_url": webhook_url,
+            "webhook_secret": webhook_secret,
+        }
+        body: dict[str, Any] = {"name": name}
+        body |= {key: value for key, value in optional.items() if value is not None}
+        return cast(RegisteredModel, self._json("POST", "/resource/registry", json=body))
+
+    def registered_models(self, page: int = 1, per_page: int = 50) -> RegisteredModelList:
+        """One page of your registered models (admins: all), newest first."""
+        params = {"page": page, "per_page": per_page}
+        return cast(RegisteredModelList, self._json("GET", "/resource/registry", params=params))
+
+    def registered_model(self, name: str) -> RegisteredModel:
+        """A registered model with its versions (lineage, shadow counts) and aliases."""
+        return cast(RegisteredModel, self._json("GET", f"/resource/registry/{name}"))
+
+    def update_registered_model(self, name: str, **changes: Any) -> RegisteredModel:
+        """Change ``description``, ``tags`` (merged; ``None`` removes one) or the webhook
+        (``webhook_url``, ``webhook_secret``; ``webhook_url=None`` removes it)."""
+        return cast(
+            RegisteredModel, self._json("PATCH", f"/resource/registry/{name}", json=changes)
+        )
+
+    def delete_registered_model(self, name: str) -> None:
+        """Delete a registered model (it must have no aliases left)."""
+        self._no_content("DELETE", f"/resource/registry/{name}")
+
+    def add_version(self, name: str, model_id: str) -> RegisteredVersion:
+        """A ready model of yours becomes the name's next version; that version."""
+        body = {"model_id": model_id}
+        return cast(
+            RegisteredVersion,
+            self._json("POST", f"/resource/registry/{name}/versions", json=body),
+        )
+
+    def registered_version(self, name: str, version: int) -> RegisteredVersion:
+        """One version: its model, lineage, aliases and shadow counts."""
+        path = f"/resource/registry/{name}/versions/{version}"
+        return cast(RegisteredVersion, self._json("GET", path))
+
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int | None = None,
+        *,
+        versions: dict[int, int] | None = None,
+        shadow: int | None = None,
+    ) -> RegistryAlias:
+        """Point ``alias`` at ``version``, or split it (``versions``: version -> weight), maybe
+        with a ``shadow`` version; from its answer on, no worker serves the old version."""
+        body: dict[str, Any] = {}
+        if version is not None:
+            body["version"] = version
+        if versions is not None:
+            body["versions"] = {str(number): weight for number, weight in versions.items()}
+        if shadow is not None:
+            body["shadow"] = shadow
+        path = f"/resource/registry/{name}/aliases/{alias}"
+        return cast(RegistryAlias, self._json("PUT", path, json=body))
+
+    def alias(self, name: str, alias: str) -> RegistryAlias:
+        """Where an alias points."""
+        return cast(RegistryAlias, self._json("GET", f"/resource/registry/{name}/aliases/{alias}"))
+
+    def remove_alias(self, name: str, alias: str) -> None:
+        """Remove an alias (predictions by it are 404 from then on)."""
+        self._no_content("DELETE", f"/resource/registry/{name}/aliases/{alias}")
+
+    def registry_history(self, name: str) -> list[HistoryEntry]:
+        """Every change to a registered model, oldest first (every page of it)."""
+        entries: list[HistoryEntry] = []
+        params: dict[str, str] = {}
+        while True:
+            page = self._json("GET", f"/resource/registry/{name}/history", params=params)
+            entries += page["history"]
+            if not page.get("next"):
+                return entries
+            params = {"after": page["next"]}
+
 
 def dataset_status(record: Dataset) -> str:
     """The data set's ``status``; ``ready`` for a service older than statuses (it always was)."""
@@ -588,8 +700,15 @@ def _usable(record: Dataset) -> Dataset:
 
 
 def _predict_path(model: str) -> str:
-    """The predict route of a model id, or of the default model."""
-    return "/resource/predict" if model == DEFAULT_MODEL else f"/resource/models/{model}/predict"
+    """The predict route of a model id, the default model, ``name@alias`` or ``name@<version>``."""
+    if model == DEFAULT_MODEL:
+        return "/resource/predict"
+    if "@" in model:
+        name, _, alias = model.partition("@")
+        if alias.isdigit():
+            return f"/resource/registry/{name}/versions/{alias}/predict"
+        return f"/resource/registry/{name}@{alias}/predict"
+    return f"/resource/models/{model}/predict"
 
 
 def _dumps(value: Any) -> str:

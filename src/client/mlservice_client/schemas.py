@@ -131,6 +131,57 @@ class ModelList(TypedDict):
     total: int
 
 
+class RegisteredModel(TypedDict, total=False):
+    name: str
+    owner: str
+    description: str
+    tags: dict[str, str]
+    webhook_url: str | None
+    latest_version: int | None
+    created_at: float
+    updated_at: float
+    versions: list[RegisteredVersion]  # GET /resource/registry/{name} only
+    aliases: list[RegistryAlias]  # GET /resource/registry/{name} only
+
+
+class RegisteredModelList(TypedDict):
+    registered_models: list[RegisteredModel]
+    page: int
+    per_page: int
+    total: int
+
+
+class RegisteredVersion(TypedDict, total=False):
+    name: str
+    version: int
+    model_id: str
+    registered_by: str
+    registered_at: float
+    lineage: dict[str, Any]
+    aliases: list[str]
+    shadow: dict[str, Any] | None  # ShadowCounts
+
+
+class RegistryAlias(TypedDict):
+    alias: str
+    version: int | None
+    versions: dict[str, int] | None
+    shadow: int | None
+    set_by: str
+    set_at: float
+
+
+class HistoryEntry(TypedDict):
+    id: str
+    event: str
+    at: float
+    actor: str
+    version: int | None
+    alias: str | None
+    before: Any
+    after: Any
+
+
 class Prediction(TypedDict, total=False):
     predictions: list[Any]
     probabilities: list[dict[str, float]]

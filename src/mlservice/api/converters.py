@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from werkzeug.routing import BaseConverter
 
+from ..bodies import ALIAS_NAME, REGISTERED_NAME
 from ..store.user_records import USERNAME_PATTERN
 
 
@@ -30,9 +31,36 @@ class Username(BaseConverter):
     regex = USERNAME_PATTERN
 
 
+class RegisteredName(BaseConverter):
+    """A registered model's name (no ``@``, so ``name@alias`` splits where it should)."""
+
+    regex = REGISTERED_NAME
+
+
+class Alias(BaseConverter):
+    """An alias of a registered model: a letter first, never a number."""
+
+    regex = ALIAS_NAME
+
+
+class Version(BaseConverter):
+    """A registered model's version number: 1 and up, no leading zero."""
+
+    regex = "[1-9][0-9]{0,8}"
+
+    def to_python(self, value: str) -> int:
+        return int(value)
+
+    def to_url(self, value: object) -> str:
+        return str(value)
+
+
 #: Name in a route (``<hexid:model_id>``) -> converter.
 CONVERTERS: dict[str, type[BaseConverter]] = {
     "hexid": HexId,
     "taskid": TaskId,
     "username": Username,
+    "regname": RegisteredName,
+    "alias": Alias,
+    "version": Version,
 }

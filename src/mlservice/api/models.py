@@ -38,6 +38,8 @@ def create_model() -> tuple[Response, int, dict[str, str]]:
         callbacks.check_url(
             training_request.callback_url, ctx.settings.service.callback_allow_private
         )
+    if training_request.register_as is not None:
+        ctx.registry.check_registrable(training_request.register_as, identity)
     # The task id is chosen first so the record is complete before a worker can see it.
     task_id = uuid.uuid4().hex
     record = ctx.models.create(
@@ -79,7 +81,8 @@ def get_model(model_id: str) -> Response:
 def delete_model(model_id: str) -> tuple[str, int]:
     """Delete the model; every API worker stops serving it on its next request → 204.
 
-    Its training, if queued or running, is revoked (a running one is stopped).
+    Its training, if queued or running, is revoked (a running one is stopped). 409
+    while a registered version pins it.
     """
     _visible(model_id)
     ctx = services()

@@ -30,7 +30,12 @@ bp = Blueprint("monitoring", __name__)
 PATH = "/metrics"
 
 #: Endpoints whose answers are predictions, and the kind of model each serves.
-PREDICT_ENDPOINTS = {"predict.predict": "default", "models.predict": "user"}
+PREDICT_ENDPOINTS = {
+    "predict.predict": "default",
+    "models.predict": "user",
+    "registry.predict_alias": "user",
+    "registry.predict_version": "user",
+}
 #: Endpoints that take uploads, and what they take.
 UPLOAD_ENDPOINTS = {"datasets.upload": "dataset", "models.upload": "model"}
 #: The endpoint that issues tokens.

@@ -11,6 +11,9 @@ from the worker's cache, loaded once per version.
 
 from __future__ import annotations
 
+from typing import Protocol
+
+import numpy as np
 from flask import Blueprint, Response, g
 
 from ..context import ServiceContext
@@ -29,18 +32,34 @@ from .services import services
 bp = Blueprint("predict", __name__, url_prefix="/resource")
 
 
-def predict_with(model_id: str, user_model: bool) -> Response:
+class PredictTarget(Protocol):
+    """What a route predicting with something else than a model id serves (a registered
+    name's alias or version, :mod:`mlservice.api.registry`): it admits the caller and
+    picks the model, then adds to the answer (headers) and sees the request's columns."""
+
+    def admit(self, ctx: ServiceContext, claimed: Identity) -> tuple[int, Predictor]:
+        """The token's user admitted, the model's published version and predictor."""
+
+    def answered(self, response: Response, columns: dict[str, np.ndarray], raw: np.ndarray) -> None:
+        """The answer is built (``raw``: the model's output for ``columns``)."""
+
+
+def predict_with(model_id: str, user_model: bool, target: PredictTarget | None = None) -> Response:
     """Authenticate, validate the body, predict with the cached model, answer as asked.
 
     The body may be JSON, CSV, Parquet or Arrow and the answer JSON, CSV,
     Parquet or Arrow (``Accept``): :mod:`~mlservice.serving.formats`.
 
     ``user_model``: a model from ``/resource/models`` (its record says who may
-    use it and whether it is ready), not the service's default model.
+    use it and whether it is ready), not the service's default model. ``target``:
+    instead of ``model_id``, what picks the model (a prediction by registered name).
     """
     claimed = bearer_claims()
     ctx = services()
-    version, predictor = admitted_model(ctx, claimed, model_id, user_model)
+    if target is None:
+        version, predictor = admitted_model(ctx, claimed, model_id, user_model)
+    else:
+        version, predictor = target.admit(ctx, claimed)
     probabilities = flag("probabilities")
     media_type, answer_type = predict_media_types()  # 415, 406
     data = body_bytes(formats.format_name(media_type))  # 413
@@ -52,6 +71,8 @@ def predict_with(model_id: str, user_model: bool) -> Response:
     response.headers["X-Model-Version"] = str(version)
     response.headers["X-Model-Engine"] = predictor.engine
     response.headers["X-Served-By"] = served_by()
+    if target is not None:
+        target.answered(response, columns, raw)
     return response
 
 

@@ -78,9 +78,11 @@ def update_user(username: str) -> Response:
 @bp.delete("/<username:username>")
 @require_token(admin=True)
 def delete_user(username: str) -> tuple[str, int]:
-    """Delete an account (not your own) with its data sets and models → 204."""
+    """Delete an account (not your own) with its data sets, models and registered models → 204."""
     if username == current_identity().username:
         raise Conflict("you cannot delete your own account")
     ctx = services()
-    ctx.accounts.delete_account(ctx.datasets, ctx.models, username)
+    ctx.accounts.delete_account(
+        ctx.datasets, ctx.models, username, before_models=ctx.registry.delete_owned
+    )
     return "", 204

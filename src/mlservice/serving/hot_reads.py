@@ -1,8 +1,10 @@
 """What a prediction reads from Redis, remembered by each API worker while it is unchanged.
 
-A prediction needs three small facts from Redis: the token's user (role and
+A prediction needs a few small facts from Redis: the token's user (role and
 token generation), the model's published version and, for a user's model, its
-record (owner and status). This worker remembers each one until Redis says its
+record (owner and status); a prediction by registered name, the name's record
+and its alias or version instead of the model's record
+(:mod:`mlservice.registry.routing`). This worker remembers each one until Redis says its
 key changed (:mod:`mlservice.store.key_tracking`), so the common request makes
 no Redis round trip and a delete, a revocation or a retrain is seen by every
 worker before the request that made it has answered. While the tracking
@@ -12,8 +14,8 @@ connection is down nothing is remembered: every request reads Redis.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import redis
 
@@ -26,6 +28,25 @@ from ..store.records import ModelRecord
 MAX_ENTRIES = 10_000
 
 _MISSING = object()
+
+#: One key a prediction reads: its name, and how to queue its read on a pipeline.
+Wanted = tuple[bytes, Callable[[redis.client.Pipeline], None]]
+
+
+def access_read(username: str) -> Wanted:
+    """The read of the token's user: role and generation (``user_records.parse_access``)."""
+    return (
+        user_records.user_key(username).encode(),
+        lambda pipe: user_records.queue_access(pipe, username),
+    )
+
+
+def version_read(model_id: str) -> Wanted:
+    """The read of a model's published version (``published.parse_version``)."""
+    return (
+        published.version_key(model_id).encode(),
+        lambda pipe: published.queue_version(pipe, model_id),
+    )
 
 
 class Reads(NamedTuple):
@@ -61,16 +82,7 @@ class HotReads:
     def read(self, username: str, model_id: str, user_model: bool) -> Reads:
         """The answers, from memory where Redis has said nothing changed, else in one
         pipelined round trip (and remembered, if nothing changed meanwhile)."""
-        wanted: list[tuple[bytes, Callable[[redis.client.Pipeline], None]]] = [
-            (
-                user_records.user_key(username).encode(),
-                lambda pipe: user_records.queue_access(pipe, username),
-            ),
-            (
-                published.version_key(model_id).encode(),
-                lambda pipe: published.queue_version(pipe, model_id),
-            ),
-        ]
+        wanted = [access_read(username), version_read(model_id)]
         if user_model:
             wanted.append(
                 (
@@ -78,6 +90,17 @@ class HotReads:
                     lambda pipe: self._models.queue_get(pipe, model_id),
                 )
             )
+        values = self.values(wanted)
+        return Reads(values[0], values[1], values[2] if user_model else None)
+
+    def values(self, wanted: Sequence[Wanted]) -> list[Any]:
+        """The raw values of ``wanted`` keys, in order: remembered ones from memory, the
+        others in one pipelined round trip (then remembered, if nothing changed meanwhile).
+
+        Any tracked key may be asked for (users, models, registry names and aliases):
+        a key under none of the tracker's prefixes must not be, since no change to it
+        would ever be heard of.
+        """
         self.tracker.catch_up()
         values = [self._values.get(key, _MISSING) for key, _ in wanted]
         if _MISSING in values:
@@ -89,13 +112,11 @@ class HotReads:
             for index, answer in zip(missing, pipe.execute(), strict=True):
                 values[index] = answer
             self.tracker.if_unchanged(mark, lambda: self._remember(wanted, values, missing))
-        access, version = values[0], values[1]
-        record = values[2] if user_model else None
-        return Reads(access, version, record)  # type: ignore[arg-type]
+        return values
 
     def _remember(
         self,
-        wanted: list[tuple[bytes, Callable[[redis.client.Pipeline], None]]],
+        wanted: Sequence[Wanted],
         values: list[object],
         indexes: list[int],
     ) -> None:

@@ -134,15 +134,32 @@ class Catalog(Generic[R]):
         """The ids of every record the account ``owner_id`` owns (to delete them with it)."""
         return tuple(str(text(i)) for i in self.store.zrange(self._index(owner_id), 0, -1))
 
-    def delete(self, item_id: str) -> R:
-        """Remove a record and its index entries; return what it was."""
-        record = self.get(item_id)
-        pipe = self.store.pipeline(transaction=True)
-        pipe.delete(self.key(item_id))
-        pipe.zrem(self._index(), item_id)
-        pipe.zrem(self._index(cast(dict[str, Any], record)["owner_id"]), item_id)
-        pipe.execute()
-        return record
+    def delete(self, item_id: str, unless_held_by: str | None = None) -> R:
+        """Remove a record and its index entries; return what it was.
+
+        ``unless_held_by``: the key of a set that must be empty for the record to go
+        (a model's registry pins): checked and deleted in one transaction, so nothing
+        can be added to the set in between; :class:`Held` with its members if not.
+        """
+        record_key = self.key(item_id)
+        watched = [record_key] if unless_held_by is None else [record_key, unless_held_by]
+        with self.store.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(*watched)
+                    record = self.parse(pipe.get(record_key), item_id)
+                    if unless_held_by is not None:
+                        holders = sorted(str(text(m)) for m in pipe.smembers(unless_held_by))
+                        if holders:
+                            raise Held(holders)
+                    pipe.multi()
+                    pipe.delete(record_key)
+                    pipe.zrem(self._index(), item_id)
+                    pipe.zrem(self._index(cast(dict[str, Any], record)["owner_id"]), item_id)
+                    pipe.execute()
+                    return record
+                except redis.WatchError:
+                    continue
 
     def adopt_legacy_owners(self, account_of: Callable[[str], str]) -> int:
         """Give each record stored before account ids (an ``owner`` name, no ``owner_id``) the
@@ -196,3 +213,11 @@ class Catalog(Generic[R]):
                     return 1
                 except redis.WatchError:
                     continue
+
+
+class Held(Exception):
+    """A record that may not be deleted while something holds it; ``holders`` say what."""
+
+    def __init__(self, holders: list[str]) -> None:
+        super().__init__(", ".join(holders))
+        self.holders = holders

@@ -448,7 +448,15 @@ def profiled(path: Path, file_format: str, limits: LimitsSettings | None = None)
     }
     if "delimiter" in profile:
         fields["delimiter"] = profile["delimiter"]
+    fields["sha256"] = content_sha256(path)
     return fields
+
+
+def content_sha256(path: Path) -> str:
+    """The file's sha256 (hex): what a model's lineage names its data by, whatever the data
+    set is later called (or once it is deleted). Read in chunks: flat memory."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _explain(message: str, file_format: str, delimiter: str) -> str:

@@ -19,15 +19,44 @@ from typing import IO, Any
 
 import redis
 
+from ..errors import Conflict
+from ..redis_client import key
 from ..security import Identity
 from . import bundles, published
 from .artifacts import ArtifactStore
 from .bundles import Engine, ModelBundle
-from .catalog import Catalog
+from .catalog import Catalog, Held
 from .records import ModelRecord, ModelSource, ModelStatus
 from .training_runs import TrainingRuns
 
 BUNDLE_FILENAME = "model.mlbundle"
+
+
+def pins_key(model_id: str) -> str:
+    """The set of registered-model versions that pin a model (``<name>:<version>`` each).
+
+    The registry adds to it in the transaction that adds a version, and empties it
+    when the registered model goes; :meth:`ModelStore.delete` refuses while it is
+    not empty.
+    """
+    return key("model", model_id, "pinned-by")
+
+
+def pin_member(name: str, version: int) -> str:
+    """One version's member of :func:`pins_key` (names hold no ``:``)."""
+    return f"{name}:{version}"
+
+
+def pinned_refusal(model_id: str, holders: list[str]) -> Conflict:
+    """409 for changing a model that registered versions pin, naming them and the way out."""
+    pins = [holder.rpartition(":") for holder in holders]
+    named = ", ".join(f"version {version} of {name!r}" for name, _, version in pins)
+    first = pins[0][0]
+    return Conflict(
+        f"model {model_id!r} is {named} in the registry, and a registered version "
+        f"never changes: delete the registered model first (remove its aliases, then "
+        f"DELETE /resource/registry/{first})"
+    )
 
 
 def _record_from_bundle(bundle: ModelBundle) -> dict[str, Any]:
@@ -144,9 +173,13 @@ class ModelStore:
     def delete(self, model_id: str) -> ModelRecord:
         """Forget the model everywhere; every API worker's cache drops it on its next look.
 
-        Returns the record it had (a caller revokes its training task).
+        Returns the record it had (a caller revokes its training task). 409 while a
+        registered version pins it (:func:`pins_key`).
         """
-        record = self.catalog.delete(model_id)
+        try:
+            record = self.catalog.delete(model_id, unless_held_by=pins_key(model_id))
+        except Held as held:
+            raise pinned_refusal(model_id, held.holders) from None
         self.discard(model_id)
         return record
 

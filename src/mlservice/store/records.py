@@ -80,6 +80,8 @@ class DatasetRecord(TypedDict):
     delimiter: NotRequired[str | None]
     #: Text cells starting with = + - @ tab or CR (spreadsheet formulas); absent: unknown.
     formula_cells: NotRequired[int]
+    #: sha256 of the stored file (hex), once profiled; absent for data sets stored before it.
+    sha256: NotRequired[str]
     #: Seconds from the first byte stored to the record (profile included when inline).
     upload_seconds: float
     #: Seconds the deferred profile took (status ``ready`` or ``failed`` after ``profiling``).
@@ -109,6 +111,8 @@ class ModelRecord(TypedDict):
     cv: NotRequired[int | None]
     callback_url: NotRequired[str | None]
     compile: NotRequired[bool]
+    #: A registered model's name: the model becomes its next version once ready.
+    register_as: NotRequired[str | None]
     # Training's outcome.
     started_at: NotRequired[float]
     worker: NotRequired[str]  # <host name>:<process id> of the run that trained it last
@@ -122,3 +126,8 @@ class ModelRecord(TypedDict):
     versions: NotRequired[dict[str, str]]
     training_seconds: NotRequired[float | None]
     engine: NotRequired[EngineInfo]
+    # Lineage (trained models): what a registered version shows of where it came from.
+    dataset_sha256: NotRequired[str | None]  # the data set file's, when training read it
+    service_version: NotRequired[str]  # the service's version on the worker that trained it
+    #: Why the model could not become a version of ``register_as`` (it serves all the same).
+    register_error: NotRequired[str]

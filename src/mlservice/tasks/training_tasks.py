@@ -1,7 +1,8 @@
 """Training tasks: the default model, a requested model, and the sweep of lost runs.
 
 Shells around :class:`mlservice.training.jobs.Trainer`: the task gives it a
-progress reporter and a way to send callbacks (the callback task, by name), and
+progress reporter, a way to send callbacks (the callback task, by name) and
+the registry (``register_as``: a ready model becomes a version), and
 turns its outcomes into Celery's (``Ignore`` for a delivery another live run
 already handles).
 """
@@ -15,6 +16,7 @@ from celery.utils.log import get_task_logger
 
 from ..celery_app import TaskName, app
 from ..context import ServiceContext
+from ..errors import NotFound, ServiceError
 from ..store.records import ModelRecord
 from ..training.jobs import AlreadyRunning, Trainer, train_default_model
 from .base import ServiceTask
@@ -28,6 +30,23 @@ def trainer(ctx: ServiceContext) -> Trainer:
     def send_callback(model_id: str, url: str, payload: dict[str, Any]) -> None:
         ctx.enqueue(TaskName.SEND_CALLBACK, (model_id, url, payload))
 
+    def register(record: ModelRecord) -> None:
+        """The model asked to be registered: its next version (the name created if
+        missing). A refusal (the name is another account's now) is kept on the model,
+        which serves all the same."""
+        try:
+            version = ctx.registry.register_trained(record)
+        except NotFound:
+            return  # deleted meanwhile
+        except ServiceError as refused:
+            log.warning("model %s not registered: %s", record["id"], refused.message)
+            try:
+                ctx.models.catalog.update(record["id"], register_error=refused.message)
+            except NotFound:
+                pass
+            return
+        log.info("model %s is version %d of %s", record["id"], version["version"], version["name"])
+
     return Trainer(
         models=ctx.models,
         reports=ctx.reports,
@@ -35,6 +54,7 @@ def trainer(ctx: ServiceContext) -> Trainer:
         max_deliveries=ctx.settings.service.max_training_deliveries,
         compile_onnx=ctx.settings.inference.compile_onnx,
         send_callback=send_callback,
+        on_ready=register,
     )
 
 

@@ -1,4 +1,8 @@
-"""Training callbacks: where they may go, how they are signed and sent.
+"""Training callbacks (and registry webhooks): where they may go, how they are signed and sent.
+
+The same rules serve every URL the service POSTs to on its own: a training's
+``callback_url`` and a registered model's ``webhook_url``
+(:mod:`mlservice.tasks.registry_tasks`); ``field`` names which in messages.
 
 A callback URL must be http(s) and, unless ``[service] callback_allow_private``
 (``MLSERVICE_CALLBACK_ALLOW_PRIVATE=1``) is on, resolve only to public
@@ -112,7 +116,9 @@ def address_refusal(address: str | IPAddress, allow_private: bool) -> str | None
     return None
 
 
-def check_address(host: str, address: str, allow_private: bool) -> None:
+def check_address(
+    host: str, address: str, allow_private: bool, field: str = "callback_url"
+) -> None:
     """:class:`CallbackRefused` naming ``host``, ``address`` and the fix, unless allowed."""
     refusal = address_refusal(address, allow_private)
     if refusal is None:
@@ -124,13 +130,17 @@ def check_address(host: str, address: str, allow_private: bool) -> None:
             shown = f"{address} (IPv4 {ipv4})"
     if refusal == "non-public":
         raise CallbackRefused(
-            f"callback_url host {host!r} resolves to non-public address {shown}; "
-            + _ALLOW_PRIVATE_FIX
+            f"{field} host {host!r} resolves to non-public address {shown}; " + _ALLOW_PRIVATE_FIX
         )
     raise CallbackRefused(
-        f"callback_url host {host!r} resolves to {refusal} address {shown}, which a callback "
-        "can never use; point callback_url at a host with public unicast addresses"
+        f"{field} host {host!r} resolves to {refusal} address {shown}, which a "
+        f"{_kind(field)} can never use; point {field} at a host with public unicast addresses"
     )
+
+
+def _kind(field: str) -> str:
+    """What a URL field is for, in messages: ``callback``, ``webhook``."""
+    return field.removesuffix("_url")
 
 
 @dataclass(frozen=True)
@@ -145,17 +155,22 @@ class Target:
     addresses: tuple[str, ...]  # every address ``host`` resolved to, each checked
 
 
-def resolve(url: object, allow_private: bool, resolver: Resolver = system_resolver) -> Target:
+def resolve(
+    url: object,
+    allow_private: bool,
+    resolver: Resolver = system_resolver,
+    field: str = "callback_url",
+) -> Target:
     """Resolve the URL's host once and check every address; :class:`CallbackRefused` if refused."""
     if not isinstance(url, str):
-        raise CallbackRefused("callback_url must be a string")
+        raise CallbackRefused(f"{field} must be a string")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise CallbackRefused(f"callback_url {url!r} must be an http:// or https:// URL")
+        raise CallbackRefused(f"{field} {url!r} must be an http:// or https:// URL")
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
-        raise CallbackRefused(f"callback_url {url!r} has an invalid port (1 to 65535)") from None
+        raise CallbackRefused(f"{field} {url!r} has an invalid port (1 to 65535)") from None
     host = parts.hostname
     try:
         literal: str | None = str(ipaddress.ip_address(host))
@@ -169,16 +184,21 @@ def resolve(url: object, allow_private: bool, resolver: Resolver = system_resolv
         except (OSError, UnicodeError):
             addresses = ()
         if not addresses:
-            raise CallbackRefused(f"callback_url host {host!r} does not resolve")
+            raise CallbackRefused(f"{field} host {host!r} does not resolve")
     for address in addresses:
-        check_address(host, address, allow_private)
+        check_address(host, address, allow_private, field)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return Target(url, parts.scheme, host, port, path, addresses)
 
 
-def check_url(url: object, allow_private: bool, resolver: Resolver = system_resolver) -> None:
+def check_url(
+    url: object,
+    allow_private: bool,
+    resolver: Resolver = system_resolver,
+    field: str = "callback_url",
+) -> None:
     """Refuse URLs that are not http(s) or whose host resolves to an address not allowed."""
-    resolve(url, allow_private, resolver)
+    resolve(url, allow_private, resolver, field)
 
 
 def signature(body: bytes, timestamp: str, secret: str) -> str:
@@ -251,15 +271,17 @@ def deliver(
     allow_private: bool,
     resolver: Resolver = system_resolver,
     ssl_context: ssl.SSLContext | None = None,
+    field: str = "callback_url",
 ) -> int:
     """POST the signed payload once; :class:`DeliveryFailed` unless the receiver answers 2xx.
 
     The payload gets its ``delivery_id`` (also sent as ``X-MLService-Delivery``).
     ``ssl_context`` (by default the system's trusted CAs, host name checked)
-    verifies https receivers.
+    verifies https receivers. ``field``: the URL's name in messages (``webhook_url``).
     """
+    kind = _kind(field)
     try:
-        target = resolve(url, allow_private, resolver)
+        target = resolve(url, allow_private, resolver, field)
     except CallbackRefused as exc:  # its name now resolves elsewhere: maybe not for long
         raise DeliveryFailed(exc.message) from None
     identifier = delivery_id(payload)
@@ -267,7 +289,7 @@ def deliver(
     timestamp = str(int(time.time()))
     headers = {
         "Content-Type": "application/json",
-        "User-Agent": "ml-service-callback",
+        "User-Agent": f"ml-service-{kind}",
         "Connection": "close",
         DELIVERY_HEADER: identifier,
         TIMESTAMP_HEADER: timestamp,
@@ -288,7 +310,7 @@ def deliver(
         with response:  # it owns the socket once the connection handed it over
             status, location = response.status, response.getheader("Location")
     except (http.client.HTTPException, OSError) as exc:
-        raise DeliveryFailed(f"callback delivery to {url} failed: {exc}") from None
+        raise DeliveryFailed(f"{kind} delivery to {url} failed: {exc}") from None
     finally:
         connection.close()
     if 200 <= status < 300:
@@ -296,7 +318,7 @@ def deliver(
     if 300 <= status < 400:
         where = f" to {location!r}" if location else ""
         raise DeliveryFailed(
-            f"callback receiver {url} answered {status} (a redirect{where}); redirects are "
-            "not followed: set callback_url to the URL that answers 2xx"
+            f"{kind} receiver {url} answered {status} (a redirect{where}); redirects are "
+            f"not followed: set {field} to the URL that answers 2xx"
         )
-    raise DeliveryFailed(f"callback receiver {url} answered {status}")
+    raise DeliveryFailed(f"{kind} receiver {url} answered {status}")

@@ -38,7 +38,7 @@ import redis
 
 from ..config import DefaultModelSettings
 from ..errors import NotFound, TooLarge, TrainingFailed, client_message
-from ..process import process_name
+from ..process import process_name, service_version
 from ..store import bundles, dataset_files, published
 from ..store.bundles import Engine
 from ..store.dataset_files import Datasets
@@ -58,6 +58,13 @@ CALLBACK_GRACE_SECONDS = 30.0
 
 #: Sends a model's callback: (model id, URL, payload). A Celery task in practice.
 SendCallback = Callable[[str, str, dict[str, Any]], None]
+#: Told of a ready model that asked to be registered (``register_as``): the registry, wired
+#: by the training task (training never imports the registry). Must be idempotent.
+OnReady = Callable[[ModelRecord], None]
+
+
+def _no_registry(record: ModelRecord) -> None:
+    """Where no registry is wired (the default model's trainer, unit tests)."""
 
 
 class AlreadyRunning(Exception):
@@ -120,6 +127,7 @@ class Trainer:
     #: ``[inference] compile_onnx``: a model's own ``compile`` can only turn it off.
     compile_onnx: bool
     send_callback: SendCallback
+    on_ready: OnReady = _no_registry
 
     def is_finished(self, record: ModelRecord) -> bool:
         """Nothing is left to do: ``failed``, or ``ready`` with no compile step pending."""
@@ -184,6 +192,7 @@ class Trainer:
                 if run.delivery > limit:
                     raise TrainingFailed(too_many_deliveries(run.delivery - 1, limit))
                 record, fitted, target = self.fit(model_id, progress, compile_onnx)
+                self.register_once(record)
                 self.call_back_once(record)
                 progress(0.96, "rendering the report's plots")
                 reports.render_and_store(
@@ -191,6 +200,7 @@ class Trainer:
                 )
                 fitted = fitted if compile_onnx else None
             else:  # fitted and stored: its worker died while drawing or compiling
+                self.register_once(record)
                 self.reports.abandon_rendering(model_id)
                 if run.delivery > limit:  # compiling keeps stopping its worker
                     reason = "not compiled: " + too_many_deliveries(run.delivery - 1, limit)
@@ -228,6 +238,7 @@ class Trainer:
     def finished(self, record: ModelRecord) -> dict[str, Any]:
         """A delivery of a finished model: the outcome again, and its callback if still unsent."""
         log.info("model %s is already %s: not trained again", record["id"], record["status"])
+        self.register_once(record)
         self.call_back_once(record)
         if record["status"] == ModelStatus.FAILED:
             raise TrainingFailed(record.get("error", "unknown error"))
@@ -281,7 +292,12 @@ class Trainer:
             fitted.bundle.engine_reason = "compiling to ONNX; scikit-learn serves meanwhile"
             models.runs.keep_for_compiling(model_id, fitted.held_out)
         record = models.store_bundle(
-            model_id, fitted.bundle, status=ModelStatus.READY, finished_at=time.time()
+            model_id,
+            fitted.bundle,
+            status=ModelStatus.READY,
+            finished_at=time.time(),
+            dataset_sha256=dataset.get("sha256"),
+            service_version=service_version(),
         )
         return record, fitted, frame[record["target"]]
 
@@ -353,7 +369,13 @@ class Trainer:
             return
         self.call_back_once(self.models.fail(model_id, f"training was stopped: {why}"))
 
-    # --- callbacks
+    # --- registering and calling back
+
+    def register_once(self, record: ModelRecord) -> None:
+        """A ready model with ``register_as`` becomes that name's next version (the
+        registry gives back the version it already has on a second call)."""
+        if record.get("register_as") and record["status"] == ModelStatus.READY:
+            self.on_ready(record)
 
     def call_back_once(self, record: ModelRecord) -> None:
         """Queue the callback of the model's outcome, unless it was queued before."""
@@ -386,6 +408,7 @@ class Trainer:
                 models.discard(model_id)
                 continue
             if self.is_finished(record):
+                self.register_once(record)
                 self.call_back_once(record)
                 continue
             log.warning("model %s: its training run stopped before finishing; resumed", model_id)

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from msgspec import Meta
 
-from ..bodies import HEX_ID, Body, decode
+from ..bodies import HEX_ID, REGISTERED_NAME, Body, decode
 from ..errors import Invalid
 from ..security import Identity
 from ..store import dataset_files
@@ -45,6 +45,8 @@ class TrainingRequest(Body):
     compile: bool = True
     #: A classifier's numeric target with many distinct values holds classes, not a quantity.
     target_is_categorical: bool = False
+    #: A registered model's name: once ready, the model becomes its next version.
+    register_as: Annotated[str, Meta(pattern=f"^{REGISTERED_NAME}$")] | None = None
 
     complaints = {
         "dataset_id": "must be a data set id (32 hexadecimal digits)",
@@ -59,6 +61,10 @@ class TrainingRequest(Body):
         "name": "must be a string of at most 200 characters",
         "compile": "must be true or false",
         "target_is_categorical": "must be true or false",
+        "register_as": (
+            "must be a registered model's name: 1-64 letters, digits or '.', '_', '-', "
+            "starting with a letter or digit"
+        ),
     }
     example = '{"dataset_id", "target", "estimator", "params"}'
 
@@ -91,6 +97,7 @@ class TrainingRequest(Body):
             "cv": self.cv,
             "callback_url": self.callback_url,
             "compile": self.compile,
+            "register_as": self.register_as,
         }
 
 

@@ -1,5 +1,7 @@
 """A data set's status: what the API shows before and after profiling, and who may use it."""
 
+import hashlib
+
 import pytest
 
 from mlservice.errors import Conflict
@@ -82,4 +84,5 @@ def test_profiled_fields_are_the_ready_record_of_a_file(tmp_path):
         "string_columns": [],
         "formula_cells": 0,
         "delimiter": ";",
+        "sha256": hashlib.sha256(b"a;b\n1;x\n2;\n").hexdigest(),  # what a model's lineage names
     }

@@ -105,8 +105,6 @@ def test_a_name_is_created_once_for_the_whole_service(http, ctx, user, other):
     assert listed["registered_models"][0]["name"] == name  # newest first
     mine = ctx.redis.zrange(owner_names_key(account_id(ctx, user[0])), 0, -1)
     assert listed["total"] == len(mine)
-        ctx.redis.zrange(owner_names_key(account_id(ctx, user[0])), 0, -1)
-    )
     theirs = http.get("/resource/registry?per_page=500", headers=other[1]).get_json()
     assert name not in [r["name"] for r in theirs["registered_models"]]
 

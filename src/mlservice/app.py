@@ -24,6 +24,7 @@ from .api import (
     tasks,
     uploads,
     users,
+    v2,
 )
 from .api.converters import CONVERTERS
 from .config import Settings, get_settings
@@ -44,6 +45,7 @@ BLUEPRINTS = (
     batch_scoring,
     registry,
     monitoring,
+    v2,
 )
 
 

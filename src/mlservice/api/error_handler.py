@@ -1,5 +1,8 @@
 """Every error leaves as JSON ``{"status": "<what went wrong>"}``, never as a traceback.
 
+(The Open Inference Protocol's routes, under ``/v2``, say ``{"error": ...}``
+instead, as that protocol does: :mod:`.v2`.)
+
 One handler, registered once, for every exception a request can raise:
 
 * :class:`mlservice.errors.ServiceError` (what routes and domain code raise)
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, has_request_context, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from ..context import RETRY_AFTER_SECONDS
@@ -24,10 +27,23 @@ from ..redis_client import UNREACHABLE
 
 log = logging.getLogger(__name__)
 
+#: Where the Open Inference Protocol's routes live: their errors are ``{"error": ...}``.
+V2_PREFIX = "/v2"
+
+
+def error_key() -> str:
+    """The key of an error body: ``error`` on the V2 routes (and any path under ``/v2``,
+    unknown ones included), ``status`` everywhere else."""
+    if has_request_context():
+        path = request.path
+        if path == V2_PREFIX or path.startswith(V2_PREFIX + "/"):
+            return "error"
+    return "status"
+
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    """The one shape of an error body."""
-    response = jsonify(status=message)
+    """The one shape of an error body (its key: :func:`error_key`)."""
+    response = jsonify({error_key(): message})
     response.status_code = status
     for name, value in (headers or {}).items():
         response.headers[name] = value

@@ -35,6 +35,7 @@ PREDICT_ENDPOINTS = {
     "models.predict": "user",
     "registry.predict_alias": "user",
     "registry.predict_version": "user",
+    "v2.infer": "user",  # the default model's: g.prediction_kind says so (api/v2.py)
 }
 #: Endpoints that take uploads, and what they take.
 UPLOAD_ENDPOINTS = {"datasets.upload": "dataset", "models.upload": "model"}
@@ -68,7 +69,7 @@ def _record(response: Response) -> Response:
     endpoint = request.endpoint
     if endpoint in PREDICT_ENDPOINTS and status == 200:
         telemetry.prediction(
-            PREDICT_ENDPOINTS[endpoint],
+            g.get("prediction_kind") or PREDICT_ENDPOINTS[endpoint],
             response.headers.get("X-Model-Engine"),
             g.get("prediction_rows"),
         )

@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 from flask import Blueprint, Response, g
 
+from ..config import LimitsSettings
 from ..context import ServiceContext
 from ..errors import Conflict, NotFound, NotInitialised
 from ..process import served_by
@@ -44,7 +45,26 @@ class PredictTarget(Protocol):
         """The answer is built (``raw``: the model's output for ``columns``)."""
 
 
-def predict_with(model_id: str, user_model: bool, target: PredictTarget | None = None) -> Response:
+class PredictProtocol(Protocol):
+    """A protocol other than the native formats, on the same path (the Open Inference
+    Protocol, :mod:`mlservice.api.v2`): it reads the request into the model's columns and
+    writes the answer from the model's raw output."""
+
+    def read(
+        self, predictor: Predictor, limits: LimitsSettings
+    ) -> tuple[dict[str, np.ndarray], bool]:
+        """The model's input columns from the request, and whether probabilities are wanted."""
+
+    def answer(self, predictor: Predictor, raw: np.ndarray, proba: np.ndarray | None) -> Response:
+        """The answer to the model's raw output."""
+
+
+def predict_with(
+    model_id: str,
+    user_model: bool,
+    target: PredictTarget | None = None,
+    protocol: PredictProtocol | None = None,
+) -> Response:
     """Authenticate, validate the body, predict with the cached model, answer as asked.
 
     The body may be JSON, CSV, Parquet or Arrow and the answer JSON, CSV,
@@ -53,6 +73,7 @@ def predict_with(model_id: str, user_model: bool, target: PredictTarget | None =
     ``user_model``: a model from ``/resource/models`` (its record says who may
     use it and whether it is ready), not the service's default model. ``target``:
     instead of ``model_id``, what picks the model (a prediction by registered name).
+    ``protocol``: instead of those formats, what reads the body and writes the answer.
     """
     claimed = bearer_claims()
     ctx = services()
@@ -60,14 +81,20 @@ def predict_with(model_id: str, user_model: bool, target: PredictTarget | None =
         version, predictor = admitted_model(ctx, claimed, model_id, user_model)
     else:
         version, predictor = target.admit(ctx, claimed)
-    probabilities = flag("probabilities")
-    media_type, answer_type = predict_media_types()  # 415, 406
-    data = body_bytes(formats.format_name(media_type))  # 413
-    columns = formats.read_body(data, media_type, predictor.bundle.schema, ctx.settings.limits)
+    if protocol is None:
+        probabilities = flag("probabilities")
+        media_type, answer_type = predict_media_types()  # 415, 406
+        data = body_bytes(formats.format_name(media_type))  # 413
+        columns = formats.read_body(data, media_type, predictor.bundle.schema, ctx.settings.limits)
+    else:
+        columns, probabilities = protocol.read(predictor, ctx.settings.limits)
     raw, proba = predictor.run(columns, probabilities=probabilities)
     g.prediction_rows = len(raw)  # for the metrics (api/monitoring.py)
-    answer, content_type = formats.write_answer(predictor.bundle, raw, proba, answer_type)
-    response = Response(answer, content_type=content_type)
+    if protocol is None:
+        answer, content_type = formats.write_answer(predictor.bundle, raw, proba, answer_type)
+        response = Response(answer, content_type=content_type)
+    else:
+        response = protocol.answer(predictor, raw, proba)
     response.headers["X-Model-Version"] = str(version)
     response.headers["X-Model-Engine"] = predictor.engine
     response.headers["X-Served-By"] = served_by()

@@ -12,12 +12,14 @@ from tests.helpers import upload
 
 PREFLIGHT_HEADERS = {
     "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
-    "Access-Control-Allow-Headers": "Authorization, Content-Type, Accept, X-Request-ID",
+    "Access-Control-Allow-Headers": (
+        "Authorization, Content-Type, Accept, X-Request-ID, Inference-Header-Content-Length"
+    ),
     "Access-Control-Max-Age": "600",
 }
 EXPOSED = (
     "Location, X-Model-Version, X-Model-Engine, X-Registry-Version, X-Model-Id, X-Request-ID, "
-    "Retry-After, Content-Disposition"
+    "Retry-After, Content-Disposition, Inference-Header-Content-Length"
 )
 
 

@@ -253,9 +253,8 @@ def test_per_column_inputs_answer_the_native_routes_labels(http, user, mixed):
 
 
 def test_probabilities_when_asked_in_class_order(http, user, mixed):
-    body = columns_request(
-        ROWS, outputs=[{"name": "probabilities"}, {"name": "label"}], parameters={"content_type": "pd"}
-    )
+    outputs = [{"name": "probabilities"}, {"name": "label"}]
+    body = columns_request(ROWS, outputs=outputs, parameters={"content_type": "pd"})
     answer = infer(http, user[1], mixed, body)
     assert answer.status_code == 200, answer.get_json()
     probabilities, label = answer.get_json()["outputs"]
@@ -434,8 +433,7 @@ def test_by_registered_name_production_else_latest_and_by_version(http, ctx, use
         ),
         (
             lambda body: body["inputs"][0].update(shape=[-1]),
-            "the inference request 'inputs[0].shape[0]' must be a dimension: an integer, 0 or "
-            "more",
+            "the inference request 'inputs[0].shape[0]' must be a dimension: an integer, 0 or more",
         ),
         (
             lambda body: body["inputs"][0].update(extra=1),
@@ -452,7 +450,9 @@ def test_by_registered_name_production_else_latest_and_by_version(http, ctx, use
             "the model has no output 'score'; it gives 'label' and 'probabilities'",
         ),
         (
-            lambda body: body.update(outputs=[{"name": "label", "parameters": {"classification": 2}}]),
+            lambda body: body.update(
+                outputs=[{"name": "label", "parameters": {"classification": 2}}]
+            ),
             "output 'label': parameter 'classification' (Triton's classification extension) is "
             "not supported; ask for 'probabilities'",
         ),
@@ -468,7 +468,8 @@ def test_refusals_of_the_body_itself(http, user, mixed, regressor):
     refused(
         http.post(f"/v2/models/{mixed}/infer", headers=user[1], data=b"{not json"),
         400,
-        "the inference request is not valid JSON: JSON is malformed: object keys must be strings (byte 1)",
+        "the inference request is not valid JSON: JSON is malformed: object keys must be strings "
+        "(byte 1)",
     )
     refused(
         http.post(f"/v2/models/{mixed}/infer", headers=user[1], data=b""),

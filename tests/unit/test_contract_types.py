@@ -33,6 +33,7 @@ from mlservice.registry.registry_records import (
     VersionView,
 )
 from mlservice.serving.scoring import ScoringRequest
+from mlservice.serving.v2_protocol import InferenceRequest, RequestInput, RequestOutput
 from mlservice.store.bundles import SchemaColumn
 from mlservice.store.records import ColumnProfile, DatasetRecord, ModelRecord
 from mlservice.training.request import TrainingRequest
@@ -58,6 +59,9 @@ PAIRS: dict[Any, tuple[str, frozenset[str]]] = {
     ShadowCounts: ("ShadowCounts", frozenset()),
     AliasRecord: ("RegistryAlias", frozenset({"models"})),
     HistoryEntry: ("RegistryHistoryEntry", frozenset()),
+    InferenceRequest: ("V2InferenceRequest", frozenset()),
+    RequestInput: ("V2RequestInput", frozenset()),
+    RequestOutput: ("V2RequestOutput", frozenset()),
 }
 BODIES = (
     TrainingRequest,
@@ -68,6 +72,9 @@ BODIES = (
     RegisteredModelChange,
     NewVersion,
     AliasChange,
+    InferenceRequest,
+    RequestInput,
+    RequestOutput,
 )
 
 

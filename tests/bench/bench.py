@@ -4,7 +4,8 @@ Starts the real stack (redis-server, Celery, Gunicorn with its defaults,
 NGINX) on free loopback ports, then measures in one run on this machine:
 
 * single-row predict at concurrency 16 (wrk): this service through NGINX (by
-  model id, and by registered name and alias: ``name@production``), a
+  model id, by registered name and alias: ``name@production``, and the same row
+  as an Open Inference Protocol (V2) request, one input per column), a
   constant-answer Flask endpoint behind the same NGINX (the floor) twice (on
   the service's Gunicorn settings and on 2 sync workers), and the peers
   serving the same fitted pipeline on 2 workers each (``mlflow models
@@ -81,6 +82,7 @@ TARGETS = {
     "peer_ratio": 3.0,  # of the fastest peer
     "p99_ratio": 2.0,  # of that floor's p99
     "alias_ratio": 0.95,  # predict by name@alias / predict by id
+    "v2_ratio": 0.9,  # V2 infer (JSON, one input per column) / the native JSON route
     "batch_binary_ratio": 0.8,  # Arrow, Parquet
     "batch_json_ratio": 0.4,  # every JSON shape
     "scoring_ratio": 0.7,
@@ -532,9 +534,11 @@ def single_row(
     auth = {"Content-Type": "application/json", "Authorization": f"Bearer {api.token}"}
     predict = f"{service.url}/resource/models/{model_id}/predict"
     by_alias = register(api, service, f"bench-{work.name}", model_id)
+    v2_infer = f"{service.url}/v2/models/{model_id}/infer"
     contenders = {
         "service": (predict, json.dumps(row), auth),
         "service_alias": (by_alias, json.dumps(row), auth),
+        "service_v2": (v2_infer, json.dumps(v2_request(row, bundle)), auth),
     }
     contenders |= {
         name: (f"{floor.url}/resource/predict", json.dumps(row), auth)
@@ -548,6 +552,14 @@ def single_row(
             ][0]
             for probe in probes
         ]
+        v2_labels = [
+            api.call("POST", f"/v2/models/{model_id}/infer", json=v2_request(probe, bundle)).json()[
+                "outputs"
+            ][0]["data"][0]
+            for probe in probes
+        ]
+        if v2_labels != want:
+            raise RuntimeError(f"V2 infer predicts {v2_labels} for the probe rows, /predict {want}")
         classes = np.asarray(bundle.classes, dtype=object)
         for name in args.peers:
             print(f"bench: starting {peers.TITLES[name]}", file=sys.stderr)
@@ -595,6 +607,22 @@ def single_row(
         }
     measured["probe"] = {"rows": len(probes), "classes": dict(Counter(want))}
     return measured
+
+
+def v2_request(row: dict, bundle) -> dict:
+    """One row as an Open Inference Protocol request: one input per column (MLServer's pd)."""
+    return {
+        "parameters": {"content_type": "pd"},
+        "inputs": [
+            {
+                "name": column["name"],
+                "shape": [1],
+                "datatype": "FP64" if column["type"] == "number" else "BYTES",
+                "data": [row[column["name"]]],
+            }
+            for column in bundle.schema
+        ],
+    }
 
 
 def register(api: Api, service: Stack, name: str, model_id: str) -> str:
@@ -751,6 +779,7 @@ def single_row_verdicts(label: str, single: dict) -> list[Row]:
     floor = max(single["floor"], single["floor_sync"], key=lambda r: r["rps"])
     better = "sync" if floor is single["floor_sync"] else "service settings"
     by_alias = single["service_alias"]
+    v2 = single["service_v2"]
     rows: list[Row] = [
         (
             f"{label}: predict by name@alias / by model id (req/s)",
@@ -763,6 +792,18 @@ def single_row_verdicts(label: str, single: dict) -> list[Row]:
             f"{by_alias['p50_ms']:.2f} / {by_alias['p99_ms']:.2f} ms, {by_alias['errors']}",
             "0 errors",
             by_alias["errors"] == 0,
+        ),
+        (
+            f"{label}: V2 infer (one input per column) / native JSON (req/s)",
+            _ratio(v2["rps"], service["rps"]),
+            f">= {TARGETS['v2_ratio']}x",
+            v2["rps"] >= TARGETS["v2_ratio"] * service["rps"],
+        ),
+        (
+            f"{label}: V2 infer p50 / p99, errors",
+            f"{v2['p50_ms']:.2f} / {v2['p99_ms']:.2f} ms, {v2['errors']}",
+            "0 errors",
+            v2["errors"] == 0,
         ),
         (
             f"{label}: service / better floor ({better}) (req/s)",

@@ -23,7 +23,6 @@ def test_the_v2_page_runs_against_the_stack(stack, admin_credentials, admin_toke
     blocks = sh_blocks(PAGE, "<!-- v2:", "<!-- ...to here. -->")
     assert len(blocks) >= 4, "the v2 markers lost their sh blocks"
     output = run_against(stack, admin_credentials, "\n".join(blocks))
-    print(output); print(subprocess.run([sys.executable, "-c", python_block().replace("127.0.0.1:8880", stack.url.removeprefix("http://"))], env=os.environ | {"TOKEN": admin_token}, capture_output=True, text=True).stdout)
     assert '{"live":true,"ready":true}' in output
     assert '"model_name":"upgrades","model_version":"1","id":"42"' in output
     assert '"data":["setosa","virginica"]' in output

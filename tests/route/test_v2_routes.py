@@ -544,3 +544,51 @@ def test_another_users_model_is_404_and_the_default_needs_init(http, user, other
         424,
         "the service is not initialised: call GET /resource/init first",
     )
+
+
+def test_one_row_of_plain_values_answers_as_the_long_way_does(http, user, numeric):
+    """One row of plain JSON values takes a short path; what it answers and refuses is the
+    same as the general one's (a second row takes that one)."""
+    rows = [{"a": 0.5, "b": 2, "c": -1.0}, {"a": -2.0, "b": -1, "c": 3.0}]
+    native = http.post(f"/resource/models/{numeric}/predict", headers=user[1], json=rows)
+    labels = []
+    for row in rows:
+        body = {
+            "inputs": [
+                {
+                    "name": name,
+                    "shape": [1],
+                    "datatype": "INT64" if name == "b" else "FP64",
+                    "data": [value],
+                }
+                for name, value in row.items()
+            ]
+        }
+        answer = infer(http, user[1], numeric, body)
+        assert answer.status_code == 200, answer.get_json()
+        labels += answer.get_json()["outputs"][0]["data"]
+    assert labels == native.get_json()["predictions"]
+    both = {
+        "inputs": [
+            {"name": name, "shape": [2], "datatype": "FP64", "data": [row[name] for row in rows]}
+            for name in "abc"
+        ]
+    }
+    assert infer(http, user[1], numeric, both).get_json()["outputs"][0]["data"] == labels
+    for value, message in (
+        (1.5, "input 'b' (INT64) takes integers; element 0 is 1.5"),
+        (True, "input 'b' (INT64) takes integers; element 0 is True"),
+        (None, None),
+    ):
+        body = {
+            "inputs": [
+                {"name": "a", "shape": [1], "datatype": "FP64", "data": [0.5]},
+                {"name": "b", "shape": [1], "datatype": "INT64", "data": [value]},
+                {"name": "c", "shape": [1], "datatype": "FP64", "data": [1.0]},
+            ]
+        }
+        answer = infer(http, user[1], numeric, body)
+        if message is None:  # null: a missing value, imputed
+            assert answer.status_code == 200, answer.get_json()
+        else:
+            refused(answer, 400, message)

@@ -18,6 +18,7 @@ import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
 from tests.helpers import eventually, train, upload, wait_ready
+from tests.integration.test_metrics import api_url, scrape, value
 
 NAME = "v2-churn"
 
@@ -249,3 +250,31 @@ def test_errors_are_error_objects_from_the_api_and_from_nginx(client, owner, ngi
     assert (too_large.status_code, too_large.json()) == (413, {"error": "request body too large"})
     elsewhere = requests.get(nginx_alone.url + "/v2x", timeout=10)
     assert elsewhere.json() == {"status": "the API is not reachable behind NGINX; retry shortly"}
+
+
+def test_v2_predictions_are_counted_by_model_kind(client, stack, owner, model_id, admin_token):
+    """The default model's V2 answers count as ``default``, a user's model's as ``user``."""
+    tensor = {"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}
+    mixed = {
+        "inputs": [
+            {"name": "age", "shape": [1], "datatype": "INT64", "data": [30]},
+            {"name": "city", "shape": [1], "datatype": "BYTES", "data": ["Paris"]},
+            {"name": "member", "shape": [1], "datatype": "BOOL", "data": [True]},
+            {"name": "income", "shape": [1], "datatype": "FP64", "data": [31000.5]},
+        ]
+    }
+    before = scrape(api_url(stack))
+    engines = {}
+    for kind, path, token, body in (
+        ("default", "/v2/models/default/infer", admin_token, {"inputs": [tensor]}),
+        ("user", f"/v2/models/{model_id}/infer", owner[1], mixed),
+    ):
+        answer = client.post(path, token, json=body)
+        assert answer.status_code == 200, answer.text
+        engines[kind] = answer.headers["X-Model-Engine"]
+    after = scrape(api_url(stack))
+    for kind, engine in engines.items():
+        labels = {"kind": kind, "engine": engine}
+        assert value(after, "mlservice_predictions_total", **labels) == (
+            value(before, "mlservice_predictions_total", **labels) + 1
+        )

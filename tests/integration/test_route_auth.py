@@ -5,6 +5,8 @@ from mlservice.app import create_app
 
 #: Routes anyone may call: the health checks, the docs, and the exchange of a password for a token.
 PUBLIC_PATHS = {"/healthz", "/readyz", "/docs", "/docs/<name>", "/openapi.yaml", "/openapi.json"}
+#: The Open Inference Protocol's probes and server metadata, public like /healthz.
+PUBLIC_PATHS |= {"/v2", "/v2/", "/v2/health/live", "/v2/health/ready"}
 #: Not behind NGINX at all: Prometheus scrapes it on Gunicorn's own port (test_metrics.py).
 PUBLIC_PATHS.add(monitoring.PATH)
 PUBLIC_ROUTES = {("GET", "/resource/auth")}
@@ -45,6 +47,7 @@ def test_every_protected_route_answers_401_without_a_token(settings, client):
         ("GET", "/resource/models/<hexid:model_id>/download"),
         ("DELETE", "/resource/users/<username:username>"),
         ("GET", "/resource/init"),
+        ("POST", "/v2/models/<regname:name>/infer"),
     } <= rules
     failures = []
     for method, rule, path in routes:
@@ -53,9 +56,8 @@ def test_every_protected_route_answers_401_without_a_token(settings, client):
             body = response.json()
         except ValueError:
             body = None
-        well_formed = (
-            isinstance(body, dict) and set(body) == {"status"} and isinstance(body["status"], str)
-        )
+        key = "error" if rule.startswith("/v2/") else "status"  # the V2 routes' word
+        well_formed = isinstance(body, dict) and set(body) == {key} and isinstance(body[key], str)
         if response.status_code != 401 or not well_formed:
             failures.append(f"{method} {rule}: {response.status_code} {response.text[:120]!r}")
     assert failures == [], f"{len(failures)} of {len(routes)} routes:\n" + "\n".join(failures)

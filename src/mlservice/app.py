@@ -20,6 +20,7 @@ from .api import (
     predict,
     registry,
     request_log,
+    searches,
     services,
     tasks,
     uploads,
@@ -44,6 +45,7 @@ BLUEPRINTS = (
     batch_scoring,
     registry,
     monitoring,
+    searches,
 )
 
 

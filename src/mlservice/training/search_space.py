@@ -51,7 +51,7 @@ Spaces = dict[str, dict[str, Spec]]
 
 
 def _uniform(kind: Literal["int", "float"], low: float, high: float, log: bool = False) -> Spec:
-    return Distribution(type=kind, low=low, high=high, log=log)
+    return Distribution(type=kind, low=float(low), high=float(high), log=log)
 
 
 def _forest() -> dict[str, Spec]:
@@ -133,7 +133,7 @@ def check_space(estimator: str, space: Mapping[str, Spec], limits: LimitsSetting
 
 def _checked_ends(spec: Distribution, where: str) -> tuple[Any, Any]:
     """A distribution's two ends, as the estimator will get them; 400 if they cannot be."""
-    low, high = spec.low, spec.high
+    low, high = float(spec.low), float(spec.high)
     if not (math.isfinite(low) and math.isfinite(high)) or not low < high:
         raise BadRequest(f"{where}: 'low' must be below 'high' (both finite numbers)")
     if spec.log and low <= 0:

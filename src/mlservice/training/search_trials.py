@@ -12,7 +12,6 @@ it, so the same request scores the same.
 
 from __future__ import annotations
 
-import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,9 +19,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseCrossValidator
 from sklearn.metrics import get_scorer
-from sklearn.model_selection import KFold, StratifiedKFold, cross_validate, train_test_split
+from sklearn.model_selection import (
+    BaseCrossValidator,
+    KFold,
+    StratifiedKFold,
+    cross_validate,
+    train_test_split,
+)
 from sklearn.preprocessing import LabelEncoder
 
 from ..store.bundles import SchemaColumn, Task
@@ -146,10 +150,3 @@ def cross_validate_trial(
 def held_out_score(pipeline: Any, rows: SplitRows, scoring: str) -> float:
     """A fitted pipeline's score on the held-out rows, by the search's scorer."""
     return float(get_scorer(scoring)(pipeline, rows.x_test, rows.y_test))
-
-
-def timed_ms_per_row(pipeline: Any, x: pd.DataFrame) -> float:
-    """Milliseconds per row of one ``predict`` call on ``x``."""
-    started = time.perf_counter()
-    pipeline.predict(x)
-    return (time.perf_counter() - started) * 1000 / max(1, len(x))

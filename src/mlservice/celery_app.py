@@ -17,7 +17,7 @@ to ``celery.training``; short jobs (callbacks, the sweep) to ``celery``.
 :data:`SWEEP_SECONDS`): the sweep that resumes work whose worker died (see
 :mod:`mlservice.store.leases`), the one that sends registry webhook
 events whose delivery was lost (:mod:`mlservice.registry.events`), and the
-one that moves searches on (:mod:`mlservice.training.searches`). Its schedule lives in memory
+one that moves searches on (:mod:`mlservice.training.search_runs`). Its schedule lives in memory
 (``celery.beat:Scheduler``): no schedule file, and no Redis keys beyond the
 queue it sends to.
 """

@@ -35,7 +35,10 @@ from mlservice.registry.registry_records import (
 from mlservice.serving.scoring import ScoringRequest
 from mlservice.store.bundles import SchemaColumn
 from mlservice.store.records import ColumnProfile, DatasetRecord, ModelRecord
+from mlservice.store.search_records import SearchView, Trial, TrialCounts
 from mlservice.training.request import TrainingRequest
+from mlservice.training.search_request import SearchRequest
+from mlservice.training.search_space import Distribution
 
 #: code type -> (contract schema, fields the code keeps but the API never shows)
 PAIRS: dict[Any, tuple[str, frozenset[str]]] = {
@@ -58,6 +61,11 @@ PAIRS: dict[Any, tuple[str, frozenset[str]]] = {
     ShadowCounts: ("ShadowCounts", frozenset()),
     AliasRecord: ("RegistryAlias", frozenset({"models"})),
     HistoryEntry: ("RegistryHistoryEntry", frozenset()),
+    SearchRequest: ("NewSearch", frozenset()),
+    Distribution: ("SearchDistribution", frozenset()),
+    SearchView: ("Search", frozenset({"refit_task_id"})),
+    Trial: ("SearchTrial", frozenset({"task_id"})),
+    TrialCounts: ("SearchTrialCounts", frozenset()),
 }
 BODIES = (
     TrainingRequest,
@@ -68,6 +76,7 @@ BODIES = (
     RegisteredModelChange,
     NewVersion,
     AliasChange,
+    SearchRequest,
 )
 
 

@@ -3,7 +3,7 @@
 Everything a request can get wrong (its shape, every estimator, parameter
 and value of its space, its scorer, its budget, the data set) is checked
 here before anything runs (:mod:`mlservice.training.search_request`); the
-search itself is moved on by the workers (:mod:`mlservice.training.searches`),
+search itself is moved on by the workers (:mod:`mlservice.training.search_runs`),
 which this module never imports: it sends the first step by task name, and
 reads the search's record, leaderboard and report files from the store.
 """

@@ -7,7 +7,7 @@ models) and one Redis hash of its trials, ``mlservice:search:<id>:trials``
 yet ended are in the set ``mlservice:searches:active``, which the sweep walks.
 
 Each trial is a Celery task of its own, run by whichever worker takes it
-(:mod:`mlservice.training.searches`). A running trial holds a lease
+(:mod:`mlservice.training.search_runs`). A running trial holds a lease
 (:mod:`.leases`, kind ``search-trial``, job ``<search id>.<number>``), and so
 does the step that refits the best configuration (kind ``search-refit``, job
 the search's id), so that the work of a worker that died is found and sent

@@ -1,6 +1,6 @@
 """Search tasks: start a search, run one trial, refit the best, and the sweep.
 
-Shells around :class:`mlservice.training.searches.Searcher`: the tasks give
+Shells around :class:`mlservice.training.search_runs.Searcher`: the tasks give
 it the way to send a trial or a refit (by task name, with the trial's time
 limits), the trainer that refits (the training task's, so the best model is
 registered with ``register_as`` like any other), Celery's soft time limit as
@@ -20,7 +20,7 @@ from .. import telemetry
 from ..celery_app import TaskName, app
 from ..context import ServiceContext
 from ..training.jobs import AlreadyRunning
-from ..training.searches import RefitElsewhere, Searcher, TrialAlreadyRunning
+from ..training.search_runs import RefitElsewhere, Searcher, TrialAlreadyRunning
 from .base import ServiceTask
 from .training_tasks import trainer
 

@@ -279,3 +279,17 @@ def test_a_pool_process_killed_mid_trial_does_not_lose_the_search(
     assert first["worker"] != f"{holder['host'].split()[0]}:{holder['pid']}"
     model = client.get(f"/resource/models/{record['best_model_id']}", admin_token).json()
     assert model["status"] == "ready"
+
+
+def test_trials_over_their_time_limit_are_stopped_and_recorded(client, admin_token, dataset_id):
+    body = slow_forests(dataset_id, max_trials=2, trial_time_limit_s=1)
+    record = wait_search(client, admin_token, start(client, admin_token, body))
+    assert record["status"] == "failed", record
+    assert [t["status"] for t in record["leaderboard"]] == ["failed", "failed"]
+    assert {t["error"] for t in record["leaderboard"]} == {
+        "stopped: over the trial time limit of 1 s"
+    }
+    assert record["error"] == (
+        "no trial succeeded (2 ran); the first error: stopped: over the trial time limit of 1 s"
+    )
+    assert record.get("best_model_id") is None

@@ -20,6 +20,7 @@ from .api import (
     predict,
     registry,
     request_log,
+    searches,
     services,
     tasks,
     uploads,
@@ -46,6 +47,7 @@ BLUEPRINTS = (
     registry,
     monitoring,
     v2,
+    searches,
 )
 
 

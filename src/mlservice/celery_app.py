@@ -13,10 +13,11 @@ Queue names start with ``celery`` because the Celery Redis user may only
 touch ``celery*`` keys (redis/render-acl.sh). Long work (training, init) goes
 to ``celery.training``; short jobs (callbacks, the sweep) to ``celery``.
 
-``celery -A mlservice.worker beat`` sends two periodic tasks (every
+``celery -A mlservice.worker beat`` sends three periodic tasks (every
 :data:`SWEEP_SECONDS`): the sweep that resumes work whose worker died (see
-:mod:`mlservice.store.leases`), and the one that sends registry webhook
-events whose delivery was lost (:mod:`mlservice.registry.events`). Its schedule lives in memory
+:mod:`mlservice.store.leases`), the one that sends registry webhook
+events whose delivery was lost (:mod:`mlservice.registry.events`), and the
+one that moves searches on (:mod:`mlservice.training.search_runs`). Its schedule lives in memory
 (``celery.beat:Scheduler``): no schedule file, and no Redis keys beyond the
 queue it sends to.
 """
@@ -47,6 +48,10 @@ class TaskName(StrEnum):
     PROFILE_DATASET = "mlservice.tasks.profile_dataset"
     SEND_REGISTRY_EVENTS = "mlservice.tasks.send_registry_events"
     SWEEP_REGISTRY_EVENTS = "mlservice.tasks.sweep_registry_events"
+    START_SEARCH = "mlservice.tasks.start_search"
+    RUN_TRIAL = "mlservice.tasks.run_search_trial"
+    REFIT_SEARCH = "mlservice.tasks.refit_search"
+    SWEEP_SEARCHES = "mlservice.tasks.sweep_searches"
 
 
 #: The queue of each task: long work on the training queue, short jobs on the other.
@@ -59,6 +64,11 @@ ROUTES: dict[str, str] = {
     TaskName.PROFILE_DATASET: SHORT_QUEUE,
     TaskName.SEND_REGISTRY_EVENTS: SHORT_QUEUE,
     TaskName.SWEEP_REGISTRY_EVENTS: SHORT_QUEUE,
+    # A search's steps: deciding the next trials is short; trials and the refit are long.
+    TaskName.START_SEARCH: SHORT_QUEUE,
+    TaskName.RUN_TRIAL: TRAINING_QUEUE,
+    TaskName.REFIT_SEARCH: TRAINING_QUEUE,
+    TaskName.SWEEP_SEARCHES: SHORT_QUEUE,
 }
 
 #: Tasks about one model, and the position of its id among their arguments (for log lines:
@@ -76,6 +86,7 @@ TASK_MODULES = (
     "mlservice.tasks.scoring_tasks",
     "mlservice.tasks.profiling_tasks",
     "mlservice.tasks.registry_tasks",
+    "mlservice.tasks.search_tasks",
 )
 
 #: The service's one Celery app; its tasks are bound to it when their module is imported.
@@ -128,6 +139,11 @@ def configure(celery: Celery, settings: Settings) -> Celery:
             },
             "sweep-registry-events": {
                 "task": TaskName.SWEEP_REGISTRY_EVENTS.value,
+                "schedule": SWEEP_SECONDS,
+                "options": {"queue": SHORT_QUEUE, "expires": SWEEP_SECONDS, "ignore_result": True},
+            },
+            "sweep-searches": {
+                "task": TaskName.SWEEP_SEARCHES.value,
                 "schedule": SWEEP_SECONDS,
                 "options": {"queue": SHORT_QUEUE, "expires": SWEEP_SECONDS, "ignore_result": True},
             },

@@ -481,6 +481,24 @@ class LimitsSettings:
 
 
 @dataclass(frozen=True)
+class SearchSettings:
+    """``[search]``: hyperparameter searches, their trials spread over every Celery worker."""
+
+    #: Trials of one search queued or running at once (more workers run more of them).
+    max_parallel_trials: int = option("search", "max_parallel_trials", integer(1), "16")
+    #: Most trials one search may ask for (``max_trials``, a grid's size).
+    max_trials: int = option("search", "max_trials", integer(1), "1000")
+    #: Longest time budget a search may ask for (``time_budget_s``).
+    max_time_budget_seconds: float = option("search", "max_time_budget_seconds", number(1), "86400")
+    #: One trial's time limit (a request may ask for less): it is stopped and recorded
+    #: failed past it. Its process is killed this many seconds after, if it does not stop.
+    trial_time_limit_seconds: float = option("search", "trial_time_limit_seconds", number(1), "600")
+    #: Times one trial may start before it is failed: each start after the first follows
+    #: a run whose worker died.
+    max_trial_deliveries: int = option("search", "max_trial_deliveries", integer(1), "3")
+
+
+@dataclass(frozen=True)
 class ApiSettings:
     """``[api]``: the Gunicorn server of the HTTP API (read by src/gunicorn.conf.py)."""
 
@@ -612,6 +630,7 @@ SECTIONS: dict[str, type] = {
     "inference": InferenceSettings,
     "service": ServiceSettings,
     "limits": LimitsSettings,
+    "search": SearchSettings,
     "api": ApiSettings,
     "cors": CorsSettings,
     "metrics": MetricsSettings,
@@ -633,6 +652,7 @@ class Settings:
     inference: InferenceSettings
     service: ServiceSettings
     limits: LimitsSettings
+    search: SearchSettings
     api: ApiSettings
     cors: CorsSettings
     metrics: MetricsSettings
@@ -884,6 +904,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         inference=_section(parser, InferenceSettings, environ, path),
         service=_resolve_artifact_dir(_section(parser, ServiceSettings, environ, path), path),
         limits=_section(parser, LimitsSettings, environ, path),
+        search=_section(parser, SearchSettings, environ, path),
         api=_section(parser, ApiSettings, environ, path),
         cors=_section(parser, CorsSettings, environ, path),
         metrics=_section(parser, MetricsSettings, environ, path),

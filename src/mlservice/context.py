@@ -41,6 +41,7 @@ from .store.key_tracking import KeyTracker
 from .store.model_store import ModelStore
 from .store.records import DatasetRecord, ModelRecord
 from .store.report_files import ReportFiles
+from .store.search_records import SearchStore
 from .store.training_runs import TrainingRuns
 from .task_status import TaskOwners
 
@@ -75,6 +76,7 @@ class ServiceContext:
     tokens: security.VerifiedTokens
     registry: Registry
     shadow: ShadowPool
+    searches: SearchStore
 
     def enqueue(
         self,
@@ -84,6 +86,7 @@ class ServiceContext:
         task_id: str | None = None,
         owner: str | None = None,
         undo: Callable[[], object] | None = None,
+        time_limits: tuple[float, float] | None = None,
     ) -> str:
         """Send the task ``name`` to the workers (its queue: ``celery_app.ROUTES``); its id.
 
@@ -91,13 +94,21 @@ class ServiceContext:
         before it is sent. When the broker cannot take the task, ``undo`` runs
         (the record made for it goes, say) and
         :class:`~mlservice.errors.Unavailable` (503, retry) is raised: nothing is
-        left waiting for a task that was never sent.
+        left waiting for a task that was never sent. ``time_limits``: this task's
+        (soft, hard) time limits in seconds, instead of the worker's.
         """
+        limits: dict[str, Any] = {}
+        if time_limits is not None:
+            limits = {"soft_time_limit": time_limits[0], "time_limit": time_limits[1]}
         if owner is not None and task_id is not None:
             self.task_owners.record(task_id, owner)
         try:
             result = self.celery.send_task(
-                name.value, args=tuple(args), task_id=task_id, add_to_parent=False
+                name.value,
+                args=tuple(args),
+                task_id=task_id,
+                add_to_parent=False,
+                **limits,
             )
         except redis_client.UNREACHABLE as exc:
             log.warning("task %s not sent: the broker is not reachable: %s", name.value, exc)
@@ -165,6 +176,7 @@ def build_context(settings: Settings) -> ServiceContext:
             settings.inference.shadow_threads,
             settings.inference.shadow_queue,
         ),
+        searches=SearchStore(connection, artifacts),
     )
     registry.announce = ctx.send_registry_events
     return ctx

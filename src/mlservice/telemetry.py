@@ -54,6 +54,8 @@ ENGINES = frozenset({"onnxruntime", "scikit-learn"})
 MODEL_KINDS = frozenset({"default", "user"})
 #: Celery task names get a label of their own when they start with this.
 TASK_PREFIX = "mlservice.tasks."
+#: How a search's trial can end (its leaderboard status).
+TRIAL_OUTCOMES = frozenset({"done", "failed", "cancelled", "skipped"})
 #: Tasks whose duration is a training's.
 TRAINING_TASKS = frozenset({"mlservice.tasks.init_service", "mlservice.tasks.train_model"})
 #: The label of a request no route matched.
@@ -169,6 +171,18 @@ TRAINING_SECONDS = Histogram(
     "Duration of training tasks (init_service, train_model) that ran to an end, by outcome.",
     ["task", "outcome"],
     buckets=TRAINING_BUCKETS,
+)
+
+SEARCH_TRIALS_RUNNING = Gauge(
+    "mlservice_search_trials_running",
+    "Trials of hyperparameter searches being cross-validated by the live worker processes.",
+    multiprocess_mode="livesum",
+)
+SEARCH_TRIALS = Counter(
+    "mlservice_search_trials",
+    "Trials of hyperparameter searches that ended, by outcome (done, failed, cancelled, "
+    "skipped: the search's time budget ran out before it started).",
+    ["outcome"],
 )
 
 
@@ -292,6 +306,16 @@ def training_finished(name: str, outcome: str, seconds: float) -> None:
     """A training task ran to an end in ``seconds``; other tasks are not recorded."""
     if name in TRAINING_TASKS:
         TRAINING_SECONDS.labels(name, outcome).observe(seconds)
+
+
+def search_trials_running(delta: int) -> None:
+    """A search's trial started (+1) or stopped (-1) cross-validating in this process."""
+    SEARCH_TRIALS_RUNNING.inc(delta)
+
+
+def search_trial_ended(outcome: str) -> None:
+    """A search's trial ended with ``outcome`` (its leaderboard status)."""
+    SEARCH_TRIALS.labels(outcome if outcome in TRIAL_OUTCOMES else "other").inc()
 
 
 # --- queue depth, read at scrape time ----------------------------------------------------

@@ -20,7 +20,9 @@ NGINX) on free loopback ports, then measures in one run on this machine:
 * a scoring job over a 1M-row stored data set (rows/s against in-process
   inference, and the API's and the Celery worker's peak RSS growth);
 * a 1 GiB CSV upload (MB/s, and the API workers' peak RSS growth);
-* training wall time (request to ``ready``) against a plain script.
+* training wall time (request to ``ready``) against a plain script;
+* a hyperparameter search's trials per minute with 1 and with 2 Celery worker
+  processes, on the same search (the same trials: its leaderboard is the same).
 
 Prints one table and writes it as JSON (``--out``). Each peer runs from its
 own environment (``--mlflow-python``, ``--bentoml-python``,
@@ -63,7 +65,7 @@ REPO = Path(__file__).resolve().parents[2]
 BENCH = Path(__file__).resolve().parent
 
 TARGET = "churn"
-PARTS = ("training", "single-row", "batch", "scoring", "upload")
+PARTS = ("training", "single-row", "batch", "scoring", "upload", "search")
 # Each peer's environment, built by make bench from tests/bench/requirements*.txt.
 VENVS = {
     "mlflow": ".bench-venv",
@@ -91,7 +93,10 @@ TARGETS = {
     "upload_rss_mb": 64.0,
     "train_ratio": 1.15,
     "train_slack_s": 0.5,
+    "search_speedup": 1.5,  # trials per minute, 2 worker processes / 1
 }
+#: The search timed with 1 and then 2 worker processes: 12 forests of 20-60 trees, 3 folds.
+SEARCH_TRIALS = 12
 
 
 def synthetic_table(rows: int, seed: int = 0) -> pd.DataFrame:
@@ -625,6 +630,63 @@ def v2_request(row: dict, bundle) -> dict:
     }
 
 
+def wait_search(api: Api, location: str) -> dict:
+    while True:
+        record = api.call("GET", location).json()
+        if record["status"] in ("done", "failed", "cancelled"):
+            if record["status"] != "done":
+                raise RuntimeError(f"search {record['status']}: {record.get('error')}")
+            return record
+        time.sleep(0.2)
+
+
+def restart_worker(service: Stack, processes: int) -> None:
+    """The stack's worker again, with ``processes`` pool processes, once it answers."""
+    service.stop_worker()
+    service.celery_concurrency = processes
+    service.start_worker()
+    deadline = time.monotonic() + 120
+    while not _ok(f"{service.url}/readyz"):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the worker did not come back")
+        time.sleep(0.5)
+
+
+def search_throughput(api: Api, service: Stack, dataset_id: str) -> dict:
+    """The same random search with 1, then 2 worker processes: trials per minute, from the
+    search's start to its last trial's end (the refit of the best is not counted)."""
+    body = {
+        "dataset_id": dataset_id,
+        "target": TARGET,
+        "estimator": "RandomForestClassifier",
+        "space": {
+            "n_estimators": {"type": "int", "low": 20, "high": 60},
+            "max_depth": [6, 12, None],
+        },
+        "strategy": "random",
+        "max_trials": SEARCH_TRIALS,
+        "cv": 3,
+        "random_state": 0,
+    }
+    results: dict = {"trials": SEARCH_TRIALS}
+    boards = []
+    for processes in (1, 2):
+        restart_worker(service, processes)
+        location = api.call("POST", "/resource/searches", expect=202, json=body).headers["Location"]
+        record = wait_search(api, location)
+        seconds = record["trials_ended_at"] - record["started_at"]
+        results[f"{processes}_process"] = {
+            "seconds": round(seconds, 2),
+            "trials_per_minute": round(record["trials"]["done"] / seconds * 60, 1),
+            "workers": len({trial["worker"] for trial in record["leaderboard"]}),
+        }
+        boards.append([(t["params"], t["cv_scores"]) for t in record["leaderboard"]])
+        print(f"bench: search with {processes} worker process(es) done", file=sys.stderr)
+    restart_worker(service, 2)
+    results["same_leaderboard"] = boards[0] == boards[1]
+    return results
+
+
 def register(api: Api, service: Stack, name: str, model_id: str) -> str:
     """The model as version 1 of a registered model, aliased ``production``; its predict URL."""
     api.call("POST", "/resource/registry", expect=201, json={"name": name})
@@ -749,6 +811,8 @@ def run(args: argparse.Namespace) -> dict:
         if "upload" in args.only and args.upload:
             results["upload"] = upload_gib(api, service, work, table)
             print("bench: upload done", file=sys.stderr)
+        if "search" in args.only:
+            results["search"] = search_throughput(api, service, dataset["id"])
         results["machine"]["load_at_end"] = os.getloadavg()
         return results
     finally:
@@ -911,6 +975,19 @@ def verdicts(results: dict) -> list[Row]:
                 <= TARGETS["scoring_rss_mb"],
             ),
         ]
+    if "search" in results:
+        search = results["search"]
+        one, two = search["1_process"], search["2_process"]
+        speedup = two["trials_per_minute"] / one["trials_per_minute"]
+        rows.append(
+            (
+                f"search of {search['trials']} trials: trials per minute, 2 / 1 worker processes",
+                f"{two['trials_per_minute']:.0f} / {one['trials_per_minute']:.0f} = "
+                f"{speedup:.2f}x (same leaderboard: {search['same_leaderboard']})",
+                f">= {TARGETS['search_speedup']}x",
+                speedup >= TARGETS["search_speedup"] and search["same_leaderboard"],
+            )
+        )
     if "upload" in results:
         upload = results["upload"]
         rows += [

@@ -1,10 +1,11 @@
 """Scale-out in Docker Compose: 3 api and 3 worker replicas behind one NGINX, one Redis.
 
 Every api replica answers predictions (NGINX asks Docker's DNS for them while
-it runs), trainings spread over the workers, a model trained on one worker is
-served by every replica, a worker stopped mid-training loses nothing (the
-sweep delivers the run again, another worker finishes it) and an api replica
-stopped under load costs at most one 503 per client sending at that moment
+it runs), trainings spread over the workers, the trials of one search are
+taken by every worker, a model trained on one worker is served by every
+replica, a worker stopped mid-training loses nothing (the sweep delivers the
+run again, another worker finishes it) and an api replica stopped under load
+costs at most one 503 per client sending at that moment
 (docs/deployment.md; 0 measured). Requests name their API process in
 ``X-Served-By`` by an opaque id, which that process's log pairs with its
 ``<host>:<pid>``; models name their worker in ``worker`` (``<host>:<pid>``);
@@ -161,6 +162,38 @@ def test_a_model_trained_on_one_worker_is_served_by_every_api_replica(compose, t
     # One answer, the same everywhere: the version the worker published.
     assert len({answer for seen in answers.values() for answer in seen}) == 1
     assert {version for seen in answers.values() for version, _ in seen} == {record["version"]}
+
+
+def test_a_searchs_trials_are_taken_by_every_worker(compose, token, large_dataset_id, tally):
+    """Each trial is a task of its own: the 12 trials of one search, queued at once
+    ([search] max_parallel_trials), spread over the workers' pool processes."""
+    workers = compose.containers("worker")
+    body = {
+        "dataset_id": large_dataset_id,
+        "target": "income",
+        "features": ["age", "city"],
+        "estimator": "RandomForestRegressor",
+        "space": {"n_estimators": {"type": "int", "low": 150, "high": 300}},
+        "strategy": "random",
+        "max_trials": 12,
+        "cv": 3,
+    }
+    response = compose.post("/resource/searches", token, json=body)
+    assert response.status_code == 202, response.text
+    location = response.headers["Location"]
+
+    def ended() -> dict | None:
+        record = compose.get(location, token).json()
+        return record if record["status"] in ("done", "failed", "cancelled") else None
+
+    record = eventually(ended, timeout=900, interval=2, message="the search did not end")
+    assert record["status"] == "done", record
+    assert record["trials"]["done"] == 12
+    taken = Counter(worker_host(trial) for trial in record["leaderboard"])
+    tally.trainings["search trials"] = taken
+    assert set(taken) == set(workers)
+    model = compose.get(f"/resource/models/{record['best_model_id']}", token).json()
+    assert model["status"] == "ready"
 
 
 def test_a_worker_killed_mid_training_loses_nothing(compose, token, large_dataset_id, tally):

@@ -410,3 +410,75 @@ def test_registry_create_promote_predict_by_alias_and_history(
     status, output = run("predict", f"{name}@staging", str(path), env=as_user)
     assert status == 1
     assert output.strip() == f"mls: registered model {name!r} has no alias 'staging' (HTTP 404)"
+
+
+def test_search_run_draws_a_live_leaderboard_then_the_final_one(run, as_user, dataset_id):
+    status, output = run(
+        "search",
+        "run",
+        "--dataset",
+        dataset_id,
+        "--target",
+        "plan",
+        "--feature",
+        "age",
+        "--feature",
+        "city",
+        "--estimator",
+        "LogisticRegression",
+        "--space",
+        "C=[0.01, 0.1, 1, 10]",
+        "--space",
+        "max_iter=[1000]",
+        "--strategy",
+        "grid",
+        "--cv",
+        "3",
+        env=as_user,
+    )
+    print("\n" + output)
+    assert status == 0, output
+    assert "\x1b[J" in output  # drawn again in place as trials ended
+    assert re.search(r"^search [0-9a-f]{32}: (queued|running)", output, re.M)
+    assert re.search(r"^status\s+done$", output, re.M)
+    assert re.search(r"^trials\s+done - 4/4 done, 0 running, 0 failed", output, re.M)
+    final = output.rsplit("# ", 1)[1].splitlines()
+    assert final[0].split()[:3] == ["TRIAL", "ESTIMATOR", "PARAMS"]
+    assert [line.split()[0] for line in final[1:5]] == ["1", "2", "3", "4"]
+
+
+def test_search_json_is_the_services_record_and_a_cancelled_one_exits_3(
+    stack, as_user, home, dataset_id
+):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLS_")} | as_user
+    env |= {"HOME": str(home)}
+    done = subprocess.run(
+        [MLS, "search", "run", "--dataset", dataset_id, "--target", "plan", "--estimator",
+         "LogisticRegression", "--space", "C=float:0.01:10:log", "--max-trials", "3",
+         "--random-state", "3", "--json"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    assert record["status"] == "done" and record["trials"]["done"] == 3
+    assert "\x1b[" not in done.stderr  # not a terminal: no live board
+
+    started = subprocess.run(
+        [MLS, "search", "run", "--dataset", dataset_id, "--target", "income", "--estimator",
+         "RandomForestRegressor", "--space", "n_estimators=int:1500:1600", "--max-trials", "8",
+         "--no-wait", "--json"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    search_id = json.loads(started.stdout)["id"]
+    cancelled = subprocess.run(
+        [MLS, "search", "cancel", search_id, "--json"], capture_output=True, text=True, env=env,
+        timeout=120,
+    )  # fmt: skip
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert json.loads(cancelled.stdout)["status"] == "cancelled"
+    waited = subprocess.run(
+        [MLS, "search", "wait", search_id], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert waited.returncode == 3, waited.stderr
+    assert waited.stderr.strip() == "mls: search cancelled: cancelled"

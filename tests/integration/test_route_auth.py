@@ -13,6 +13,7 @@ PUBLIC_ROUTES = {("GET", "/resource/auth")}
 PLACEHOLDERS = {
     "dataset_id": "0" * 32,
     "model_id": "0" * 32,
+    "search_id": "0" * 32,
     "task_id": "00000000-0000-0000-0000-000000000000",
     "username": "nobody",
     "name": "swagger-ui.css",  # also a registered model's name

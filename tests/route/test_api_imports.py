@@ -2,7 +2,7 @@
 
 A Gunicorn worker runs ``src/gunicorn.conf.py`` then ``create_app()``; this test
 does the same in a fresh interpreter, sends it requests that touch every kind
-of route (a training request, a report, a prediction, an upload, task status),
+of route (a training request, a search, a report, a prediction, an upload, task status),
 and reads ``sys.modules``. Training, compiling and drawing happen in Celery
 workers, which the API reaches by task name only.
 """
@@ -27,6 +27,11 @@ WORKER_ONLY = (
     "mlservice.training.reports",
     "mlservice.training.onnx_conversion",
     "mlservice.training.pipeline",
+    "mlservice.training.search_runs",
+    "mlservice.training.search_plans",
+    "mlservice.training.search_trials",
+    "mlservice.training.search_report",
+    "optuna",
 )
 
 WORKER = """
@@ -50,6 +55,10 @@ statuses = {
     "predict": client.post("/resource/predict", headers=auth, json={"a": 1}).status_code,
     "report": client.get("/resource/models/" + "0" * 32 + "/report", headers=auth).status_code,
     "estimators": client.get("/resource/estimators", headers=auth).status_code,
+    "search": client.post("/resource/searches", headers=auth, json={
+        "dataset_id": upload["id"], "target": "y", "estimator": "LogisticRegression",
+        "space": {"C": [0.1, 1.0]}, "strategy": "grid"}).status_code,
+    "searches": client.get("/resource/searches", headers=auth).status_code,
 }
 print(json.dumps({"statuses": statuses, "modules": sorted(sys.modules)}))
 """
@@ -67,6 +76,13 @@ def test_an_api_worker_imports_no_training_or_plotting_code(redis_only):
     assert result.returncode == 0, result.stderr[-2000:]
     seen = json.loads(result.stdout.strip().splitlines()[-1])
     # The routes really ran: accepted, not initialised (no default model), not found, listed.
-    assert seen["statuses"] == {"train": 202, "predict": 424, "report": 404, "estimators": 200}
+    assert seen["statuses"] == {
+        "train": 202,
+        "predict": 424,
+        "report": 404,
+        "estimators": 200,
+        "search": 202,
+        "searches": 200,
+    }
     loaded = [name for name in seen["modules"] if name.startswith(WORKER_ONLY)]
     assert loaded == []

@@ -36,7 +36,10 @@ from mlservice.serving.scoring import ScoringRequest
 from mlservice.serving.v2_protocol import InferenceRequest, RequestInput, RequestOutput
 from mlservice.store.bundles import SchemaColumn
 from mlservice.store.records import ColumnProfile, DatasetRecord, ModelRecord
+from mlservice.store.search_records import SearchView, Trial, TrialCounts
 from mlservice.training.request import TrainingRequest
+from mlservice.training.search_request import SearchRequest
+from mlservice.training.search_space import Distribution
 
 #: code type -> (contract schema, fields the code keeps but the API never shows)
 PAIRS: dict[Any, tuple[str, frozenset[str]]] = {
@@ -62,6 +65,11 @@ PAIRS: dict[Any, tuple[str, frozenset[str]]] = {
     InferenceRequest: ("V2InferenceRequest", frozenset()),
     RequestInput: ("V2RequestInput", frozenset()),
     RequestOutput: ("V2RequestOutput", frozenset()),
+    SearchRequest: ("NewSearch", frozenset()),
+    Distribution: ("SearchDistribution", frozenset()),
+    SearchView: ("Search", frozenset({"refit_task_id"})),
+    Trial: ("SearchTrial", frozenset({"task_id"})),
+    TrialCounts: ("SearchTrialCounts", frozenset()),
 }
 BODIES = (
     TrainingRequest,
@@ -75,6 +83,7 @@ BODIES = (
     InferenceRequest,
     RequestInput,
     RequestOutput,
+    SearchRequest,
 )
 
 

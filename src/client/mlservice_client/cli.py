@@ -23,13 +23,14 @@ from .errors import (
     MLServiceError,
     NotLoggedIn,
     ProfilingFailed,
+    SearchFailed,
     ServiceError,
     TrainingFailed,
     Unauthorized,
     WaitTimeout,
 )
-from .progress import ByteBar, StatusLine, TaskBar
-from .schemas import FAILED, PROFILING, Dataset, Model
+from .progress import ByteBar, LiveBoard, StatusLine, TaskBar
+from .schemas import FAILED, PROFILING, Dataset, Model, Search
 
 EXIT_OK = 0
 EXIT_SERVICE = 1  # the service refused or failed (4xx/5xx), or an input file is unusable
@@ -45,7 +46,8 @@ Exit codes:
   {EXIT_SERVICE}    the service refused or failed (HTTP 4xx/5xx), or an input file is unusable
        (a large upload's profiling failed too)
   {EXIT_USAGE}    wrong usage, or not logged in
-  {EXIT_TRAINING}    training failed (mls train, mls models wait, mls init)
+  {EXIT_TRAINING}    training failed (mls train, mls models wait, mls init), or a search
+       failed or was cancelled (mls search run, mls search wait)
   {EXIT_CONNECT}    cannot connect to the service
   {EXIT_TIMEOUT}    --timeout passed while waiting (the work goes on in the service)
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
@@ -769,6 +771,308 @@ def registry_history(name: str) -> None:
         for e in entries
     ]
     emit(entries, lambda: formatting.table(rows, ["WHEN", "WHO", "EVENT", "CHANGE"]))
+
+
+# -- searches ---------------------------------------------------------------------------------
+
+#: Leaderboard rows a terminal shows while a search runs, and at its end.
+LIVE_ROWS = 10
+LEADERBOARD_HEADER = ["#", "TRIAL", "ESTIMATOR", "PARAMS", "CV MEAN", "CV STD", "FIT S", "STATUS"]
+
+
+@cli.group()
+def search() -> None:
+    """Hyperparameter searches and AutoML: run one with a live leaderboard, list, show,
+    wait for, cancel, save the report."""
+
+
+def parse_space(text: str) -> tuple[str, Any]:
+    """``--space KEY=SPEC``: SPEC a JSON list (``[0.1, 1, 10]``), a JSON distribution
+    (``{"type": "int", "low": 1, "high": 9}``), or ``int:LOW:HIGH[:log]`` /
+    ``float:LOW:HIGH[:log]``."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise click.BadParameter(f"{text!r} is not key=spec", param_hint="--space")
+    parts = raw.split(":")
+    if parts[0] in ("int", "float") and len(parts) in (3, 4):
+        if len(parts) == 4 and parts[3] != "log":
+            raise click.BadParameter(
+                f"{text!r}: the fourth part may only be 'log'", param_hint="--space"
+            )
+        try:
+            low, high = float(parts[1]), float(parts[2])
+        except ValueError:
+            raise click.BadParameter(
+                f"{text!r}: LOW and HIGH must be numbers", param_hint="--space"
+            ) from None
+        return key.strip(), {"type": parts[0], "low": low, "high": high, "log": len(parts) == 4}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r}: give a JSON list of values, a JSON distribution, or int:LOW:HIGH[:log]",
+            param_hint="--space",
+        ) from None
+    return key.strip(), value
+
+
+def _params_text(params: dict[str, Any], width: int = 48) -> str:
+    text = ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(params.items()))
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return round(value, digits) if value is not None else None
+
+
+def _leaderboard_rows(record: Search, limit: int | None = None) -> list[list[Any]]:
+    rows = []
+    rank = 0
+    for trial in (record.get("leaderboard") or [])[:limit]:
+        done = trial.get("status") == "done"
+        rank += 1 if done else 0
+        status = trial.get("status", "")
+        error = trial.get("error")
+        if error and not done:
+            status = f"{status}: {error[:40]}"
+        rows.append(
+            [
+                rank if done else None,
+                trial["trial"],
+                trial.get("estimator"),
+                _params_text(trial.get("params") or {}),
+                _rounded(trial.get("cv_mean"), 4),
+                _rounded(trial.get("cv_std"), 4),
+                _rounded(trial.get("fit_seconds"), 3),
+                status,
+            ]
+        )
+    return rows
+
+
+def _search_line(record: Search) -> str:
+    """``search <id>: running (trials) - 7/20 done, 2 running, 1 failed - 12.3 s - best ...``"""
+    counts = record.get("trials") or {}
+    total = counts.get("total")
+    status = record.get("status", "")
+    if record.get("phase") and status == "running":
+        status += f" ({record['phase']})"
+    parts = [
+        f"{counts.get('done', 0)}/{total if total is not None else '?'} done",
+        f"{counts.get('running', 0)} running",
+        f"{counts.get('failed', 0)} failed",
+    ]
+    elapsed = record.get("elapsed_s")
+    best = record.get("best")
+    line = f"search {record.get('id')}: {status} - " + ", ".join(parts)
+    if elapsed is not None:
+        line += f" - {elapsed:.1f} s"
+    if best:
+        line += f" - best {record.get('scoring')} {best.get('cv_mean'):.4f} (trial {best['trial']})"
+    return line
+
+
+def _live_lines(record: Search) -> list[str]:
+    """What the terminal shows while a search runs: its line, its first rows."""
+    table = formatting.table(_leaderboard_rows(record, LIVE_ROWS), LEADERBOARD_HEADER)
+    return [_search_line(record), *table.splitlines()]
+
+
+def _search_text(record: Search) -> str:
+    """A search for people: its fields, then its whole leaderboard."""
+    pairs: list[tuple[str, Any]] = [
+        ("id", record.get("id")),
+        ("name", record.get("name")),
+        ("status", record.get("status")),
+        ("strategy", record.get("strategy")),
+        ("scoring", record.get("scoring")),
+        ("trials", _search_line(record).split(": ", 1)[1]),
+        ("best model", record.get("best_model_id") or "-"),
+        ("held-out score", record.get("test_score")),
+    ]
+    if record.get("error"):
+        pairs.append(("error", record["error"]))
+    text = formatting.fields(pairs)
+    rows = _leaderboard_rows(record)
+    if rows:
+        text += "\n\n" + formatting.table(rows, LEADERBOARD_HEADER)
+    return text
+
+
+def _wait_search(client: Client, search_id: str, timeout: float | None) -> Search:
+    """Wait with the live leaderboard; Ctrl-C stops waiting, not the search."""
+    try:
+        with LiveBoard(_live_lines) as board:
+            return client.wait_search(search_id, timeout, on_status=board)
+    except SearchFailed as failed:
+        if state().as_json and failed.search:
+            click.echo(json.dumps(failed.search, indent=2))
+        elif failed.search:
+            click.echo(_search_text(cast(Search, failed.search)))
+        raise
+    except KeyboardInterrupt:
+        note(f"Stopped waiting; the search goes on: mls search wait {search_id}")
+        raise
+
+
+@search.command("run")
+@click.option("--dataset", "dataset_id", required=True, help="The data set's id.")
+@click.option("--target", required=True, help="The column to predict.")
+@click.option("--estimator", help="An estimator from 'mls estimators' (or --automl).")
+@click.option(
+    "--space",
+    "space",
+    multiple=True,
+    metavar="KEY=SPEC",
+    help="A parameter to search (repeat): a JSON list, a JSON distribution, or "
+    "int:LOW:HIGH[:log] / float:LOW:HIGH[:log].",
+)
+@click.option("--automl", is_flag=True, help="Search estimators too, in curated spaces.")
+@click.option("--candidate", "estimators", multiple=True, help="With --automl: an estimator.")
+@click.option("--strategy", type=click.Choice(["grid", "random", "tpe"]), help="Default: random.")
+@click.option("--max-trials", type=click.IntRange(1), help="At most this many trials.")
+@click.option("--time-budget", type=float, help="No trial starts after this many seconds.")
+@click.option("--cv", type=click.IntRange(2, 20), help="Folds per trial (5).")
+@click.option("--scoring", help="A scikit-learn scorer (accuracy / r2).")
+@click.option("--random-state", type=click.IntRange(0), help="Seeds folds, estimators, draws.")
+@click.option("--feature", "features", multiple=True, help="An input column (repeat; default all).")
+@click.option("--register-as", help="Add the best model to this registered name.")
+@click.option("--name", help="The search's name.")
+@click.option("--no-wait", is_flag=True, help="Return at once with the search's id.")
+@click.option("--timeout", type=float, help="Seconds to wait at most (the search goes on).")
+@json_option
+def search_run(
+    dataset_id: str,
+    target: str,
+    estimator: str | None,
+    space: tuple[str, ...],
+    automl: bool,
+    estimators: tuple[str, ...],
+    strategy: str | None,
+    max_trials: int | None,
+    time_budget: float | None,
+    cv: int | None,
+    scoring: str | None,
+    random_state: int | None,
+    features: tuple[str, ...],
+    register_as: str | None,
+    name: str | None,
+    no_wait: bool,
+    timeout: float | None,
+) -> None:
+    """Start a search and follow its leaderboard live (on a terminal); prints the final one.
+
+    Exits 3 if the search fails or is cancelled.
+    """
+    client = state().client()
+    accepted = client.start_search(
+        dataset_id,
+        target,
+        estimator=estimator,
+        space=dict(parse_space(s) for s in space) or None,
+        automl=automl,
+        estimators=list(estimators) or None,
+        strategy=strategy,
+        max_trials=max_trials,
+        time_budget_s=time_budget,
+        cv=cv,
+        scoring=scoring,
+        random_state=random_state,
+        features=list(features) or None,
+        register_as=register_as,
+        name=name,
+    )
+    search_id = accepted["search_id"]
+    note(f"Search {search_id}: follow it with mls search show {search_id}")
+    record = client.search(search_id)
+    if not no_wait:
+        record = _wait_search(client, search_id, timeout)
+    emit(record, lambda: _search_text(record))
+
+
+@search.command("ls")
+@click.option("--page", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--per-page", type=click.IntRange(1, 500), default=50, show_default=True)
+@json_option
+def search_ls(page: int, per_page: int) -> None:
+    """Your searches (admins: everyone's), newest first."""
+    answer = state().client().searches(page, per_page)
+    rows = []
+    for found in answer["searches"]:
+        counts = found.get("trials") or {}
+        best = found.get("best") or {}
+        rows.append(
+            [
+                found["id"],
+                found.get("name"),
+                found.get("status"),
+                found.get("strategy"),
+                f"{counts.get('done', 0)}/{counts.get('total') or '?'}",
+                _rounded(best.get("cv_mean"), 4),
+                found.get("best_model_id"),
+                formatting.when(found.get("created_at")),
+            ]
+        )
+    header = ["ID", "NAME", "STATUS", "STRATEGY", "DONE", "BEST CV", "BEST MODEL", "CREATED"]
+    emit(
+        answer,
+        lambda: (
+            formatting.table(rows, header)
+            + f"\n({len(rows)} of {answer['total']}, page {answer['page']})"
+        ),
+    )
+
+
+@search.command("show")
+@click.argument("search_id")
+@json_option
+def search_show(search_id: str) -> None:
+    """A search: status, trials, best model, and its leaderboard."""
+    record = state().client().search(search_id)
+    emit(record, lambda: _search_text(record))
+
+
+@search.command("wait")
+@click.argument("search_id")
+@click.option("--timeout", type=float, help="Seconds to wait at most.")
+@json_option
+def search_wait(search_id: str, timeout: float | None) -> None:
+    """Follow a search's leaderboard live until it ends; exits 3 if it failed or was cancelled."""
+    record = _wait_search(state().client(), search_id, timeout)
+    emit(record, lambda: _search_text(record))
+
+
+@search.command("cancel")
+@click.argument("search_id")
+@json_option
+def search_cancel(search_id: str) -> None:
+    """Cancel a search: queued trials never run, running ones stop; the leaderboard stays."""
+    record = state().client().cancel_search(search_id)
+    emit(record, lambda: _search_text(record))
+
+
+@search.command("report")
+@click.argument("search_id")
+@click.option(
+    "-o",
+    "--output",
+    "directory",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory to save the plots and leaderboard.json in.",
+)
+@click.option(
+    "--format",
+    "formats",
+    type=click.Choice(["png", "svg"]),
+    multiple=True,
+    help="Plot formats (default: both).",
+)
+def search_report(search_id: str, directory: Path, formats: tuple[str, ...]) -> None:
+    """Save a done search's report: score by trial, by parameter, the leaderboard."""
+    saved = state().client().save_search_report(search_id, directory, formats or ("png", "svg"))
+    for path in saved:
+        note(f"Saved {path}")
 
 
 # -- predictions ------------------------------------------------------------------------------

@@ -19,7 +19,14 @@ from typing import IO, Any, cast
 import requests
 
 from . import backoff, tables
-from .errors import NotFound, ProfilingFailed, ServiceError, TrainingFailed, UnsupportedMedia
+from .errors import (
+    NotFound,
+    ProfilingFailed,
+    SearchFailed,
+    ServiceError,
+    TrainingFailed,
+    UnsupportedMedia,
+)
 from .schemas import (
     FAILED,
     PROFILING,
@@ -37,6 +44,9 @@ from .schemas import (
     RegisteredVersion,
     RegistryAlias,
     Report,
+    Search,
+    SearchAccepted,
+    SearchList,
     TaskAccepted,
     TaskStatus,
     Token,
@@ -60,6 +70,12 @@ DATASET_TYPES = {
 
 #: Called with each task status while waiting (the CLI's progress bar).
 OnStatus = Callable[[TaskStatus], None]
+
+#: Called with each search record while waiting for it (the CLI's live leaderboard).
+OnSearch = Callable[[Search], None]
+
+#: A search's statuses once it has ended.
+SEARCH_ENDED = ("done", "failed", "cancelled")
 
 #: Called with each data set record while waiting for its profile.
 OnDataset = Callable[[Dataset], None]
@@ -581,6 +597,109 @@ class Client:
                     url = f"/resource/models/{model_id}/report/{name}"
                     self._download(url, folder / name, no_progress)
                     saved.append(folder / name)
+        return saved
+
+    # -- searches ----------------------------------------------------------------------------
+
+    def start_search(
+        self,
+        dataset_id: str,
+        target: str,
+        *,
+        estimator: str | None = None,
+        space: dict[str, Any] | None = None,
+        automl: bool = False,
+        estimators: list[str] | None = None,
+        strategy: str | None = None,
+        max_trials: int | None = None,
+        time_budget_s: float | None = None,
+        cv: int | None = None,
+        scoring: str | None = None,
+        random_state: int | None = None,
+        test_size: float | None = None,
+        features: list[str] | None = None,
+        trial_time_limit_s: float | None = None,
+        register_as: str | None = None,
+        name: str | None = None,
+    ) -> SearchAccepted:
+        """Start a hyperparameter search (``estimator`` and ``space``) or AutoML
+        (``automl=True``, optionally ``estimators``); the service's ``202`` answer.
+
+        ``space`` maps each parameter to a list of values or a distribution
+        ``{"type": "int"|"float", "low", "high", "log"}``. Follow it with
+        :meth:`search` or :meth:`wait_search`.
+        """
+        optional = {
+            "estimator": estimator,
+            "space": space,
+            "automl": automl or None,
+            "estimators": estimators,
+            "strategy": strategy,
+            "max_trials": max_trials,
+            "time_budget_s": time_budget_s,
+            "cv": cv,
+            "scoring": scoring,
+            "random_state": random_state,
+            "test_size": test_size,
+            "features": features,
+            "trial_time_limit_s": trial_time_limit_s,
+            "register_as": register_as,
+            "name": name,
+        }
+        body: dict[str, Any] = {"dataset_id": dataset_id, "target": target}
+        body |= {key: value for key, value in optional.items() if value is not None}
+        return cast(SearchAccepted, self._json("POST", "/resource/searches", json=body))
+
+    def search(self, search_id: str) -> Search:
+        """A search: status, trials done of total, elapsed, the best so far, the leaderboard."""
+        return cast(Search, self._json("GET", f"/resource/searches/{search_id}"))
+
+    def searches(self, page: int = 1, per_page: int = 50) -> SearchList:
+        """One page of your searches (admins: all), newest first, without leaderboards."""
+        params = {"page": page, "per_page": per_page}
+        return cast(SearchList, self._json("GET", "/resource/searches", params=params))
+
+    def cancel_search(self, search_id: str) -> Search:
+        """Cancel a search (its queued trials never run, running ones stop); the search."""
+        return cast(Search, self._json("DELETE", f"/resource/searches/{search_id}"))
+
+    def wait_search(
+        self, search_id: str, timeout: float | None = None, on_status: OnSearch | None = None
+    ) -> Search:
+        """Wait for a search to end; its record once ``done``. ``on_status`` sees each
+        record meanwhile (a live leaderboard). :class:`SearchFailed` (the record in its
+        ``search``) when it failed or was cancelled."""
+        record = backoff.poll(
+            lambda: self.search(search_id),
+            lambda r: r["status"] in SEARCH_ENDED,
+            timeout,
+            f"search {search_id}",
+            on_each=on_status,
+            cap=1.0,
+        )
+        if record["status"] != "done":
+            reason = record.get("error") or record["status"]
+            raise SearchFailed(f"search {record['status']}: {reason}", dict(record))
+        return record
+
+    def save_search_report(
+        self,
+        search_id: str,
+        directory: str | os.PathLike[str],
+        formats: tuple[str, ...] = ("png", "svg"),
+    ) -> list[Path]:
+        """Save a done search's report plots (and ``leaderboard.json``) into ``directory``."""
+        report = self._json("GET", f"/resource/searches/{search_id}/report")
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        saved = [folder / "leaderboard.json"]
+        saved[0].write_text(_dumps(self.search(search_id).get("leaderboard", [])))
+        for plot in report.get("plots", []):
+            for fmt in formats:
+                if fmt in plot:
+                    target = folder / f"{plot['name']}.{fmt}"
+                    self._download(plot[fmt], target, no_progress)
+                    saved.append(target)
         return saved
 
     # -- the registry ------------------------------------------------------------------------

@@ -98,6 +98,15 @@ class TrainingFailed(MLServiceError):
         self.model = model
 
 
+class SearchFailed(TrainingFailed):
+    """A search ended ``failed`` (no trial succeeded, the refit failed) or ``cancelled``;
+    ``search`` is its record, with the leaderboard of the trials that ended."""
+
+    def __init__(self, message: str, search: dict[str, Any] | None = None) -> None:
+        super().__init__(message, None)
+        self.search = search
+
+
 class ProfilingFailed(MLServiceError):
     """A large upload's profiling ended ``failed``: the file is not a usable table.
 

@@ -134,3 +134,50 @@ class StatusLine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: ANSI: the cursor to the start of the line ``n`` lines up, and erase to the end of the screen.
+_UP = "\x1b[{}F"
+_ERASE = "\x1b[J"
+
+
+class LiveBoard:
+    """A callback for search records: a search's line and its leaderboard's first rows,
+    drawn again in place on each record (plain ANSI cursor moves, no curses).
+
+    ``render`` turns a record into lines (the CLI's table); only a terminal gets them.
+    """
+
+    def __init__(
+        self,
+        render: Any,
+        enabled: bool | None = None,
+        stream: IO[str] | None = None,
+    ) -> None:
+        self.render = render
+        self.stream = stream or sys.stderr
+        self.enabled = wanted(self.stream) if enabled is None else enabled
+        self._drawn = 0
+        self._last: list[str] = []
+
+    def __call__(self, record: Mapping[str, Any]) -> None:
+        if not self.enabled:
+            return
+        lines: list[str] = self.render(record)
+        if lines == self._last:
+            return
+        text = (_UP.format(self._drawn) + _ERASE) if self._drawn else ""
+        self.stream.write(text + "\n".join(lines) + "\n")
+        self.stream.flush()
+        self._drawn = len(lines)
+        self._last = lines
+
+    def close(self) -> None:
+        """Leave the last drawing where it is."""
+        self._drawn = 0
+
+    def __enter__(self) -> LiveBoard:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

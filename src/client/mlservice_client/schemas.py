@@ -198,3 +198,63 @@ class ReportPlot(TypedDict, total=False):
 class Report(TypedDict, total=False):
     metrics: dict[str, Any]
     plots: list[ReportPlot]
+
+
+class SearchAccepted(TypedDict):
+    search_id: str
+    status: str
+    status_url: str
+
+
+class SearchTrial(TypedDict, total=False):
+    trial: int
+    estimator: str
+    params: dict[str, Any]
+    status: str  # queued, running, done, failed, cancelled, skipped
+    cv_scores: list[float] | None
+    cv_mean: float | None
+    cv_std: float | None
+    fit_seconds: float | None
+    predict_ms_per_row: float | None
+    error: str | None
+    warnings: list[str]
+    worker: str | None
+    deliveries: int
+    queued_at: float | None
+    started_at: float | None
+    finished_at: float | None
+
+
+class Search(TypedDict, total=False):
+    id: str
+    name: str
+    owner: str
+    status: str  # queued, running, done, failed, cancelled
+    phase: str  # trials, refitting (while running)
+    dataset_id: str
+    target: str
+    task: str
+    strategy: str
+    scoring: str
+    cv: int
+    random_state: int
+    space: dict[str, dict[str, Any]]
+    max_trials: int | None
+    time_budget_s: float | None
+    trials: dict[str, int | None]  # queued, running, done, failed, cancelled, skipped, total
+    elapsed_s: float | None
+    best: SearchTrial | None
+    leaderboard: list[SearchTrial]
+    best_model_id: str | None
+    test_score: float | None
+    error: str
+    created_at: float
+    started_at: float
+    finished_at: float
+
+
+class SearchList(TypedDict):
+    searches: list[Search]
+    page: int
+    per_page: int
+    total: int

@@ -148,3 +148,107 @@ def test_a_failed_profile_is_one_line_naming_the_fix_and_exits_1():
         f"data set {BASE['id']!r} (big.csv) failed profiling: ragged rows: Row #9; "
         f"fix the file and upload it again ('mls datasets rm {BASE['id']}' deletes this record)"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "pair"),
+    [
+        ("C=[0.1, 1, 10]", ("C", [0.1, 1, 10])),
+        (
+            "n_estimators=int:10:500",
+            ("n_estimators", {"type": "int", "low": 10.0, "high": 500.0, "log": False}),
+        ),
+        (
+            "C=float:0.001:100:log",
+            ("C", {"type": "float", "low": 0.001, "high": 100.0, "log": True}),
+        ),
+        (
+            'max_depth={"type": "int", "low": 2, "high": 9}',
+            ("max_depth", {"type": "int", "low": 2, "high": 9}),
+        ),
+        ("max_depth=[null, 4]", ("max_depth", [None, 4])),
+    ],
+)
+def test_space_options_are_lists_or_distributions(text, pair):
+    assert cli.parse_space(text) == pair
+
+
+@pytest.mark.parametrize("text", ["C", "C=int:1", "C=int:a:b", "C=float:1:2:ln", "C=lbfgs"])
+def test_a_bad_space_option_is_a_usage_error(text):
+    with pytest.raises(click.BadParameter):
+        cli.parse_space(text)
+
+
+def test_the_live_board_redraws_in_place():
+    import io
+
+    from mlservice_client.progress import LiveBoard
+
+    stream = io.StringIO()
+    board = LiveBoard(lambda record: [f"line {record['n']}", "row"], enabled=True, stream=stream)
+    board({"n": 1})
+    board({"n": 1})  # the same lines: nothing drawn
+    board({"n": 2})
+    assert stream.getvalue() == "line 1\nrow\n" + "\x1b[2F\x1b[J" + "line 2\nrow\n"
+    quiet = io.StringIO()
+    LiveBoard(lambda record: ["x"], enabled=False, stream=quiet)({"n": 1})
+    assert quiet.getvalue() == ""
+
+
+def test_a_search_reads_as_its_line_and_its_leaderboard():
+    record = {
+        "id": "s1",
+        "status": "running",
+        "phase": "trials",
+        "scoring": "accuracy",
+        "trials": {"done": 2, "running": 1, "failed": 1, "total": 5},
+        "elapsed_s": 3.25,
+        "best": {"trial": 1, "cv_mean": 0.91234},
+        "leaderboard": [
+            {
+                "trial": 1,
+                "estimator": "SVC",
+                "params": {"C": 1},
+                "status": "done",
+                "cv_mean": 0.91234,
+                "cv_std": 0.01,
+                "fit_seconds": 0.5,
+            },
+            {
+                "trial": 0,
+                "estimator": "SVC",
+                "params": {"C": 0.1},
+                "status": "done",
+                "cv_mean": 0.8,
+                "cv_std": 0.02,
+                "fit_seconds": 0.4,
+            },
+            {
+                "trial": 2,
+                "estimator": "SVC",
+                "params": {"C": -1},
+                "status": "failed",
+                "error": "C must be positive",
+            },
+        ],
+    }
+    lines = cli._live_lines(record)
+    assert lines[0] == (
+        "search s1: running (trials) - 2/5 done, 1 running, 1 failed - 3.2 s - best accuracy "
+        "0.9123 (trial 1)"
+    )
+    assert lines[1].split() == [
+        "#",
+        "TRIAL",
+        "ESTIMATOR",
+        "PARAMS",
+        "CV",
+        "MEAN",
+        "CV",
+        "STD",
+        "FIT",
+        "S",
+        "STATUS",
+    ]
+    assert lines[2].split()[:4] == ["1", "1", "SVC", "C=1"]
+    assert lines[4].endswith("failed: C must be positive")

@@ -460,6 +460,9 @@ class LimitsSettings:
     account_failed_login_window_seconds: int = option(
         "limits", "account_failed_login_window_seconds", integer(1), "300"
     )
+    #: Wrong passwords from one address for any names within failed_login_window_seconds
+    #: before that address must wait (spraying names, each a password hash).
+    max_address_failed_logins: int = option("limits", "max_address_failed_logins", integer(1), "50")
     #: Password hashes (each tens of ms of CPU and 32 MiB) one API process computes at once...
     password_hashes_at_once: int = option("limits", "password_hashes_at_once", integer(1), "1")
     #: ... and how many more may wait for one; any beyond are refused at once (429). Together

@@ -1,4 +1,4 @@
-"""Failed-login counters: per account and client address, and per account from anywhere.
+"""Failed-login counters: per account and address, per account, and per address.
 
 Every password check against an account (``GET /resource/auth``, and
 ``PATCH /resource/users/<name>`` with ``current_password``) is an *attempt*
@@ -12,6 +12,12 @@ on two counters in Redis:
   any address. After ``max_account_failed_logins`` within
   ``account_failed_login_window_seconds`` every address waits: guessing from
   many addresses is throttled too.
+* ``mlservice:failed-logins:from:<address>``: wrong passwords from one address
+  for any names. After ``max_address_failed_logins`` within
+  ``failed_login_window_seconds`` that address waits for every name: spraying
+  many names (existing or not, each a password hash) from one address is
+  refused before it is hashed, so it cannot take the hashing turns from the
+  owners signing in elsewhere.
 
 An attempt is counted as a failure *before* the password is checked, in one
 Lua script with the check of both limits, so concurrent guesses can never
@@ -35,8 +41,9 @@ from .config import LimitsSettings
 from .errors import TooManyRequests
 from .redis_client import key
 
-# KEYS: the address's counter, the account's. ARGV: the address's limit and window, the
-# account's. Answers {0, 0} (counted) or {1 (address) or 2 (account), seconds to wait}.
+# KEYS: the account-and-address counter, the account's, the address's. ARGV: their limits
+# and windows in that order. Answers {0, 0} (counted) or {1 (account from this address),
+# 2 (account) or 3 (this address), seconds to wait}.
 _ATTEMPT = """
 local function wait(counter)
   local ttl = redis.call('TTL', counter)
@@ -49,10 +56,15 @@ end
 if tonumber(redis.call('GET', KEYS[2]) or '0') >= tonumber(ARGV[3]) then
   return {2, wait(KEYS[2])}
 end
+if tonumber(redis.call('GET', KEYS[3]) or '0') >= tonumber(ARGV[5]) then
+  return {3, wait(KEYS[3])}
+end
 redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2], 'NX')
 redis.call('INCR', KEYS[2])
 redis.call('EXPIRE', KEYS[2], ARGV[4], 'NX')
+redis.call('INCR', KEYS[3])
+redis.call('EXPIRE', KEYS[3], ARGV[6], 'NX')
 return {0, 0}
 """
 # Takes back one count from each counter still there; one back at zero goes.
@@ -64,11 +76,13 @@ for _, counter in ipairs(KEYS) do
 end
 return 0
 """
-# A right password: the address's counter goes, the account's takes its count back.
+# A right password: the account-and-address counter goes, the others take their count back.
 _SUCCEEDED = """
 redis.call('DEL', KEYS[1])
-if redis.call('EXISTS', KEYS[2]) == 1 and redis.call('DECR', KEYS[2]) <= 0 then
-  redis.call('DEL', KEYS[2])
+for index = 2, 3 do
+  if redis.call('EXISTS', KEYS[index]) == 1 and redis.call('DECR', KEYS[index]) <= 0 then
+    redis.call('DEL', KEYS[index])
+  end
 end
 return 0
 """
@@ -77,6 +91,11 @@ return 0
 def address_key(username: str, address: str) -> str:
     """The counter of wrong passwords for ``username`` from ``address``."""
     return key("failed-logins", username, "from", address)
+
+
+def spray_key(address: str) -> str:
+    """The counter of wrong passwords from ``address``, for any names."""
+    return key("failed-logins", "from", address)
 
 
 def account_key(username: str) -> str:
@@ -109,16 +128,18 @@ class LoginThrottle:
         An exception inside (the check never made) takes the count back.
         """
         limits = self.limits
-        keys = [address_key(username, address), account_key(username)]
+        keys = [address_key(username, address), account_key(username), spray_key(address)]
         args = [
             limits.max_failed_logins,
             limits.failed_login_window_seconds,
             limits.max_account_failed_logins,
             limits.account_failed_login_window_seconds,
+            limits.max_address_failed_logins,
+            limits.failed_login_window_seconds,
         ]
         refused, wait = (int(part) for part in self._attempt(keys=keys, args=args))
         if refused:
-            raise self._refusal(username, refused == 1, wait)
+            raise self._refusal(username, refused, wait)
         attempt = Attempt()
         try:
             yield attempt
@@ -128,10 +149,17 @@ class LoginThrottle:
         if attempt.succeeded:
             self._succeeded(keys=keys)
 
-    def _refusal(self, username: str, from_address: bool, wait: int) -> TooManyRequests:
-        """The 429 naming the limit reached and when to come back."""
+    def _refusal(self, username: str, which: int, wait: int) -> TooManyRequests:
+        """The 429 naming the limit reached (1, 2, 3: see ``_ATTEMPT``) and when to come back."""
         limits = self.limits
-        if from_address:
+        if which == 3:
+            return TooManyRequests(
+                f"too many failed logins from this address; retry in {wait} s ([limits] "
+                f"max_address_failed_logins = {limits.max_address_failed_logins} per "
+                f"{limits.failed_login_window_seconds} s)",
+                headers={"Retry-After": str(wait)},
+            )
+        if which == 1:
             where = "from this address"
             limit = (
                 f"[limits] max_failed_logins = {limits.max_failed_logins} per "

@@ -195,6 +195,8 @@ class Stack:
     #: The Celery worker's Prometheus metrics port (0: off); None: [metrics] worker_port.
     worker_metrics_port: int | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: The environment the stack's own is made from (``None``: this process's, as it is then).
+    base_env: dict[str, str] | None = None
     log_to_files: bool = True
     #: NGINX serves HTTPS with this certificate and key (PEM), plain HTTP without.
     tls_cert: Path | None = None
@@ -216,7 +218,7 @@ class Stack:
 
     def env(self) -> dict[str, str]:
         """The environment every Python process of the stack gets."""
-        env = dict(os.environ)
+        env = dict(os.environ if self.base_env is None else self.base_env)
         env.update(
             {
                 "PYTHONUNBUFFERED": "1",

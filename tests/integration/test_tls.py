@@ -16,6 +16,7 @@ import requests
 
 from mlservice.config import REPO_DIR
 from mlservice.stack import Stack, free_port
+from tests.helpers import eventually
 
 HSTS = "max-age=31536000"
 
@@ -156,10 +157,12 @@ def test_modern_tls_versions_are_served(tls_nginx, certificates, version):
 def test_the_access_log_says_https(tls_nginx, https):
     answer = https.get(f"{tls_nginx.url}/healthz", timeout=10)
     request_id = answer.headers["X-Request-ID"]
-    lines = [
-        json.loads(line) for line in (tls_nginx.logs / "nginx-access.log").read_text().splitlines()
-    ]
-    [line] = [line for line in lines if line["request_id"] == request_id]
+
+    def logged() -> list[dict]:  # NGINX writes the line once the answer has gone
+        log = (tls_nginx.logs / "nginx-access.log").read_text().splitlines()
+        return [entry for entry in map(json.loads, log) if entry["request_id"] == request_id]
+
+    [line] = eventually(logged, timeout=10, message="the request was not logged")
     assert (line["scheme"], line["uri"], line["status"]) == ("https", "/healthz", 200)
 
 

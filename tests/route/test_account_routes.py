@@ -25,7 +25,7 @@ from tests.data import make_customers
 from tests.route.conftest import token_for
 
 #: Smaller limits than the defaults, so a test reaches them with few (slow) password checks.
-LIMITS = {"max_failed_logins": 3, "max_account_failed_logins": 7}
+LIMITS = {"max_failed_logins": 3, "max_account_failed_logins": 7, "max_address_failed_logins": 5}
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +99,25 @@ def test_guessing_from_many_addresses_holds_back_every_address(throttled_app, ct
     assert 1 <= int(held.headers["Retry-After"]) <= 300
     ctx.redis.delete(login_throttle.account_key(name))  # the window ended
     assert login(throttled_app, name, password, "10.1.1.1").status_code == 200
+
+
+def test_spraying_names_from_one_address_holds_that_address_back(throttled_app, user):
+    """Wrong passwords for many names (unknown ones too, each a hash) from one address: after
+    max_address_failed_logins it waits for every name, before any hash; others do not."""
+    name, password = user
+    run = uuid.uuid4().hex[:8]
+    answers = [
+        login(throttled_app, f"nobody-{run}-{n}", "wrong", "10.7.0.1").status_code
+        for n in range(LIMITS["max_address_failed_logins"])
+    ]
+    assert answers == [401] * LIMITS["max_address_failed_logins"]
+    held = login(throttled_app, name, password, "10.7.0.1")
+    assert held.status_code == 429
+    assert held.get_json()["status"] == (
+        f"too many failed logins from this address; retry in {held.headers['Retry-After']} s "
+        "([limits] max_address_failed_logins = 5 per 60 s)"
+    )
+    assert login(throttled_app, name, password, "10.7.0.2").status_code == 200
 
 
 def test_a_success_clears_its_address_and_is_not_a_failure(throttled_app, ctx, user):

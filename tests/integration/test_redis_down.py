@@ -4,6 +4,8 @@ A stack of its own (redis-server, Gunicorn, NGINX; no worker), whose Redis
 is stopped once a token is in hand: the session's stack is left alone.
 """
 
+import json
+
 import pytest
 import requests
 
@@ -14,7 +16,21 @@ from tests.conftest import ADMIN
 from tests.integration.test_route_auth import PLACEHOLDERS
 
 #: Routes that need no Redis at all.
-WITHOUT_REDIS = {"/healthz", "/docs", "/docs/<name>", "/openapi.yaml", "/openapi.json"}
+WITHOUT_REDIS = {
+    "/healthz",
+    "/docs",
+    "/docs/<name>",
+    "/openapi.yaml",
+    "/openapi.json",
+    "/v2",
+    "/v2/",
+    "/v2/health/live",
+}
+#: Readiness probes say what is down in their own words.
+READINESS = {"/readyz", "/v2/health/ready"}
+#: The Open Inference Protocol's errors are {"error": ...} rather than {"status": ...}.
+V2_PREFIX = "/v2/"
+DOWN = "the service's store (Redis) is not reachable; retry shortly"
 #: Served on Gunicorn's own port only (NGINX answers 404): tests/integration/test_metrics.py.
 INTERNAL = {"/metrics"}
 
@@ -61,13 +77,10 @@ def test_every_route_is_503_with_retry_after(orphaned):
                 headers = {"Authorization": "Basic YWRtaW46YWRtaW4tdGVzdC1wYXNzd29yZA=="}
             response = requests.request(method, url + path, headers=headers, timeout=30)
             answer = (response.status_code, response.headers.get("Retry-After"), response.text)
-            expected = (
-                503,
-                "5",
-                '{"status":"the service\'s store (Redis) is not reachable; retry shortly"}\n',
-            )
-            if rule.rule == "/readyz":
-                expected = (503, "5", answer[2])  # readyz says what is down in its own words
+            key = "error" if rule.rule.startswith(V2_PREFIX) else "status"
+            expected = (503, "5", json.dumps({key: DOWN}, separators=(",", ":")) + "\n")
+            if rule.rule in READINESS:
+                expected = (503, "5", answer[2])
             if answer != expected:
                 failures.append(f"{method} {rule.rule}: {answer}")
     assert failures == []

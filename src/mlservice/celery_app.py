@@ -13,13 +13,14 @@ Queue names start with ``celery`` because the Celery Redis user may only
 touch ``celery*`` keys (redis/render-acl.sh). Long work (training, init) goes
 to ``celery.training``; short jobs (callbacks, the sweep) to ``celery``.
 
-``celery -A mlservice.worker beat`` sends three periodic tasks (every
-:data:`SWEEP_SECONDS`): the sweep that resumes work whose worker died (see
+``celery -A mlservice.worker beat`` sends four periodic tasks (every
+:data:`SWEEP_SECONDS`): the sweep that resumes training whose worker died (see
 :mod:`mlservice.store.leases`), the one that sends registry webhook
-events whose delivery was lost (:mod:`mlservice.registry.events`), and the
-one that moves searches on (:mod:`mlservice.training.search_runs`). Its schedule lives in memory
-(``celery.beat:Scheduler``): no schedule file, and no Redis keys beyond the
-queue it sends to.
+events whose delivery was lost (:mod:`mlservice.registry.events`), the
+one that moves searches on (:mod:`mlservice.training.search_runs`), and the
+one that sends scoring and profiling jobs again (:mod:`mlservice.store.job_runs`).
+Its schedule lives in memory (``celery.beat:Scheduler``): no schedule file,
+and no Redis keys beyond the queue it sends to.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class TaskName(StrEnum):
     RUN_TRIAL = "mlservice.tasks.run_search_trial"
     REFIT_SEARCH = "mlservice.tasks.refit_search"
     SWEEP_SEARCHES = "mlservice.tasks.sweep_searches"
+    SWEEP_JOBS = "mlservice.tasks.sweep_jobs"
 
 
 #: The queue of each task: long work on the training queue, short jobs on the other.
@@ -69,6 +71,7 @@ ROUTES: dict[str, str] = {
     TaskName.RUN_TRIAL: TRAINING_QUEUE,
     TaskName.REFIT_SEARCH: TRAINING_QUEUE,
     TaskName.SWEEP_SEARCHES: SHORT_QUEUE,
+    TaskName.SWEEP_JOBS: SHORT_QUEUE,
 }
 
 #: Tasks about one model, and the position of its id among their arguments (for log lines:
@@ -87,6 +90,7 @@ TASK_MODULES = (
     "mlservice.tasks.profiling_tasks",
     "mlservice.tasks.registry_tasks",
     "mlservice.tasks.search_tasks",
+    "mlservice.tasks.sweep_tasks",
 )
 
 #: The service's one Celery app; its tasks are bound to it when their module is imported.
@@ -144,6 +148,11 @@ def configure(celery: Celery, settings: Settings) -> Celery:
             },
             "sweep-searches": {
                 "task": TaskName.SWEEP_SEARCHES.value,
+                "schedule": SWEEP_SECONDS,
+                "options": {"queue": SHORT_QUEUE, "expires": SWEEP_SECONDS, "ignore_result": True},
+            },
+            "sweep-jobs": {
+                "task": TaskName.SWEEP_JOBS.value,
                 "schedule": SWEEP_SECONDS,
                 "options": {"queue": SHORT_QUEUE, "expires": SWEEP_SECONDS, "ignore_result": True},
             },

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import logging
 
-from celery.signals import setup_logging, worker_init
+from celery.signals import setup_logging, worker_init, worker_process_init
 
-from . import logs, preflight, worker_metrics
+from . import logs, preflight, worker_metrics, worker_threads
 from .celery_app import app, configure
 from .config import ConfigError, get_settings
 
@@ -56,3 +56,15 @@ worker_metrics.connect()
 def _serve_metrics(**_: object) -> None:
     """Task metrics on the worker's own port ([metrics] worker_port), before the pool starts."""
     worker_metrics.serve(get_settings().metrics)
+
+
+@worker_init.connect
+def _share_cores(sender: object = None, **_: object) -> None:
+    """Plan each pool process's native threads (cores / pool processes), before the fork."""
+    worker_threads.plan(int(getattr(sender, "concurrency", 0) or 1))
+
+
+@worker_process_init.connect
+def _limit_threads(**_: object) -> None:
+    """A pool process starts: its native thread pools get its share of the cores."""
+    worker_threads.apply()

@@ -13,12 +13,14 @@ Queue names start with ``celery`` because the Celery Redis user may only
 touch ``celery*`` keys (redis/render-acl.sh). Long work (training, init) goes
 to ``celery.training``; short jobs (callbacks, the sweep) to ``celery``.
 
-``celery -A mlservice.worker beat`` sends four periodic tasks (every
-:data:`SWEEP_SECONDS`): the sweep that resumes training whose worker died (see
+``celery -A mlservice.worker beat`` sends five periodic tasks (every
+:data:`SWEEP_SECONDS`, the last every :data:`PARTIAL_FILES_SWEEP_SECONDS`):
+the sweep that resumes training whose worker died (see
 :mod:`mlservice.store.leases`), the one that sends registry webhook
 events whose delivery was lost (:mod:`mlservice.registry.events`), the
 one that moves searches on (:mod:`mlservice.training.search_runs`), and the
-one that sends scoring and profiling jobs again (:mod:`mlservice.store.job_runs`).
+one that sends scoring and profiling jobs again (:mod:`mlservice.store.job_runs`),
+and the one that removes partial files dead writers left (:mod:`mlservice.store.artifacts`).
 Its schedule lives in memory (``celery.beat:Scheduler``): no schedule file,
 and no Redis keys beyond the queue it sends to.
 """
@@ -36,6 +38,8 @@ SHORT_QUEUE = "celery"
 TRAINING_QUEUE = "celery.training"
 #: How often ``celery beat`` sends the sweep of dead training runs.
 SWEEP_SECONDS = 15.0
+#: How often it sends the sweep of partial files dead writers left (a walk of the store).
+PARTIAL_FILES_SWEEP_SECONDS = 300.0
 
 
 class TaskName(StrEnum):
@@ -54,6 +58,7 @@ class TaskName(StrEnum):
     REFIT_SEARCH = "mlservice.tasks.refit_search"
     SWEEP_SEARCHES = "mlservice.tasks.sweep_searches"
     SWEEP_JOBS = "mlservice.tasks.sweep_jobs"
+    SWEEP_PARTIAL_FILES = "mlservice.tasks.sweep_partial_files"
 
 
 #: The queue of each task: long work on the training queue, short jobs on the other.
@@ -72,6 +77,7 @@ ROUTES: dict[str, str] = {
     TaskName.REFIT_SEARCH: TRAINING_QUEUE,
     TaskName.SWEEP_SEARCHES: SHORT_QUEUE,
     TaskName.SWEEP_JOBS: SHORT_QUEUE,
+    TaskName.SWEEP_PARTIAL_FILES: SHORT_QUEUE,
 }
 
 #: Tasks about one model, and the position of its id among their arguments (for log lines:
@@ -155,6 +161,15 @@ def configure(celery: Celery, settings: Settings) -> Celery:
                 "task": TaskName.SWEEP_JOBS.value,
                 "schedule": SWEEP_SECONDS,
                 "options": {"queue": SHORT_QUEUE, "expires": SWEEP_SECONDS, "ignore_result": True},
+            },
+            "sweep-partial-files": {
+                "task": TaskName.SWEEP_PARTIAL_FILES.value,
+                "schedule": PARTIAL_FILES_SWEEP_SECONDS,
+                "options": {
+                    "queue": SHORT_QUEUE,
+                    "expires": PARTIAL_FILES_SWEEP_SECONDS,
+                    "ignore_result": True,
+                },
             },
         },
     )

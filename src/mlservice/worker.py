@@ -18,6 +18,7 @@ from celery.signals import setup_logging, worker_init, worker_process_init
 from . import logs, preflight, worker_metrics, worker_threads
 from .celery_app import app, configure
 from .config import ConfigError, get_settings
+from .store.artifacts import ArtifactStore
 
 __all__ = ["app"]
 
@@ -68,3 +69,15 @@ def _share_cores(sender: object = None, **_: object) -> None:
 def _limit_threads(**_: object) -> None:
     """A pool process starts: its native thread pools get its share of the cores."""
     worker_threads.apply()
+
+
+@worker_init.connect
+def _sweep_partial_files(**_: object) -> None:
+    """Remove the partial files writers killed before this start left (a failure is logged:
+    the periodic sweep tries again)."""
+    settings = get_settings()
+    store = ArtifactStore(settings.artifact_dir, settings.service.artifacts_world_readable)
+    try:
+        store.sweep_partial()
+    except OSError:
+        logging.getLogger(__name__).exception("partial files not swept at start")

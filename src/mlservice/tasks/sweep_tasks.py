@@ -1,10 +1,14 @@
-"""The sweep of scoring and profiling jobs whose worker died: sent again within seconds.
+"""Sweeps: scoring and profiling jobs whose worker died, sent again; partial files removed.
 
 Sent by ``celery beat`` every ``SWEEP_SECONDS`` (``celery_app.py``). Each job
 claimed (:meth:`mlservice.store.job_runs.JobRuns.sweep`) is sent again as the
 task it was, under the same task id (its client's ``status_url`` follows the
 new run) and the same request id (its log lines name the request that started
 it); a scoring job's half-written output is removed first.
+
+Every few minutes (and when a worker starts: :mod:`mlservice.worker`) the
+partial files writers that died left in the artifact store go
+(:meth:`mlservice.store.artifacts.ArtifactStore.sweep_partial`).
 """
 
 from __future__ import annotations
@@ -40,3 +44,10 @@ def sweep_jobs() -> dict[str, list[str]]:
         "scoring": ctx.scoring_runs.sweep(resend, remove_scoring_output),
         "profiling": ctx.profiling_runs.sweep(resend, _nothing_partial),
     }
+
+
+@app.task(base=ServiceTask, name=TaskName.SWEEP_PARTIAL_FILES, ignore_result=True)
+def sweep_partial_files() -> list[str]:
+    """Remove the partial files dead writers left; answers the files removed."""
+    artifacts = sweep_partial_files.ctx.datasets.artifacts
+    return [str(path) for path in artifacts.sweep_partial()]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -158,16 +159,52 @@ def writer(incoming: Path) -> tuple[subprocess.Popen, Path]:
         return process, Path(process.stdout.readline().strip())
 
 
+def killed_upload(stack: Stack, token: str, incoming: Path) -> Path:
+    """An upload streamed straight to Gunicorn (no NGINX to buffer it) whose API worker is
+    killed half-way: the spooled file part it leaves behind."""
+    boundary = "mlservice-test-boundary"
+    head = (
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="file"; filename="big.csv"\r\n'
+        "Content-Type: text/csv\r\n\r\n"
+    ).encode()
+    sent = head + csv_of(2)
+    length = len(sent) + 4 * 1024 * 1024  # the rest never comes
+    request = (
+        "POST /resource/datasets HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{stack.api_port}\r\n"
+        f"Authorization: Bearer {token}\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+        f"Content-Length: {length}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", stack.api_port), timeout=30) as connection:
+        connection.sendall(request + sent)
+
+        def spooled() -> Path | None:
+            parts = [p for p in incoming.glob("upload-*.part") if p.stat().st_size > 0]
+            return parts[0] if parts else None
+
+        left = eventually(spooled, timeout=30, message="the API spooled nothing")
+        workers = stack.api_worker_pids()
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+    eventually(
+        lambda: set(stack.api_worker_pids()).isdisjoint(workers) and stack.api_worker_pids(),
+        timeout=60,
+        message="Gunicorn did not start a new worker",
+    )
+    return left
+
+
 def test_partial_files_of_dead_writers_are_swept_at_start_and_live_ones_kept(
     full_stack, small_store
 ):
-    stack, _ = full_stack
+    stack, token = full_stack
     incoming = small_store / "incoming"
     incoming.mkdir(exist_ok=True)
-    killed, left = writer(incoming)  # an upload whose API worker was killed
+    left = killed_upload(stack, token, incoming)
+    assert left.exists()  # what the killed worker left
     live, in_use = writer(incoming)  # one still being written
-    killed.send_signal(signal.SIGKILL)
-    killed.wait(timeout=10)
     scoring_dir = small_store / "datasets" / ("0" * 32)
     scoring_dir.mkdir(parents=True)
     half_written = scoring_dir / ".predictions.csv.0123.part"  # a killed scoring job's

@@ -180,3 +180,29 @@ def test_a_scoring_job_that_keeps_killing_its_worker_ends_failed(
     assert store.get(key("scoring", output_id, "outcome")) == (
         b'{"status":"failed","reason":' + json.dumps(outcome.reason).encode() + b"}"
     )
+
+
+def test_a_profiling_job_whose_worker_dies_is_sent_again_and_the_data_set_ends_ready(
+    client, admin_token, store, settings
+):
+    rows = 700_000  # above [service] inline_profile_mb (16 MiB): profiled by a task
+    data = make_customers.customers(rows=rows, seed=5).to_csv(index=False).encode()
+    assert len(data) > settings.service.inline_profile_mb * 1024 * 1024
+    response = client.post(
+        "/resource/datasets", admin_token, files={"file": ("big.csv", data, "text/csv")}
+    )
+    assert response.status_code == 202, response.text
+    dataset_id = response.json()["id"]
+    _, run = wait_for_run(store, "profiling", dataset_id)
+    os.kill(run["pid"], signal.SIGKILL)  # the pool process dies mid-profile
+
+    def settled() -> dict | None:
+        record = client.get(f"/resource/datasets/{dataset_id}", admin_token).json()
+        return record if record["status"] != "profiling" else None
+
+    record = eventually(settled, timeout=120, message="the data set stayed profiling")
+    assert record["status"] == "ready", record
+    assert record["rows"] == rows
+    assert int(store.get(key("profiling", dataset_id, "deliveries"))) == 2
+    assert store.zscore(key("profiling", "running"), dataset_id) is None
+    assert client.delete(f"/resource/datasets/{dataset_id}", admin_token).status_code == 204

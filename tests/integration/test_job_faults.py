@@ -206,3 +206,36 @@ def test_a_profiling_job_whose_worker_dies_is_sent_again_and_the_data_set_ends_r
     assert int(store.get(key("profiling", dataset_id, "deliveries"))) == 2
     assert store.zscore(key("profiling", "running"), dataset_id) is None
     assert client.delete(f"/resource/datasets/{dataset_id}", admin_token).status_code == 204
+
+
+def test_a_training_run_resumed_by_the_sweep_keeps_its_request_id(
+    stack, client, admin_token, store, customers
+):
+    dataset_id = upload(client, admin_token, customers)
+    request_id = f"resumed-training-{uuid.uuid4().hex}"
+    body = {
+        "dataset_id": dataset_id,
+        "target": "income",
+        "features": ["age", "city"],
+        "estimator": "RandomForestRegressor",
+        "params": {"n_estimators": 1500, "random_state": 0},
+        "compile": False,
+    }
+    response = client.post(
+        "/resource/models", admin_token, json=body, headers={"X-Request-ID": request_id}
+    )
+    assert response.status_code == 202, response.text
+    model_id = response.json()["model_id"]
+    _, first = wait_for_run(store, "model", model_id)
+    kill_worker_main(stack)
+    eventually(lambda: not process_runs(first["pid"]), timeout=10, message="pool process lives")
+    restart_worker(stack)
+
+    record = wait_ready(client, admin_token, model_id, timeout=180)
+    assert record["status"] == "ready", record
+    again = [
+        line
+        for line in worker_lines(stack, model_id)
+        if "training start 2" in line.get("message", "")
+    ]
+    assert again and all(line.get("request_id") == request_id for line in again), again

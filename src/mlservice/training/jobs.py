@@ -164,6 +164,12 @@ class Trainer:
         run = models.runs.leases.begin(model_id, logs.request_id())
         if run is None:
             raise AlreadyRunning(model_id)
+        if run.delivery > 1:
+            log.warning(
+                "model %s: training start %d (a run before it stopped before finishing)",
+                model_id,
+                run.delivery,
+            )
         with run:
             # Read again under the lease: a run that held it may have finished meanwhile.
             try:

@@ -124,6 +124,8 @@ def configure(celery: Celery, settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
+        # Prefork, with busy processes still known as busy after a broker reconnect.
+        worker_pool="mlservice.worker_pool:TaskPool",
         # Redelivery of unacknowledged tasks must not happen while one still runs.
         broker_transport_options={"visibility_timeout": time_limit * 2},
         result_backend_transport_options={"visibility_timeout": time_limit * 2},

@@ -181,7 +181,12 @@ class ArtifactStore:
             if not kind.is_dir() or kind.name == NGINX_UPLOADS_DIR:
                 continue
             yield from kind.glob("*.part")  # incoming/upload-*.part
-            yield from kind.glob("*/.*.part")  # <kind>/<id>/.<name>.<hex>.part
+            # <kind>/<id>/.<name>.<hex>.part, and deeper (models/<id>/report/...); os.walk
+            # skips what disappears meanwhile (a data set deleted while the sweep runs)
+            for directory, _, names in os.walk(kind):
+                for name in names:
+                    if name.startswith(".") and name.endswith(".part"):
+                        yield Path(directory) / name
         uploads = self.root / NGINX_UPLOADS_DIR
         if uploads.is_dir():
             yield from (path for path in uploads.iterdir() if path.name.isdigit())
@@ -192,7 +197,7 @@ class ArtifactStore:
         with its lock free; NGINX's once older than NGINX_BODY_MAX_AGE_SECONDS."""
         now = time.time() if now is None else now
         removed = []
-        for path in self.partial_files():
+        for path in list(self.partial_files()):
             try:
                 age = now - path.stat().st_mtime
             except OSError:

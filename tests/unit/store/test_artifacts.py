@@ -84,6 +84,10 @@ def test_the_sweep_removes_dead_writers_partial_files_and_never_a_locked_one(tmp
         nginx_old.write_bytes(b"body")
         nginx_new = tmp_path / "uploads" / "0000000002"
         nginx_new.write_bytes(b"body")
+        report_part = tmp_path / "models" / ("e" * 32) / "report" / ".roc.png.00.part"
+        report_part.parent.mkdir(parents=True)
+        report_part.write_bytes(b"half a plot")
+        aged(report_part, PARTIAL_MIN_AGE_SECONDS + 1)
         kept_artifact = tmp_path / "models" / ("c" * 32) / "bundle.bin"
         kept_artifact.parent.mkdir(parents=True)
         kept_artifact.write_bytes(b"whole")
@@ -94,7 +98,7 @@ def test_the_sweep_removes_dead_writers_partial_files_and_never_a_locked_one(tmp
 
         removed = store.sweep_partial()
 
-        assert sorted(removed) == sorted([dead, nginx_old])
+        assert sorted(removed) == sorted([dead, nginx_old, report_part])
         assert not item.exists()  # the dead writer's file was all it held
         assert fresh.exists() and nginx_new.exists() and kept_artifact.exists()
         assert os.path.exists(live.name)  # its writer holds the lock

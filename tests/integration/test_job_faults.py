@@ -15,9 +15,13 @@ import time
 import uuid
 
 import pytest
+from celery.exceptions import TimeLimitExceeded
+from celery.signals import task_failure
 
+from mlservice import celery_app, context
 from mlservice.redis_client import key
 from mlservice.store.job_runs import Outcome
+from mlservice.tasks import profiling_tasks, scoring_tasks
 from tests.conftest import SCORING_CHUNK_ROWS
 from tests.data import make_customers
 from tests.helpers import eventually, train, upload, wait_ready
@@ -152,6 +156,18 @@ def test_a_worker_killed_mid_scoring_job_is_sent_again_and_the_job_ends_done(
     assert again and all(line.get("request_id") == request_id for line in again), again
     print(f"killed mid-job -> done in {took:.1f} s")
 
+    # The broker's own redelivery of the first message (after its visibility timeout)
+    # answers the job's result again: nothing is scored twice.
+    celery_app.configure(celery_app.app, settings)
+    args = json.loads(store.get(key("scoring", output_id, "task")) or "null")
+    assert args is None  # settled: its task is no longer kept
+    again_result = scoring_tasks.score_dataset.apply_async(
+        (model_id, output_id, {"account_id": "x", "username": "admin"}, {"dataset_id": source_id}),
+        task_id=task_id,
+    ).get(timeout=60)
+    assert again_result == status["result"]
+    assert int(store.get(key("scoring", output_id, "deliveries"))) == 2
+
 
 def test_a_scoring_job_that_keeps_killing_its_worker_ends_failed(
     stack, client, admin_token, store, settings, model_id, source_id
@@ -239,3 +255,39 @@ def test_a_training_run_resumed_by_the_sweep_keeps_its_request_id(
         if "training start 2" in line.get("message", "")
     ]
     assert again and all(line.get("request_id") == request_id for line in again), again
+
+
+def test_a_profiling_job_killed_at_the_hard_time_limit_fails_at_once(store, settings):
+    """The worker's main process reports the kill (task_failure): the data set is failed and
+    the sweep never sends the job again."""
+    ctx = context.worker_context()
+    access = ctx.accounts.current_access("admin")
+    assert access is not None
+    dataset_id = uuid.uuid4().hex
+    ctx.datasets.catalog.create(
+        {
+            "id": dataset_id,
+            "name": "too slow to profile",
+            "owner": "admin",
+            "owner_id": access.account_id,
+            "status": "profiling",
+            "format": "csv",
+            "size_bytes": 1,
+            "upload_seconds": 0.1,
+            "created_at": time.time(),
+        }
+    )
+    limit = settings.service.task_time_limit_seconds
+    task_failure.send(
+        sender=profiling_tasks.profile_dataset,
+        task_id=uuid.uuid4().hex,
+        exception=TimeLimitExceeded(limit),
+        args=(dataset_id,),
+        kwargs={},
+    )
+    record = ctx.datasets.catalog.get(dataset_id)
+    reason = f"profiling was stopped: over [service] task_time_limit_seconds = {limit}"
+    assert record["status"] == "failed" and record["error"] == reason
+    assert ctx.profiling_runs.outcome(dataset_id) == Outcome("failed", reason)
+    assert store.zscore(key("profiling", "running"), dataset_id) is None
+    ctx.datasets.delete(record)

@@ -126,6 +126,9 @@ def configure(celery: Celery, settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         # Prefork, with busy processes still known as busy after a broker reconnect.
         worker_pool="mlservice.worker_pool:TaskPool",
+        # A lost broker connection does not stop running tasks: a training of an hour goes
+        # on through a Redis restart of seconds (its lease, not its message, says it lives).
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         # Redelivery of unacknowledged tasks must not happen while one still runs.
         broker_transport_options={"visibility_timeout": time_limit * 2},
         result_backend_transport_options={"visibility_timeout": time_limit * 2},

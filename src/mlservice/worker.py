@@ -12,8 +12,10 @@ that resumes training whose worker died (see :mod:`mlservice.celery_app`).
 from __future__ import annotations
 
 import logging
+import warnings
 
-from celery.signals import setup_logging, worker_init, worker_process_init
+from celery.exceptions import CPendingDeprecationWarning
+from celery.signals import setup_logging, worker_init, worker_process_init, worker_ready
 
 from . import logs, preflight, worker_metrics, worker_threads
 from .celery_app import app, configure
@@ -81,3 +83,18 @@ def _sweep_partial_files(**_: object) -> None:
         store.sweep_partial()
     except OSError:
         logging.getLogger(__name__).exception("partial files not swept at start")
+
+
+@worker_ready.connect
+def _quiet_cancel_warning(**_: object) -> None:
+    """No multi-line warning at every broker reconnect about cancelling running tasks.
+
+    Not cancelling them is this service's choice (``celery_app.configure``), which
+    Celery 5.x warns about on each connection loss; Celery's own "always" filter is set
+    with its logging, before this signal.
+    """
+    warnings.filterwarnings(
+        "ignore",
+        message=r"\s*In Celery 5\.1 we introduced an optional breaking change",
+        category=CPendingDeprecationWarning,
+    )

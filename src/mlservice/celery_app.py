@@ -13,13 +13,16 @@ Queue names start with ``celery`` because the Celery Redis user may only
 touch ``celery*`` keys (redis/render-acl.sh). Long work (training, init) goes
 to ``celery.training``; short jobs (callbacks, the sweep) to ``celery``.
 
-``celery -A mlservice.worker beat`` sends three periodic tasks (every
-:data:`SWEEP_SECONDS`): the sweep that resumes work whose worker died (see
+``celery -A mlservice.worker beat`` sends five periodic tasks (every
+:data:`SWEEP_SECONDS`, the last every :data:`PARTIAL_FILES_SWEEP_SECONDS`):
+the sweep that resumes training whose worker died (see
 :mod:`mlservice.store.leases`), the one that sends registry webhook
-events whose delivery was lost (:mod:`mlservice.registry.events`), and the
-one that moves searches on (:mod:`mlservice.training.search_runs`). Its schedule lives in memory
-(``celery.beat:Scheduler``): no schedule file, and no Redis keys beyond the
-queue it sends to.
+events whose delivery was lost (:mod:`mlservice.registry.events`), the
+one that moves searches on (:mod:`mlservice.training.search_runs`), and the
+one that sends scoring and profiling jobs again (:mod:`mlservice.store.job_runs`),
+and the one that removes partial files dead writers left (:mod:`mlservice.store.artifacts`).
+Its schedule lives in memory (``celery.beat:Scheduler``): no schedule file,
+and no Redis keys beyond the queue it sends to.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ SHORT_QUEUE = "celery"
 TRAINING_QUEUE = "celery.training"
 #: How often ``celery beat`` sends the sweep of dead training runs.
 SWEEP_SECONDS = 15.0
+#: How often it sends the sweep of partial files dead writers left (a walk of the store).
+PARTIAL_FILES_SWEEP_SECONDS = 300.0
 
 
 class TaskName(StrEnum):
@@ -52,6 +57,8 @@ class TaskName(StrEnum):
     RUN_TRIAL = "mlservice.tasks.run_search_trial"
     REFIT_SEARCH = "mlservice.tasks.refit_search"
     SWEEP_SEARCHES = "mlservice.tasks.sweep_searches"
+    SWEEP_JOBS = "mlservice.tasks.sweep_jobs"
+    SWEEP_PARTIAL_FILES = "mlservice.tasks.sweep_partial_files"
 
 
 #: The queue of each task: long work on the training queue, short jobs on the other.
@@ -69,6 +76,8 @@ ROUTES: dict[str, str] = {
     TaskName.RUN_TRIAL: TRAINING_QUEUE,
     TaskName.REFIT_SEARCH: TRAINING_QUEUE,
     TaskName.SWEEP_SEARCHES: SHORT_QUEUE,
+    TaskName.SWEEP_JOBS: SHORT_QUEUE,
+    TaskName.SWEEP_PARTIAL_FILES: SHORT_QUEUE,
 }
 
 #: Tasks about one model, and the position of its id among their arguments (for log lines:
@@ -87,6 +96,7 @@ TASK_MODULES = (
     "mlservice.tasks.profiling_tasks",
     "mlservice.tasks.registry_tasks",
     "mlservice.tasks.search_tasks",
+    "mlservice.tasks.sweep_tasks",
 )
 
 #: The service's one Celery app; its tasks are bound to it when their module is imported.
@@ -114,6 +124,11 @@ def configure(celery: Celery, settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
+        # Prefork, with busy processes still known as busy after a broker reconnect.
+        worker_pool="mlservice.worker_pool:TaskPool",
+        # A lost broker connection does not stop running tasks: a training of an hour goes
+        # on through a Redis restart of seconds (its lease, not its message, says it lives).
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         # Redelivery of unacknowledged tasks must not happen while one still runs.
         broker_transport_options={"visibility_timeout": time_limit * 2},
         result_backend_transport_options={"visibility_timeout": time_limit * 2},
@@ -146,6 +161,20 @@ def configure(celery: Celery, settings: Settings) -> Celery:
                 "task": TaskName.SWEEP_SEARCHES.value,
                 "schedule": SWEEP_SECONDS,
                 "options": {"queue": SHORT_QUEUE, "expires": SWEEP_SECONDS, "ignore_result": True},
+            },
+            "sweep-jobs": {
+                "task": TaskName.SWEEP_JOBS.value,
+                "schedule": SWEEP_SECONDS,
+                "options": {"queue": SHORT_QUEUE, "expires": SWEEP_SECONDS, "ignore_result": True},
+            },
+            "sweep-partial-files": {
+                "task": TaskName.SWEEP_PARTIAL_FILES.value,
+                "schedule": PARTIAL_FILES_SWEEP_SECONDS,
+                "options": {
+                    "queue": SHORT_QUEUE,
+                    "expires": PARTIAL_FILES_SWEEP_SECONDS,
+                    "ignore_result": True,
+                },
             },
         },
     )

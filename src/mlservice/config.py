@@ -405,6 +405,8 @@ class ServiceSettings:
     #: Times a model's training may start before it is failed: each start after the first
     #: follows a run whose worker died (killed, out of memory, stopped without finishing).
     max_training_deliveries: int = option("service", "max_training_deliveries", integer(1), "3")
+    #: Times a scoring or profiling job may start before it is failed (as for training).
+    max_job_deliveries: int = option("service", "max_job_deliveries", integer(1), "3")
     #: Allow training callbacks to private and loopback addresses (tests, closed networks).
     callback_allow_private: bool = option(
         "service",

@@ -24,7 +24,7 @@ from typing import Any
 import redis
 from celery import Celery
 
-from . import celery_app, redis_client, security
+from . import celery_app, logs, redis_client, security
 from .accounts import Accounts
 from .celery_app import TaskName
 from .config import Settings, get_settings
@@ -37,6 +37,7 @@ from .serving.hot_reads import HotReads
 from .store.artifacts import ArtifactStore
 from .store.catalog import Catalog
 from .store.dataset_files import Datasets
+from .store.job_runs import JobRuns
 from .store.key_tracking import KeyTracker
 from .store.model_store import ModelStore
 from .store.records import DatasetRecord, ModelRecord
@@ -77,6 +78,10 @@ class ServiceContext:
     registry: Registry
     shadow: ShadowPool
     searches: SearchStore
+    #: Batch scoring jobs (job id: the output data set's) and profiling jobs (the data
+    #: set's), under leases: a dead worker's job is sent again by the sweep.
+    scoring_runs: JobRuns
+    profiling_runs: JobRuns
 
     def enqueue(
         self,
@@ -87,6 +92,7 @@ class ServiceContext:
         owner: str | None = None,
         undo: Callable[[], object] | None = None,
         time_limits: tuple[float, float] | None = None,
+        request_id: str | None = None,
     ) -> str:
         """Send the task ``name`` to the workers (its queue: ``celery_app.ROUTES``); its id.
 
@@ -95,11 +101,15 @@ class ServiceContext:
         (the record made for it goes, say) and
         :class:`~mlservice.errors.Unavailable` (503, retry) is raised: nothing is
         left waiting for a task that was never sent. ``time_limits``: this task's
-        (soft, hard) time limits in seconds, instead of the worker's.
+        (soft, hard) time limits in seconds, instead of the worker's. ``request_id``: the
+        request the task belongs to, when it is not the one being handled (work the
+        sweep sends again keeps the request id of the request that started it).
         """
-        limits: dict[str, Any] = {}
+        options: dict[str, Any] = {}
         if time_limits is not None:
-            limits = {"soft_time_limit": time_limits[0], "time_limit": time_limits[1]}
+            options = {"soft_time_limit": time_limits[0], "time_limit": time_limits[1]}
+        if request_id is not None:
+            options["headers"] = {logs.TASK_HEADER: request_id}
         if owner is not None and task_id is not None:
             self.task_owners.record(task_id, owner)
         try:
@@ -108,7 +118,7 @@ class ServiceContext:
                 args=tuple(args),
                 task_id=task_id,
                 add_to_parent=False,
-                **limits,
+                **options,
             )
         except redis_client.UNREACHABLE as exc:
             log.warning("task %s not sent: the broker is not reachable: %s", name.value, exc)
@@ -177,6 +187,8 @@ def build_context(settings: Settings) -> ServiceContext:
             settings.inference.shadow_queue,
         ),
         searches=SearchStore(connection, artifacts),
+        scoring_runs=JobRuns(connection, "scoring", settings.service.max_job_deliveries),
+        profiling_runs=JobRuns(connection, "profiling", settings.service.max_job_deliveries),
     )
     registry.announce = ctx.send_registry_events
     return ctx

@@ -22,7 +22,8 @@ the Celery tasks and the CLI read the same message. The tree::
     ├── NotInitialised 424      the default model is not trained yet
     ├── TooManyRequests 429     too many attempts in a while (Retry-After)
     ├── Unavailable 503         Redis or the broker out of reach (Retry-After)
-    └── StillRunning 504        a synchronous wait ran out
+    ├── StillRunning 504        a synchronous wait ran out
+    └── StoreFull 507           a store (the artifact store, Redis) has no room left
 
     JobFailed                   work done by a Celery worker ended ``failed`` (no HTTP status:
     ├── jobs.TrainingFailed     nobody waits on an answer; the record and the task say why)
@@ -37,6 +38,7 @@ translates them (an uploaded bundle failing its check is 400; a stored one, a bu
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Mapping
 
 
@@ -132,6 +134,27 @@ class StillRunning(ServiceError):
     """A synchronous wait ran out before the work finished."""
 
     status = 504
+
+
+class StoreFull(ServiceError):
+    """A store has no room left (a full disk, Redis out of memory): nothing was stored."""
+
+    status = 507
+
+
+#: Errors of a file system with no room left: no space, or the user's quota used up.
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
+
+#: What a client reads when the artifact store's file system is full.
+ARTIFACT_STORE_FULL = (
+    "the artifact store is full (no space left on its disk): nothing was stored; "
+    "retry once its operator has freed space, or send less"
+)
+
+
+def is_no_room(error: BaseException) -> bool:
+    """The error is a file system with no room left (ENOSPC, EDQUOT)."""
+    return isinstance(error, OSError) and error.errno in NO_ROOM
 
 
 class JobFailed(Exception):

@@ -35,6 +35,7 @@ from werkzeug.formparser import FormDataParser
 from werkzeug.wsgi import LimitedStream
 
 from ..errors import BadRequest
+from ..store.artifacts import hold_lock
 from .services import services
 
 log = logging.getLogger(__name__)
@@ -60,8 +61,11 @@ def spool(
     """Where Werkzeug writes a multipart file part: a temporary file in the store's
     incoming directory, so that the part is then linked into place, not copied."""
     directory = services().datasets.artifacts.incoming()
-    # Deleted when closed: a failed or refused upload leaves nothing behind.
-    return tempfile.NamedTemporaryFile(dir=directory, prefix="upload-", suffix=".part")
+    # Deleted when closed: a failed or refused upload leaves nothing behind. Locked while
+    # open: one left by a killed worker is told apart and swept (store/artifacts.py).
+    part = tempfile.NamedTemporaryFile(dir=directory, prefix="upload-", suffix=".part")
+    hold_lock(part)
+    return part
 
 
 class StreamingRequest(Request):

@@ -8,24 +8,79 @@ never sees half a file and a failed upload leaves nothing behind.
 Files hold users' data: they are the service's user's alone (0600, 0700),
 unless ``[service] artifacts_world_readable`` says NGINX runs as another user
 (Docker Compose), when they are 0644 and 0755 whatever the umask.
+
+A file being written is a ``*.part`` file (``<kind>/<id>/.<name>.<hex>.part``,
+or ``incoming/upload-*.part`` for a multipart upload's file part) whose writer
+holds an exclusive ``flock`` on it until it is renamed or removed. A process
+killed mid-write (an API worker, a Celery pool process) leaves it behind, with
+its lock gone: :meth:`ArtifactStore.sweep_partial` (run when a Celery worker
+starts and every few minutes by ``celery beat``) removes such files once they
+have not changed for :data:`PARTIAL_MIN_AGE_SECONDS`, never one whose writer
+still holds its lock. NGINX's own body files under ``uploads/`` carry no lock;
+they are removed once older than :data:`NGINX_BODY_MAX_AGE_SECONDS`, past
+any request NGINX still waits on (``proxy_read_timeout`` is 300 s).
+
+A full file system (ENOSPC, EDQUOT) while writing is
+:class:`~mlservice.errors.StoreFull` (507, naming the artifact store), with
+the partial file removed.
 """
 
 from __future__ import annotations
 
+import fcntl
+import logging
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, BinaryIO
 
-from ..errors import TooLarge
+from ..errors import ARTIFACT_STORE_FULL, StoreFull, TooLarge, is_no_room
+
+log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 1024 * 1024
 
 #: The URL prefix NGINX maps onto the artifact directory (an ``internal`` location).
 ACCEL_PREFIX = "/_protected/artifacts/"
+
+
+#: A partial file unchanged this long, its lock free, was left by a dead writer.
+PARTIAL_MIN_AGE_SECONDS = 60.0
+#: NGINX's upload body files (no lock) older than this belong to no request any more.
+NGINX_BODY_MAX_AGE_SECONDS = 900.0
+#: The directory NGINX writes upload bodies into (its client_body_temp_path).
+NGINX_UPLOADS_DIR = "uploads"
+#: The directory multipart uploads' file parts are spooled into.
+INCOMING_DIR = "incoming"
+
+
+def hold_lock(handle: IO[bytes]) -> None:
+    """Mark an open partial file as in use: an exclusive lock, gone when it is closed or its
+    process dies (so the sweep knows a dead writer's file from a live one's)."""
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _lock_is_free(path: Path) -> bool:
+    """Nobody holds ``path``'s lock (its writer ended, or died)."""
+    try:
+        with path.open("rb") as handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            return True
+    except OSError:  # gone meanwhile
+        return False
+
+
+def store_full(error: OSError) -> StoreFull:
+    """The 507 for a write that found the artifact store's file system full (logged)."""
+    log.error("the artifact store is full: %s", error)
+    return StoreFull(ARTIFACT_STORE_FULL)
 
 
 #: (file, directory) modes: the service's user alone, or readable by everyone too.
@@ -62,17 +117,20 @@ class ArtifactStore:
         temporary = final.with_name(f".{filename}.{uuid.uuid4().hex}.part")
         try:
             with temporary.open("wb") as handle:
+                hold_lock(handle)
                 yield handle, final
             temporary.chmod(self.file_mode)
             os.replace(temporary, final)
-        except BaseException:
+        except BaseException as exc:
             temporary.unlink(missing_ok=True)
             self.delete(kind, item_id, only_if_empty=True)
+            if isinstance(exc, OSError) and is_no_room(exc):
+                raise store_full(exc) from exc
             raise
 
     def incoming(self) -> Path:
         """The directory for uploads in progress (same file system as their final place)."""
-        directory = self.root / "incoming"
+        directory = self.root / INCOMING_DIR
         directory.mkdir(parents=True, exist_ok=True)
         return directory
 
@@ -114,3 +172,58 @@ class ArtifactStore:
                 pass
             return
         shutil.rmtree(directory, ignore_errors=True)
+
+    # --- partial files left by dead writers
+
+    def partial_files(self) -> Iterator[Path]:
+        """Every partial file of the store: ``*.part`` files of writers, and NGINX's bodies."""
+        for kind in sorted(self.root.iterdir()) if self.root.is_dir() else []:
+            if not kind.is_dir() or kind.name == NGINX_UPLOADS_DIR:
+                continue
+            yield from kind.glob("*.part")  # incoming/upload-*.part
+            # <kind>/<id>/.<name>.<hex>.part, and deeper (models/<id>/report/...); os.walk
+            # skips what disappears meanwhile (a data set deleted while the sweep runs)
+            for directory, _, names in os.walk(kind):
+                for name in names:
+                    if name.startswith(".") and name.endswith(".part"):
+                        yield Path(directory) / name
+        uploads = self.root / NGINX_UPLOADS_DIR
+        if uploads.is_dir():
+            yield from (path for path in uploads.iterdir() if path.name.isdigit())
+
+    def sweep_partial(self, now: float | None = None) -> list[Path]:
+        """Remove the partial files dead writers left (see the module's docstring); the
+        files removed. A writer's file goes once unchanged for PARTIAL_MIN_AGE_SECONDS
+        with its lock free; NGINX's once older than NGINX_BODY_MAX_AGE_SECONDS."""
+        now = time.time() if now is None else now
+        removed = []
+        for path in list(self.partial_files()):
+            try:
+                age = now - path.stat().st_mtime
+            except OSError:
+                continue  # renamed or removed meanwhile
+            nginx_body = path.parent.name == NGINX_UPLOADS_DIR
+            if nginx_body:
+                if age < NGINX_BODY_MAX_AGE_SECONDS:
+                    continue
+            elif age < PARTIAL_MIN_AGE_SECONDS or not _lock_is_free(path):
+                continue
+            item = path.parent if path.parent.parent.parent == self.root else None
+            try:  # <kind>/<id>/ untouched since: removed too if this file was all it held
+                quiet = item is not None and now - item.stat().st_mtime >= PARTIAL_MIN_AGE_SECONDS
+            except OSError:
+                quiet = False
+            path.unlink(missing_ok=True)
+            removed.append(path)
+            if item is not None and quiet:
+                try:
+                    item.rmdir()
+                except OSError:
+                    pass  # not empty: the artifact is there
+        if removed:
+            log.warning(
+                "removed %d partial file(s) left by writers that died: %s",
+                len(removed),
+                ", ".join(str(path.relative_to(self.root)) for path in removed),
+            )
+        return removed

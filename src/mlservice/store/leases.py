@@ -11,7 +11,9 @@ a job that keeps killing its worker can be failed after a few deliveries.
 
 Keys, for a lease kind ``<kind>`` (``model`` for training runs):
 ``mlservice:<kind>:<id>:lease`` (the holder, JSON: host, pid, run id),
-``mlservice:<kind>:<id>:deliveries``, and the running set the caller names.
+``mlservice:<kind>:<id>:deliveries``, ``mlservice:<kind>:<id>:request`` (the
+request id of its last start, for the run the sweep sends again), and the
+running set the caller names.
 Every step that reads and writes several keys is one Lua script.
 """
 
@@ -37,6 +39,8 @@ log = logging.getLogger(__name__)
 LEASE_SECONDS = 30.0
 #: How often a holder refreshes its lease.
 HEARTBEAT_SECONDS = 5.0
+#: How long a job's request id is kept after its last start.
+REQUEST_ID_SECONDS = 7 * 24 * 3600
 
 _ACQUIRE = """
 local current = redis.call('GET', KEYS[1])
@@ -76,15 +80,15 @@ class Leases:
         self._drop = redis_client.register_script(_DROP)
         self._end = redis_client.register_script(_END)
 
-    def _lease_key(self, job_id: str) -> str:
+    def lease_key(self, job_id: str) -> str:
         return key(self.kind, job_id, "lease")
 
-    def _deliveries_key(self, job_id: str) -> str:
+    def deliveries_key(self, job_id: str) -> str:
         return key(self.kind, job_id, "deliveries")
 
     def holder(self, job_id: str) -> str | None:
         """The holder of the job's lease (JSON), if any."""
-        return text(self.redis.get(self._lease_key(job_id)))
+        return text(self.redis.get(self.lease_key(job_id)))
 
     def acquire(
         self, job_id: str, holder: str, seconds: float, replacing: str | None = None
@@ -95,7 +99,7 @@ class Leases:
         be dead, whose lease is taken over.
         """
         delivery = self._acquire(
-            keys=[self._lease_key(job_id), self._deliveries_key(job_id), self.running_key],
+            keys=[self.lease_key(job_id), self.deliveries_key(job_id), self.running_key],
             args=[holder, int(seconds * 1000), time.time(), job_id, replacing or ""],
         )
         return int(delivery) or None
@@ -103,7 +107,7 @@ class Leases:
     def refresh(self, job_id: str, holder: str, seconds: float) -> bool:
         """Extend the lease (taking it again if it lapsed); False if another holder has it."""
         return bool(
-            self._refresh(keys=[self._lease_key(job_id)], args=[holder, int(seconds * 1000)])
+            self._refresh(keys=[self.lease_key(job_id)], args=[holder, int(seconds * 1000)])
         )
 
     def release(self, job_id: str, holder: str) -> None:
@@ -111,11 +115,11 @@ class Leases:
 
         Unless another holder has taken the lease meanwhile: that run is then the job's.
         """
-        self._end(keys=[self._lease_key(job_id), self.running_key], args=[job_id, holder])
+        self._end(keys=[self.lease_key(job_id), self.running_key], args=[job_id, holder])
 
     def drop(self, job_id: str, holder: str) -> None:
         """The job stops unfinished: its lease goes, it stays in the running set."""
-        self._drop(keys=[self._lease_key(job_id)], args=[holder])
+        self._drop(keys=[self.lease_key(job_id)], args=[holder])
 
     def running(self) -> list[str]:
         """Jobs that started and have not finished (or died)."""
@@ -127,7 +131,7 @@ class Leases:
         True for exactly one caller: the one that then resumes or discards it.
         """
         claimed = self._end(
-            keys=[self._lease_key(job_id), self.running_key], args=[job_id, dead_holder or ""]
+            keys=[self.lease_key(job_id), self.running_key], args=[job_id, dead_holder or ""]
         )
         return bool(claimed)
 
@@ -137,10 +141,21 @@ class Leases:
 
     def forget(self, job_id: str) -> None:
         """Forget how many times a deleted job started (its lease, if any, stays its own)."""
-        self.redis.delete(self._deliveries_key(job_id))
+        self.redis.delete(self.deliveries_key(job_id), self.request_key(job_id))
 
-    def begin(self, job_id: str) -> LeaseHolder | None:
-        """Take the job's lease for this delivery, counting it; ``None`` if a live run has it."""
+    def request_key(self, job_id: str) -> str:
+        return key(self.kind, job_id, "request")
+
+    def request_id(self, job_id: str) -> str | None:
+        """The request id the job's last start ran under (a resumed run is sent with it)."""
+        return text(self.redis.get(self.request_key(job_id)))
+
+    def begin(self, job_id: str, request_id: str | None = None) -> LeaseHolder | None:
+        """Take the job's lease for this delivery, counting it; ``None`` if a live run has it.
+
+        ``request_id``: the request that started the job, kept for a week so that the
+        sweep sends a resumed run with it (its log lines then name that request).
+        """
         holder = json.dumps(
             {"host": _this_host(), "pid": os.getpid(), "run": uuid.uuid4().hex, "at": time.time()}
         )
@@ -151,6 +166,8 @@ class Leases:
         delivery = self.acquire(job_id, holder, LEASE_SECONDS, replacing=dead)
         if delivery is None:
             return None
+        if request_id is not None:
+            self.redis.set(self.request_key(job_id), request_id, ex=REQUEST_ID_SECONDS)
         return LeaseHolder(self, job_id, holder, delivery)
 
     def expired(self) -> list[str]:

@@ -103,7 +103,13 @@ def sweep_training() -> dict[str, list[str]]:
     work = trainer(ctx)
 
     def resume(record: ModelRecord) -> None:
-        # The same task id: the client's status URL follows the resumed run.
-        ctx.enqueue(TaskName.TRAIN_MODEL, (record["id"],), task_id=record.get("task_id"))
+        # The same task id: the client's status URL follows the resumed run; the same
+        # request id: its log lines name the request that asked for the model.
+        ctx.enqueue(
+            TaskName.TRAIN_MODEL,
+            (record["id"],),
+            task_id=record.get("task_id"),
+            request_id=ctx.models.runs.leases.request_id(record["id"]),
+        )
 
     return {"resumed": work.sweep(resume), "callbacks_resent": work.resend_lost_callbacks()}

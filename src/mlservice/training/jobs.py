@@ -36,6 +36,7 @@ from typing import Any
 import pandas as pd
 import redis
 
+from .. import logs
 from ..config import DefaultModelSettings
 from ..errors import NotFound, TooLarge, TrainingFailed, client_message
 from ..process import process_name, service_version
@@ -160,9 +161,15 @@ class Trainer:
             return deleted(model_id)
         if self.is_finished(record):  # delivered again after its work was done
             return self.finished(record)
-        run = models.runs.leases.begin(model_id)
+        run = models.runs.leases.begin(model_id, logs.request_id())
         if run is None:
             raise AlreadyRunning(model_id)
+        if run.delivery > 1:
+            log.warning(
+                "model %s: training start %d (a run before it stopped before finishing)",
+                model_id,
+                run.delivery,
+            )
         with run:
             # Read again under the lease: a run that held it may have finished meanwhile.
             try:

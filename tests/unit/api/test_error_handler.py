@@ -1,13 +1,16 @@
 """The API's one error handler: every exception answers JSON ``{"status": message}``."""
 
+import errno
 import logging
+import os
 
 import pytest
+import redis
 from flask import Flask
 from werkzeug.exceptions import InternalServerError, MethodNotAllowed
 
-from mlservice.api.error_handler import handle
-from mlservice.errors import NotFound, Unauthorized
+from mlservice.api.error_handler import REDIS_FULL, handle
+from mlservice.errors import ARTIFACT_STORE_FULL, NotFound, Unauthorized
 
 
 @pytest.fixture
@@ -50,3 +53,27 @@ def test_an_unexpected_error_is_a_bare_500_and_logged(app_context, caplog):
     body = response.get_data(as_text=True)
     assert "Traceback" not in body and "secret detail" not in body
     assert "Traceback" in caplog.text and "secret detail of the failure" in caplog.text
+
+
+@pytest.mark.parametrize("number", [errno.ENOSPC, errno.EDQUOT])
+def test_a_full_disk_is_507_naming_the_artifact_store(app_context, number):
+    response = handle(OSError(number, os.strerror(number), "/var/artifacts/x.part"))
+    assert response.status_code == 507
+    assert response.get_json() == {"status": ARTIFACT_STORE_FULL}  # no path given away
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        redis.exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'"),
+        redis.exceptions.ResponseError("MISCONF Errors writing to the AOF file: No space left"),
+    ],
+)
+def test_redis_refusing_writes_for_want_of_room_is_507_naming_redis(app_context, error):
+    response = handle(error)
+    assert response.status_code == 507
+    assert response.get_json() == {"status": REDIS_FULL}
+
+
+def test_another_os_error_is_still_a_bare_500(app_context):
+    assert handle(OSError(errno.EIO, "I/O error")).status_code == 500

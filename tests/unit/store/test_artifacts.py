@@ -1,14 +1,21 @@
 """The artifact store: atomic writes, no leftovers, files NGINX alone (or everyone) can read."""
 
+import errno
 import io
 import os
 import stat
 import tempfile
+import time
 
 import pytest
 
-from mlservice.errors import TooLarge
-from mlservice.store.artifacts import ArtifactStore
+from mlservice.errors import ARTIFACT_STORE_FULL, StoreFull, TooLarge
+from mlservice.store.artifacts import (
+    NGINX_BODY_MAX_AGE_SECONDS,
+    PARTIAL_MIN_AGE_SECONDS,
+    ArtifactStore,
+    hold_lock,
+)
 
 
 @pytest.fixture(params=[0o077, 0o022, 0o000])
@@ -50,3 +57,60 @@ def test_failed_write_leaves_nothing(tmp_path):
         with store.writing("datasets", "d2", "data.csv") as (handle, _):
             store.copy_stream(io.BytesIO(b"x" * 3_000_000), handle, limit=1_000_000)
     assert not (tmp_path / "datasets" / "d2").exists()
+
+
+def aged(path, seconds: float) -> None:
+    """Make ``path`` look untouched for ``seconds``."""
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def test_the_sweep_removes_dead_writers_partial_files_and_never_a_locked_one(tmp_path):
+    store = ArtifactStore(tmp_path)
+    item = tmp_path / "datasets" / ("a" * 32)
+    item.mkdir(parents=True)
+    dead = item / ".predictions.csv.00.part"
+    dead.write_bytes(b"half")
+    fresh = tmp_path / "datasets" / ("b" * 32) / ".data.csv.00.part"
+    fresh.parent.mkdir()
+    fresh.write_bytes(b"just written")
+    incoming = store.incoming()
+    with tempfile.NamedTemporaryFile(dir=incoming, prefix="upload-", suffix=".part") as live:
+        hold_lock(live)
+        live.write(b"being written")
+        live.flush()
+        nginx_old = tmp_path / "uploads" / "0000000001"
+        nginx_old.parent.mkdir()
+        nginx_old.write_bytes(b"body")
+        nginx_new = tmp_path / "uploads" / "0000000002"
+        nginx_new.write_bytes(b"body")
+        report_part = tmp_path / "models" / ("e" * 32) / "report" / ".roc.png.00.part"
+        report_part.parent.mkdir(parents=True)
+        report_part.write_bytes(b"half a plot")
+        aged(report_part, PARTIAL_MIN_AGE_SECONDS + 1)
+        kept_artifact = tmp_path / "models" / ("c" * 32) / "bundle.bin"
+        kept_artifact.parent.mkdir(parents=True)
+        kept_artifact.write_bytes(b"whole")
+        for path in (dead, item, live.name):
+            aged(path, PARTIAL_MIN_AGE_SECONDS + 1)
+        aged(nginx_old, NGINX_BODY_MAX_AGE_SECONDS + 1)
+        aged(nginx_new, PARTIAL_MIN_AGE_SECONDS + 1)
+
+        removed = store.sweep_partial()
+
+        assert sorted(removed) == sorted([dead, nginx_old, report_part])
+        assert not item.exists()  # the dead writer's file was all it held
+        assert fresh.exists() and nginx_new.exists() and kept_artifact.exists()
+        assert os.path.exists(live.name)  # its writer holds the lock
+    assert store.sweep_partial() == []  # closed: NamedTemporaryFile removed it itself
+
+
+def test_a_full_disk_while_writing_is_store_full_and_leaves_nothing(tmp_path):
+    store = ArtifactStore(tmp_path)
+    with pytest.raises(StoreFull) as refused:
+        with store.writing("datasets", "d" * 32, "data.csv") as (handle, _):
+            handle.write(b"some")
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert refused.value.status == 507
+    assert refused.value.message == ARTIFACT_STORE_FULL
+    assert not (tmp_path / "datasets" / ("d" * 32)).exists()

@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 from ..errors import BadRequest, Invalid, TooLarge
 from ..store import decoded_sizes
 from ..store.bundles import ColumnType, SchemaColumn
+from ..table_features import BadDate, parse_dates
 
 MAX_RECORDS = 100_000
 
@@ -44,6 +45,7 @@ SHAPES = (
 _NONE = type(None)
 _NUMBER_TYPES = frozenset({int, float, _NONE})
 _TEXT_TYPES = frozenset({str, _NONE})
+_DATE_TYPES = frozenset({str, int, float, _NONE})
 
 
 def parse_records(body: Any) -> list[dict[str, Any]]:
@@ -210,14 +212,16 @@ def _convert(
     columns: dict[str, Sequence[Any]], schema: list[SchemaColumn]
 ) -> dict[str, np.ndarray]:
     """Each column's values as its array, in schema order (names already checked)."""
-    return {
-        column["name"]: (
-            _numbers(column["name"], columns[column["name"]])
-            if column["type"] == ColumnType.NUMBER
-            else _texts(column["name"], columns[column["name"]])
-        )
-        for column in schema
-    }
+    return {column["name"]: _values(column, columns[column["name"]]) for column in schema}
+
+
+def _values(column: SchemaColumn, values: Sequence[Any]) -> np.ndarray:
+    """One column's JSON values as its array: numbers, text or dates by its type."""
+    if column["type"] == ColumnType.NUMBER:
+        return _numbers(column["name"], values)
+    if column["type"] == ColumnType.DATETIME:
+        return _dates(column["name"], values)
+    return _texts(column["name"], values)
 
 
 def _explain_columns(record: dict[str, Any], index: int, schema: list[SchemaColumn]) -> None:
@@ -273,6 +277,39 @@ def _texts(name: str, values: Sequence[Any]) -> np.ndarray:
     return array
 
 
+def _dates(name: str, values: Sequence[Any]) -> np.ndarray:
+    """One date column's JSON values (text, or a year as an integer), ``None`` as NaN;
+    whether each is a date is checked by :func:`check_dates`."""
+    kinds = set(map(type, values))
+    if not _DATE_TYPES.issuperset(kinds):
+        for index, value in enumerate(values):
+            if value is not None and not isinstance(value, (str, int, float)):
+                raise Invalid(
+                    f'column {name!r} expects a date (text such as "1971-01-31", or a year '
+                    f"such as 1971); record {index} has {value!r}"
+                )
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    if _NONE in kinds or float in kinds:
+        array[pd.isna(array)] = np.nan
+    return array
+
+
+def check_dates(columns: dict[str, np.ndarray], schema: list[SchemaColumn]) -> None:
+    """Refuse (422) a value of a date column that is not a date, naming it and its row:
+    before the model runs, where the same parse (:func:`parse_dates`) would fail."""
+    for column in schema:
+        if column["type"] != ColumnType.DATETIME:
+            continue
+        try:
+            parse_dates(columns[column["name"]], column.get("format"))
+        except BadDate as bad:
+            raise Invalid(
+                f"column {column['name']!r} expects dates; row {bad.position} has {bad.value!r}, "
+                'which is neither a date (e.g. "1971-01-31") nor a year (e.g. 1971)'
+            ) from None
+
+
 def records_to_columns(
     records: list[dict[str, Any]], schema: list[SchemaColumn]
 ) -> dict[str, np.ndarray]:
@@ -286,10 +323,7 @@ def records_to_columns(
     columns = {}
     for column in schema:
         name = column["name"]
-        values = [record[name] for record in records]
-        columns[name] = (
-            _numbers(name, values) if column["type"] == ColumnType.NUMBER else _texts(name, values)
-        )
+        columns[name] = _values(column, [record[name] for record in records])
     return columns
 
 
@@ -310,6 +344,8 @@ def _one_record(record: dict[str, Any], schema: list[SchemaColumn]) -> dict[str,
                 columns[name] = np.array([value])
             else:
                 columns[name] = _numbers(name, [value])
+        elif column["type"] == ColumnType.DATETIME:
+            columns[name] = _dates(name, [value])
         elif type(value) is str:
             array = np.empty(1, dtype=object)
             array[0] = value
@@ -349,9 +385,31 @@ def arrow_to_columns(
         values = table.column(name)
         if column["type"] == ColumnType.NUMBER:
             columns[name] = _arrow_numbers(name, values, first_row)
+        elif column["type"] == ColumnType.DATETIME and not _is_text_type(_plain(values.type)):
+            columns[name] = _arrow_dates(name, values)
         else:
             columns[name] = _arrow_texts(name, values)
     return columns
+
+
+def _plain(kind: pa.DataType) -> pa.DataType:
+    """A dictionary type's value type; any other type as it is."""
+    return kind.value_type if pa.types.is_dictionary(kind) else kind
+
+
+def _arrow_dates(name: str, values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A date column given as Arrow dates, timestamps or integer years: Python values (null:
+    NaN), parsed by the model's date step."""
+    if not _is_date_type(_plain(values.type)):
+        raise Invalid(f"column {name!r} expects dates; the input has {values.type}")
+    array = np.asarray(values.to_pylist(), dtype=object)
+    array[pd.isna(array)] = np.nan
+    return array
+
+
+def _is_date_type(kind: pa.DataType) -> bool:
+    """Arrow types a date column may come as besides text: dates, timestamps, integer years."""
+    return pa.types.is_temporal(kind) or pa.types.is_integer(kind) or pa.types.is_null(kind)
 
 
 def row_bytes(schema: list[SchemaColumn]) -> int:
@@ -391,7 +449,10 @@ def check_arrow_types(arrow_schema: pa.Schema, schema: list[SchemaColumn]) -> No
             kind = kind.value_type
         if column["type"] == ColumnType.NUMBER and not _is_number_type(kind):
             raise Invalid(f"column {column['name']!r} expects numbers; the input has {kind}")
-        if column["type"] != ColumnType.NUMBER and not _is_text_type(kind):
+        if column["type"] == ColumnType.DATETIME:
+            if not (_is_text_type(kind) or _is_date_type(kind)):
+                raise Invalid(f"column {column['name']!r} expects dates; the input has {kind}")
+        elif column["type"] != ColumnType.NUMBER and not _is_text_type(kind):
             raise Invalid(f"column {column['name']!r} expects text; the input has {kind}")
 
 

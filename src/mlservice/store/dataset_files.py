@@ -49,7 +49,7 @@ from ..errors import (
     UnsupportedMedia,
 )
 from ..security import Identity
-from . import decoded_sizes
+from . import column_roles, decoded_sizes
 from .artifacts import ArtifactStore
 from .catalog import Catalog
 from .csv_dialect import DEFAULT_DELIMITER, detect_delimiter, header_width, parse_problem
@@ -130,6 +130,9 @@ class _ColumnProfile:
         self.distinct: set[Any] = set()
         self.distinct_capped = False
         self.formula_cells = 0
+        #: An integer column's smallest and largest values (an id's span).
+        self.low: int | None = None
+        self.high: int | None = None
 
     def add(self, column: pa.Array) -> None:
         self.missing += column.null_count
@@ -144,6 +147,10 @@ class _ColumnProfile:
             if rows is not None:
                 formulas = pc.take(formulas, rows)
             self.formula_cells += pc.sum(formulas).as_py() or 0
+        if pa.types.is_integer(self.type) and len(column) > column.null_count:
+            bounds = pc.min_max(column).as_py()
+            self.low = bounds["min"] if self.low is None else min(self.low, bounds["min"])
+            self.high = bounds["max"] if self.high is None else max(self.high, bounds["max"])
         if self.distinct_capped:
             return
         candidates = used if used is not None else pc.unique(column.drop_null())
@@ -152,7 +159,8 @@ class _ColumnProfile:
             self.distinct_capped = True
             self.distinct = set(list(self.distinct)[:CATEGORY_SAMPLE])
 
-    def describe(self) -> ColumnProfile:
+    def describe(self, rows: int) -> ColumnProfile:
+        """The column's profile, with its role (:mod:`.column_roles`) among ``rows`` rows."""
         numeric = pa.types.is_integer(self.type) or pa.types.is_floating(self.type)
         described: ColumnProfile = {
             "name": self.name,
@@ -163,6 +171,16 @@ class _ColumnProfile:
         }
         if not numeric:
             described["categories_sample"] = sorted(map(str, self.distinct))[:CATEGORY_SAMPLE]
+        span = None if self.low is None or self.high is None else self.high - self.low + 1
+        role, evidence = column_roles.detect(
+            described["dtype"],
+            rows - self.missing,
+            described["distinct"],
+            sorted(self.distinct, key=str)[: column_roles.DATE_SAMPLE],
+            span,
+        )
+        described["role"] = role.value
+        described["role_evidence"] = evidence
         return described
 
 
@@ -363,7 +381,7 @@ def _profile_once(
         raise Invalid("the file has a header but no rows")
     described: dict[str, Any] = {
         "rows": rows,
-        "columns": [column.describe() for column in columns],
+        "columns": [column.describe(rows) for column in columns],
         "string_columns": string_columns,
         "formula_cells": formula_names + sum(column.formula_cells for column in columns),
     }

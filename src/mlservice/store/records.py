@@ -10,7 +10,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, NotRequired, TypedDict
 
-from .bundles import EngineInfo, SchemaColumn
+from .bundles import EngineInfo, SchemaColumn, TrainingWarning
+from .column_roles import RoleEvidence
 
 
 class ModelStatus(StrEnum):
@@ -46,6 +47,9 @@ class ColumnProfile(TypedDict):
     distinct: int
     distinct_is_lower_bound: bool
     categories_sample: NotRequired[list[str]]  # non-numeric columns
+    #: What the column is for (a column_roles.Role), and why (profiles from before: absent).
+    role: NotRequired[str]
+    role_evidence: NotRequired[RoleEvidence]
 
 
 class DatasetRecord(TypedDict):
@@ -113,6 +117,8 @@ class ModelRecord(TypedDict):
     compile: NotRequired[bool]
     #: A registered model's name: the model becomes its next version once ready.
     register_as: NotRequired[str | None]
+    #: Roles the request gave columns (column -> numeric, categorical, datetime, text, ignore).
+    columns: NotRequired[dict[str, str] | None]
     # Training's outcome.
     started_at: NotRequired[float]
     worker: NotRequired[str]  # <host name>:<process id> of the run that trained it last
@@ -126,6 +132,8 @@ class ModelRecord(TypedDict):
     versions: NotRequired[dict[str, str]]
     training_seconds: NotRequired[float | None]
     engine: NotRequired[EngineInfo]
+    #: What training warned of: columns left out, rows dropped, estimator warnings.
+    warnings: NotRequired[list[TrainingWarning]]
     # Lineage (trained models): what a registered version shows of where it came from.
     dataset_sha256: NotRequired[str | None]  # the data set file's, when training read it
     service_version: NotRequired[str]  # the service's version on the worker that trained it

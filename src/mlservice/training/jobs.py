@@ -275,6 +275,7 @@ class Trainer:
             )
         except TooLarge as exc:  # over [limits] max_training_mb: the message says so
             raise TrainingFailed(exc.message) from None
+        profile = dataset.get("columns", [])
         fitted = fitting.train(
             frame,
             record["target"],
@@ -284,6 +285,13 @@ class Trainer:
             test_size=record["test_size"],
             cv=record["cv"],
             progress=progress,
+            roles={column["name"]: column["role"] for column in profile if "role" in column},
+            reasons={
+                column["name"]: column["role_evidence"]["reason"]
+                for column in profile
+                if "role_evidence" in column
+            },
+            overrides=record.get("columns") or {},
         )
         self.reports.mark_rendering(model_id)
         if not compile_onnx:

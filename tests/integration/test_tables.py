@@ -1,0 +1,241 @@
+"""Real tables on the real stack: column roles, dates, ids, free text, constants, warnings.
+
+Each table is made here, small, with the trait it tests; cars is vega_datasets'
+(installed by the test extra), the table the issue was found on.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.helpers import eventually, train, upload, wait_ready
+
+pytestmark = pytest.mark.integration
+
+WORDS = ["good", "bad", "fast", "slow", "red", "blue", "car", "house", "cheap", "dear"]
+
+
+def _profile(client, token: str, dataset_id: str) -> dict[str, dict]:
+    record = client.get(f"/resource/datasets/{dataset_id}", token).json()
+    assert record["status"] == "ready", record
+    return {column["name"]: column for column in record["columns"]}
+
+
+def _ready(client, token: str, body: dict) -> dict:
+    """The trained model's record once its engine is decided (compiled or not)."""
+    model_id = train(client, token, body)["model_id"]
+
+    def settled() -> dict:
+        record = wait_ready(client, token, model_id)
+        assert record["status"] == "ready", record
+        assert not record["engine"]["reason"].startswith("compiling"), record
+        return record
+
+    return eventually(settled, timeout=180, message="still compiling", retry_on=AssertionError)
+
+
+@pytest.fixture(scope="module")
+def mixed() -> pd.DataFrame:
+    """An id, a code, dates (day first), free text, a constant, a category and a target
+    that follows the date and the text."""
+    rng = np.random.default_rng(7)
+    rows = 120
+    days = pd.date_range("2015-01-01", periods=rows, freq="17D")
+    notes = [" ".join(rng.choice(WORDS, size=6)) for _ in range(rows)]
+    colour = rng.choice(["red", "green", "blue"], size=rows)
+    good = np.array([note.count("good") for note in notes])
+    return pd.DataFrame(
+        {
+            "row_id": np.arange(1, rows + 1),
+            "code": [f"K-{index:05d}" for index in rng.permutation(rows)],
+            "when": days.strftime("%d/%m/%Y"),
+            "note": notes,
+            "site": "north",
+            "colour": colour,
+            "price": (days.year - 2015) * 10.0 + good * 5.0 + rng.normal(0, 1, rows),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def mixed_id(client, admin_token, mixed) -> str:
+    return upload(client, admin_token, mixed)
+
+
+def test_profile_gives_each_column_a_role_with_its_evidence(client, admin_token, mixed, mixed_id):
+    columns = _profile(client, admin_token, mixed_id)
+    roles = {name: column["role"] for name, column in columns.items()}
+    assert roles == {
+        "row_id": "id",
+        "code": "id",
+        "when": "datetime",
+        "note": "text",
+        "site": "constant",
+        "colour": "categorical",
+        "price": "numeric",
+    }
+    when = columns["when"]["role_evidence"]
+    assert when["parse_rate"] == 1.0 and when["distinct_ratio"] == 1.0
+    assert when["examples"] == sorted(mixed["when"])[:5]
+    assert when["reason"] == "100% of its values parse as dates"
+    assert columns["note"]["role_evidence"]["mean_words"] == 6.0
+    assert columns["code"]["role_evidence"]["reason"] == (
+        "it is unique or nearly so per row (120 distinct values in 120 non-missing rows)"
+    )
+    assert columns["site"]["role_evidence"]["reason"] == "it has 1 distinct value(s)"
+
+
+def test_defaults_leave_ids_and_constants_out_and_use_dates_and_text(client, admin_token, mixed_id):
+    record = _ready(
+        client,
+        admin_token,
+        {"dataset_id": mixed_id, "target": "price", "estimator": "Ridge"},
+    )
+    schema = {column["name"]: column for column in record["input_schema"]}
+    assert list(schema) == ["when", "note", "colour"]
+    assert schema["when"] == {"name": "when", "type": "datetime", "format": "%d/%m/%Y"}
+    assert schema["note"] == {"name": "note", "type": "string", "role": "text"}
+    left_out = [w for w in record["warnings"] if w["kind"] == "column_left_out"]
+    assert [w["column"] for w in left_out] == ["row_id", "code", "site"]
+    assert left_out[2]["message"] == (
+        "column 'site' is left out: it is constant (it has 1 distinct value(s)); to use it, send "
+        '"columns": {"site": "categorical"} (or "numeric", "datetime", "text") with the '
+        "training request"
+    )
+    assert record["engine"]["name"] == "scikit-learn"
+    assert record["engine"]["reason"].startswith("not compiled: column 'when' is a date column")
+    assert record["metrics"]["r2"] > 0.9  # the date and the text carry the price
+    assert set(record["metrics"]["training"]) == {"r2", "rmse", "mae"}
+
+    # Prediction takes the raw values: dates in the training format, ISO, or a year.
+    model = record["id"]
+    rows = [
+        {"colour": "red", "when": when, "note": "good good good car house red"}
+        for when in ("01/01/2020", "2020-01-01", 2020, "2020")
+    ]
+    answer = client.post(f"/resource/models/{model}/predict", admin_token, json=rows)
+    assert answer.status_code == 200, answer.text
+    values = answer.json()["predictions"]
+    assert len(set(values)) == 1, values
+    bad = client.post(
+        f"/resource/models/{model}/predict",
+        admin_token,
+        json=[{"colour": "red", "when": "someday", "note": "good"}],
+    )
+    assert bad.status_code == 422
+    assert bad.json()["status"] == (
+        "column 'when' expects dates; row 0 has 'someday', which is neither a date "
+        '(e.g. "1971-01-31") nor a year (e.g. 1971)'
+    )
+    csv = "colour,when,note\nred,01/01/2020,good good good car house red\nblue,2020,\n"
+    answer = client.post(
+        f"/resource/models/{model}/predict",
+        admin_token,
+        data=csv.encode(),
+        headers={"Content-Type": "text/csv"},
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["predictions"][0] == values[0]
+
+
+def test_a_request_overrides_roles_and_refuses_unknown_ones(client, admin_token, mixed_id):
+    body = {"dataset_id": mixed_id, "target": "price", "estimator": "Ridge"}
+    refused = client.post(
+        "/resource/models", admin_token, json=body | {"columns": {"note": "words"}}
+    )
+    assert refused.status_code == 400
+    assert refused.json()["status"] == (
+        "'columns' gives column 'note' the role 'words'; the roles are numeric, categorical, "
+        "datetime, text, ignore"
+    )
+    refused = client.post(
+        "/resource/models", admin_token, json=body | {"columns": {"nope": "ignore"}}
+    )
+    assert refused.status_code == 400
+    assert refused.json()["status"].startswith(
+        "'columns' names 'nope', which is not a column of the data set; columns: row_id, code"
+    )
+    record = _ready(
+        client,
+        admin_token,
+        body | {"columns": {"note": "ignore", "when": "categorical", "site": "categorical"}},
+    )
+    schema = {column["name"]: column for column in record["input_schema"]}
+    assert list(schema) == ["when", "site", "colour"]
+    assert schema["when"]["type"] == "string" and schema["site"]["categories"] == ["north"]
+    assert record["columns"] == {"note": "ignore", "when": "categorical", "site": "categorical"}
+    ignored = [w for w in record["warnings"] if w.get("column") == "note"]
+    assert ignored == [
+        {
+            "kind": "column_left_out",
+            "message": (
+                "column 'note' is left out: it is ignored (the training request's \"columns\" "
+                "says so)"
+            ),
+            "column": "note",
+        }
+    ]
+    grouped = [w["message"] for w in record["warnings"] if w["kind"] == "categories_grouped"]
+    assert grouped == [
+        "column 'when' has 120 distinct values: the 49 most frequent are encoded and the rest "
+        "grouped as one 'infrequent' category"
+    ]
+    assert record["engine"] == {
+        "name": "scikit-learn",
+        "reason": (
+            "not compiled: column 'when' has so many values that its rarest are grouped as one "
+            "category, which skl2onnx's one-hot encoder does not convert; scikit-learn serves "
+            "the model"
+        ),
+    }
+    answer = client.post(
+        f"/resource/models/{record['id']}/predict",
+        admin_token,
+        json={"when": "01/01/2099", "site": "south", "colour": "red"},
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def test_cars_leaves_the_name_out_and_a_date_year_beats_a_category(client, admin_token):
+    from vega_datasets import data
+
+    with warnings.catch_warnings():  # vega_datasets 0.9 passes read_json's convert_dates,
+        warnings.simplefilter("ignore", DeprecationWarning)  # which pandas 3 deprecates
+        cars = data.cars()  # Year: datetime64, written as 1970-01-01
+    dataset_id = upload(client, admin_token, cars)
+    columns = _profile(client, admin_token, dataset_id)
+    assert columns["Name"]["role"] == "id" and columns["Year"]["role"] == "datetime"
+    body = {
+        "dataset_id": dataset_id,
+        "target": "Miles_per_Gallon",
+        "estimator": "RandomForestRegressor",
+        "params": {"n_estimators": 100, "random_state": 0},
+    }
+    as_date = _ready(client, admin_token, body)
+    as_category = _ready(client, admin_token, body | {"columns": {"Year": "categorical"}})
+    assert "Name" not in {column["name"] for column in as_date["input_schema"]}
+    kinds = [w["kind"] for w in as_date["warnings"]]
+    assert kinds[:2] == ["rows_dropped", "column_left_out"]
+    assert as_date["warnings"][0]["message"] == (
+        "8 of 406 rows have no value in the target 'Miles_per_Gallon': they are left out, and "
+        "the model is trained and tested on the other 398"
+    )
+    date_rmse, category_rmse = as_date["metrics"]["rmse"], as_category["metrics"]["rmse"]
+    print(f"cars held-out RMSE: Year as a date {date_rmse:.3f}, as a category {category_rmse:.3f}")
+    assert date_rmse < category_rmse
+    row = {
+        "Cylinders": 8,
+        "Displacement": 307.0,
+        "Horsepower": 130.0,
+        "Weight_in_lbs": 3504,
+        "Acceleration": 12.0,
+        "Origin": "USA",
+    }
+    rows = [row | {"Year": year} for year in ("1971-01-01", 1971, "1971")]
+    answer = client.post(f"/resource/models/{as_date['id']}/predict", admin_token, json=rows)
+    assert answer.status_code == 200, answer.text
+    assert len(set(answer.json()["predictions"])) == 1

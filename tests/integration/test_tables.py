@@ -6,7 +6,10 @@ Each table is made here, small, with the trait it tests; cars is vega_datasets'
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,6 +19,7 @@ from tests.helpers import eventually, train, upload, wait_ready
 
 pytestmark = pytest.mark.integration
 
+MLS = str(Path(sys.executable).with_name("mls"))
 WORDS = ["good", "bad", "fast", "slow", "red", "blue", "car", "house", "cheap", "dear"]
 
 
@@ -239,3 +243,50 @@ def test_cars_leaves_the_name_out_and_a_date_year_beats_a_category(client, admin
     answer = client.post(f"/resource/models/{as_date['id']}/predict", admin_token, json=rows)
     assert answer.status_code == 200, answer.text
     assert len(set(answer.json()["predictions"])) == 1
+
+
+def test_an_imbalanced_target_is_weighted_and_estimator_warnings_reach_the_user(
+    client, admin_token, stack, tmp_path
+):
+    rng = np.random.default_rng(3)
+    rows = 200
+    x = rng.normal(size=(rows, 3)) * 1000  # unscaled to the estimator: slow to converge
+    label = np.where(x[:, 0] + rng.normal(0, 300, rows) > 1300, "rare", "common")
+    frame = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "label": label})
+    counts = frame["label"].value_counts()
+    assert counts["common"] >= 3 * counts["rare"] >= 6
+    dataset_id = upload(client, admin_token, frame)
+    record = _ready(
+        client,
+        admin_token,
+        {
+            "dataset_id": dataset_id,
+            "target": "label",
+            "estimator": "LogisticRegression",
+            "params": {"max_iter": 2},
+        },
+    )
+    assert record["params"] == {"max_iter": 2, "class_weight": "balanced"}
+    kinds = {w["kind"]: w["message"] for w in record["warnings"]}
+    assert kinds["class_imbalance"] == (
+        f"the classes are imbalanced ('common': {counts['common']}, 'rare': {counts['rare']}); "
+        'the split is stratified, and class_weight is set to "balanced" (rows weighted '
+        'inversely to their class\'s size); send "params": {"class_weight": null} to turn it '
+        "off"
+    )
+    assert kinds["ConvergenceWarning"].startswith("lbfgs failed to converge")
+    assert record["metrics"]["confusion_matrix"]["matrix"][1][1] > 0  # rare rows found
+    training = record["metrics"]["training"]
+    assert set(training) == {"accuracy", "balanced_accuracy", "f1_macro", "roc_auc"}
+
+    report = client.get(f"/resource/models/{record['id']}/report", admin_token).json()
+    assert report["warnings"] == record["warnings"]
+
+    env = {"MLS_URL": stack.url, "MLS_TOKEN": admin_token, "HOME": str(tmp_path)}
+    shown = subprocess.run(
+        [MLS, "models", "show", record["id"]], capture_output=True, text=True, env=env
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "metric             held-out  training" in shown.stdout
+    lines = shown.stdout.split("\nwarnings\n", 1)[1].splitlines()
+    assert lines == [f"- {w['message']}" for w in record["warnings"]]

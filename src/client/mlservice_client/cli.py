@@ -294,13 +294,14 @@ def _dataset_text(record: Dataset) -> str:
         [
             c["name"],
             c["dtype"],
+            c.get("role", "-"),
             c["missing"],
             c["distinct"],
             ", ".join(c.get("categories_sample", [])[:5]),
         ]
         for c in record.get("columns", [])
     ]
-    header = ["COLUMN", "TYPE", "MISSING", "DISTINCT", "SAMPLE"]
+    header = ["COLUMN", "TYPE", "ROLE", "MISSING", "DISTINCT", "SAMPLE"]
     return head + "\n\n" + formatting.table(columns, header)
 
 
@@ -494,6 +495,8 @@ def _model_text(record: Model) -> str:
     text = formatting.fields(pairs)
     if record.get("metrics"):
         text += "\n\n" + formatting.metrics(record["metrics"])
+    if record.get("warnings"):
+        text += "\n\n" + formatting.warnings(record["warnings"])
     return text
 
 

@@ -75,8 +75,14 @@ METRIC_ORDER = ("accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "r2", "r
 
 
 def metrics(values: dict[str, Any]) -> str:
-    """A model's held-out metrics, cross-validation and confusion matrix as text."""
-    rows: list[tuple[str, Any]] = [(k, values[k]) for k in METRIC_ORDER if k in values]
+    """A model's held-out metrics (beside the training rows' when known), cross-validation and
+    confusion matrix as text."""
+    training = values.get("training")
+    rows: list[tuple[Any, ...]]
+    if isinstance(training, dict):
+        rows = [(k, values[k], training.get(k, "")) for k in METRIC_ORDER if k in values]
+    else:
+        rows = [(k, values[k]) for k in METRIC_ORDER if k in values]
     for key in ("train_rows", "test_rows"):
         if key in values:
             rows.append((key, values[key]))
@@ -88,7 +94,10 @@ def metrics(values: dict[str, Any]) -> str:
                 f"{cv.get('mean', 0):.4f} ± {cv.get('std', 0):.4f} ({cv.get('folds')} folds)",
             )
         )
-    text = table(rows, ("metric", "value"))
+    header = (
+        ("metric", "held-out", "training") if isinstance(training, dict) else ("metric", "value")
+    )
+    text = table(rows, header)
     matrix = values.get("confusion_matrix")
     if isinstance(matrix, dict) and matrix.get("labels"):
         labels = [str(label) for label in matrix["labels"]]
@@ -96,3 +105,8 @@ def metrics(values: dict[str, Any]) -> str:
         text += "\n\nconfusion matrix (rows: true class, columns: predicted)\n"
         text += table(body, ["", *labels])
     return text
+
+
+def warnings(items: list[dict[str, Any]]) -> str:
+    """What training warned of, one line each."""
+    return "warnings\n" + "\n".join(f"- {item.get('message', item)}" for item in items)

@@ -290,3 +290,75 @@ def test_an_imbalanced_target_is_weighted_and_estimator_warnings_reach_the_user(
     assert "metric             held-out  training" in shown.stdout
     lines = shown.stdout.split("\nwarnings\n", 1)[1].splitlines()
     assert lines == [f"- {w['message']}" for w in record["warnings"]]
+
+
+def test_a_test_file_is_scored_as_it_is_extra_columns_named(client, admin_token, mixed_id, mixed):
+    record = _ready(
+        client,
+        admin_token,
+        {"dataset_id": mixed_id, "target": "price", "estimator": "Ridge", "name": "scored"},
+    )
+    url = f"/resource/models/{record['id']}/predict"
+    test_file = mixed.head(5).to_csv(index=False).encode()  # ids, constant, target and all
+    answer = client.post(url, admin_token, data=test_file, headers={"Content-Type": "text/csv"})
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["predictions"]) == 5
+    assert answer.headers["X-Ignored-Columns"] == "row_id,code,site,price"
+    records = [{"colour": "red", "when": 2020, "note": "good", "a,b": 1, "é": 2}]
+    answer = client.post(url, admin_token, json=records)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["X-Ignored-Columns"] == "a%2Cb,%C3%A9"
+    plain = client.post(url, admin_token, json=[{"colour": "red", "when": 2020, "note": "x"}])
+    assert plain.status_code == 200 and "X-Ignored-Columns" not in plain.headers
+
+    refused = client.post(
+        url + "?extra_columns=refuse",
+        admin_token,
+        data=test_file,
+        headers={"Content-Type": "text/csv"},
+    )
+    assert refused.status_code == 400
+    assert refused.json()["status"] == (
+        "the input has column(s) 'row_id', 'code', 'site', 'price' the model does not take "
+        "(?extra_columns=refuse); the model expects 'when', 'note', 'colour'; send only "
+        "those, or leave out extra_columns to have the others ignored"
+    )
+    wrong = client.post(url + "?extra_columns=maybe", admin_token, json=records)
+    assert wrong.status_code == 400
+    assert wrong.json()["status"] == (
+        "query parameter 'extra_columns' must be ignore or refuse, not 'maybe'"
+    )
+    missing = client.post(url, admin_token, json=[{"colour": "red", "row_id": 1}])
+    assert missing.status_code == 422
+    assert missing.json()["status"] == (
+        "record 0 lacks column(s) 'when', 'note'; send null for a missing value"
+    )
+
+
+def test_batch_scoring_names_the_columns_it_ignores(client, admin_token, mixed_id):
+    record = _ready(
+        client, admin_token, {"dataset_id": mixed_id, "target": "price", "estimator": "Ridge"}
+    )
+    url = f"/resource/models/{record['id']}/predictions"
+    refused = client.post(
+        url, admin_token, json={"dataset_id": mixed_id, "extra_columns": "refuse"}
+    )
+    assert refused.status_code == 400
+    assert refused.json()["status"] == (
+        f"data set {mixed_id!r} has column(s) 'row_id', 'code', 'site', 'price' the model does "
+        "not take "
+        "(extra_columns: refuse); keep them with keep_columns, or leave out extra_columns to "
+        "have them ignored"
+    )
+    started = client.post(
+        url, admin_token, json={"dataset_id": mixed_id, "keep_columns": ["row_id"]}
+    )
+    assert started.status_code == 202, started.text
+    assert started.json()["ignored_columns"] == ["code", "site", "price"]
+
+    def done() -> dict:
+        status = client.get(started.json()["status_url"], admin_token).json()
+        return status if status["done"] else None
+
+    status = eventually(done, timeout=120, message="scoring did not end", retry_on=())
+    assert status["state"] == "SUCCESS", status

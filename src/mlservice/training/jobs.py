@@ -49,7 +49,7 @@ from ..store.report_files import ReportFiles
 from . import fitting, onnx_conversion, reports
 from .callbacks import delivery_id
 from .fitting import FittedModel, TrainingProgress
-from .pipeline import as_model_input
+from .pipeline import as_model_input, profile_roles
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +275,7 @@ class Trainer:
             )
         except TooLarge as exc:  # over [limits] max_training_mb: the message says so
             raise TrainingFailed(exc.message) from None
-        profile = dataset.get("columns", [])
+        roles, reasons = profile_roles(dataset.get("columns", []))
         fitted = fitting.train(
             frame,
             record["target"],
@@ -285,12 +285,8 @@ class Trainer:
             test_size=record["test_size"],
             cv=record["cv"],
             progress=progress,
-            roles={column["name"]: column["role"] for column in profile if "role" in column},
-            reasons={
-                column["name"]: column["role_evidence"]["reason"]
-                for column in profile
-                if "role_evidence" in column
-            },
+            roles=roles,
+            reasons=reasons,
             overrides=record.get("columns") or {},
         )
         self.reports.mark_rendering(model_id)

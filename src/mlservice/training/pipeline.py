@@ -38,6 +38,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from ..store.bundles import ColumnType, SchemaColumn, Step, TrainingWarning
 from ..store.column_roles import Role
+from ..store.records import ColumnProfile
 from ..table_features import DateFeatures, TextColumn, guess_format
 
 #: A categorical column with more distinct values keeps this many (the rarest grouped).
@@ -54,6 +55,18 @@ class ColumnPlan:
 
     schema: list[SchemaColumn]
     warnings: list[TrainingWarning] = field(default_factory=list)
+
+
+def profile_roles(profile: Sequence[ColumnProfile]) -> tuple[dict[str, str], dict[str, str]]:
+    """The roles a data set's profile gives its columns, and their reasons (data sets
+    profiled before roles: none, so every column goes by its type)."""
+    roles = {column["name"]: column["role"] for column in profile if "role" in column}
+    reasons = {
+        column["name"]: column["role_evidence"]["reason"]
+        for column in profile
+        if "role_evidence" in column
+    }
+    return roles, reasons
 
 
 def is_numeric(series: pd.Series) -> bool:

@@ -399,6 +399,14 @@ def parse_param(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+def parse_role(text: str) -> tuple[str, str]:
+    """``name=role`` from ``--column`` (the service checks the role)."""
+    name, sep, role = text.rpartition("=")
+    if not sep or not name.strip():
+        raise click.BadParameter(f"{text!r} is not NAME=ROLE", param_hint="--column")
+    return name, role.strip()
+
+
 @cli.command()
 @click.option("--dataset", "dataset_id", required=True, help="The data set's id.")
 @click.option("--target", required=True, help="The column to predict.")
@@ -410,6 +418,13 @@ def parse_param(text: str) -> tuple[str, Any]:
 @click.option("--name", help="The model's name.")
 @click.option("--no-compile", is_flag=True, help="Serve with scikit-learn, not ONNX Runtime.")
 @click.option("--target-is-categorical", is_flag=True, help="A numeric target holds classes.")
+@click.option(
+    "--column",
+    "columns",
+    multiple=True,
+    metavar="NAME=ROLE",
+    help="A column's role: numeric, categorical, datetime, text or ignore (repeat).",
+)
 @click.option("--no-wait", is_flag=True, help="Return at once with the model id.")
 @click.option("--timeout", type=float, help="Seconds to wait at most (the training goes on).")
 @json_option
@@ -424,10 +439,11 @@ def train(
     name: str | None,
     no_compile: bool,
     target_is_categorical: bool,
+    columns: tuple[str, ...],
     no_wait: bool,
     timeout: float | None,
 ) -> None:
-    """Train a model and follow it with a progress bar; prints its metrics.
+    """Train a model and follow it with a progress bar; prints its metrics and warnings.
 
     Exits 3 if the training fails.
     """
@@ -444,6 +460,7 @@ def train(
         name=name,
         compile=False if no_compile else None,
         target_is_categorical=True if target_is_categorical else None,
+        columns=dict(parse_role(c) for c in columns) or None,
     )
     note(f"Model {record['id']}: {record.get('name')}")
     if not no_wait:

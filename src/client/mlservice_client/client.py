@@ -462,6 +462,7 @@ class Client:
         target_is_categorical: bool | None = None,
         callback_url: str | None = None,
         callback_secret: str | None = None,
+        columns: dict[str, str] | None = None,
         wait: bool = False,
         timeout: float | None = None,
         on_status: OnStatus | None = None,
@@ -470,7 +471,8 @@ class Client:
 
         With ``wait`` a failed training raises :class:`TrainingFailed` (the
         model's record in its ``model``), and ``on_status`` sees the task's
-        progress.
+        progress. ``columns`` gives columns roles over the data set profile's
+        (``{"Name": "ignore", "Year": "datetime"}``).
         """
         optional = {
             "params": params,
@@ -482,6 +484,7 @@ class Client:
             "target_is_categorical": target_is_categorical,
             "callback_url": callback_url,
             "callback_secret": callback_secret,
+            "columns": columns,
         }
         body: dict[str, Any] = {"dataset_id": dataset_id, "target": target, "estimator": estimator}
         body |= {key: value for key, value in optional.items() if value is not None}

@@ -362,3 +362,96 @@ def test_batch_scoring_names_the_columns_it_ignores(client, admin_token, mixed_i
 
     status = eventually(done, timeout=120, message="scoring did not end", retry_on=())
     assert status["state"] == "SUCCESS", status
+
+
+def _upload_bytes(client, token: str, data: bytes, query: str = "") -> tuple[int, dict]:
+    response = client.post(
+        f"/resource/datasets{query}", token, files={"file": ("table.csv", data, "text/csv")}
+    )
+    return response.status_code, response.json()
+
+
+def test_a_european_csv_reads_its_numbers_and_predicts_from_one(client, admin_token):
+    rng = np.random.default_rng(11)
+    size = rng.uniform(20, 200, 80).round(1)
+    rooms = rng.integers(1, 6, 80)
+    price = (size * 3.5 + rooms * 10 + rng.normal(0, 5, 80)).round(2)
+    lines = ["surface;pièces;prix"] + [
+        f"{s:.1f};{r};{p:.2f}".replace(".", ",") for s, r, p in zip(size, rooms, price, strict=True)
+    ]
+    data = ("\n".join(lines) + "\n").encode()
+    status, record = _upload_bytes(client, admin_token, data)
+    assert status == 201, record
+    assert (record["delimiter"], record["decimal"]) == (";", ",")
+    columns = {column["name"]: column for column in record["columns"]}
+    assert [columns[name]["dtype"] for name in ("surface", "pièces", "prix")] == [
+        "float",
+        "integer",
+        "float",
+    ]
+    assert columns["surface"]["role"] == "numeric"
+    model = _ready(
+        client,
+        admin_token,
+        {"dataset_id": record["id"], "target": "prix", "estimator": "LinearRegression"},
+    )
+    assert model["metrics"]["r2"] > 0.95
+    body = "surface;pièces\n100,5;3\n".encode()
+    answer = client.post(
+        f"/resource/models/{model['id']}/predict",
+        admin_token,
+        data=body,
+        headers={"Content-Type": "text/csv"},
+    )
+    assert answer.status_code == 200, answer.text
+    same = client.post(
+        f"/resource/models/{model['id']}/predict",
+        admin_token,
+        json={"surface": 100.5, "pièces": 3},
+    )
+    assert answer.json()["predictions"] == same.json()["predictions"]
+
+    # Given: a file whose first 200 rows hold no decimal number says so in the query.
+    data = b"a;b\n" + b"1;2\n" * 250 + b"5,5;6\n"
+    status, guessed = _upload_bytes(client, admin_token, data)
+    assert status == 201 and guessed["decimal"] == "."
+    assert [column["dtype"] for column in guessed["columns"]] == ["string", "integer"]
+    status, given = _upload_bytes(client, admin_token, data, "?delimiter=;&decimal=,")
+    assert status == 201, given
+    assert given["decimal"] == "," and given["columns"][0]["dtype"] == "float"
+    status, refused = _upload_bytes(client, admin_token, data, "?decimal=;")
+    assert status == 400
+    assert refused["status"] == "query parameter 'decimal' must be . or , not ';'"
+
+
+def test_a_pandas_index_column_is_dropped_with_a_note_and_bad_headers_are_named(
+    client, admin_token, customers
+):
+    status, record = _upload_bytes(client, admin_token, customers.to_csv().encode())
+    assert status == 201, record
+    assert [column["name"] for column in record["columns"]] == list(customers.columns)
+    assert record["notes"] == [
+        "the first column has no name: it is the row index pandas writes with "
+        "DataFrame.to_csv(), and it is left out (write the file with index=False to leave it "
+        "out yourself)"
+    ]
+    model = _ready(
+        client,
+        admin_token,
+        {"dataset_id": record["id"], "target": "plan", "estimator": "LogisticRegression"},
+    )
+    assert [column["name"] for column in model["input_schema"]] == ["age", "city", "income"]
+    download = client.get(f"/resource/datasets/{record['id']}/download", admin_token)
+    assert download.status_code == 200
+
+    status, refused = _upload_bytes(client, admin_token, b"a,,c\n1,2,3\n")
+    assert status == 422
+    assert refused["status"] == (
+        "column 2 of the header has no name; name every column (only a first column without "
+        "a name, pandas' index, is left out)"
+    )
+    status, refused = _upload_bytes(client, admin_token, b"a,b,a\n1,2,3\n")
+    assert status == 422
+    assert refused["status"] == (
+        "the header names column 'a' more than once (columns 1, 3); give every column its own name"
+    )

@@ -42,7 +42,7 @@ from ..config import LimitsSettings
 from ..errors import BadRequest, Invalid, TooLarge, UnsupportedMedia
 from ..store import decoded_sizes
 from ..store.bundles import ColumnType, ModelBundle, SchemaColumn
-from ..store.csv_dialect import detect_delimiter, header_width, parse_problem
+from ..store.csv_dialect import detect_decimal, detect_delimiter, header_width, parse_problem
 from . import arrow_ipc, inputs, outputs
 
 JSON = "application/json"
@@ -270,18 +270,22 @@ def read_csv(data: bytes, schema: list[SchemaColumn], limits: LimitsSettings) ->
     cell (or ``NA``, ``null``...: pyarrow's usual null spellings, as when a
     data set is read for training) is a missing value. The delimiter is
     found from the header line as for an uploaded data set (``,`` ``;`` tab ``|``),
-    whose columns are counted before the body is parsed (``[limits] max_columns``).
+    whose columns are counted before the body is parsed (``[limits] max_columns``),
+    and the decimal mark (``3,5``) from the first lines, as for a data set.
     """
     head = data[:HEADER_SCAN_BYTES]
     delimiter = detect_delimiter(head)
     check_width(header_width(head, delimiter), limits, "the CSV body")
+    decimal = detect_decimal(head, delimiter)
     types = inputs.arrow_types(schema)
     try:
         return pacsv.read_csv(
             pa.BufferReader(data),
             read_options=pacsv.ReadOptions(use_threads=False, block_size=len(data) + 1),
             parse_options=pacsv.ParseOptions(delimiter=delimiter),
-            convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types=types, strings_can_be_null=True, decimal_point=decimal
+            ),
         )
     except pa.ArrowException as exc:
         raise _csv_error(str(exc), data, delimiter) from None

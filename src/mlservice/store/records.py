@@ -82,6 +82,13 @@ class DatasetRecord(TypedDict):
     #: before it was detected have no key and mean ``,``: read it with ``delimiter_of``.
     #: The API shows ``null`` for a Parquet data set (``dataset_files.public``).
     delimiter: NotRequired[str | None]
+    #: CSV: the numbers' decimal mark, ``.`` or ``,`` (detected, or given at upload); records
+    #: from before it was detected have no key and mean ``.``: read it with ``dialect_of``.
+    decimal: NotRequired[str]
+    #: CSV: the first column had no name (pandas' index) and is left out of the data set.
+    index_column_dropped: NotRequired[bool]
+    #: What profiling did that the user should know (an index column left out).
+    notes: NotRequired[list[str]]
     #: Text cells starting with = + - @ tab or CR (spreadsheet formulas); absent: unknown.
     formula_cells: NotRequired[int]
     #: sha256 of the stored file (hex), once profiled; absent for data sets stored before it.

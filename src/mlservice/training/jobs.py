@@ -270,7 +270,7 @@ class Trainer:
                 self.datasets.path(dataset),
                 dataset["format"],
                 dataset["string_columns"],
-                delimiter=dataset_files.delimiter_of(dataset),
+                dialect=dataset_files.dialect_of(dataset),
                 limits=self.datasets.limits,
             )
         except TooLarge as exc:  # over [limits] max_training_mb: the message says so

@@ -445,7 +445,7 @@ class Searcher:
             self.datasets.path(dataset),
             dataset["format"],
             dataset["string_columns"],
-            delimiter=dataset_files.delimiter_of(dataset),
+            dialect=dataset_files.dialect_of(dataset),
             limits=self.datasets.limits,
         )
         roles, _ = profile_roles(dataset.get("columns", []))

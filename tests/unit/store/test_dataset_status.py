@@ -96,5 +96,6 @@ def test_profiled_fields_are_the_ready_record_of_a_file(tmp_path):
         "string_columns": [],
         "formula_cells": 0,
         "delimiter": ";",
+        "decimal": ".",
         "sha256": hashlib.sha256(b"a;b\n1;x\n2;\n").hexdigest(),  # what a model's lineage names
     }

@@ -455,3 +455,29 @@ def test_a_pandas_index_column_is_dropped_with_a_note_and_bad_headers_are_named(
     assert refused["status"] == (
         "the header names column 'a' more than once (columns 1, 3); give every column its own name"
     )
+
+
+def test_the_client_gives_roles_dialects_and_strictness(stack, admin_token, tmp_path):
+    from mlservice_client import Client
+    from mlservice_client.errors import ServiceError
+
+    path = tmp_path / "euro.csv"
+    rows = [f"{i // 2};{i % 3};{i * 1.5:.1f};x{i}".replace(".", ",") for i in range(40)]
+    path.write_text("n;k;y;code\n" + "\n".join(rows) + "\n")
+    with Client(stack.url, token=admin_token) as client:
+        record = client.upload_dataset(path, delimiter=";", decimal=",")
+        assert (record["delimiter"], record["decimal"]) == (";", ",")
+        model = client.train(
+            record["id"],
+            "y",
+            "LinearRegression",
+            columns={"code": "ignore", "k": "categorical"},
+            wait=True,
+        )
+        assert model["columns"] == {"code": "ignore", "k": "categorical"}
+        assert [c["name"] for c in model["input_schema"]] == ["n", "k"]
+        answer = client.predict([{"n": 3, "k": "0", "code": "x3"}], model["id"])
+        assert len(answer["predictions"]) == 1
+        with pytest.raises(ServiceError) as refused:
+            client.predict([{"n": 3, "k": "0", "code": "x3"}], model["id"], extra_columns="refuse")
+        assert "'code'" in str(refused.value)

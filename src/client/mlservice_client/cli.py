@@ -241,8 +241,23 @@ DATASET_HEADER = ["ID", "NAME", "OWNER", "FORMAT", "STATUS", "ROWS", "COLUMNS", 
     "--no-wait", is_flag=True, help="Do not wait for a large file's profile; print its record."
 )
 @click.option("--timeout", type=float, help="Seconds to wait for the profile at most.")
+@click.option(
+    "--delimiter",
+    type=click.Choice([",", ";", "|", "tab"]),
+    help="The CSV file's delimiter (default: detected).",
+)
+@click.option(
+    "--decimal", type=click.Choice([".", ","]), help="Its decimal mark (default: detected)."
+)
 @json_option
-def datasets_upload(file: Path, name: str | None, no_wait: bool, timeout: float | None) -> None:
+def datasets_upload(
+    file: Path,
+    name: str | None,
+    no_wait: bool,
+    timeout: float | None,
+    delimiter: str | None,
+    decimal: str | None,
+) -> None:
     """Upload FILE (CSV or Parquet), streamed, with a progress bar; prints its profile.
 
     A file over the service's [service] inline_profile_mb is profiled by a
@@ -251,7 +266,9 @@ def datasets_upload(file: Path, name: str | None, no_wait: bool, timeout: float 
     """
     client = state().client()
     with ByteBar(f"uploading {file.name}") as bar:
-        record = client.upload_dataset(file, name, progress=bar, wait=False)
+        record = client.upload_dataset(
+            file, name, progress=bar, wait=False, delimiter=delimiter, decimal=decimal
+        )
     if dataset_status(record) == PROFILING:
         note(
             f"Data set {record['id']}: {record['name']}, stored; "
@@ -290,6 +307,8 @@ def _dataset_text(record: Dataset) -> str:
         return head + f"\n\nprofiling in a worker: mls datasets wait {record['id']}"
     if dataset_status(record) == FAILED:
         return head + f"\n\nerror: {record.get('error', 'no reason given')}"
+    for text in record.get("notes", []):
+        head += f"\n\nnote: {text}"
     columns = [
         [
             c["name"],
@@ -1115,6 +1134,11 @@ def search_report(search_id: str, directory: Path, formats: tuple[str, ...]) -> 
 )
 @click.option("--probabilities", is_flag=True, help="Also the class probabilities.")
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=10_000, show_default=True)
+@click.option(
+    "--refuse-extra-columns",
+    is_flag=True,
+    help="Fail on columns the model does not take (default: the service ignores them).",
+)
 def predict(
     model: str,
     file: str,
@@ -1123,6 +1147,7 @@ def predict(
     output_format: str | None,
     probabilities: bool,
     batch_size: int,
+    refuse_extra_columns: bool,
 ) -> None:
     """Predict FILE (CSV, JSON, JSON Lines or Parquet; '-' or none: stdin) with MODEL.
 
@@ -1138,7 +1163,8 @@ def predict(
         source = stdin
     found = tables.format_of(file if file != "-" else "stdin", input_format)
     out_format = output_format or _output_format(output, found)
-    answers = state().client().iter_predict(source, model, probabilities, found, batch_size)
+    extra = "refuse" if refuse_extra_columns else None
+    answers = state().client().iter_predict(source, model, probabilities, found, batch_size, extra)
     with _output(output) as out:
         if out_format == "csv":
             tables.write_csv(answers, out)

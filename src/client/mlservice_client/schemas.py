@@ -64,6 +64,9 @@ class Dataset(TypedDict, total=False):
     profile_seconds: float  # profiled by a worker, once settled
     rows: int  # ready only, like columns, delimiter and formula_cells
     columns: list[DatasetColumn]
+    decimal: str  # CSV: the numbers' decimal mark, . or ,
+    index_column_dropped: bool  # CSV: a first column without a name (pandas' index) left out
+    notes: list[str]
     delimiter: str | None
     formula_cells: int
     upload_seconds: float

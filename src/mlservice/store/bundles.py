@@ -144,6 +144,11 @@ class ModelBundle:
     #: What training warned of (columns left out, rows dropped, estimator warnings).
     warnings: list[TrainingWarning] = field(default_factory=list)
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickled: a bundle written before a field was added gets its default."""
+        state.setdefault("warnings", [])
+        self.__dict__.update(state)
+
     def __post_init__(self) -> None:
         # Plain strings in the pickle: a bundle must not depend on this module's enums.
         self.task = str(Task(self.task).value)
@@ -163,7 +168,7 @@ class ModelBundle:
             "trained_at": self.trained_at,
             "training_seconds": self.training_seconds,
             "engine": self.engine_info(),
-            "warnings": getattr(self, "warnings", []),  # bundles from before: none
+            "warnings": self.warnings,
         }
 
     def engine_info(self) -> EngineInfo:

@@ -83,21 +83,23 @@ def metrics(values: dict[str, Any]) -> str:
         rows = [(k, values[k], training.get(k, "")) for k in METRIC_ORDER if k in values]
     else:
         rows = [(k, values[k]) for k in METRIC_ORDER if k in values]
-    for key in ("train_rows", "test_rows"):
-        if key in values:
-            rows.append((key, values[key]))
+    counts: list[tuple[str, Any]] = [
+        (key, values[key]) for key in ("train_rows", "test_rows") if key in values
+    ]
     cv = values.get("cv")
     if isinstance(cv, dict):
-        rows.append(
+        counts.append(
             (
                 f"cv {cv.get('scoring', 'score')}",
                 f"{cv.get('mean', 0):.4f} ± {cv.get('std', 0):.4f} ({cv.get('folds')} folds)",
             )
         )
-    header = (
-        ("metric", "held-out", "training") if isinstance(training, dict) else ("metric", "value")
-    )
-    text = table(rows, header)
+    if isinstance(training, dict):  # the counts below, not widening the metrics' columns
+        text = table(rows, ("metric", "held-out", "training"))
+        if counts:
+            text += "\n\n" + table(counts)
+    else:
+        text = table(rows + counts, ("metric", "value"))
     matrix = values.get("confusion_matrix")
     if isinstance(matrix, dict) and matrix.get("labels"):
         labels = [str(label) for label in matrix["labels"]]

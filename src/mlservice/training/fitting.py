@@ -239,10 +239,22 @@ def _class_notes(
     return notes
 
 
+#: Warnings for developers, not about the model: deprecations (in any library), and
+#: anything the worker's own libraries say meanwhile (warnings are caught process-wide).
+_NOT_THE_USERS = (DeprecationWarning, PendingDeprecationWarning)
+_WORKER_LIBRARIES = ("redis", "celery", "kombu", "billiard", "amqp")
+
+
 def _python_warnings(caught: list[warnings.WarningMessage]) -> list[TrainingWarning]:
-    """The Python warnings raised while fitting and scoring, each once, in the user's view."""
+    """The Python warnings raised while fitting and scoring, each once, in the user's view
+    (not deprecations, nor the worker's own libraries' warnings)."""
     seen: dict[tuple[str, str], TrainingWarning] = {}
     for item in caught:
+        if issubclass(item.category, _NOT_THE_USERS):
+            continue
+        parts = item.filename.replace("\\", "/").split("/")
+        if any(library in parts for library in _WORKER_LIBRARIES):
+            continue
         kind = item.category.__name__
         message = str(item.message).strip().splitlines()[0][:500]
         seen.setdefault((kind, message), {"kind": kind, "message": message})

@@ -12,7 +12,10 @@ text) into a TF-IDF vectorizer.
 
 These classes live in a module of their own, with no import from the rest of
 the package, because a pickled pipeline names them: a bundle opened elsewhere
-needs this file and scikit-learn, pandas and numpy, nothing else.
+needs this file and scikit-learn, pandas and numpy, nothing else. The service's
+file is ``src/mlservice/table_features.py``; the client package carries the same
+file as ``mlservice_client/table_features.py``, with which ``load_model`` opens a
+bundle without the server (a unit test keeps the two identical: edit both).
 """
 
 from __future__ import annotations

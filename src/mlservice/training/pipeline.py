@@ -45,6 +45,8 @@ from ..table_features import DateFeatures, TextColumn, guess_format
 MAX_CATEGORIES = 50
 #: A free-text column's TF-IDF vocabulary: at most this many words.
 TEXT_VOCABULARY = 300
+#: A word, for TF-IDF: letters and digits, one or more (scikit-learn's default wants two).
+WORD = r"(?u)\b\w+\b"
 #: The role a training request gives a column it wants left out.
 IGNORE = "ignore"
 
@@ -227,7 +229,10 @@ def build_pipeline(schema: list[SchemaColumn], estimator: Any) -> Pipeline:
         branch = Pipeline(
             [
                 (Step.TEXT_COLUMN.value, TextColumn()),
-                (Step.TFIDF.value, TfidfVectorizer(max_features=TEXT_VOCABULARY)),
+                (
+                    Step.TFIDF.value,
+                    TfidfVectorizer(max_features=TEXT_VOCABULARY, token_pattern=WORD),
+                ),
             ]
         )
         transformers.append((f"{Step.TEXT.value}:{column['name']}", branch, [column["name"]]))

@@ -95,3 +95,32 @@ def test_a_decimal_comma_is_found_only_beside_another_delimiter():
     assert detect_decimal(b"a;b\n1,5;x\n2;y\n", ";") == ","
     assert detect_decimal(b"a;b\n1,5;x\n2.5;y\n", ";") == "."
     assert detect_decimal(b'a,b\n"1,5",x\n', ",") == "."
+
+
+def test_a_text_model_takes_one_letter_words_and_opens_with_the_client_copy():
+    import io
+    import pickle
+
+    from mlservice.training import fitting
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "d": pd.date_range("2020-01-01", periods=60).strftime("%Y-%m-%d"),
+            "t": [" ".join(rng.choice(["a", "b", "c", "d"], 5)) for _ in range(60)],
+            "y": rng.normal(size=60),
+        }
+    )
+    pipeline = fitting.train(frame, "y", "Ridge", {}, roles={"d": "datetime", "t": "text"})
+    pipeline = pipeline.bundle.pipeline
+
+    class ClientOnly(pickle.Unpickler):
+        def find_class(self, module, name):
+            if module == "mlservice.table_features":
+                module = "mlservice_client.table_features"
+            assert not module.startswith("mlservice."), module
+            return super().find_class(module, name)
+
+    opened = ClientOnly(io.BytesIO(pickle.dumps(pipeline))).load()
+    rows = pd.DataFrame({"d": ["2020-02-01", 2021], "t": ["a b", None]})
+    assert opened.predict(rows).tolist() == pipeline.predict(rows).tolist()

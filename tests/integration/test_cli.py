@@ -160,8 +160,10 @@ def test_a_large_upload_shows_profiling_then_the_profile(run, as_user, large_csv
         re.M,
     )
     assert profile and profile.start() > settled.end(), output
-    assert re.search(r"^city\s+string\s+0\s+7\s+city0, city1, city2, city3, city4$", output, re.M)
-    assert re.search(r"^label\s+string\s+0\s+2\s+no, yes$", output, re.M), output
+    assert re.search(
+        r"^city\s+string\s+categorical\s+0\s+7\s+city0, city1, city2, city3, city4$", output, re.M
+    )
+    assert re.search(r"^label\s+string\s+categorical\s+0\s+2\s+no, yes$", output, re.M), output
 
     status, output = run("datasets", "ls", env=as_user)
     assert status == 0, output
@@ -255,7 +257,8 @@ def test_train_follows_progress_and_prints_the_metrics(run, as_user, dataset_id)
     assert status == 0, output
     assert re.search(r"training: 100%\|", output), output
     assert re.search(r"^status\s+ready$", output, re.M)
-    assert re.search(r"^accuracy\s+[01]\.\d{4}$", output, re.M)
+    # held-out, then the training rows'
+    assert re.search(r"^accuracy\s+[01]\.\d{4}\s+[01]\.\d{4}$", output, re.M), output
     assert re.search(r"^cv accuracy\s+[01]\.\d{4} ± 0\.\d{4} \(3 folds\)$", output, re.M)
     assert "confusion matrix (rows: true class, columns: predicted)" in output
 

@@ -19,7 +19,7 @@ PREFLIGHT_HEADERS = {
 }
 EXPOSED = (
     "Location, X-Model-Version, X-Model-Engine, X-Registry-Version, X-Model-Id, X-Request-ID, "
-    "Retry-After, Content-Disposition, Inference-Header-Content-Length"
+    "Retry-After, Content-Disposition, Inference-Header-Content-Length, X-Ignored-Columns"
 )
 
 

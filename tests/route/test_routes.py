@@ -90,7 +90,13 @@ def test_a_training_request_is_checked_field_by_field_before_anything_is_queued(
             400,
             "unknown field(s) 'colour'; known: dataset_id, target, estimator, params, features, "
             "test_size, cv, callback_url, callback_secret, name, compile, target_is_categorical, "
-            "register_as",
+            "register_as, columns",
+        ),
+        (
+            {"dataset_id": "0" * 32, "target": "y", "estimator": "Ridge", "columns": ["a"]},
+            400,
+            "'columns' must map column names to roles: numeric, categorical, datetime, text, "
+            'ignore (e.g. {"Name": "ignore", "Year": "datetime"})',
         ),
         (
             {"dataset_id": "0" * 32, "target": "y", "estimator": "Ridge", "test_size": 0.9},

@@ -241,8 +241,23 @@ DATASET_HEADER = ["ID", "NAME", "OWNER", "FORMAT", "STATUS", "ROWS", "COLUMNS", 
     "--no-wait", is_flag=True, help="Do not wait for a large file's profile; print its record."
 )
 @click.option("--timeout", type=float, help="Seconds to wait for the profile at most.")
+@click.option(
+    "--delimiter",
+    type=click.Choice([",", ";", "|", "tab"]),
+    help="The CSV file's delimiter (default: detected).",
+)
+@click.option(
+    "--decimal", type=click.Choice([".", ","]), help="Its decimal mark (default: detected)."
+)
 @json_option
-def datasets_upload(file: Path, name: str | None, no_wait: bool, timeout: float | None) -> None:
+def datasets_upload(
+    file: Path,
+    name: str | None,
+    no_wait: bool,
+    timeout: float | None,
+    delimiter: str | None,
+    decimal: str | None,
+) -> None:
     """Upload FILE (CSV or Parquet), streamed, with a progress bar; prints its profile.
 
     A file over the service's [service] inline_profile_mb is profiled by a
@@ -251,7 +266,9 @@ def datasets_upload(file: Path, name: str | None, no_wait: bool, timeout: float 
     """
     client = state().client()
     with ByteBar(f"uploading {file.name}") as bar:
-        record = client.upload_dataset(file, name, progress=bar, wait=False)
+        record = client.upload_dataset(
+            file, name, progress=bar, wait=False, delimiter=delimiter, decimal=decimal
+        )
     if dataset_status(record) == PROFILING:
         note(
             f"Data set {record['id']}: {record['name']}, stored; "
@@ -290,17 +307,20 @@ def _dataset_text(record: Dataset) -> str:
         return head + f"\n\nprofiling in a worker: mls datasets wait {record['id']}"
     if dataset_status(record) == FAILED:
         return head + f"\n\nerror: {record.get('error', 'no reason given')}"
+    for text in record.get("notes", []):
+        head += f"\n\nnote: {text}"
     columns = [
         [
             c["name"],
             c["dtype"],
+            c.get("role", "-"),
             c["missing"],
             c["distinct"],
             ", ".join(c.get("categories_sample", [])[:5]),
         ]
         for c in record.get("columns", [])
     ]
-    header = ["COLUMN", "TYPE", "MISSING", "DISTINCT", "SAMPLE"]
+    header = ["COLUMN", "TYPE", "ROLE", "MISSING", "DISTINCT", "SAMPLE"]
     return head + "\n\n" + formatting.table(columns, header)
 
 
@@ -398,6 +418,14 @@ def parse_param(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+def parse_role(text: str) -> tuple[str, str]:
+    """``name=role`` from ``--column`` (the service checks the role)."""
+    name, sep, role = text.rpartition("=")
+    if not sep or not name.strip():
+        raise click.BadParameter(f"{text!r} is not NAME=ROLE", param_hint="--column")
+    return name, role.strip()
+
+
 @cli.command()
 @click.option("--dataset", "dataset_id", required=True, help="The data set's id.")
 @click.option("--target", required=True, help="The column to predict.")
@@ -409,6 +437,13 @@ def parse_param(text: str) -> tuple[str, Any]:
 @click.option("--name", help="The model's name.")
 @click.option("--no-compile", is_flag=True, help="Serve with scikit-learn, not ONNX Runtime.")
 @click.option("--target-is-categorical", is_flag=True, help="A numeric target holds classes.")
+@click.option(
+    "--column",
+    "columns",
+    multiple=True,
+    metavar="NAME=ROLE",
+    help="A column's role: numeric, categorical, datetime, text or ignore (repeat).",
+)
 @click.option("--no-wait", is_flag=True, help="Return at once with the model id.")
 @click.option("--timeout", type=float, help="Seconds to wait at most (the training goes on).")
 @json_option
@@ -423,10 +458,11 @@ def train(
     name: str | None,
     no_compile: bool,
     target_is_categorical: bool,
+    columns: tuple[str, ...],
     no_wait: bool,
     timeout: float | None,
 ) -> None:
-    """Train a model and follow it with a progress bar; prints its metrics.
+    """Train a model and follow it with a progress bar; prints its metrics and warnings.
 
     Exits 3 if the training fails.
     """
@@ -443,6 +479,7 @@ def train(
         name=name,
         compile=False if no_compile else None,
         target_is_categorical=True if target_is_categorical else None,
+        columns=dict(parse_role(c) for c in columns) or None,
     )
     note(f"Model {record['id']}: {record.get('name')}")
     if not no_wait:
@@ -494,6 +531,8 @@ def _model_text(record: Model) -> str:
     text = formatting.fields(pairs)
     if record.get("metrics"):
         text += "\n\n" + formatting.metrics(record["metrics"])
+    if record.get("warnings"):
+        text += "\n\n" + formatting.warnings(record["warnings"])
     return text
 
 
@@ -1095,6 +1134,11 @@ def search_report(search_id: str, directory: Path, formats: tuple[str, ...]) -> 
 )
 @click.option("--probabilities", is_flag=True, help="Also the class probabilities.")
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=10_000, show_default=True)
+@click.option(
+    "--refuse-extra-columns",
+    is_flag=True,
+    help="Fail on columns the model does not take (default: the service ignores them).",
+)
 def predict(
     model: str,
     file: str,
@@ -1103,6 +1147,7 @@ def predict(
     output_format: str | None,
     probabilities: bool,
     batch_size: int,
+    refuse_extra_columns: bool,
 ) -> None:
     """Predict FILE (CSV, JSON, JSON Lines or Parquet; '-' or none: stdin) with MODEL.
 
@@ -1118,7 +1163,8 @@ def predict(
         source = stdin
     found = tables.format_of(file if file != "-" else "stdin", input_format)
     out_format = output_format or _output_format(output, found)
-    answers = state().client().iter_predict(source, model, probabilities, found, batch_size)
+    extra = "refuse" if refuse_extra_columns else None
+    answers = state().client().iter_predict(source, model, probabilities, found, batch_size, extra)
     with _output(output) as out:
         if out_format == "csv":
             tables.write_csv(answers, out)

@@ -257,17 +257,23 @@ class Client:
         probabilities: bool = False,
         file_format: str | None = None,
         batch_size: int = BATCH_SIZE,
+        extra_columns: str | None = None,
     ) -> Prediction:
         """Predict records, a pandas DataFrame or a file (CSV, JSON, JSON Lines, Parquet).
 
         ``model``: a model id, ``"default"`` for the service's default
         model, or a registered model as ``"name@alias"`` (or ``"name@3"``,
         version 3). A file is read ``batch_size`` records per request and its CSV
-        cells are typed by the model's input schema.
+        cells are typed by the model's input schema. Columns the model does not
+        take are ignored by the service, or refused with ``extra_columns="refuse"``.
         """
         return cast(
             Prediction,
-            tables.merge(self.iter_predict(data, model, probabilities, file_format, batch_size)),
+            tables.merge(
+                self.iter_predict(
+                    data, model, probabilities, file_format, batch_size, extra_columns
+                )
+            ),
         )
 
     def iter_predict(
@@ -277,6 +283,7 @@ class Client:
         probabilities: bool = False,
         file_format: str | None = None,
         batch_size: int = BATCH_SIZE,
+        extra_columns: str | None = None,
     ) -> Iterator[Prediction]:
         """Like :meth:`predict`, one answer per batch, so a large file's answers stream."""
         native = self._native(data, file_format)
@@ -285,7 +292,9 @@ class Client:
             sent = False
             try:
                 for body in tables.native_batches(source, found, batch_size):
-                    yield self._predict_body(body, tables.NATIVE_TYPES[found], model, probabilities)
+                    yield self._predict_body(
+                        body, tables.NATIVE_TYPES[found], model, probabilities, extra_columns
+                    )
                     sent = True
                 return
             except UnsupportedMedia:
@@ -293,7 +302,7 @@ class Client:
                     raise
                 # A service that reads only JSON bodies: the records go as JSON instead.
         for batch in self._batches(data, model, file_format, batch_size):
-            yield self.predict_records(batch, model, probabilities)
+            yield self.predict_records(batch, model, probabilities, extra_columns)
 
     def _native(self, data: PredictInput, file_format: str | None) -> tuple[Any, str] | None:
         """A CSV or Parquet file and its format, to send as it is; ``None`` for anything else."""
@@ -305,10 +314,15 @@ class Client:
         return None
 
     def _predict_body(
-        self, body: bytes, media_type: str, model: str, probabilities: bool
+        self,
+        body: bytes,
+        media_type: str,
+        model: str,
+        probabilities: bool,
+        extra_columns: str | None = None,
     ) -> Prediction:
         """One predict request whose body is a file format the service reads (CSV, Parquet)."""
-        params = {"probabilities": "true"} if probabilities else None
+        params = _predict_params(probabilities, extra_columns)
         headers = {"Content-Type": media_type, "Accept": "application/json"}
         return cast(
             Prediction,
@@ -316,10 +330,14 @@ class Client:
         )
 
     def predict_records(
-        self, records: list[dict[str, Any]], model: str = DEFAULT_MODEL, probabilities: bool = False
+        self,
+        records: list[dict[str, Any]],
+        model: str = DEFAULT_MODEL,
+        probabilities: bool = False,
+        extra_columns: str | None = None,
     ) -> Prediction:
         """One predict request of JSON records."""
-        params = {"probabilities": "true"} if probabilities else None
+        params = _predict_params(probabilities, extra_columns)
         return cast(
             Prediction, self._json("POST", _predict_path(model), json=records, params=params)
         )
@@ -374,8 +392,13 @@ class Client:
         wait: bool = True,
         timeout: float | None = None,
         on_status: OnDataset | None = None,
+        delimiter: str | None = None,
+        decimal: str | None = None,
     ) -> Dataset:
         """Upload a CSV or Parquet file, streamed from disk; its record and profile.
+
+        ``delimiter`` (``,`` ``;`` ``|`` or ``tab``) and ``decimal`` (``.`` or ``,``)
+        say how a CSV file is written; by default the service detects them.
 
         ``name`` defaults to the file's name; its extension (else the file's)
         tells the format. A file over the service's ``[service]
@@ -389,11 +412,15 @@ class Client:
             filename = name or (path.name if path else None)
             suffix = Path(filename or "").suffix.lower() or (path.suffix.lower() if path else "")
             headers = {"Content-Type": DATASET_TYPES.get(suffix, "application/octet-stream")}
-            params = {"name": filename} if filename else None
+            dialect = {"delimiter": delimiter, "decimal": decimal}
+            params = {"name": filename} if filename else {}
+            params |= {key: value for key, value in dialect.items() if value}
             body = ProgressReader(stream, progress)
             record = cast(
                 Dataset,
-                self._json("POST", "/resource/datasets", data=body, headers=headers, params=params),
+                self._json(
+                    "POST", "/resource/datasets", data=body, headers=headers, params=params or None
+                ),
             )
         if not wait:
             return record
@@ -462,6 +489,7 @@ class Client:
         target_is_categorical: bool | None = None,
         callback_url: str | None = None,
         callback_secret: str | None = None,
+        columns: dict[str, str] | None = None,
         wait: bool = False,
         timeout: float | None = None,
         on_status: OnStatus | None = None,
@@ -470,7 +498,8 @@ class Client:
 
         With ``wait`` a failed training raises :class:`TrainingFailed` (the
         model's record in its ``model``), and ``on_status`` sees the task's
-        progress.
+        progress. ``columns`` gives columns roles over the data set profile's
+        (``{"Name": "ignore", "Year": "datetime"}``).
         """
         optional = {
             "params": params,
@@ -482,6 +511,7 @@ class Client:
             "target_is_categorical": target_is_categorical,
             "callback_url": callback_url,
             "callback_secret": callback_secret,
+            "columns": columns,
         }
         body: dict[str, Any] = {"dataset_id": dataset_id, "target": target, "estimator": estimator}
         body |= {key: value for key, value in optional.items() if value is not None}
@@ -816,6 +846,14 @@ def _usable(record: Dataset) -> Dataset:
     if dataset_status(record) == FAILED:
         raise profiling_failed(record)
     return record
+
+
+def _predict_params(probabilities: bool, extra_columns: str | None) -> dict[str, str] | None:
+    """A predict request's query: ``probabilities``, ``extra_columns`` (ignore, refuse)."""
+    params = {"probabilities": "true"} if probabilities else {}
+    if extra_columns:
+        params["extra_columns"] = extra_columns
+    return params or None
 
 
 def _predict_path(model: str) -> str:

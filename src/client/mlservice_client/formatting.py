@@ -75,20 +75,31 @@ METRIC_ORDER = ("accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "r2", "r
 
 
 def metrics(values: dict[str, Any]) -> str:
-    """A model's held-out metrics, cross-validation and confusion matrix as text."""
-    rows: list[tuple[str, Any]] = [(k, values[k]) for k in METRIC_ORDER if k in values]
-    for key in ("train_rows", "test_rows"):
-        if key in values:
-            rows.append((key, values[key]))
+    """A model's held-out metrics (beside the training rows' when known), cross-validation and
+    confusion matrix as text."""
+    training = values.get("training")
+    rows: list[tuple[Any, ...]]
+    if isinstance(training, dict):
+        rows = [(k, values[k], training.get(k, "")) for k in METRIC_ORDER if k in values]
+    else:
+        rows = [(k, values[k]) for k in METRIC_ORDER if k in values]
+    counts: list[tuple[str, Any]] = [
+        (key, values[key]) for key in ("train_rows", "test_rows") if key in values
+    ]
     cv = values.get("cv")
     if isinstance(cv, dict):
-        rows.append(
+        counts.append(
             (
                 f"cv {cv.get('scoring', 'score')}",
                 f"{cv.get('mean', 0):.4f} ± {cv.get('std', 0):.4f} ({cv.get('folds')} folds)",
             )
         )
-    text = table(rows, ("metric", "value"))
+    if isinstance(training, dict):  # the counts below, not widening the metrics' columns
+        text = table(rows, ("metric", "held-out", "training"))
+        if counts:
+            text += "\n\n" + table(counts)
+    else:
+        text = table(rows + counts, ("metric", "value"))
     matrix = values.get("confusion_matrix")
     if isinstance(matrix, dict) and matrix.get("labels"):
         labels = [str(label) for label in matrix["labels"]]
@@ -96,3 +107,8 @@ def metrics(values: dict[str, Any]) -> str:
         text += "\n\nconfusion matrix (rows: true class, columns: predicted)\n"
         text += table(body, ["", *labels])
     return text
+
+
+def warnings(items: list[dict[str, Any]]) -> str:
+    """What training warned of, one line each."""
+    return "warnings\n" + "\n".join(f"- {item.get('message', item)}" for item in items)

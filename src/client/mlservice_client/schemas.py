@@ -47,6 +47,8 @@ class DatasetColumn(TypedDict, total=False):
     distinct: int
     distinct_is_lower_bound: bool
     categories_sample: list[str]
+    role: str  # numeric, categorical, datetime, text, id, constant
+    role_evidence: dict[str, Any]  # distinct_ratio, examples, reason, parse_rate, mean_words
 
 
 class Dataset(TypedDict, total=False):
@@ -62,6 +64,9 @@ class Dataset(TypedDict, total=False):
     profile_seconds: float  # profiled by a worker, once settled
     rows: int  # ready only, like columns, delimiter and formula_cells
     columns: list[DatasetColumn]
+    decimal: str  # CSV: the numbers' decimal mark, . or ,
+    index_column_dropped: bool  # CSV: a first column without a name (pandas' index) left out
+    notes: list[str]
     delimiter: str | None
     formula_cells: int
     upload_seconds: float
@@ -90,8 +95,11 @@ class Estimator(TypedDict):
 
 class InputColumn(TypedDict, total=False):
     name: str
-    type: str  # number or string
+    type: str  # number, string or datetime
     categories: list[str]
+    role: str  # text (TF-IDF) where the type does not say it
+    format: str | None  # datetime: the training values' strftime format
+    max_categories: int
 
 
 class Model(TypedDict, total=False):
@@ -122,6 +130,8 @@ class Model(TypedDict, total=False):
     engine: dict[str, str]
     compile: bool
     error: str
+    columns: dict[str, str] | None  # roles the training request gave columns
+    warnings: list[dict[str, str]]  # kind, message, column
 
 
 class ModelList(TypedDict):

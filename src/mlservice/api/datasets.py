@@ -7,7 +7,7 @@ from pathlib import Path
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from ..celery_app import TaskName
-from ..errors import TooLarge
+from ..errors import BadRequest, TooLarge
 from ..store import dataset_files
 from ..store.records import DatasetRecord, DatasetStatus
 from . import uploads
@@ -85,7 +85,12 @@ def _from_file(path: Path) -> DatasetRecord:
         file_format = dataset_files.detect_format(request.mimetype, request.args.get("name"))
         with path.open("rb") as body:
             return ctx.datasets.adopt(
-                body, file_format, current_identity(), request.args.get("name"), inline_limit
+                body,
+                file_format,
+                current_identity(),
+                request.args.get("name"),
+                inline_limit,
+                _given_dialect(file_format),
             )
     if size > limit + uploads.MULTIPART_OVERHEAD:
         raise _too_large(limit)
@@ -99,6 +104,7 @@ def _from_file(path: Path) -> DatasetRecord:
             current_identity(),
             form.get("name") or part.filename,
             inline_limit,
+            _given_dialect(file_format),
         )
     finally:
         for spooled in files.values():
@@ -128,8 +134,10 @@ def _from_stream() -> DatasetRecord:
                 current_identity(),
                 request.form.get("name") or part.filename,
                 inline_limit,
+                _given_dialect(file_format),
             )
     file_format = dataset_files.detect_format(request.mimetype, request.args.get("name"))
+    given = _given_dialect(file_format)
     return ctx.datasets.upload(
         request.stream,
         file_format,
@@ -137,7 +145,16 @@ def _from_stream() -> DatasetRecord:
         request.args.get("name"),
         limit,
         inline_limit,
+        given,
     )
+
+
+def _given_dialect(file_format: str) -> dict[str, str]:
+    """``?delimiter=`` and ``?decimal=`` (CSV only; 400 if not allowed values)."""
+    given = dataset_files.given_dialect(request.args.get("delimiter"), request.args.get("decimal"))
+    if given and file_format != dataset_files.CSV_FORMAT:
+        raise BadRequest("query parameters 'delimiter' and 'decimal' are for CSV files")
+    return given
 
 
 @bp.get("")

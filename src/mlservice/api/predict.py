@@ -12,16 +12,17 @@ from the worker's cache, loaded once per version.
 from __future__ import annotations
 
 from typing import Protocol
+from urllib.parse import quote
 
 import numpy as np
-from flask import Blueprint, Response, g
+from flask import Blueprint, Response, g, request
 
 from ..config import LimitsSettings
 from ..context import ServiceContext
-from ..errors import Conflict, NotFound, NotInitialised
+from ..errors import BadRequest, Conflict, NotFound, NotInitialised
 from ..process import served_by
 from ..security import Identity
-from ..serving import formats
+from ..serving import formats, inputs
 from ..serving.cache import ModelNotPublished
 from ..serving.predictor import Predictor
 from ..store import published, user_records
@@ -31,6 +32,39 @@ from .parsing import body_bytes, flag, predict_media_types
 from .services import services
 
 bp = Blueprint("predict", __name__, url_prefix="/resource")
+
+#: The answer's header naming the request's columns the model does not take (ignored).
+IGNORED_HEADER = "X-Ignored-Columns"
+#: ``?extra_columns=``: what becomes of columns the model does not take.
+EXTRA_COLUMNS = ("ignore", "refuse")
+#: At most this many bytes of names go in the header (NGINX buffers an answer's headers
+#: in 4 KiB); the rest are counted.
+IGNORED_HEADER_BYTES = 2000
+
+
+def extra_columns() -> inputs.ExtraColumns:
+    """``?extra_columns=ignore`` (the default: ignored, named in the answer) or ``refuse``
+    (400 naming them); 400 for anything else."""
+    value = request.args.get("extra_columns", "ignore").strip().lower() or "ignore"
+    if value not in EXTRA_COLUMNS:
+        raise BadRequest(f"query parameter 'extra_columns' must be ignore or refuse, not {value!r}")
+    return inputs.ExtraColumns(refuse=value == "refuse")
+
+
+def ignored_header(names: list[str]) -> str:
+    """The ``X-Ignored-Columns`` value: the names comma-separated, each percent-encoded as
+    UTF-8 (so a comma or any character fits a header), then ``+N more`` past
+    :data:`IGNORED_HEADER_BYTES`."""
+    parts: list[str] = []
+    size = 0
+    for name in names:
+        part = quote(name, safe=" ")
+        if parts and size + len(part) + 1 > IGNORED_HEADER_BYTES:
+            parts.append(f"+{len(names) - len(parts)} more")
+            break
+        parts.append(part)
+        size += len(part) + 1
+    return ",".join(parts)
 
 
 class PredictTarget(Protocol):
@@ -77,6 +111,7 @@ def predict_with(
     """
     claimed = bearer_claims()
     ctx = services()
+    extras: inputs.ExtraColumns | None = None
     if target is None:
         version, predictor = admitted_model(ctx, claimed, model_id, user_model)
     else:
@@ -85,7 +120,10 @@ def predict_with(
         probabilities = flag("probabilities")
         media_type, answer_type = predict_media_types()  # 415, 406
         data = body_bytes(formats.format_name(media_type))  # 413
-        columns = formats.read_body(data, media_type, predictor.bundle.schema, ctx.settings.limits)
+        extras = extra_columns()
+        columns = formats.read_body(
+            data, media_type, predictor.bundle.schema, ctx.settings.limits, extras
+        )
     else:
         columns, probabilities = protocol.read(predictor, ctx.settings.limits)
     raw, proba = predictor.run(columns, probabilities=probabilities)
@@ -98,6 +136,8 @@ def predict_with(
     response.headers["X-Model-Version"] = str(version)
     response.headers["X-Model-Engine"] = predictor.engine
     response.headers["X-Served-By"] = served_by()
+    if extras is not None and extras.ignored:
+        response.headers[IGNORED_HEADER] = ignored_header(extras.ignored)
     if target is not None:
         target.answered(response, columns, raw)
     return response

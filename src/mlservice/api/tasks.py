@@ -29,7 +29,7 @@ def status_url(task_id: str) -> str:
     return url_for("tasks.task_state", task_id=task_id)
 
 
-def accepted(task_id: str, **fields: str) -> tuple[Response, int, dict[str, str]]:
+def accepted(task_id: str, **fields: str | list[str]) -> tuple[Response, int, dict[str, str]]:
     """``202`` for work a Celery task does: ``{**fields, task_id, status_url}`` + ``Location``.
 
     The one shape of every 202 (init, training, scoring), so a client follows any of them alike.

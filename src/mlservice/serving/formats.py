@@ -42,7 +42,7 @@ from ..config import LimitsSettings
 from ..errors import BadRequest, Invalid, TooLarge, UnsupportedMedia
 from ..store import decoded_sizes
 from ..store.bundles import ColumnType, ModelBundle, SchemaColumn
-from ..store.csv_dialect import detect_delimiter, header_width, parse_problem
+from ..store.csv_dialect import detect_decimal, detect_delimiter, header_width, parse_problem
 from . import arrow_ipc, inputs, outputs
 
 JSON = "application/json"
@@ -100,8 +100,12 @@ def read_body(
     media_type: str,
     schema: list[SchemaColumn],
     limits: LimitsSettings | None = None,
+    extras: inputs.ExtraColumns | None = None,
 ) -> dict[str, np.ndarray]:
     """The model's input columns from a request body of ``media_type``; 4xx naming the problem.
+
+    Columns the model does not take go to ``extras`` (ignored, or refused: see
+    :class:`inputs.ExtraColumns`); without it they are ignored unnamed.
 
     ``data`` is the whole body (the caller bounds its size). JSON's nesting
     depth is bounded by ``[limits] max_json_depth``; what any body becomes
@@ -113,7 +117,7 @@ def read_body(
     if not data:
         raise BadRequest(f"the request body is empty; send {format_name(media_type)}")
     if media_type == JSON:
-        columns = inputs.json_to_columns(decode_json(data, limits.max_json_depth), schema)
+        columns = inputs.json_to_columns(decode_json(data, limits.max_json_depth), schema, extras)
         rows = len(next(iter(columns.values()))) if columns else 0
         check_decoded(rows * inputs.row_bytes(schema), limits, "JSON")
         return columns
@@ -123,15 +127,20 @@ def read_body(
         table = read_arrow(data, schema, limits)
     else:
         table = read_parquet(data, schema, limits)
-    return _table_columns(table, schema, format_name(media_type), limits)
+    return _table_columns(table, schema, format_name(media_type), limits, extras)
 
 
 def _table_columns(
-    table: pa.Table, schema: list[SchemaColumn], what: str, limits: LimitsSettings
+    table: pa.Table,
+    schema: list[SchemaColumn],
+    what: str,
+    limits: LimitsSettings,
+    extras: inputs.ExtraColumns | None = None,
 ) -> dict[str, np.ndarray]:
-    """Checked model input from a whole table: no unknown column, 1 to MAX_RECORDS rows,
-    and no more than ``[limits] max_decoded_mb`` once each row holds its own text."""
-    check_body_columns(table.schema, schema, what)
+    """Checked model input from a whole table: every model column once (others to
+    ``extras``), 1 to MAX_RECORDS rows, and no more than ``[limits] max_decoded_mb`` once
+    each row holds its own text."""
+    check_body_columns(table.schema, schema, what, extras)
     inputs.check_count(table.num_rows, empty="the body has no rows")
     check_decoded(inputs.decoded_bytes(table, schema), limits, what)
     return inputs.arrow_to_columns(table, schema)
@@ -165,9 +174,14 @@ def names_not_text(what: str) -> BadRequest:
     return BadRequest(f"the column names of the {what} body are not UTF-8 text")
 
 
-def check_body_columns(arrow_schema: pa.Schema, schema: list[SchemaColumn], what: str) -> None:
+def check_body_columns(
+    arrow_schema: pa.Schema,
+    schema: list[SchemaColumn],
+    what: str,
+    extras: inputs.ExtraColumns | None = None,
+) -> None:
     """A body's columns against the model's (:func:`inputs.check_columns`), names read as text."""
-    inputs.check_columns(column_names(arrow_schema, what), schema)
+    inputs.check_columns(column_names(arrow_schema, what), schema, extras)
 
 
 # --- JSON --------------------------------------------------------------------------------
@@ -256,18 +270,22 @@ def read_csv(data: bytes, schema: list[SchemaColumn], limits: LimitsSettings) ->
     cell (or ``NA``, ``null``...: pyarrow's usual null spellings, as when a
     data set is read for training) is a missing value. The delimiter is
     found from the header line as for an uploaded data set (``,`` ``;`` tab ``|``),
-    whose columns are counted before the body is parsed (``[limits] max_columns``).
+    whose columns are counted before the body is parsed (``[limits] max_columns``),
+    and the decimal mark (``3,5``) from the first lines, as for a data set.
     """
     head = data[:HEADER_SCAN_BYTES]
     delimiter = detect_delimiter(head)
     check_width(header_width(head, delimiter), limits, "the CSV body")
+    decimal = detect_decimal(head, delimiter)
     types = inputs.arrow_types(schema)
     try:
         return pacsv.read_csv(
             pa.BufferReader(data),
             read_options=pacsv.ReadOptions(use_threads=False, block_size=len(data) + 1),
             parse_options=pacsv.ParseOptions(delimiter=delimiter),
-            convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types=types, strings_can_be_null=True, decimal_point=decimal
+            ),
         )
     except pa.ArrowException as exc:
         raise _csv_error(str(exc), data, delimiter) from None

@@ -6,7 +6,9 @@ accepted shapes (:func:`json_to_columns`) or from an Arrow table
 (:func:`arrow_to_columns`: CSV, Parquet and Arrow bodies, stored data sets).
 Everything is checked against the model's input schema so a missing column or
 a value of the wrong type is reported by name instead of failing deep inside
-scikit-learn.
+scikit-learn. Columns the model does not take (a test file's id or target)
+are ignored and named in :class:`ExtraColumns` (the answer's
+``X-Ignored-Columns``), or refused when the request says ``?extra_columns=refuse``.
 
 JSON shapes: one record (an object), a list of records, ``{"instances": ...}``,
 MLflow's scoring payloads (``dataframe_split``, ``dataframe_records``,
@@ -19,7 +21,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,6 +33,7 @@ import pyarrow.compute as pc
 from ..errors import BadRequest, Invalid, TooLarge
 from ..store import decoded_sizes
 from ..store.bundles import ColumnType, SchemaColumn
+from ..table_features import BadDate, parse_dates
 
 MAX_RECORDS = 100_000
 
@@ -44,6 +48,30 @@ SHAPES = (
 _NONE = type(None)
 _NUMBER_TYPES = frozenset({int, float, _NONE})
 _TEXT_TYPES = frozenset({str, _NONE})
+_DATE_TYPES = frozenset({str, int, float, _NONE})
+
+
+@dataclass
+class ExtraColumns:
+    """What becomes of a request's columns the model does not take: ``refuse`` (400 naming
+    them), or ignored and listed in ``ignored`` (the answer names them)."""
+
+    refuse: bool = False
+    ignored: list[str] = field(default_factory=list)
+
+    def found(self, names: Iterable[str], schema: list[SchemaColumn]) -> None:
+        """``names`` (not the model's) are refused or kept in ``ignored``, each once."""
+        names = [name for name in names if name not in self.ignored]
+        if not names:
+            return
+        if self.refuse:
+            raise BadRequest(
+                f"the input has column(s) {', '.join(map(repr, names))} the model does not take "
+                f"(?extra_columns=refuse); the model expects "
+                f"{', '.join(repr(c['name']) for c in schema)}; send only those, or leave out "
+                "extra_columns to have the others ignored"
+            )
+        self.ignored.extend(dict.fromkeys(names))
 
 
 def parse_records(body: Any) -> list[dict[str, Any]]:
@@ -74,7 +102,9 @@ def check_count(rows: int, empty: str = "the list is empty") -> None:
         raise TooLarge(f"too many records ({rows}); send at most {MAX_RECORDS} per request")
 
 
-def json_to_columns(body: Any, schema: list[SchemaColumn]) -> dict[str, np.ndarray]:
+def json_to_columns(
+    body: Any, schema: list[SchemaColumn], extras: ExtraColumns | None = None
+) -> dict[str, np.ndarray]:
     """Model input from a decoded JSON body in any accepted shape (see the module's docstring).
 
     A single record (an object with none of the :data:`WRAPPERS` keys) is the
@@ -83,7 +113,7 @@ def json_to_columns(body: Any, schema: list[SchemaColumn]) -> dict[str, np.ndarr
     if isinstance(body, dict):
         keys = WRAPPERS.intersection(body)
         if not keys:
-            return records_to_columns([body], schema)
+            return records_to_columns([body], schema, extras)
         key = next(iter(keys))
         if len(body) > 1:
             others = ", ".join(repr(name) for name in body if name != key)
@@ -93,16 +123,18 @@ def json_to_columns(body: Any, schema: list[SchemaColumn]) -> dict[str, np.ndarr
                 f"?probabilities=true). A record with a column named {key!r} goes in a list: "
                 "[record]"
             )
-        return _wrapped_columns(key, body[key], schema)
+        return _wrapped_columns(key, body[key], schema, extras)
     if isinstance(body, list):
-        return records_to_columns(parse_records(body), schema)
+        return records_to_columns(parse_records(body), schema, extras)
     raise BadRequest(f"body must be {SHAPES}")
 
 
-def _wrapped_columns(key: str, value: Any, schema: list[SchemaColumn]) -> dict[str, np.ndarray]:
+def _wrapped_columns(
+    key: str, value: Any, schema: list[SchemaColumn], extras: ExtraColumns | None
+) -> dict[str, np.ndarray]:
     """The columns of one wrapper: ``{key: value}``."""
     if key == "dataframe_split":
-        return split_to_columns(value, schema)
+        return split_to_columns(value, schema, extras)
     if key == "columns":
         if not isinstance(value, dict):
             raise BadRequest(
@@ -110,18 +142,20 @@ def _wrapped_columns(key: str, value: Any, schema: list[SchemaColumn]) -> dict[s
                 '{"columns": {"<column>": [values]}}; for column names with rows of values send '
                 '{"dataframe_split": {"columns": [names], "data": [[row], ...]}}'
             )
-        return columnar_to_columns(value, schema)
+        return columnar_to_columns(value, schema, extras)
     if key in ("instances", "inputs") and isinstance(value, dict):
-        return columnar_to_columns(value, schema)
+        return columnar_to_columns(value, schema, extras)
     if isinstance(value, list) and key in ("instances", "inputs") and value:
         if isinstance(value[0], list):
             return rows_to_columns(value, [column["name"] for column in schema], schema, key)
     if not isinstance(value, list):
         raise BadRequest(f"{key!r} must be a list of records, not a {type(value).__name__}")
-    return records_to_columns(parse_records(value), schema)
+    return records_to_columns(parse_records(value), schema, extras)
 
 
-def split_to_columns(split: Any, schema: list[SchemaColumn]) -> dict[str, np.ndarray]:
+def split_to_columns(
+    split: Any, schema: list[SchemaColumn], extras: ExtraColumns | None = None
+) -> dict[str, np.ndarray]:
     """MLflow's (and pandas') ``split`` orient: ``{"columns": [...], "data": [[...]]}``.
 
     ``index``, if sent, is ignored: answers come in the order of ``data``.
@@ -143,11 +177,15 @@ def split_to_columns(split: Any, schema: list[SchemaColumn]) -> dict[str, np.nda
     data = split.get("data")
     if not isinstance(data, list):
         raise BadRequest('"dataframe_split" needs "data": a list of rows, each a list of values')
-    return rows_to_columns(data, names, schema, "dataframe_split")
+    return rows_to_columns(data, names, schema, "dataframe_split", extras)
 
 
 def rows_to_columns(
-    rows: list[Any], names: list[str], schema: list[SchemaColumn], where: str
+    rows: list[Any],
+    names: list[str],
+    schema: list[SchemaColumn],
+    where: str,
+    extras: ExtraColumns | None = None,
 ) -> dict[str, np.ndarray]:
     """Rows of values (lists, in the order of ``names``) as model input, transposed at once."""
     check_count(len(rows))
@@ -159,16 +197,16 @@ def rows_to_columns(
                 f"{where} row {index} has {got}; each row must be a list of {width} values, "
                 f"one per column in the order {', '.join(map(repr, names))}"
             )
-    check_columns(names, schema)
+    check_columns(names, schema, extras)
     transposed = list(zip(*rows, strict=True))
     return _convert({name: transposed[i] for i, name in enumerate(names)}, schema)
 
 
 def columnar_to_columns(
-    columns: dict[str, Any], schema: list[SchemaColumn]
+    columns: dict[str, Any], schema: list[SchemaColumn], extras: ExtraColumns | None = None
 ) -> dict[str, np.ndarray]:
     """``{column: [values]}`` as model input: each list straight to its array."""
-    check_columns(list(columns), schema)
+    check_columns(list(columns), schema, extras)
     lengths = {}
     for name, values in columns.items():
         if not isinstance(values, list):
@@ -185,8 +223,11 @@ def columnar_to_columns(
     return _convert(columns, schema)
 
 
-def check_columns(names: Sequence[str], schema: list[SchemaColumn]) -> None:
-    """Refuse (422) input columns that repeat, lack or add to the model's, naming them."""
+def check_columns(
+    names: Sequence[str], schema: list[SchemaColumn], extras: ExtraColumns | None = None
+) -> None:
+    """Refuse (422) input columns that repeat or lack the model's, naming them; columns the
+    model does not take go to ``extras`` (ignored when it is ``None``)."""
     seen = set(names)
     if len(seen) < len(names):
         repeated = sorted(name for name, count in Counter(names).items() if count > 1)
@@ -199,29 +240,31 @@ def check_columns(names: Sequence[str], schema: list[SchemaColumn]) -> None:
         )
     expected = {column["name"] for column in schema}
     unknown = [name for name in names if name not in expected]
-    if unknown:
-        raise Invalid(
-            f"the input has unknown column(s) {', '.join(map(repr, unknown))}; "
-            f"the model expects {', '.join(repr(c['name']) for c in schema)}"
-        )
+    if unknown and extras is not None:
+        extras.found(unknown, schema)
 
 
 def _convert(
     columns: dict[str, Sequence[Any]], schema: list[SchemaColumn]
 ) -> dict[str, np.ndarray]:
     """Each column's values as its array, in schema order (names already checked)."""
-    return {
-        column["name"]: (
-            _numbers(column["name"], columns[column["name"]])
-            if column["type"] == ColumnType.NUMBER
-            else _texts(column["name"], columns[column["name"]])
-        )
-        for column in schema
-    }
+    return {column["name"]: _values(column, columns[column["name"]]) for column in schema}
 
 
-def _explain_columns(record: dict[str, Any], index: int, schema: list[SchemaColumn]) -> None:
-    """Raise the error that names a record's missing or unknown columns."""
+def _values(column: SchemaColumn, values: Sequence[Any]) -> np.ndarray:
+    """One column's JSON values as its array: numbers, text or dates by its type."""
+    if column["type"] == ColumnType.NUMBER:
+        return _numbers(column["name"], values)
+    if column["type"] == ColumnType.DATETIME:
+        return _dates(column["name"], values)
+    return _texts(column["name"], values)
+
+
+def _explain_columns(
+    record: dict[str, Any], index: int, schema: list[SchemaColumn], extras: ExtraColumns | None
+) -> None:
+    """Raise the error that names a record's missing columns; its unknown ones go to
+    ``extras`` (ignored when it is ``None``)."""
     expected = {column["name"] for column in schema}
     missing = [column["name"] for column in schema if column["name"] not in record]
     if missing:
@@ -229,11 +272,8 @@ def _explain_columns(record: dict[str, Any], index: int, schema: list[SchemaColu
             f"record {index} lacks column(s) {', '.join(map(repr, missing))}; "
             "send null for a missing value"
         )
-    unknown = [name for name in record if name not in expected]
-    raise Invalid(
-        f"record {index} has unknown column(s) {', '.join(map(repr, unknown))}; "
-        f"the model expects {', '.join(repr(c['name']) for c in schema)}"
-    )
+    if extras is not None:
+        extras.found([name for name in record if name not in expected], schema)
 
 
 def _numbers(name: str, values: Sequence[Any]) -> np.ndarray:
@@ -273,23 +313,53 @@ def _texts(name: str, values: Sequence[Any]) -> np.ndarray:
     return array
 
 
+def _dates(name: str, values: Sequence[Any]) -> np.ndarray:
+    """One date column's JSON values (text, or a year as an integer), ``None`` as NaN;
+    whether each is a date is checked by :func:`check_dates`."""
+    kinds = set(map(type, values))
+    if not _DATE_TYPES.issuperset(kinds):
+        for index, value in enumerate(values):
+            if value is not None and not isinstance(value, (str, int, float)):
+                raise Invalid(
+                    f'column {name!r} expects a date (text such as "1971-01-31", or a year '
+                    f"such as 1971); record {index} has {value!r}"
+                )
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    if _NONE in kinds or float in kinds:
+        array[pd.isna(array)] = np.nan
+    return array
+
+
+def check_dates(columns: dict[str, np.ndarray], schema: list[SchemaColumn]) -> None:
+    """Refuse (422) a value of a date column that is not a date, naming it and its row:
+    before the model runs, where the same parse (:func:`parse_dates`) would fail."""
+    for column in schema:
+        if column["type"] != ColumnType.DATETIME:
+            continue
+        try:
+            parse_dates(columns[column["name"]], column.get("format"))
+        except BadDate as bad:
+            raise Invalid(
+                f"column {column['name']!r} expects dates; row {bad.position} has {bad.value!r}, "
+                'which is neither a date (e.g. "1971-01-31") nor a year (e.g. 1971)'
+            ) from None
+
+
 def records_to_columns(
-    records: list[dict[str, Any]], schema: list[SchemaColumn]
+    records: list[dict[str, Any]], schema: list[SchemaColumn], extras: ExtraColumns | None = None
 ) -> dict[str, np.ndarray]:
     """Validate records against the input schema: one array per column, in schema order."""
     expected = {column["name"] for column in schema}
     for index, record in enumerate(records):
         if record.keys() != expected:
-            _explain_columns(record, index, schema)
+            _explain_columns(record, index, schema, extras)
     if len(records) == 1:
         return _one_record(records[0], schema)
     columns = {}
     for column in schema:
         name = column["name"]
-        values = [record[name] for record in records]
-        columns[name] = (
-            _numbers(name, values) if column["type"] == ColumnType.NUMBER else _texts(name, values)
-        )
+        columns[name] = _values(column, [record[name] for record in records])
     return columns
 
 
@@ -310,6 +380,8 @@ def _one_record(record: dict[str, Any], schema: list[SchemaColumn]) -> dict[str,
                 columns[name] = np.array([value])
             else:
                 columns[name] = _numbers(name, [value])
+        elif column["type"] == ColumnType.DATETIME:
+            columns[name] = _dates(name, [value])
         elif type(value) is str:
             array = np.empty(1, dtype=object)
             array[0] = value
@@ -349,9 +421,31 @@ def arrow_to_columns(
         values = table.column(name)
         if column["type"] == ColumnType.NUMBER:
             columns[name] = _arrow_numbers(name, values, first_row)
+        elif column["type"] == ColumnType.DATETIME and not _is_text_type(_plain(values.type)):
+            columns[name] = _arrow_dates(name, values)
         else:
             columns[name] = _arrow_texts(name, values)
     return columns
+
+
+def _plain(kind: pa.DataType) -> pa.DataType:
+    """A dictionary type's value type; any other type as it is."""
+    return kind.value_type if pa.types.is_dictionary(kind) else kind
+
+
+def _arrow_dates(name: str, values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A date column given as Arrow dates, timestamps or integer years: Python values (null:
+    NaN), parsed by the model's date step."""
+    if not _is_date_type(_plain(values.type)):
+        raise Invalid(f"column {name!r} expects dates; the input has {values.type}")
+    array = np.asarray(values.to_pylist(), dtype=object)
+    array[pd.isna(array)] = np.nan
+    return array
+
+
+def _is_date_type(kind: pa.DataType) -> bool:
+    """Arrow types a date column may come as besides text: dates, timestamps, integer years."""
+    return pa.types.is_temporal(kind) or pa.types.is_integer(kind) or pa.types.is_null(kind)
 
 
 def row_bytes(schema: list[SchemaColumn]) -> int:
@@ -391,7 +485,10 @@ def check_arrow_types(arrow_schema: pa.Schema, schema: list[SchemaColumn]) -> No
             kind = kind.value_type
         if column["type"] == ColumnType.NUMBER and not _is_number_type(kind):
             raise Invalid(f"column {column['name']!r} expects numbers; the input has {kind}")
-        if column["type"] != ColumnType.NUMBER and not _is_text_type(kind):
+        if column["type"] == ColumnType.DATETIME:
+            if not (_is_text_type(kind) or _is_date_type(kind)):
+                raise Invalid(f"column {column['name']!r} expects dates; the input has {kind}")
+        elif column["type"] != ColumnType.NUMBER and not _is_text_type(kind):
             raise Invalid(f"column {column['name']!r} expects text; the input has {kind}")
 
 

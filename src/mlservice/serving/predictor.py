@@ -58,6 +58,7 @@ class Predictor:
         Parquet or Arrow answer, a chunk of batch scoring's output).
         """
         outputs.check_probabilities(self.bundle, probabilities)
+        inputs.check_dates(columns, self.bundle.schema)
         wants_proba = probabilities and self.bundle.task == Task.CLASSIFICATION
         rows = len(next(iter(columns.values())))
         limit = self.bundle.onnx_max_rows

@@ -72,6 +72,9 @@ class ScoringRequest(Body):
     keep_columns: tuple[Annotated[str, Meta(min_length=1)], ...] = ()
     probabilities: bool = False
     name: Annotated[str, Meta(min_length=1, max_length=MAX_NAME)] | None = None
+    #: The data set's columns the model does not take (its target, ids): ignored and named
+    #: in the 202 answer's ``ignored_columns``, or refused (400 naming them).
+    extra_columns: Literal["ignore", "refuse"] = "ignore"
 
     complaints = {
         "dataset_id": "must be a data set id (32 hexadecimal digits)",
@@ -79,6 +82,7 @@ class ScoringRequest(Body):
         "keep_columns": "must be a list of column names",
         "probabilities": "must be true or false",
         "name": f"must be a string of 1 to {MAX_NAME} characters",
+        "extra_columns": "must be ignore or refuse",
     }
     example = '{"dataset_id": "<id>", "format": "parquet"}'
 
@@ -131,8 +135,10 @@ def parse_scoring_request(body: Any) -> ScoringRequest:
 
 def check_request(
     request: ScoringRequest, dataset: DatasetRecord, schema: list[SchemaColumn]
-) -> None:
-    """The data set must hold the kept columns and the model's inputs, of usable types (422).
+) -> list[str]:
+    """The data set must hold the kept columns and the model's inputs, of usable types (422);
+    the columns the model does not take and the request does not keep, which are ignored
+    (or, with ``extra_columns: refuse``, refused: 400 naming them).
 
     Checked against the data set's profile, so a hopeless job is refused at once
     instead of failing in a worker; a data set not profiled (yet) is a 409.
@@ -141,6 +147,15 @@ def check_request(
     columns = {column["name"]: column for column in dataset["columns"]}
     _check_kept_columns(request.keep_columns, dataset["id"], columns)
     _check_input_columns(schema, dataset, columns)
+    used = {column["name"] for column in schema} | set(request.keep_columns)
+    ignored = [name for name in columns if name not in used]
+    if ignored and request.extra_columns == "refuse":
+        raise BadRequest(
+            f"data set {dataset['id']!r} has column(s) {', '.join(map(repr, ignored))} the "
+            "model does not take (extra_columns: refuse); keep them with keep_columns, or "
+            "leave out extra_columns to have them ignored"
+        )
+    return ignored
 
 
 def _check_kept_columns(

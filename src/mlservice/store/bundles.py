@@ -65,13 +65,20 @@ class Step(StrEnum):
     IMPUTE = "impute"
     SCALE = "scale"
     ENCODE = "encode"
+    DATETIME = "datetime"  # ColumnTransformer branch: date features, impute, scale
+    DATE_FEATURES = "date_features"
+    TEXT = "text"  # ColumnTransformer branches "text:<column>": text column, TF-IDF
+    TEXT_COLUMN = "text_column"
+    TFIDF = "tfidf"
 
 
 class ColumnType(StrEnum):
-    """How an input column is fed to the model: scaled numbers, or one-hot encoded text."""
+    """How an input column is fed to the model: numbers, text (one-hot encoded categories or
+    TF-IDF free text), or dates (text, date or timestamp values, or integer years)."""
 
     NUMBER = "number"
     STRING = "string"
+    DATETIME = "datetime"
 
 
 class SchemaColumn(TypedDict):
@@ -80,6 +87,24 @@ class SchemaColumn(TypedDict):
     name: str
     type: str  # a ColumnType
     categories: NotRequired[list[str]]  # text columns: the values seen in training
+    #: The column's role in the model (mlservice.store.column_roles: numeric, categorical,
+    #: datetime, text); models from before roles: absent (by type).
+    role: NotRequired[str]
+    #: Date columns: the strftime format training's values were written in, tried first.
+    format: NotRequired[str | None]
+    #: Categorical columns with many values: at most this many encoded, the rarest grouped.
+    max_categories: NotRequired[int]
+
+
+class TrainingWarning(TypedDict):
+    """Something training warns the user of: a column left out, rows dropped, an estimator's
+    own warning. ``kind`` is a short name (``column_left_out``, ``rows_dropped``,
+    ``categories_grouped``, ``class_imbalance``, ``not_numbers``, or a Python warning's
+    class, e.g. ``ConvergenceWarning``); ``message`` a sentence."""
+
+    kind: str
+    message: str
+    column: NotRequired[str]
 
 
 class EngineInfo(TypedDict):
@@ -116,6 +141,13 @@ class ModelBundle:
     engine_reason: str = "not compiled"
     #: Requests over this many rows go to scikit-learn even when compiled (None: no limit).
     onnx_max_rows: int | None = None
+    #: What training warned of (columns left out, rows dropped, estimator warnings).
+    warnings: list[TrainingWarning] = field(default_factory=list)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickled: a bundle written before a field was added gets its default."""
+        state.setdefault("warnings", [])
+        self.__dict__.update(state)
 
     def __post_init__(self) -> None:
         # Plain strings in the pickle: a bundle must not depend on this module's enums.
@@ -136,6 +168,7 @@ class ModelBundle:
             "trained_at": self.trained_at,
             "training_seconds": self.training_seconds,
             "engine": self.engine_info(),
+            "warnings": self.warnings,
         }
 
     def engine_info(self) -> EngineInfo:

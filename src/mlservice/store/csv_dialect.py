@@ -1,5 +1,6 @@
 """How a CSV file is written: which delimiter it uses and how wide it is, read from its
-header line; and what is wrong with one pyarrow could not parse, in a user's words.
+header line; whether its numbers have decimal commas (``3,5``), read from its first lines;
+and what is wrong with one pyarrow could not parse, in a user's words.
 
 Shared by data set uploads (:mod:`.dataset_files`) and CSV prediction bodies
 (:mod:`mlservice.serving.formats`), so a file is read the same way whichever
@@ -8,11 +9,52 @@ route it takes.
 
 from __future__ import annotations
 
+import csv
+import io
 import re
+from dataclasses import dataclass
 
 #: The CSV delimiters recognised, in order of preference on a tie.
 DELIMITERS = (",", ";", "\t", "|")
 DEFAULT_DELIMITER = ","
+#: The decimal marks recognised: a point (``3.5``) or a comma (``3,5``).
+DECIMALS = (".", ",")
+DEFAULT_DECIMAL = "."
+#: How many lines after the header the decimal mark is looked for in.
+DECIMAL_SCAN_LINES = 200
+_COMMA_NUMBER = re.compile(r"^\s*[+-]?\d*,\d+\s*$")
+_POINT_NUMBER = re.compile(r"^\s*[+-]?\d*\.\d+\s*$")
+
+
+@dataclass(frozen=True)
+class CsvDialect:
+    """How a CSV data set is read: its delimiter, its decimal mark, and whether its first
+    column is an unnamed index (written by pandas' ``DataFrame.to_csv()``) left out."""
+
+    delimiter: str = DEFAULT_DELIMITER
+    decimal: str = DEFAULT_DECIMAL
+    skip_first: bool = False
+
+
+def detect_decimal(head: bytes, delimiter: str) -> str:
+    """``,`` when the first lines after the header have numbers written with a decimal comma
+    and none with a decimal point (only where the delimiter is not a comma), else ``.``."""
+    if delimiter == ",":
+        return DEFAULT_DECIMAL
+    text = head.decode("utf-8", errors="replace")
+    lines = io.StringIO(text)
+    lines.readline()  # the header
+    commas = points = 0
+    try:
+        for index, row in enumerate(csv.reader(lines, delimiter=delimiter)):
+            if index >= DECIMAL_SCAN_LINES:
+                break
+            for cell in row:
+                commas += bool(_COMMA_NUMBER.match(cell))
+                points += bool(_POINT_NUMBER.match(cell))
+    except csv.Error:  # a cut line at the end of ``head``, or a broken quote: what was read
+        pass
+    return "," if commas and not points else DEFAULT_DECIMAL
 
 
 def detect_delimiter(head: bytes) -> str:

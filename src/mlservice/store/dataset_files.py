@@ -28,6 +28,7 @@ import io
 import logging
 import re
 import time
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, cast
@@ -49,10 +50,20 @@ from ..errors import (
     UnsupportedMedia,
 )
 from ..security import Identity
-from . import decoded_sizes
+from . import column_roles, decoded_sizes
 from .artifacts import ArtifactStore
 from .catalog import Catalog
-from .csv_dialect import DEFAULT_DELIMITER, detect_delimiter, header_width, parse_problem
+from .csv_dialect import (
+    DECIMALS,
+    DEFAULT_DECIMAL,
+    DEFAULT_DELIMITER,
+    DELIMITERS,
+    CsvDialect,
+    detect_decimal,
+    detect_delimiter,
+    header_width,
+    parse_problem,
+)
 from .records import ColumnProfile, DatasetRecord, DatasetStatus
 
 CSV_FORMAT = "csv"
@@ -130,6 +141,9 @@ class _ColumnProfile:
         self.distinct: set[Any] = set()
         self.distinct_capped = False
         self.formula_cells = 0
+        #: An integer column's smallest and largest values (an id's span).
+        self.low: int | None = None
+        self.high: int | None = None
 
     def add(self, column: pa.Array) -> None:
         self.missing += column.null_count
@@ -144,6 +158,10 @@ class _ColumnProfile:
             if rows is not None:
                 formulas = pc.take(formulas, rows)
             self.formula_cells += pc.sum(formulas).as_py() or 0
+        if pa.types.is_integer(self.type) and len(column) > column.null_count:
+            bounds = pc.min_max(column).as_py()
+            self.low = bounds["min"] if self.low is None else min(self.low, bounds["min"])
+            self.high = bounds["max"] if self.high is None else max(self.high, bounds["max"])
         if self.distinct_capped:
             return
         candidates = used if used is not None else pc.unique(column.drop_null())
@@ -152,7 +170,8 @@ class _ColumnProfile:
             self.distinct_capped = True
             self.distinct = set(list(self.distinct)[:CATEGORY_SAMPLE])
 
-    def describe(self) -> ColumnProfile:
+    def describe(self, rows: int) -> ColumnProfile:
+        """The column's profile, with its role (:mod:`.column_roles`) among ``rows`` rows."""
         numeric = pa.types.is_integer(self.type) or pa.types.is_floating(self.type)
         described: ColumnProfile = {
             "name": self.name,
@@ -163,6 +182,16 @@ class _ColumnProfile:
         }
         if not numeric:
             described["categories_sample"] = sorted(map(str, self.distinct))[:CATEGORY_SAMPLE]
+        span = None if self.low is None or self.high is None else self.high - self.low + 1
+        role, evidence = column_roles.detect(
+            described["dtype"],
+            rows - self.missing,
+            described["distinct"],
+            sorted(self.distinct, key=str)[: column_roles.DATE_SAMPLE],
+            span,
+        )
+        described["role"] = role.value
+        described["role_evidence"] = evidence
         return described
 
 
@@ -202,6 +231,38 @@ def delimiter_of(record: DatasetRecord) -> str:
     return record.get("delimiter") or DEFAULT_DELIMITER
 
 
+def dialect_of(record: DatasetRecord) -> CsvDialect:
+    """How a CSV data set is read: its delimiter, decimal mark and unnamed index (records
+    from before they were detected: ``,``, ``.``, none)."""
+    return CsvDialect(
+        delimiter_of(record),
+        record.get("decimal") or DEFAULT_DECIMAL,
+        bool(record.get("index_column_dropped")),
+    )
+
+
+def given_dialect(delimiter: str | None, decimal: str | None) -> dict[str, str]:
+    """An upload's ``?delimiter=`` and ``?decimal=`` checked (400 naming the allowed values);
+    the record fields they set (none: detected)."""
+    given: dict[str, str] = {}
+    if delimiter:
+        delimiter = "\t" if delimiter.lower() in ("tab", "\\t") else delimiter
+        if delimiter not in DELIMITERS:
+            raise BadRequest(
+                f"query parameter 'delimiter' must be one of , ; | or tab, not {delimiter!r}"
+            )
+        given["delimiter"] = delimiter
+    if decimal:
+        if decimal not in DECIMALS:
+            raise BadRequest(f"query parameter 'decimal' must be . or , not {decimal!r}")
+        given["decimal"] = decimal
+    if given.get("delimiter", "") == "," and given.get("decimal") == ",":
+        raise BadRequest(
+            "a CSV file cannot have both ',' as its delimiter and ',' as its decimal mark"
+        )
+    return given
+
+
 def status_of(record: DatasetRecord) -> str:
     """A data set's :class:`DatasetStatus` (records from before it was kept are ready)."""
     return record.get("status", DatasetStatus.READY)
@@ -219,28 +280,45 @@ def require_ready(record: DatasetRecord) -> None:
         raise Conflict(f"data set {record['id']!r} failed: {record.get('error', 'unknown error')}")
 
 
-def _parse_options(delimiter: str) -> pacsv.ParseOptions:
-    return pacsv.ParseOptions(delimiter=delimiter)
+def _parse_options(dialect: CsvDialect) -> pacsv.ParseOptions:
+    return pacsv.ParseOptions(delimiter=dialect.delimiter)
 
 
 def _convert_options(
     string_columns: list[str],
     column_types: Mapping[str, pa.DataType] | None = None,
     include_columns: list[str] | None = None,
+    decimal: str = DEFAULT_DECIMAL,
 ) -> pacsv.ConvertOptions:
     """How a CSV file's cells become values: ``string_columns`` (mixed values at upload)
-    as text, ``column_types`` as given, only ``include_columns`` if named (all if not)."""
+    as text, ``column_types`` as given, only ``include_columns`` if named (all if not),
+    numbers with the ``decimal`` mark."""
     types = {name: pa.string() for name in string_columns} | dict(column_types or {})
     return pacsv.ConvertOptions(
-        column_types=types, include_columns=include_columns or [], strings_can_be_null=True
+        column_types=types,
+        include_columns=include_columns or [],
+        strings_can_be_null=True,
+        decimal_point=decimal,
     )
+
+
+def _csv_header(path: Path, dialect: CsvDialect) -> list[str]:
+    """A CSV file's column names, as pyarrow reads them (an unnamed one is ``""``)."""
+    return list(pacsv.open_csv(path, parse_options=_parse_options(dialect)).schema.names)
+
+
+def _included(path: Path, dialect: CsvDialect, include_columns: list[str] | None) -> list[str]:
+    """The CSV columns read: ``include_columns`` if named, else all but a dropped index."""
+    if include_columns or not dialect.skip_first:
+        return include_columns or []
+    return _csv_header(path, dialect)[1:]
 
 
 def _open_batches(
     path: Path,
     file_format: str,
     string_columns: list[str],
-    delimiter: str,
+    dialect: CsvDialect,
     *,
     include_columns: list[str] | None = None,
     column_types: Mapping[str, pa.DataType] | None = None,
@@ -264,11 +342,12 @@ def _open_batches(
         parquet = pq.ParquetFile(path, read_dictionary=[name for name in text if name in columns])
         batches = parquet.iter_batches(batch_size=batch_rows, columns=include_columns)
         return parquet.schema_arrow, batches
+    included = _included(path, dialect, include_columns)
     reader = pacsv.open_csv(
         path,
         read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_SIZE, use_threads=False),
-        parse_options=_parse_options(delimiter),
-        convert_options=_convert_options(string_columns, column_types, include_columns),
+        parse_options=_parse_options(dialect),
+        convert_options=_convert_options(string_columns, column_types, included, dialect.decimal),
     )
     return reader.schema, iter(reader)
 
@@ -325,7 +404,7 @@ def read_columns(
         path,
         record["format"],
         record.get("string_columns", []),
-        delimiter_of(record),
+        dialect_of(record),
         include_columns=columns,
         column_types=forced_types,
         batch_rows=batch_rows,
@@ -338,16 +417,15 @@ def _profile_once(
     path: Path,
     file_format: str,
     string_columns: list[str],
-    delimiter: str,
+    dialect: CsvDialect,
     limits: LimitsSettings,
 ) -> dict[str, Any]:
-    schema, batches = _open_batches(path, file_format, string_columns, delimiter, limits=limits)
+    schema, batches = _open_batches(path, file_format, string_columns, dialect, limits=limits)
     names = schema.names
     if not names:
         raise Invalid("the file has no columns")
     check_width(len(names), limits)
-    if len(set(names)) != len(names) or any(not name for name in names):
-        raise Invalid("column names must be present and unique")
+    _check_names(names, dialect.skip_first)
     for field in schema:
         kind = _value_type(field.type)
         if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
@@ -363,13 +441,39 @@ def _profile_once(
         raise Invalid("the file has a header but no rows")
     described: dict[str, Any] = {
         "rows": rows,
-        "columns": [column.describe() for column in columns],
+        "columns": [column.describe(rows) for column in columns],
         "string_columns": string_columns,
         "formula_cells": formula_names + sum(column.formula_cells for column in columns),
     }
     if file_format == CSV_FORMAT:
-        described["delimiter"] = delimiter
+        described["delimiter"] = dialect.delimiter
+        described["decimal"] = dialect.decimal
+    if dialect.skip_first:
+        described["index_column_dropped"] = True
+        described["notes"] = [
+            "the first column has no name: it is the row index pandas writes with "
+            "DataFrame.to_csv(), and it is left out (write the file with index=False to leave "
+            "it out yourself)"
+        ]
     return described
+
+
+def _check_names(names: list[str], index_dropped: bool) -> None:
+    """Every column named, and once (422 naming the column that is not)."""
+    offset = 2 if index_dropped else 1  # columns counted from 1, as a spreadsheet does
+    for position, name in enumerate(names):
+        if not name:
+            raise Invalid(
+                f"column {position + offset} of the header has no name; name every column "
+                "(only a first column without a name, pandas' index, is left out)"
+            )
+    repeated = [name for name, count in Counter(names).items() if count > 1]
+    if repeated:
+        positions = [str(i + offset) for i, name in enumerate(names) if name == repeated[0]]
+        raise Invalid(
+            f"the header names column {repeated[0]!r} more than once (columns "
+            f"{', '.join(positions)}); give every column its own name"
+        )
 
 
 def check_width(columns: int, limits: LimitsSettings) -> None:
@@ -381,25 +485,32 @@ def check_width(columns: int, limits: LimitsSettings) -> None:
         )
 
 
-def _conversion_column(message: str, path: Path, delimiter: str) -> str | None:
+def _conversion_column(message: str, path: Path, dialect: CsvDialect) -> str | None:
     """The column a CSV type-conversion error is about (types are inferred per block)."""
     if "conversion error" not in message or "In CSV column #" not in message:
         return None
     index = int(message.split("In CSV column #")[1].split(":")[0])
-    header = pacsv.open_csv(path, parse_options=_parse_options(delimiter)).schema.names
+    header = _csv_header(path, dialect)
     return header[index] if index < len(header) else None
 
 
 def profile_file(
-    path: Path, file_format: str, limits: LimitsSettings | None = None
+    path: Path,
+    file_format: str,
+    limits: LimitsSettings | None = None,
+    given: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Check a stored file and describe it; a :class:`~mlservice.errors.ServiceError` says
     what is wrong (400 empty, 413 over a ``[limits]`` key, 415 not the declared format, 422
     not a table), in the user's terms (pyarrow's own words go to the log).
 
-    A CSV file's profile has its ``delimiter``, detected from the header line,
-    whose width is checked before the file is parsed.
+    A CSV file's profile has its ``delimiter``, detected from the header line
+    (whose width is checked before the file is parsed), and its ``decimal`` mark,
+    detected from the first lines (:func:`~.csv_dialect.detect_decimal`), unless
+    ``given`` (the upload's ``?delimiter=`` and ``?decimal=``); a first column
+    without a name (pandas' index) is left out, with a note.
     """
+    given = given or {}
     limits = limits or LimitsSettings()
     if path.stat().st_size == 0:
         raise BadRequest("the file is empty")
@@ -409,36 +520,59 @@ def profile_file(
         raise UnsupportedMedia("the file is not Parquet (no PAR1 magic)")
     if file_format == CSV_FORMAT and (b"\x00" in head[:4096] or head.startswith(b"PAR1")):
         raise UnsupportedMedia("the file is not CSV text (binary content)")
-    delimiter = detect_delimiter(head) if file_format == CSV_FORMAT else DEFAULT_DELIMITER
+    dialect = CsvDialect()
     if file_format == CSV_FORMAT:
+        delimiter = given.get("delimiter") or detect_delimiter(head)
         check_width(header_width(head, delimiter), limits)
+        decimal = given.get("decimal") or detect_decimal(head, delimiter)
+        if decimal == delimiter:
+            raise Invalid(
+                f"the file's delimiter is {delimiter!r}, so its decimal mark cannot be too; "
+                "give the delimiter with ?delimiter="
+            )
+        dialect = CsvDialect(delimiter, decimal, _unnamed_index(path, delimiter))
     string_columns: list[str] = []
     while True:
         try:
-            return _profile_once(path, file_format, string_columns, delimiter, limits)
+            return _profile_once(path, file_format, string_columns, dialect, limits)
         except (pa.ArrowInvalid, OSError) as exc:  # OSError: pyarrow's IOError for bad pages
             if isinstance(exc, FileNotFoundError):
                 raise
             message = str(exc)
             column = (
-                _conversion_column(message, path, delimiter) if file_format == CSV_FORMAT else None
+                _conversion_column(message, path, dialect) if file_format == CSV_FORMAT else None
             )
             if column and column not in string_columns:
                 string_columns.append(column)  # mixed values: read the column as text
                 continue
             log.info("upload %s refused: %s", path.parent.name, message)
-            raise Invalid(_explain(message, file_format, delimiter)) from None
+            raise Invalid(_explain(message, file_format, dialect.delimiter)) from None
         except UnicodeDecodeError:  # pyarrow decodes names (and Parquet text) only when read
             raise Invalid("the file has column names or text that are not UTF-8") from None
 
 
-def profiled(path: Path, file_format: str, limits: LimitsSettings | None = None) -> dict[str, Any]:
+def _unnamed_index(path: Path, delimiter: str) -> bool:
+    """Whether the CSV file's first column has no name and the others have: the row index
+    pandas' ``DataFrame.to_csv()`` writes."""
+    try:
+        names = _csv_header(path, CsvDialect(delimiter))
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError):
+        return False  # profiling says what is wrong with it
+    return len(names) > 1 and names[0] == "" and all(names[1:])
+
+
+def profiled(
+    path: Path,
+    file_format: str,
+    limits: LimitsSettings | None = None,
+    given: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """The record fields of a stored file once profiled: status ``ready`` and its profile.
 
     What the request (small uploads) and the Celery task (large ones) both record;
     raises :func:`profile_file`'s errors.
     """
-    profile = profile_file(path, file_format, limits)
+    profile = profile_file(path, file_format, limits, given)
     fields: dict[str, Any] = {
         "status": DatasetStatus.READY.value,
         "rows": profile["rows"],
@@ -446,8 +580,9 @@ def profiled(path: Path, file_format: str, limits: LimitsSettings | None = None)
         "string_columns": profile["string_columns"],
         "formula_cells": profile["formula_cells"],
     }
-    if "delimiter" in profile:
-        fields["delimiter"] = profile["delimiter"]
+    for key in ("delimiter", "decimal", "index_column_dropped", "notes"):
+        if key in profile:
+            fields[key] = profile[key]
     fields["sha256"] = content_sha256(path)
     return fields
 
@@ -486,8 +621,9 @@ def neutralised_csv(path: Path, record: DatasetRecord) -> Iterator[bytes]:
     Re-written by Arrow with the file's delimiter (so quoting and number
     formatting may differ from the upload); memory stays flat for any size.
     """
-    delimiter = delimiter_of(record)
-    _, batches = _open_batches(path, CSV_FORMAT, record["string_columns"], delimiter)
+    dialect = dialect_of(record)
+    delimiter = dialect.delimiter
+    _, batches = _open_batches(path, CSV_FORMAT, record["string_columns"], dialect)
     pattern, replacement = FORMULA_ESCAPE
     header = True
     for batch in batches:
@@ -513,12 +649,12 @@ def load_frame(
     file_format: str,
     string_columns: list[str],
     *,
-    delimiter: str,
+    dialect: CsvDialect,
     limits: LimitsSettings | None = None,
 ) -> pd.DataFrame:
     """The whole data set as a DataFrame (in a Celery worker, for training).
 
-    ``delimiter`` is the CSV delimiter recorded at upload (:func:`delimiter_of`).
+    ``dialect`` is how the CSV file was read at upload (:func:`dialect_of`).
     A Parquet file is counted first (:func:`check_training_size`): its text may
     be stored once and fill every row. A CSV file holds every value it gives.
     """
@@ -526,10 +662,11 @@ def load_frame(
         check_training_size(path, limits or LimitsSettings())
         table = pq.read_table(path)
     else:
+        included = _included(path, dialect, None)
         table = pacsv.read_csv(
             path,
-            parse_options=_parse_options(delimiter),
-            convert_options=_convert_options(string_columns),
+            parse_options=_parse_options(dialect),
+            convert_options=_convert_options(string_columns, None, included, dialect.decimal),
         )
     return table.to_pandas()
 
@@ -537,7 +674,7 @@ def load_frame(
 def check_training_size(path: Path, limits: LimitsSettings) -> None:
     """Refuse (413) a Parquet data set that becomes more than ``[limits] max_training_mb``
     once each row holds its own values: counted batch by batch, text kept as dictionaries."""
-    schema, batches = _open_batches(path, PARQUET_FORMAT, [], DEFAULT_DELIMITER, limits=limits)
+    schema, batches = _open_batches(path, PARQUET_FORMAT, [], CsvDialect(), limits=limits)
     text = [field.name for field in schema if _is_text(_value_type(field.type))]
     per_row = decoded_sizes.NUMBER_BYTES * len(schema.names)
     total = 0
@@ -575,14 +712,16 @@ class Datasets:
         name: str | None,
         limit: int,
         inline_limit: int,
+        given: Mapping[str, str] | None = None,
     ) -> DatasetRecord:
         """Stream ``source`` to the store and record it, profiled if at most ``inline_limit``
-        bytes (else ``profiling``: see :meth:`store`)."""
+        bytes (else ``profiling``: see :meth:`store`); ``given``: the CSV dialect the upload
+        named (:func:`given_dialect`)."""
         dataset_id = Catalog.new_id()
         started = time.perf_counter()
         with self.artifacts.writing(self.KIND, dataset_id, FILENAMES[file_format]) as (handle, _):
             size = self.artifacts.copy_stream(source, handle, limit)
-        return self.store(dataset_id, file_format, owner, name, size, started, inline_limit)
+        return self.store(dataset_id, file_format, owner, name, size, started, inline_limit, given)
 
     def adopt(
         self,
@@ -591,6 +730,7 @@ class Datasets:
         owner: Identity,
         name: str | None,
         inline_limit: int,
+        given: Mapping[str, str] | None = None,
     ) -> DatasetRecord:
         """Record a multipart upload already spooled into the store's incoming directory
         (linked into place, not copied), like :meth:`upload`."""
@@ -598,7 +738,7 @@ class Datasets:
         started = time.perf_counter()
         path = self.artifacts.adopt(temporary, self.KIND, dataset_id, FILENAMES[file_format])
         size = path.stat().st_size
-        return self.store(dataset_id, file_format, owner, name, size, started, inline_limit)
+        return self.store(dataset_id, file_format, owner, name, size, started, inline_limit, given)
 
     def store(
         self,
@@ -609,14 +749,16 @@ class Datasets:
         size: int,
         started: float,
         inline_limit: int,
+        given: Mapping[str, str] | None = None,
     ) -> DatasetRecord:
         """Record a file just stored: profiled now up to ``inline_limit`` bytes (:meth:`register`),
         else ``profiling`` with a new ``task_id`` for the caller to start
         (the task :mod:`mlservice.tasks.profiling_tasks`). A file that cannot be
         recorded is removed."""
         if size <= inline_limit:
-            return self.register(dataset_id, file_format, owner, name, size, started)
+            return self.register(dataset_id, file_format, owner, name, size, started, given)
         record = self._record(dataset_id, file_format, owner, name, size, started)
+        record.update(cast(DatasetRecord, dict(given or {})))  # the worker profiles with them
         record["status"] = DatasetStatus.PROFILING.value
         record["task_id"] = Catalog.new_id()
         try:
@@ -633,6 +775,7 @@ class Datasets:
         name: str | None,
         size: int,
         started: float,
+        given: Mapping[str, str] | None = None,
     ) -> DatasetRecord:
         """Profile a file already in the store and record it ``ready``; remove it if it is bad
         or cannot be recorded.
@@ -641,7 +784,7 @@ class Datasets:
         """
         path = self.artifacts.path(self.KIND, dataset_id, FILENAMES[file_format])
         try:
-            fields = profiled(path, file_format, self.limits)
+            fields = profiled(path, file_format, self.limits, given)
             record = self._record(dataset_id, file_format, owner, name, size, started)
             return self.catalog.create(cast(DatasetRecord, {**record, **fields}))
         except BaseException:  # a bad file, or Redis away: no file without its record
@@ -683,7 +826,10 @@ class Datasets:
             return record
         started = time.perf_counter()
         try:
-            fields = profiled(self.path(record), record["format"], self.limits)
+            given = {
+                key: str(record.get(key)) for key in ("delimiter", "decimal") if record.get(key)
+            }
+            fields = profiled(self.path(record), record["format"], self.limits, given)
         except ServiceError as exc:
             return self.fail(dataset_id, exc.message)
         except FileNotFoundError:

@@ -74,6 +74,7 @@ def _record_from_bundle(bundle: ModelBundle) -> dict[str, Any]:
             "versions",
             "training_seconds",
             "engine",
+            "warnings",
         )
     }
 

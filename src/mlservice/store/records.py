@@ -10,7 +10,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, NotRequired, TypedDict
 
-from .bundles import EngineInfo, SchemaColumn
+from .bundles import EngineInfo, SchemaColumn, TrainingWarning
+from .column_roles import RoleEvidence
 
 
 class ModelStatus(StrEnum):
@@ -46,6 +47,9 @@ class ColumnProfile(TypedDict):
     distinct: int
     distinct_is_lower_bound: bool
     categories_sample: NotRequired[list[str]]  # non-numeric columns
+    #: What the column is for (a column_roles.Role), and why (profiles from before: absent).
+    role: NotRequired[str]
+    role_evidence: NotRequired[RoleEvidence]
 
 
 class DatasetRecord(TypedDict):
@@ -78,6 +82,13 @@ class DatasetRecord(TypedDict):
     #: before it was detected have no key and mean ``,``: read it with ``delimiter_of``.
     #: The API shows ``null`` for a Parquet data set (``dataset_files.public``).
     delimiter: NotRequired[str | None]
+    #: CSV: the numbers' decimal mark, ``.`` or ``,`` (detected, or given at upload); records
+    #: from before it was detected have no key and mean ``.``: read it with ``dialect_of``.
+    decimal: NotRequired[str]
+    #: CSV: the first column had no name (pandas' index) and is left out of the data set.
+    index_column_dropped: NotRequired[bool]
+    #: What profiling did that the user should know (an index column left out).
+    notes: NotRequired[list[str]]
     #: Text cells starting with = + - @ tab or CR (spreadsheet formulas); absent: unknown.
     formula_cells: NotRequired[int]
     #: sha256 of the stored file (hex), once profiled; absent for data sets stored before it.
@@ -113,6 +124,8 @@ class ModelRecord(TypedDict):
     compile: NotRequired[bool]
     #: A registered model's name: the model becomes its next version once ready.
     register_as: NotRequired[str | None]
+    #: Roles the request gave columns (column -> numeric, categorical, datetime, text, ignore).
+    columns: NotRequired[dict[str, str] | None]
     # Training's outcome.
     started_at: NotRequired[float]
     worker: NotRequired[str]  # <host name>:<process id> of the run that trained it last
@@ -126,6 +139,8 @@ class ModelRecord(TypedDict):
     versions: NotRequired[dict[str, str]]
     training_seconds: NotRequired[float | None]
     engine: NotRequired[EngineInfo]
+    #: What training warned of: columns left out, rows dropped, estimator warnings.
+    warnings: NotRequired[list[TrainingWarning]]
     # Lineage (trained models): what a registered version shows of where it came from.
     dataset_sha256: NotRequired[str | None]  # the data set file's, when training read it
     service_version: NotRequired[str]  # the service's version on the worker that trained it

@@ -95,6 +95,7 @@ class ReportFiles:
             "target": record.get("target"),
             "classes": record.get("classes"),
             "metrics": record.get("metrics", {}),
+            "warnings": record.get("warnings", []),
             "plots": plots,
             "errors": stored.get("errors", []),
         }

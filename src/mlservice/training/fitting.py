@@ -4,11 +4,22 @@ The preprocessing (:mod:`.pipeline`) is fitted on the training split only.
 Classification targets are label-encoded and decoded on prediction, so
 string labels come back as strings. The default model (``GET
 /resource/init``) is the same fit on a data set shipped with scikit-learn.
+
+What the user should know of a fit goes into the bundle's ``warnings``: rows
+left out for a missing target, columns left out (and why), categories
+grouped, every Python warning raised while fitting (a ConvergenceWarning, a
+class too rare to split), and an imbalanced target's class weights. The split
+is stratified whenever every class has two rows or more; a classifier that
+takes ``class_weight`` gets ``"balanced"`` when the largest class has at least
+:data:`IMBALANCE_RATIO` times the rows of the smallest (unless the request sets it).
+Metrics are the held-out rows'; ``metrics["training"]`` has the same on the
+rows the model was fitted on, to compare (a large gap is overfitting).
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,10 +31,11 @@ from sklearn.model_selection import cross_val_score, train_test_split
 from sklearn.preprocessing import LabelEncoder
 
 from ..config import DefaultModelSettings
-from ..store.bundles import ModelBundle, Task, library_versions
+from ..errors import Invalid
+from ..store.bundles import ModelBundle, Task, TrainingWarning, library_versions
 from .allowed_estimators import make_estimator, task_of
 from .metrics import classification_metrics, regression_metrics
-from .pipeline import as_model_input, build_pipeline, input_schema
+from .pipeline import as_model_input, build_pipeline, plan_columns
 
 #: How far a training run is: progress(fraction 0..1, human text).
 TrainingProgress = Callable[[float, str], None]
@@ -35,6 +47,8 @@ _LOADERS = {
 }
 
 TARGET_COLUMN = "target"
+#: Largest class / smallest class at which a classifier gets ``class_weight="balanced"``.
+IMBALANCE_RATIO = 3.0
 
 
 @dataclass
@@ -76,17 +90,42 @@ def train(
     random_state: int = 0,
     cv: int | None = None,
     progress: TrainingProgress = no_progress,
+    roles: Mapping[str, str] | None = None,
+    reasons: Mapping[str, str] | None = None,
+    overrides: Mapping[str, str] | None = None,
 ) -> FittedModel:
     """Split, fit the pipeline on the training part, score it on the held-out part.
 
     With ``cv``, k-fold cross-validation on the training part is reported too.
+    ``roles`` (the profile's, with ``reasons``) and ``overrides`` (the request's
+    ``"columns"``) say how each feature goes in (:func:`.pipeline.plan_columns`).
     """
     started = time.perf_counter()
     task = task_of(estimator_name)
-    estimator = make_estimator(estimator_name, params)
+    params = dict(params)
     features = list(features) if features else [c for c in frame.columns if c != target]
+    notes: list[TrainingWarning] = []
+    dropped = int(frame[target].isna().sum())
+    if dropped:
+        notes.append(
+            {
+                "kind": "rows_dropped",
+                "message": (
+                    f"{dropped} of {len(frame)} rows have no value in the target {target!r}: "
+                    f"they are left out, and the model is trained and tested on the other "
+                    f"{len(frame) - dropped}"
+                ),
+                "column": target,
+            }
+        )
     frame = frame[frame[target].notna()]
-    schema = input_schema(frame, features)
+    plan = plan_columns(frame, features, roles, reasons, overrides)
+    notes.extend(plan.warnings)
+    if not plan.schema:
+        raise Invalid(
+            "every feature column is left out (" + "; ".join(n["message"] for n in notes) + ")"
+        )
+    schema = plan.schema
     x = as_model_input(frame, schema)
     classes: list[Any] = []  # the label encoding, for classifiers
     if task == Task.CLASSIFICATION:
@@ -95,27 +134,29 @@ def train(
         classes = [_python_value(value) for value in encoder.classes_]
         counts = np.bincount(y)
         stratify = y if counts.min() >= 2 else None
+        notes.extend(_class_notes(classes, counts, estimator_name, params, stratify is not None))
     else:
         y = pd.to_numeric(frame[target]).to_numpy(dtype="float64")
         stratify = None
+    estimator = make_estimator(estimator_name, params)
     progress(0.1, "splitting the data")
     x_train, x_test, y_train, y_test = train_test_split(
         x, y, test_size=test_size, random_state=random_state, stratify=stratify
     )
     pipeline = build_pipeline(schema, estimator)
     cv_scores = None
-    if cv:
-        progress(0.15, f"{cv}-fold cross-validation")
-        cv_scores = cross_val_score(pipeline, x_train, y_train, cv=cv)
-    progress(0.2, f"fitting {estimator_name} on {len(x_train)} rows")
-    pipeline.fit(x_train, y_train)
-    progress(0.8, f"scoring on {len(x_test)} held-out rows")
-    y_pred = pipeline.predict(x_test)
-    if task == Task.CLASSIFICATION:
-        proba = pipeline.predict_proba(x_test) if hasattr(pipeline, "predict_proba") else None
-        scores = classification_metrics(y_test, y_pred, proba, classes)
-    else:
-        scores = regression_metrics(y_test, y_pred)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if cv:
+            progress(0.15, f"{cv}-fold cross-validation")
+            cv_scores = cross_val_score(pipeline, x_train, y_train, cv=cv)
+        progress(0.2, f"fitting {estimator_name} on {len(x_train)} rows")
+        pipeline.fit(x_train, y_train)
+        progress(0.8, f"scoring on {len(x_test)} held-out rows")
+        scores = _scores(pipeline, task, x_test, y_test, classes)
+        scores["training"] = _scores(pipeline, task, x_train, y_train, classes)
+        scores["training"].pop("confusion_matrix", None)
+    notes.extend(_python_warnings(caught))
     scores.update({"train_rows": int(len(x_train)), "test_rows": int(len(x_test))})
     if cv_scores is not None:
         scores["cv"] = {
@@ -130,7 +171,7 @@ def train(
         pipeline=pipeline,
         task=task,
         estimator=estimator_name,
-        params=dict(params),
+        params=params,
         schema=schema,
         target=target,
         classes=classes if task == Task.CLASSIFICATION else None,
@@ -139,8 +180,85 @@ def train(
         trained_at=time.time(),
         training_seconds=round(time.perf_counter() - started, 3),
         engine_reason="not compiled yet",
+        warnings=notes,
     )
     return FittedModel(bundle, x_test)
+
+
+def _scores(
+    pipeline: Any, task: str, x: pd.DataFrame, y: np.ndarray, classes: list[Any]
+) -> dict[str, Any]:
+    """The metrics of the fitted pipeline on rows ``x`` with targets ``y``."""
+    y_pred = pipeline.predict(x)
+    if task == Task.CLASSIFICATION:
+        proba = pipeline.predict_proba(x) if hasattr(pipeline, "predict_proba") else None
+        return classification_metrics(y, y_pred, proba, classes)
+    return regression_metrics(y, y_pred)
+
+
+def _class_notes(
+    classes: list[Any],
+    counts: np.ndarray,
+    estimator_name: str,
+    params: dict[str, Any],
+    stratified: bool,
+) -> list[TrainingWarning]:
+    """Warnings on the target's classes: too rare to stratify, or imbalanced (and then
+    ``class_weight="balanced"`` set in ``params`` where the estimator takes it)."""
+    notes: list[TrainingWarning] = []
+    if not stratified:
+        rare = [str(label) for label, count in zip(classes, counts, strict=True) if count < 2]
+        notes.append(
+            {
+                "kind": "class_imbalance",
+                "message": (
+                    f"class(es) {', '.join(map(repr, rare))} have a single row: the split "
+                    "cannot be stratified, and the held-out rows may lack them"
+                ),
+            }
+        )
+    ratio = float(counts.max()) / float(max(1, counts.min()))
+    if ratio < IMBALANCE_RATIO:
+        return notes
+    sizes = ", ".join(f"{label!r}: {count}" for label, count in zip(classes, counts, strict=True))
+    message = (
+        f"the classes are imbalanced ({sizes}); the split is stratified"
+        if stratified
+        else (f"the classes are imbalanced ({sizes})")
+    )
+    takes_weights = "class_weight" in make_estimator(estimator_name, {}).get_params(deep=False)
+    if takes_weights and "class_weight" not in params:
+        params["class_weight"] = "balanced"
+        message += (
+            ', and class_weight is set to "balanced" (rows weighted inversely to their class\'s '
+            'size); send "params": {"class_weight": null} to turn it off'
+        )
+    elif not takes_weights:
+        message += f"; {estimator_name} takes no class_weight, so the classes are not weighted"
+    notes.append({"kind": "class_imbalance", "message": message})
+    return notes
+
+
+#: Warnings for developers, not about the model: deprecations (in any library), and
+#: anything the worker's own libraries say meanwhile (warnings are caught process-wide).
+_NOT_THE_USERS = (DeprecationWarning, PendingDeprecationWarning)
+_WORKER_LIBRARIES = ("redis", "celery", "kombu", "billiard", "amqp")
+
+
+def _python_warnings(caught: list[warnings.WarningMessage]) -> list[TrainingWarning]:
+    """The Python warnings raised while fitting and scoring, each once, in the user's view
+    (not deprecations, nor the worker's own libraries' warnings)."""
+    seen: dict[tuple[str, str], TrainingWarning] = {}
+    for item in caught:
+        if issubclass(item.category, _NOT_THE_USERS):
+            continue
+        parts = item.filename.replace("\\", "/").split("/")
+        if any(library in parts for library in _WORKER_LIBRARIES):
+            continue
+        kind = item.category.__name__
+        message = str(item.message).strip().splitlines()[0][:500]
+        seen.setdefault((kind, message), {"kind": kind, "message": message})
+    return list(seen.values())
 
 
 def train_default_model(

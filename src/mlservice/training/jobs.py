@@ -50,7 +50,7 @@ from ..store.report_files import ReportFiles
 from . import fitting, onnx_conversion, reports
 from .callbacks import delivery_id
 from .fitting import FittedModel, TrainingProgress
-from .pipeline import as_model_input
+from .pipeline import as_model_input, profile_roles
 
 log = logging.getLogger(__name__)
 
@@ -277,11 +277,12 @@ class Trainer:
                 self.datasets.path(dataset),
                 dataset["format"],
                 dataset["string_columns"],
-                delimiter=dataset_files.delimiter_of(dataset),
+                dialect=dataset_files.dialect_of(dataset),
                 limits=self.datasets.limits,
             )
         except TooLarge as exc:  # over [limits] max_training_mb: the message says so
             raise TrainingFailed(exc.message) from None
+        roles, reasons = profile_roles(dataset.get("columns", []))
         fitted = fitting.train(
             frame,
             record["target"],
@@ -291,6 +292,9 @@ class Trainer:
             test_size=record["test_size"],
             cv=record["cv"],
             progress=progress,
+            roles=roles,
+            reasons=reasons,
+            overrides=record.get("columns") or {},
         )
         self.reports.mark_rendering(model_id)
         if not compile_onnx:

@@ -81,6 +81,26 @@ def convert(pipeline: Any, schema: list[SchemaColumn], task: str) -> bytes:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
+    own = [c for c in schema if c["type"] == ColumnType.DATETIME or c.get("role") == "text"]
+    if own:
+        column = own[0]
+        what = (
+            "a date column, whose features (year, month, day of week, ordinal) are computed by "
+            "a step of this service's own"
+            if column["type"] == ColumnType.DATETIME
+            else "a free-text column, whose TF-IDF step ONNX conversion does not take here"
+        )
+        raise CompileError(
+            f"not compiled: column {column['name']!r} is {what}, which has no ONNX converter; "
+            "scikit-learn serves the model"
+        )
+    capped = [column["name"] for column in schema if column.get("max_categories")]
+    if capped:
+        raise CompileError(
+            f"not compiled: column {capped[0]!r} has so many values that its rarest are "
+            "grouped as one category, which skl2onnx's one-hot encoder does not convert; "
+            "scikit-learn serves the model"
+        )
     inputs = [
         (
             column["name"],

@@ -39,6 +39,7 @@ from sklearn import metrics
 
 from ..store.bundles import ModelBundle, Step, Task
 from ..store.report_files import ReportFiles
+from ..table_features import DATE_FEATURES
 
 # Headless: no display, whatever MPLBACKEND says (the figures here never need one).
 matplotlib.use("Agg")
@@ -324,6 +325,10 @@ def input_column_importances(pipeline: Any, values: np.ndarray) -> dict[str, flo
         if name == Step.CATEGORICAL.value:
             encoder = transformer.named_steps[Step.ENCODE.value]
             widths = [len(categories) for categories in encoder.categories_]
+        elif name == Step.DATETIME.value:
+            widths = [len(DATE_FEATURES)] * len(columns)
+        elif name.startswith(f"{Step.TEXT.value}:"):
+            widths = [len(part)]
         if sum(widths) != len(part):
             names = preprocess.get_feature_names_out()
             return {str(n): float(v) for n, v in zip(names, values, strict=True)}

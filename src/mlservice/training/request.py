@@ -13,11 +13,12 @@ from typing import Annotated, Any
 from msgspec import Meta
 
 from ..bodies import HEX_ID, REGISTERED_NAME, Body, decode
-from ..errors import Invalid
+from ..errors import BadRequest, Invalid
 from ..security import Identity
 from ..store import dataset_files
 from ..store.bundles import Task
 from ..store.catalog import Catalog
+from ..store.column_roles import OVERRIDES
 from ..store.records import ColumnProfile, DatasetRecord, ModelRecord, ModelSource, ModelStatus
 from . import allowed_estimators
 
@@ -47,6 +48,9 @@ class TrainingRequest(Body):
     target_is_categorical: bool = False
     #: A registered model's name: once ready, the model becomes its next version.
     register_as: Annotated[str, Meta(pattern=f"^{REGISTERED_NAME}$")] | None = None
+    #: Roles for columns, over the profile's: column -> numeric, categorical, datetime,
+    #: text or ignore.
+    columns: dict[str, str] | None = None
 
     complaints = {
         "dataset_id": "must be a data set id (32 hexadecimal digits)",
@@ -64,6 +68,10 @@ class TrainingRequest(Body):
         "register_as": (
             "must be a registered model's name: 1-64 letters, digits or '.', '_', '-', "
             "starting with a letter or digit"
+        ),
+        "columns": (
+            "must map column names to roles: " + ", ".join(OVERRIDES) + ' (e.g. {"Name": '
+            '"ignore", "Year": "datetime"})'
         ),
     }
     example = '{"dataset_id", "target", "estimator", "params"}'
@@ -98,6 +106,7 @@ class TrainingRequest(Body):
             "callback_url": self.callback_url,
             "compile": self.compile,
             "register_as": self.register_as,
+            "columns": self.columns,
         }
 
 
@@ -118,6 +127,12 @@ def parse_training_request(body: Any) -> TrainingRequest:
         )
     if request.callback_url is None and request.callback_secret is not None:
         raise Invalid("'callback_secret' needs a 'callback_url'")
+    for column, role in (request.columns or {}).items():
+        if role not in OVERRIDES:
+            raise BadRequest(
+                f"'columns' gives column {column!r} the role {role!r}; the roles are "
+                + ", ".join(OVERRIDES)
+            )
     return request
 
 
@@ -140,6 +155,7 @@ def check_against_dataset(request: TrainingRequest, dataset: DatasetRecord) -> N
         raise Invalid(f"the target {request.target!r} cannot also be a feature")
     if not features:
         raise Invalid("the data set has no feature columns besides the target")
+    _check_roles(request, features, columns)
     target = columns[request.target]
     if request.task == Task.CLASSIFICATION:
         if target["distinct"] < 2:
@@ -158,6 +174,23 @@ def check_against_dataset(request: TrainingRequest, dataset: DatasetRecord) -> N
         )
     if dataset["rows"] - target["missing"] < 10:
         raise Invalid("the data set needs at least 10 rows with a target value")
+
+
+def _check_roles(
+    request: TrainingRequest, features: list[str], columns: dict[str, ColumnProfile]
+) -> None:
+    """The request's ``"columns"`` name feature columns of the data set (400 if not)."""
+    for name in request.columns or {}:
+        if name not in columns:
+            raise BadRequest(
+                f"'columns' names {name!r}, which is not a column of the data set; columns: "
+                + ", ".join(columns)
+            )
+        if name not in features:
+            raise BadRequest(
+                f"'columns' names {name!r}, which is not a feature of this model (the target, "
+                "or left out of 'features'); give roles to feature columns only"
+            )
 
 
 def _looks_continuous(target: ColumnProfile) -> bool:

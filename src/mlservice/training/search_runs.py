@@ -63,6 +63,7 @@ from ..store.search_records import (
 )
 from . import search_report
 from .fitting import TrainingProgress, no_progress
+from .pipeline import profile_roles
 from .search_plans import planner_for
 from .search_trials import SplitRows, cross_validate_trial, held_out_score, prepare, seeded
 
@@ -444,11 +445,17 @@ class Searcher:
             self.datasets.path(dataset),
             dataset["format"],
             dataset["string_columns"],
-            delimiter=dataset_files.delimiter_of(dataset),
+            dialect=dataset_files.dialect_of(dataset),
             limits=self.datasets.limits,
         )
+        roles, _ = profile_roles(dataset.get("columns", []))
         rows = prepare(
-            frame, record["target"], record["features"], record["task"], record["test_size"]
+            frame,
+            record["target"],
+            record["features"],
+            record["task"],
+            record["test_size"],
+            roles,
         )
         _ROWS.clear()
         _ROWS[record["id"]] = rows

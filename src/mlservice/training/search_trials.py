@@ -31,7 +31,7 @@ from sklearn.preprocessing import LabelEncoder
 
 from ..store.bundles import SchemaColumn, Task
 from .allowed_estimators import estimator_class, make_estimator
-from .pipeline import as_model_input, build_pipeline, input_schema
+from .pipeline import as_model_input, build_pipeline, plan_columns
 
 #: The seed of the split into training and held-out rows: the one every training uses
 #: (:func:`.fitting.train`'s default), so the refitted model's held-out rows are these.
@@ -70,11 +70,13 @@ def prepare(
     features: Sequence[str] | None,
     task: str,
     test_size: float,
+    roles: Mapping[str, str] | None = None,
 ) -> SplitRows:
-    """The rows with a target, encoded and split as :func:`.fitting.train` splits them."""
+    """The rows with a target, encoded and split as :func:`.fitting.train` splits them, the
+    columns as the data set's profile ``roles`` say (ids and constants left out)."""
     features = list(features) if features else [c for c in frame.columns if c != target]
     frame = frame[frame[target].notna()]
-    schema = input_schema(frame, features)
+    schema = plan_columns(frame, features, roles).schema
     x = as_model_input(frame, schema)
     if task == Task.CLASSIFICATION:
         y = LabelEncoder().fit_transform(frame[target].to_numpy())

@@ -63,6 +63,18 @@ def test_exit_codes_by_error():
     assert cli.exit_code(NotLoggedIn("who")) == cli.EXIT_USAGE
 
 
+def test_training_metrics_beside_held_out_ones_and_warnings():
+    text = formatting.metrics({"r2": 0.5, "rmse": 2.0, "training": {"r2": 0.9, "rmse": 1.0}})
+    assert text.splitlines() == [
+        "metric  held-out  training",
+        "r2        0.5000    0.9000",
+        "rmse      2.0000    1.0000",
+    ]
+    assert formatting.warnings([{"kind": "rows_dropped", "message": "8 rows"}]) == (
+        "warnings\n- 8 rows"
+    )
+
+
 def test_metrics_table_with_cv_and_confusion_matrix():
     text = formatting.metrics(
         {
@@ -135,8 +147,8 @@ def test_the_text_of_each_state():
     assert cli._dataset_text(FAILED).endswith("\n\nerror: ragged rows: Row #9")
     ready = cli._dataset_text(READY).splitlines()
     assert ready[-2:] == [
-        "COLUMN  TYPE    MISSING  DISTINCT  SAMPLE",
-        "plan    string        1         2  basic, pro",
+        "COLUMN  TYPE    ROLE  MISSING  DISTINCT  SAMPLE",
+        "plan    string  -           1         2  basic, pro",
     ]
     assert ready[1].split()[4:6] == ["ready", "400"]
 

@@ -28,8 +28,10 @@ AGES = [3.0, math.nan, 2.5]
 CITIES = ["007", math.nan, "Lyon"]
 
 
-def read(data: bytes, media_type: str, depth: int = 32) -> dict[str, np.ndarray]:
-    return formats.read_body(data, media_type, SCHEMA, LimitsSettings(max_json_depth=depth))
+def read(
+    data: bytes, media_type: str, depth: int = 32, extras: inputs.ExtraColumns | None = None
+) -> dict[str, np.ndarray]:
+    return formats.read_body(data, media_type, SCHEMA, LimitsSettings(max_json_depth=depth), extras)
 
 
 def assert_expected(columns, ages=AGES, cities=CITIES):
@@ -198,11 +200,6 @@ def test_json_nan_is_refused_like_infinity():
             "the input has column(s) 'age' more than once",
         ),
         (
-            b'{"columns": {"age": [1], "city": ["a"], "zip": [7]}}',
-            422,
-            "the input has unknown column(s) 'zip'; the model expects 'age', 'city'",
-        ),
-        (
             b'{"columns": [[1, "a"]]}',
             400,
             '"columns" must map each column to its list of values: {"columns": {"<column>": '
@@ -239,11 +236,6 @@ def test_json_nan_is_refused_like_infinity():
             b'{"age": 1}',
             422,
             "record 0 lacks column(s) 'city'; send null for a missing value",
-        ),
-        (
-            b'{"age": 1, "city": "a", "zip": 7}',
-            422,
-            "record 0 has unknown column(s) 'zip'; the model expects 'age', 'city'",
         ),
     ],
 )
@@ -317,11 +309,6 @@ def test_csv_is_read_with_the_model_types(data):
             422,
             "the input lacks column(s) 'city'; send every column the model expects, a missing "
             "value as null (JSON) or an empty cell (CSV)",
-        ),
-        (
-            b"age,city,zip\n1,a,75001\n",
-            422,
-            "the input has unknown column(s) 'zip'; the model expects 'age', 'city'",
         ),
         (b"age,city,age\n1,a,2\n", 422, "the input has column(s) 'age' more than once"),
     ],
@@ -455,10 +442,6 @@ def test_binary_column_refusals(media_type):
             pa.table({"age": pa.array([1.0])}),
             "the input lacks column(s) 'city'; send every column the model expects, a missing "
             "value as null (JSON) or an empty cell (CSV)",
-        ),
-        (
-            pa.table({"age": pa.array([1.0]), "city": pa.array(["a"]), "zip": pa.array([1])}),
-            "the input has unknown column(s) 'zip'; the model expects 'age', 'city'",
         ),
     ]
     for data, message in cases:
@@ -769,3 +752,32 @@ def test_a_json_body_of_too_many_arrays_and_objects_is_413_before_it_is_decoded(
         "per request",
     )
     assert growth < 16, f"grew by {growth:.0f} MiB"
+
+
+@pytest.mark.parametrize(
+    "data, media_type",
+    [
+        (b'{"columns": {"age": [1], "city": ["a"], "zip": [7], "id": [3]}}', formats.JSON),
+        (b'[{"age": 1, "city": "a", "zip": 7, "id": 3}]', formats.JSON),
+        (b'{"age": 1, "zip": 7, "city": "a", "id": 3}', formats.JSON),
+        (
+            b'{"dataframe_split": {"columns": ["zip", "age", "id", "city"], '
+            b'"data": [[7, 1, 3, "a"]]}}',
+            formats.JSON,
+        ),
+        (b"age,city,zip,id\n1,a,75001,3\n", formats.CSV),
+    ],
+)
+def test_extra_columns_are_ignored_and_named_or_refused(data, media_type):
+    extras = inputs.ExtraColumns()
+    columns = read(data, media_type, extras=extras)
+    assert list(columns) == ["age", "city"] and columns["age"].tolist() == [1.0]
+    assert sorted(extras.ignored) == ["id", "zip"]
+    with pytest.raises(ServiceError) as caught:
+        read(data, media_type, extras=inputs.ExtraColumns(refuse=True))
+    assert caught.value.status == 400
+    assert caught.value.message.startswith("the input has column(s) '")
+    assert caught.value.message.endswith(
+        "the model does not take (?extra_columns=refuse); the model expects 'age', 'city'; "
+        "send only those, or leave out extra_columns to have the others ignored"
+    )

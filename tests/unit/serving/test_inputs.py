@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mlservice.errors import ServiceError
-from mlservice.serving.inputs import parse_records
+from mlservice.serving.inputs import ExtraColumns, parse_records, records_to_columns
 from tests.reference import records_to_frame
 
 SCHEMA = [
@@ -49,9 +49,14 @@ def test_missing_column_is_named():
     assert caught.value.status == 422
 
 
-def test_unknown_column_is_named():
-    with pytest.raises(ServiceError, match="'colour'"):
-        records_to_frame([{"age": 3, "city": "Lyon", "colour": "red"}], SCHEMA)
+def test_unknown_column_is_ignored_and_named_or_refused():
+    records = [{"age": 3, "city": "Lyon", "colour": "red"}, {"age": 4, "city": "Nice"}]
+    extras = ExtraColumns()
+    columns = records_to_columns(records, SCHEMA, extras)
+    assert list(columns) == ["age", "city"] and extras.ignored == ["colour"]
+    with pytest.raises(ServiceError, match="'colour'") as caught:
+        records_to_columns(records, SCHEMA, ExtraColumns(refuse=True))
+    assert caught.value.status == 400
 
 
 @pytest.mark.parametrize(

@@ -100,10 +100,23 @@ def test_malformed_bodies_are_named(body, message):
 
 
 def test_a_data_set_that_fits_passes():
-    scoring.check_request(ScoringRequest(DATASET_ID, keep_columns=("id",)), profile(), SCHEMA)
+    kept = ScoringRequest(DATASET_ID, keep_columns=("id",))
+    assert scoring.check_request(kept, profile(), SCHEMA) == []
     # A CSV column is read as text for a text input, whatever it looked like at upload.
     scoring.check_request(ScoringRequest(DATASET_ID), profile("csv", city="integer"), SCHEMA)
     scoring.check_request(ScoringRequest(DATASET_ID), profile(age="integer"), SCHEMA)
+
+
+def test_columns_the_model_does_not_take_are_named_or_refused():
+    ignored = scoring.check_request(ScoringRequest(DATASET_ID), profile(), SCHEMA)
+    assert ignored == ["id"]
+    strict = ScoringRequest(DATASET_ID, extra_columns="refuse")
+    with pytest.raises(BadRequest) as refused:
+        scoring.check_request(strict, profile(), SCHEMA)
+    assert refused.value.message == (
+        f"data set {DATASET_ID!r} has column(s) 'id' the model does not take (extra_columns: "
+        "refuse); keep them with keep_columns, or leave out extra_columns to have them ignored"
+    )
 
 
 @pytest.mark.parametrize(

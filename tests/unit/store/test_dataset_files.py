@@ -45,7 +45,9 @@ def test_profile_and_load_frame_read_with_the_detected_delimiter(tmp_path):
         ("city", "string", 1),
         ("income", "float", 1),
     ]
-    frame = dataset_files.load_frame(path, dataset_files.CSV_FORMAT, [], delimiter=";")
+    frame = dataset_files.load_frame(
+        path, dataset_files.CSV_FORMAT, [], dialect=csv_dialect.CsvDialect(";")
+    )
     assert list(frame.columns) == ["age", "city", "income"]
     assert frame["age"].tolist() == [34, 61, 27]
     assert frame["city"].fillna("-").tolist() == ["Paris", "-", "Lyon"]
@@ -63,7 +65,9 @@ def test_mixed_columns_are_found_with_the_detected_delimiter(tmp_path):
         ("id", "integer"),
         ("code", "string"),
     ]
-    frame = dataset_files.load_frame(path, dataset_files.CSV_FORMAT, ["code"], delimiter="\t")
+    frame = dataset_files.load_frame(
+        path, dataset_files.CSV_FORMAT, ["code"], dialect=csv_dialect.CsvDialect("\t")
+    )
     assert frame["code"].iloc[-1] == "seven" and frame["code"].iloc[8] == "1"
 
 
@@ -234,7 +238,9 @@ def test_training_refuses_a_parquet_file_that_becomes_too_large(tmp_path):
     Path("/proc/self/clear_refs").write_text("5")
     before = _hwm_kib()
     with pytest.raises(TooLarge) as refused:
-        dataset_files.load_frame(path, "parquet", [], delimiter=",", limits=limits)
+        dataset_files.load_frame(
+            path, "parquet", [], dialect=csv_dialect.CsvDialect(), limits=limits
+        )
     growth = (_hwm_kib() - before) / 1024
     assert growth < 24, f"grew by {growth:.0f} MiB"
     assert refused.value.message.startswith("the data set becomes more than ")
@@ -243,6 +249,10 @@ def test_training_refuses_a_parquet_file_that_becomes_too_large(tmp_path):
         "rows or shorter text"
     )
     frame = dataset_files.load_frame(
-        path, "parquet", [], delimiter=",", limits=LimitsSettings(max_training_mb=96)
+        path,
+        "parquet",
+        [],
+        dialect=csv_dialect.CsvDialect(),
+        limits=LimitsSettings(max_training_mb=96),
     )
     assert len(frame) == 10_000

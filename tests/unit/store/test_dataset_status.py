@@ -71,6 +71,12 @@ def test_profiled_fields_are_the_ready_record_of_a_file(tmp_path):
                 "missing": 0,
                 "distinct": 2,
                 "distinct_is_lower_bound": False,
+                "role": "numeric",
+                "role_evidence": {
+                    "distinct_ratio": 1.0,
+                    "examples": ["1", "2"],
+                    "reason": "its values are numbers",
+                },
             },
             {
                 "name": "b",
@@ -79,10 +85,17 @@ def test_profiled_fields_are_the_ready_record_of_a_file(tmp_path):
                 "distinct": 1,
                 "distinct_is_lower_bound": False,
                 "categories_sample": ["x"],
+                "role": "constant",
+                "role_evidence": {
+                    "distinct_ratio": 1.0,
+                    "examples": ["x"],
+                    "reason": "it has 1 distinct value(s)",
+                },
             },
         ],
         "string_columns": [],
         "formula_cells": 0,
         "delimiter": ";",
+        "decimal": ".",
         "sha256": hashlib.sha256(b"a;b\n1;x\n2;\n").hexdigest(),  # what a model's lineage names
     }

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import importlib
 import io
 import platform
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import IO, Any, NotRequired, TypedDict
@@ -143,15 +145,15 @@ class ModelBundle:
         return {"name": self.engine, "reason": self.engine_reason}
 
 
-def library_versions() -> dict[str, str]:
-    """The versions a bundle needs to be loaded elsewhere."""
+def library_versions(extra: Iterable[str] = ()) -> dict[str, str]:
+    """The versions a bundle needs to be loaded elsewhere (``extra``: more packages)."""
     import numpy
     import onnxruntime
     import pandas
     import skl2onnx
     import sklearn
 
-    return {
+    versions = {
         "python": platform.python_version(),
         "scikit-learn": sklearn.__version__,
         "numpy": numpy.__version__,
@@ -160,6 +162,12 @@ def library_versions() -> dict[str, str]:
         "skl2onnx": skl2onnx.__version__,
         "onnxruntime": onnxruntime.__version__,
     }
+    # The estimator's library beyond scikit-learn (xgboost, lightgbm): loading the
+    # bundle elsewhere needs it too.
+    for name in extra:
+        module = importlib.import_module(name)
+        versions[name] = str(getattr(module, "__version__", "unknown"))
+    return versions
 
 
 def _signature(payload: bytes, secret: str) -> bytes:

@@ -1,0 +1,198 @@
+"""Models that leave the service: the downloaded ONNX graph predicts what the service does,
+outside it (a subprocess that cannot import the server package)."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.helpers import eventually, train, upload, wait_ready
+
+pytestmark = pytest.mark.integration
+
+#: Run in a fresh interpreter that refuses to import the server package.
+OUTSIDE = r"""
+import json, sys
+
+class NoServer:
+    def find_spec(self, name, path=None, target=None):
+        if name == "mlservice" or name.startswith("mlservice."):
+            raise ImportError("the server package is not available here")
+        return None
+
+sys.meta_path.insert(0, NoServer())
+import numpy as np
+import onnxruntime
+
+job = json.load(sys.stdin)
+records = job["records"]
+answers = {}
+if job.get("onnx"):
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1  # the service's setting: the same sums, in the same order
+    session = onnxruntime.InferenceSession(job["onnx"], options, providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map
+    missing_text = json.loads(meta["mlservice.missing_text"])
+    feed = {}
+    for entry in json.loads(meta["mlservice.inputs"]):
+        values = [record.get(entry["column"]) for record in records]
+        if entry["type"] == "double":
+            column = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+        else:
+            column = np.array([missing_text if v is None else str(v) for v in values], dtype=object)
+        feed[entry["input"]] = column.reshape(-1, 1)
+    outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, feed)))
+    if "probabilities" in outputs:
+        classes = json.loads(meta["mlservice.classes"])
+        answers["onnx"] = {
+            "predictions": [classes[int(i)] for i in outputs["label"].reshape(-1)],
+            "probabilities": outputs["probabilities"].astype(float).tolist(),
+            "inputs": [i.name for i in session.get_inputs()],
+        }
+    else:
+        answers["onnx"] = {"predictions": outputs["variable"].reshape(-1).astype(float).tolist()}
+server = sorted(m for m in sys.modules if m == "mlservice" or m.startswith("mlservice."))
+answers["server_modules"] = server
+print(json.dumps(answers))
+"""
+
+
+def outside(job: dict) -> dict:
+    """Run :data:`OUTSIDE` on ``job`` in a subprocess; its answers."""
+    done = subprocess.run(
+        [sys.executable, "-c", OUTSIDE],
+        input=json.dumps(job),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    answers = json.loads(done.stdout)
+    assert answers["server_modules"] == []
+    return answers
+
+
+def wait_compiled(client, token, model_id, timeout=120) -> dict:
+    """The record once the compile step after training has decided the engine."""
+
+    def compiled() -> dict:
+        record = wait_ready(client, token, model_id, timeout)
+        assert not record["engine"]["reason"].startswith("compiling"), record
+        return record
+
+    return eventually(
+        compiled,
+        timeout=timeout,
+        message=f"model {model_id} still compiling",
+        retry_on=AssertionError,
+    )
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    """Numbers with gaps, a text column with gaps, a class and a value to predict."""
+    rng = np.random.default_rng(22)
+    n = 240
+    frame = pd.DataFrame(
+        {
+            "width (cm)": rng.normal(10, 3, size=n).round(3),
+            "weight": rng.normal(70, 12, size=n).round(2),
+            "colour": rng.choice(["red", "green", "blue"], size=n).astype(object),
+        }
+    )
+    frame.loc[::9, "width (cm)"] = np.nan
+    frame.loc[::8, "colour"] = None
+    score = frame["width (cm)"].fillna(10) - 10 + (frame["colour"] == "red") * 2
+    frame["kind"] = np.where(score + rng.normal(size=n) > 0.5, "big", "small")
+    frame["price"] = frame["weight"] * 1.5 + (frame["colour"] == "blue") * 9 + rng.normal(size=n)
+    return frame
+
+
+@pytest.fixture(scope="module")
+def dataset_id(client, admin_token, table):
+    return upload(client, admin_token, table)
+
+
+RECORDS = [
+    {"width (cm)": 12.5, "weight": 80.0, "colour": "red"},
+    {"width (cm)": None, "weight": 61.25, "colour": None},
+    {"width (cm)": 7.0, "weight": 90.5, "colour": "purple"},  # unseen category
+    {"width (cm)": 10.0, "weight": 70.0, "colour": "blue"},
+]
+
+
+def trained(client, token, dataset_id, estimator, target, **extra) -> dict:
+    body = {
+        "dataset_id": dataset_id,
+        "target": target,
+        "features": ["width (cm)", "weight", "colour"],
+        "estimator": estimator,
+        "params": {"n_estimators": 20} if "XGB" in estimator or "LGBM" in estimator else {},
+        **extra,
+    }
+    return wait_compiled(client, token, train(client, token, body)["model_id"])
+
+
+@pytest.mark.parametrize(
+    "estimator,target",
+    [
+        ("XGBClassifier", "kind"),
+        ("LGBMRegressor", "price"),
+        ("LogisticRegression", "kind"),
+        ("XGBRegressor", "price"),
+        ("LGBMClassifier", "kind"),
+    ],
+)
+def test_the_downloaded_onnx_graph_predicts_what_the_service_does_outside_it(
+    client, admin_token, dataset_id, estimator, target, tmp_path
+):
+    record = trained(client, admin_token, dataset_id, estimator, target)
+    assert record["engine"]["name"] == "onnxruntime", record["engine"]
+    model_id = record["id"]
+    graph = client.get(f"/resource/models/{model_id}/download?format=onnx", admin_token)
+    assert graph.status_code == 200, graph.text
+    assert graph.headers["Content-Type"] == "application/octet-stream"
+    assert graph.headers["Content-Disposition"] == f'attachment; filename="{model_id}.onnx"'
+    classifier = target == "kind"
+    query = "?probabilities=true" if classifier else ""
+    served = client.post(f"/resource/models/{model_id}/predict{query}", admin_token, json=RECORDS)
+    assert served.status_code == 200, served.text
+    expected = served.json()
+    path = tmp_path / "model.onnx"
+    path.write_bytes(graph.content)
+    answers = outside({"onnx": str(path), "records": RECORDS})
+    got = answers["onnx"]
+    if classifier:
+        assert [entry["input"] for entry in record["engine"]["onnx_inputs"]] == got["inputs"]
+        assert [entry["column"] for entry in record["engine"]["onnx_inputs"]] == [
+            "width (cm)",
+            "weight",
+            "colour",
+        ]
+        assert got["predictions"] == expected["predictions"]
+        labels = list(expected["probabilities"][0])
+        want = [[row[label] for label in labels] for row in expected["probabilities"]]
+        assert np.abs(np.array(got["probabilities"]) - np.array(want)).max() <= 1e-6
+    else:
+        assert got["predictions"] == expected["predictions"]
+
+
+def test_a_model_without_a_graph_is_409_and_a_bad_format_400(client, admin_token, dataset_id):
+    record = trained(client, admin_token, dataset_id, "Ridge", "price", compile=False)
+    model_id = record["id"]
+    refused = client.get(f"/resource/models/{model_id}/download?format=onnx", admin_token)
+    assert refused.status_code == 409
+    assert refused.json()["status"] == (
+        f"model {model_id!r} has no ONNX graph: it is served by scikit-learn, because: "
+        "not compiled: ONNX compilation is off for this model. Download it as a bundle "
+        "instead (format=bundle)."
+    )
+    bad = client.get(f"/resource/models/{model_id}/download?format=zip", admin_token)
+    assert bad.status_code == 400
+    assert bad.json()["status"] == "unknown download format 'zip'; use bundle (the default) or onnx"
+    missing = client.get(f"/resource/models/{'0' * 32}/download?format=onnx", admin_token)
+    assert missing.status_code == 404

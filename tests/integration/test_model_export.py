@@ -54,6 +54,26 @@ if job.get("onnx"):
         }
     else:
         answers["onnx"] = {"predictions": outputs["variable"].reshape(-1).astype(float).tolist()}
+if job.get("bundle"):
+    import pandas as pd
+    from mlservice_client import load_model
+
+    model = load_model(job["bundle"], sha256=job["sha256"])
+    frame = pd.DataFrame(records)
+    classifier = model.task == "classification"
+    table = model.predict_frame(frame, probabilities=classifier)
+    answers["bundle"] = {
+        "engine": model.engine,
+        "predictions": table["prediction"].tolist(),
+        "columns": list(table.columns),
+        "probabilities": table.drop(columns="prediction").to_numpy().tolist(),
+    }
+    if classifier:
+        answers["bundle"]["proba"] = model.predict_proba(frame).tolist()
+    try:
+        load_model(job["bundle"], sha256="0" * 64)
+    except ValueError as refused:
+        answers["bundle"]["wrong_hash"] = str(refused)
 server = sorted(m for m in sys.modules if m == "mlservice" or m.startswith("mlservice."))
 answers["server_modules"] = server
 print(json.dumps(answers))
@@ -164,7 +184,30 @@ def test_the_downloaded_onnx_graph_predicts_what_the_service_does_outside_it(
     expected = served.json()
     path = tmp_path / "model.onnx"
     path.write_bytes(graph.content)
-    answers = outside({"onnx": str(path), "records": RECORDS})
+    bundle = client.get(f"/resource/models/{model_id}/download", admin_token)
+    assert bundle.status_code == 200
+    bundle_path = tmp_path / "model.mlbundle"
+    bundle_path.write_bytes(bundle.content)
+    answers = outside(
+        {
+            "onnx": str(path),
+            "bundle": str(bundle_path),
+            "sha256": record["bundle_sha256"],
+            "records": RECORDS,
+        }
+    )
+    opened = answers["bundle"]
+    assert opened["engine"] == "onnxruntime"
+    assert opened["wrong_hash"].endswith(
+        f"does not have the sha256 {'0' * 64}: not the stored bundle"
+    )
+    assert opened["predictions"] == expected["predictions"]
+    if classifier:
+        labels = list(expected["probabilities"][0])
+        assert opened["columns"] == ["prediction"] + [f"probability_{label}" for label in labels]
+        want = [[row[label] for label in labels] for row in expected["probabilities"]]
+        assert opened["probabilities"] == want
+        assert opened["proba"] == want
     got = answers["onnx"]
     if classifier:
         assert [entry["input"] for entry in record["engine"]["onnx_inputs"]] == got["inputs"]
@@ -179,6 +222,32 @@ def test_the_downloaded_onnx_graph_predicts_what_the_service_does_outside_it(
         assert np.abs(np.array(got["probabilities"]) - np.array(want)).max() <= 1e-6
     else:
         assert got["predictions"] == expected["predictions"]
+
+
+@pytest.mark.parametrize(
+    "estimator,target",
+    [("HistGradientBoostingClassifier", "kind"), ("RandomForestRegressor", "price")],
+)
+def test_a_bundle_served_by_scikit_learn_predicts_the_same_outside_the_service(
+    client, admin_token, dataset_id, estimator, target, tmp_path
+):
+    record = trained(client, admin_token, dataset_id, estimator, target, compile=False)
+    model_id = record["id"]
+    path = tmp_path / "model.mlbundle"
+    path.write_bytes(client.get(f"/resource/models/{model_id}/download", admin_token).content)
+    classifier = target == "kind"
+    query = "?probabilities=true" if classifier else ""
+    served = client.post(f"/resource/models/{model_id}/predict{query}", admin_token, json=RECORDS)
+    assert served.status_code == 200, served.text
+    expected = served.json()
+    answers = outside({"bundle": str(path), "sha256": record["bundle_sha256"], "records": RECORDS})
+    opened = answers["bundle"]
+    assert opened["engine"] == "scikit-learn"
+    assert opened["predictions"] == expected["predictions"]
+    if classifier:
+        labels = list(expected["probabilities"][0])
+        want = [[row[label] for label in labels] for row in expected["probabilities"]]
+        assert opened["probabilities"] == want
 
 
 def test_a_model_without_a_graph_is_409_and_a_bad_format_400(client, admin_token, dataset_id):

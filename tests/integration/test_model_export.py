@@ -2,8 +2,10 @@
 outside it (a subprocess that cannot import the server package)."""
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -265,3 +267,46 @@ def test_a_model_without_a_graph_is_409_and_a_bad_format_400(client, admin_token
     assert bad.json()["status"] == "unknown download format 'zip'; use bundle (the default) or onnx"
     missing = client.get(f"/resource/models/{'0' * 32}/download?format=onnx", admin_token)
     assert missing.status_code == 404
+
+
+def mls(stack, token: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``mls`` as a user of the stack (no terminal: no progress bars)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLS_")}
+    env |= {"MLS_URL": stack.url, "MLS_TOKEN": token}
+    command = [str(Path(sys.executable).with_name("mls")), *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_the_cli_downloads_the_graph_and_scores_a_data_set(
+    stack, client, admin_token, dataset_id, tmp_path
+):
+    record = trained(client, admin_token, dataset_id, "XGBClassifier", "kind")
+    model_id = record["id"]
+    target = tmp_path / "kind.onnx"
+    done = mls(
+        stack, admin_token, "models", "download", model_id, "--format", "onnx", "-o", str(target)
+    )
+    assert done.returncode == 0, done.stderr
+    graph = client.get(f"/resource/models/{model_id}/download?format=onnx", admin_token)
+    assert target.read_bytes() == graph.content
+    done = mls(
+        stack,
+        admin_token,
+        "models",
+        "score",
+        model_id,
+        dataset_id,
+        "--probabilities",
+        "--keep",
+        "weight",
+        "--format",
+        "csv",
+        "--json",
+    )
+    assert done.returncode == 0, done.stderr
+    status = json.loads(done.stdout)
+    assert status["state"] == "SUCCESS", status
+    scored = status["result"]["dataset_id"]
+    table = client.get(f"/resource/datasets/{scored}/download", admin_token)
+    header = table.text.splitlines()[0]
+    assert header == '"weight","prediction","probability_big","probability_small"'

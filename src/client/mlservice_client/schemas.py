@@ -115,11 +115,12 @@ class Model(TypedDict, total=False):
     training_seconds: float
     version: int
     size_bytes: int
+    bundle_sha256: str
     metrics: dict[str, Any]
     input_schema: list[InputColumn]
     classes: list[Any] | None
     versions: dict[str, str]
-    engine: dict[str, str]
+    engine: dict[str, Any]  # name, reason, and onnx_inputs when compiled
     compile: bool
     error: str
 

@@ -112,6 +112,7 @@ def test_a_login_flood_leaves_predictions_fast_and_the_owner_free(
     # Each variant from its own address: NGINX's limit for one is spent by the other.
     guesser = from_address(GUESSERS[pace])
     held_back = login_throttle.address_key(owner, GUESSERS[pace])
+    sprayed = login_throttle.spray_key(GUESSERS[pace])
     url = client.url
     run = uuid.uuid4().hex[:8]
 
@@ -133,6 +134,11 @@ def test_a_login_flood_leaves_predictions_fast_and_the_owner_free(
         eventually(  # the guesses at the owner reached the limit of their address
             lambda: int(store.get(held_back) or 0) >= settings.limits.max_failed_logins,
             message="the guessing address was never held back",
+        )
+        eventually(  # and its guesses at any names too: the flood no longer takes the hashing
+            lambda: int(store.get(sprayed) or 0) >= settings.limits.max_address_failed_logins,
+            timeout=120,
+            message="the guessing address was never held back for every name",
         )
         owner_in = sign_in(from_address(OWNER), url, owner, password)
     from_guesser = sign_in(guesser, url, owner, password)  # once NGINX lets it through again

@@ -39,6 +39,9 @@ MAGIC = b"MLSBNDL1"
 _SIGNATURE_LENGTH = 32
 #: The server's module paths of the bundle class (the second from older bundles).
 _BUNDLE_CLASSES = {("mlservice.store.bundles", "ModelBundle"), ("mlservice.bundles", "ModelBundle")}
+#: Server modules whose pipeline steps this package carries (a bundle naming them opens
+#: with the client's copy): the server's own is used where it pickled them.
+_PORTABLE_MODULES = {"mlservice.table_features": "mlservice_client.table_features"}
 #: What stands for a missing text value in a compiled model's string inputs.
 MISSING_TEXT = "\x00"
 #: Probabilities this close to the top one make a near tie, decided by scikit-learn.
@@ -105,6 +108,8 @@ def _unpickle(payload: bytes) -> Bundle:
         def find_class(self, module: str, name: str) -> Any:
             if (module, name) in _BUNDLE_CLASSES:
                 return Bundle
+            if module in _PORTABLE_MODULES:
+                return _portable_class(module, name)
             if module == "mlservice" or module.startswith("mlservice."):
                 raise pickle.UnpicklingError(
                     f"the bundle refers to {module}.{name} of the server package; "
@@ -116,6 +121,19 @@ def _unpickle(payload: bytes) -> Bundle:
     if not isinstance(bundle, Bundle):
         raise BundleRejected("the file does not hold a model bundle")
     return bundle
+
+
+def _portable_class(module: str, name: str) -> Any:
+    """A pipeline step the server pickled from ``module``, from this package's copy."""
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(_PORTABLE_MODULES[module]), name)
+    except (ImportError, AttributeError):
+        raise pickle.UnpicklingError(
+            f"the bundle's pipeline uses {module}.{name}, which this version of the client "
+            "does not carry; upgrade mlservice-client"
+        ) from None
 
 
 class LoadedModel:

@@ -75,3 +75,12 @@ def test_a_bundle_naming_another_server_class_is_refused_unimported(tmp_path):
     path.write_bytes(bundles.MAGIC + b"\0" * 32 + buffer.getvalue())
     with pytest.raises(pickle.UnpicklingError, match="mlservice.store.bundles.Engine"):
         load_model(path)
+
+
+def test_a_pipeline_step_the_client_does_not_carry_is_named(tmp_path):
+    # A pickle naming a class of the server module (GLOBAL, then STOP), written by hand.
+    payload = b"\x80\x02cmlservice.table_features\nDateFeaturesOfTheFuture\n."
+    path = tmp_path / "future.mlbundle"
+    path.write_bytes(bundles.MAGIC + b"\0" * 32 + payload)
+    with pytest.raises(pickle.UnpicklingError, match="does not carry; upgrade mlservice-client"):
+        load_model(path)

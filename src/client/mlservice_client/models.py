@@ -177,8 +177,9 @@ class LoadedModel:
 
     def model_input(self, frame: Any) -> Any:
         """``frame``'s model columns in schema order, typed as the service types them
-        (numbers as float64, text as Python strings, missing as NaN); extra columns
-        are ignored. KeyError naming the missing ones."""
+        (numbers as float64, text as Python strings, dates as their raw values, missing
+        as NaN); extra columns are ignored. KeyError naming the missing ones."""
+        import numpy as np
         import pandas as pd
 
         missing = [column["name"] for column in self.schema if column["name"] not in frame]
@@ -189,6 +190,9 @@ class LoadedModel:
             values = frame[column["name"]]
             if column["type"] == "number":
                 columns[column["name"]] = pd.to_numeric(values).astype("float64")
+            elif column["type"] == "datetime":  # parsed by the pipeline's own date step
+                raw = values.astype(object)
+                columns[column["name"]] = raw.where(raw.notna(), np.nan).astype(object)
             else:
                 text = values.astype(object)
                 columns[column["name"]] = text.where(text.isna(), text.astype(str)).astype(object)

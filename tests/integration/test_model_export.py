@@ -11,15 +11,26 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import mlservice
 from tests.helpers import eventually, train, upload, wait_ready
 
 pytestmark = pytest.mark.integration
 
+#: The directory the server package is imported from (a parent of mlservice/).
+SERVER_SRC = Path(mlservice.__file__).resolve().parent.parent
+
 #: Run in a fresh interpreter that refuses to import the server package.
 OUTSIDE = r"""
-import json, sys
+import importlib.util, json, os, sys
 
-class NoServer:
+job = json.load(sys.stdin)
+# The server package's directory leaves sys.path (the client is found by its own
+# editable finder), so mlservice cannot be found at all ...
+server_src = os.path.realpath(job["server_src"])
+sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != server_src]
+assert importlib.util.find_spec("mlservice") is None, "the server package is still importable"
+
+class NoServer:  # ... and any attempt to import it would fail loudly anyway
     def find_spec(self, name, path=None, target=None):
         if name == "mlservice" or name.startswith("mlservice."):
             raise ImportError("the server package is not available here")
@@ -29,7 +40,6 @@ sys.meta_path.insert(0, NoServer())
 import numpy as np
 import onnxruntime
 
-job = json.load(sys.stdin)
 records = job["records"]
 answers = {}
 if job.get("onnx"):
@@ -86,7 +96,8 @@ def outside(job: dict) -> dict:
     """Run :data:`OUTSIDE` on ``job`` in a subprocess; its answers."""
     done = subprocess.run(
         [sys.executable, "-c", OUTSIDE],
-        input=json.dumps(job),
+        input=json.dumps({**job, "server_src": str(SERVER_SRC)}),
+        cwd="/",
         capture_output=True,
         text=True,
         timeout=120,

@@ -321,3 +321,33 @@ def test_the_cli_downloads_the_graph_and_scores_a_data_set(
     table = client.get(f"/resource/datasets/{scored}/download", admin_token)
     header = table.text.splitlines()[0]
     assert header == '"weight","prediction","probability_big","probability_small"'
+
+
+def test_hist_gradient_boosting_compiles_or_says_why_and_leaves_the_service_either_way(
+    client, admin_token, dataset_id, tmp_path
+):
+    for target in ("kind", "price"):
+        estimator = (
+            "HistGradientBoostingClassifier"
+            if target == "kind"
+            else ("HistGradientBoostingRegressor")
+        )
+        record = trained(client, admin_token, dataset_id, estimator, target)
+        model_id, engine = record["id"], record["engine"]
+        graph = client.get(f"/resource/models/{model_id}/download?format=onnx", admin_token)
+        if engine["name"] == "onnxruntime":
+            assert graph.status_code == 200
+        else:  # float32 thresholds in ONNX can send a value near one down the other branch
+            assert engine["reason"].endswith(", so scikit-learn serves this model."), engine
+            assert graph.status_code == 409
+            assert engine["reason"].rstrip(".") in graph.json()["status"]
+        path = tmp_path / f"{target}.mlbundle"
+        path.write_bytes(client.get(f"/resource/models/{model_id}/download", admin_token).content)
+        served = client.post(f"/resource/models/{model_id}/predict", admin_token, json=RECORDS)
+        assert served.status_code == 200, served.text
+        assert served.headers["X-Model-Engine"] == engine["name"]
+        answers = outside(
+            {"bundle": str(path), "sha256": record["bundle_sha256"], "records": RECORDS}
+        )
+        assert answers["bundle"]["engine"] == engine["name"]
+        assert answers["bundle"]["predictions"] == served.json()["predictions"]

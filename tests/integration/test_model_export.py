@@ -351,3 +351,14 @@ def test_hist_gradient_boosting_compiles_or_says_why_and_leaves_the_service_eith
         )
         assert answers["bundle"]["engine"] == engine["name"]
         assert answers["bundle"]["predictions"] == served.json()["predictions"]
+
+
+def test_the_cli_shows_an_estimators_parameters_with_defaults_and_types(stack, admin_token):
+    done = mls(stack, admin_token, "estimators", "LGBMRegressor")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == ["PARAMETER", "DEFAULT", "TYPES"]
+    rows = {line.split()[0]: line.split()[1:] for line in lines[1:]}
+    assert rows["num_leaves"] == ["31", "integer"]
+    assert rows["random_state"] == ["0", "integer|null"]
+    assert rows["boosting_type"] == ["gbdt", "string"]

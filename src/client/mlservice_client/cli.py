@@ -373,13 +373,19 @@ def datasets_rm(dataset_ids: tuple[str, ...]) -> None:
 @click.option("--task", type=click.Choice(["classification", "regression"]), help="Only these.")
 @json_option
 def estimators(name: str | None, task: str | None) -> None:
-    """The estimators you can train (with NAME: its parameters and defaults)."""
+    """The estimators you can train (with NAME: its parameters, their defaults and types)."""
     found = state().client().estimators()
     found = [e for e in found if task in (None, e["task"]) and name in (None, e["name"])]
     if name and not found:
         raise click.UsageError(f"no estimator {name!r}; 'mls estimators' lists them")
     if name:
-        emit(found[0], lambda: formatting.fields(sorted(found[0]["params"].items())))
+        chosen = found[0]
+        types = chosen.get("param_types", {})
+        rows = [
+            [param, value, types.get(param, "")]
+            for param, value in sorted(chosen["params"].items())
+        ]
+        emit(chosen, lambda: formatting.table(rows, ["PARAMETER", "DEFAULT", "TYPES"]))
     else:
         rows = [[e["name"], e["task"], e["module"]] for e in found]
         emit(found, lambda: formatting.table(rows, ["NAME", "TASK", "MODULE"]))

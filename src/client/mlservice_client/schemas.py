@@ -7,7 +7,7 @@ fields depend on their state (a model carries ``metrics`` once ``ready``).
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 
 class Token(TypedDict):
@@ -86,6 +86,7 @@ class Estimator(TypedDict):
     task: str
     module: str
     params: dict[str, Any]
+    param_types: NotRequired[dict[str, str]]  # JSON types per parameter: integer|null...
 
 
 class InputColumn(TypedDict, total=False):

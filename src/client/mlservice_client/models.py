@@ -208,10 +208,12 @@ class LoadedModel:
             raw = self.pipeline.predict(x)
             proba = self.pipeline.predict_proba(x) if probabilities else None
             return np.asarray(raw), proba
-        outputs = self._session.run(None, self._feed(x))
+        names = [output.name for output in self._session.get_outputs()]
+        outputs = dict(zip(names, self._session.run(None, self._feed(x)), strict=True))
+        first = outputs[names[0]]
         if not self.is_classifier:
-            return outputs[0].reshape(-1).astype(np.float64), None
-        labels, proba = outputs[0].reshape(-1), outputs[1] if len(outputs) > 1 else None
+            return first.reshape(-1).astype(np.float64), None
+        labels, proba = first.reshape(-1), outputs.get("probabilities")
         if proba is not None and proba.shape[1] >= 2:
             top_two = np.sort(proba, axis=1)[:, -2:]
             ties = np.flatnonzero(top_two[:, 1] - top_two[:, 0] <= TIE_MARGIN)

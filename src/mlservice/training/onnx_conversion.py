@@ -282,13 +282,21 @@ def compile_pipeline(
     else:
         what = "classes equal"
     reason = (
-        f"compiled with skl2onnx; on {len(held_out)} held-out rows ONNX Runtime matched "
-        f"scikit-learn ({what}); one row takes {onnx_ms:.2f} ms against {sklearn_ms:.2f} ms"
+        f"compiled with {_converters(pipeline)}; on {len(held_out)} held-out rows ONNX Runtime "
+        f"matched scikit-learn ({what}); one row takes {onnx_ms:.2f} ms against "
+        f"{sklearn_ms:.2f} ms"
     )
     max_rows = _crossover(pipeline, compiled, held_out, onnx_ms, sklearn_ms)
     if max_rows is not None:
         reason += f"; requests over {max_rows} rows go to scikit-learn, faster at that size"
     return EngineChoice(Engine.ONNXRUNTIME, reason, onnx, max_rows)
+
+
+def _converters(pipeline: Any) -> str:
+    """What converted ``pipeline``: skl2onnx, with onnxmltools for XGBoost and LightGBM."""
+    if type(pipeline.steps[-1][1]).__name__ in ONNXMLTOOLS_ESTIMATORS:
+        return "skl2onnx and onnxmltools"
+    return "skl2onnx"
 
 
 def _crossover(

@@ -362,3 +362,21 @@ def test_the_cli_shows_an_estimators_parameters_with_defaults_and_types(stack, a
     assert rows["num_leaves"] == ["31", "integer"]
     assert rows["random_state"] == ["0", "integer|null"]
     assert rows["boosting_type"] == ["gbdt", "string"]
+
+
+def test_mls_models_show_gives_the_engine_reason_and_the_graph_inputs(
+    stack, client, admin_token, dataset_id
+):
+    record = trained(client, admin_token, dataset_id, "LGBMClassifier", "kind")
+    done = mls(stack, admin_token, "models", "show", record["id"])
+    assert done.returncode == 0, done.stderr
+    lines = {
+        line.split("  ", 1)[0]: line.split("  ", 1)[1].strip()
+        for line in done.stdout.splitlines()
+        if "  " in line
+    }
+    assert lines["engine reason"] == record["engine"]["reason"]
+    inputs = record["engine"]["onnx_inputs"]
+    assert lines["onnx inputs"] == "; ".join(
+        f"{i['column']} -> {i['input']} ({i['type']})" for i in inputs
+    )

@@ -492,9 +492,13 @@ def _model_text(record: Model) -> str:
         ("estimator", record.get("estimator")),
         ("target", record.get("target")),
         ("engine", engine.get("name")),
+        ("engine reason", engine.get("reason")),
         ("version", record.get("version")),
         ("training seconds", record.get("training_seconds")),
     ]
+    if engine.get("onnx_inputs"):  # what the ONNX graph (models download --format onnx) takes
+        inputs = [f"{i['column']} -> {i['input']} ({i['type']})" for i in engine["onnx_inputs"]]
+        pairs.append(("onnx inputs", "; ".join(inputs)))
     if record.get("error"):
         pairs.append(("error", record["error"]))
     text = formatting.fields(pairs)

@@ -74,11 +74,13 @@ $(STAMP): $(RUN_STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,lint,docs]'
 	rm -f $(VENV)/.installed-dev-* && touch $@
 
-# redis-server and nginx come from the OS packages (Debian/Ubuntu names).
+# redis-server and nginx come from the OS packages (Debian/Ubuntu names), and the
+# OpenMP runtime XGBoost and LightGBM load (libgomp1).
 os-packages:
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	{ command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx; } || missing="$$missing nginx-light"; \
+	{ ldconfig -p 2>/dev/null | grep -q libgomp.so.1 || ls /usr/lib/*/libgomp.so.1 >/dev/null 2>&1; } || missing="$$missing libgomp1"; \
 	$(INSTALL_MISSING)
 
 # The browser tests drive Debian's chromium (Playwright cannot download one here),

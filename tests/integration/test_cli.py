@@ -346,7 +346,7 @@ def test_predict_a_csv_file_to_stdout(
     assert status == 0, output
     header, *rows = output.splitlines()
     labels = list(expected["probabilities"][0])
-    assert header == ",".join(["prediction", *(f"p_{label}" for label in labels)])
+    assert header == ",".join(["prediction", *(f"probability_{label}" for label in labels)])
     assert [row.split(",")[0] for row in rows] == expected["predictions"]
 
     out = tmp_path / "answers.json"

@@ -87,8 +87,16 @@ def test_a_compiled_model_is_served_by_onnx_runtime(
         assert row == pytest.approx(want, abs=1e-5)
 
 
-def test_an_unconvertible_model_says_why_and_is_served_by_scikit_learn(
-    client, admin_token, dataset_id
+@pytest.mark.parametrize(
+    "estimator,params",
+    [
+        ("HistGradientBoostingClassifier", {"max_iter": 10}),
+        ("XGBClassifier", {"n_estimators": 10}),
+        ("LGBMClassifier", {"n_estimators": 10}),
+    ],
+)
+def test_boosted_trees_compile_or_say_why_in_a_sentence_and_answer(
+    client, admin_token, dataset_id, customers, secret, estimator, params
 ):
     accepted = train(
         client,
@@ -97,19 +105,31 @@ def test_an_unconvertible_model_says_why_and_is_served_by_scikit_learn(
             "dataset_id": dataset_id,
             "target": "plan",
             "features": FEATURES,
-            "estimator": "HistGradientBoostingClassifier",
-            "params": {"max_iter": 10},
+            "estimator": estimator,
+            "params": params,
         },
     )
     record = wait_compiled(client, admin_token, accepted["model_id"])
-    assert record["engine"]["name"] == "scikit-learn"
-    assert record["engine"]["reason"].startswith("skl2onnx cannot convert it")
+    engine = record["engine"]
+    if engine["name"] == "scikit-learn":
+        assert engine["reason"].endswith(", so scikit-learn serves this model."), engine
+        assert "…" not in engine["reason"]
+    else:
+        assert engine["reason"].startswith("compiled with skl2onnx"), engine
+    bundle = reference(client, admin_token, accepted["model_id"], secret)
+    records = rows(customers, 40) + [{"age": None, "city": "Atlantis", "income": None}]
     response = client.post(
-        f"/resource/models/{accepted['model_id']}/predict",
+        f"/resource/models/{accepted['model_id']}/predict?probabilities=true",
         admin_token,
-        json={"age": 40, "city": "Nice", "income": 30000},
+        json=records,
     )
-    assert response.status_code == 200 and response.headers["X-Model-Engine"] == "scikit-learn"
+    assert response.status_code == 200, response.text
+    assert response.headers["X-Model-Engine"] == engine["name"]
+    expected = sklearn_answer(bundle, records_to_frame(records, bundle.schema), probabilities=True)
+    got = response.json()
+    assert got["predictions"] == expected["predictions"]
+    for row, want in zip(got["probabilities"], expected["probabilities"], strict=True):
+        assert row == pytest.approx(want, abs=1e-5)
 
 
 def test_concurrent_requests_on_the_scikit_learn_path_get_their_own_answers(

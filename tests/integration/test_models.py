@@ -243,6 +243,11 @@ def test_estimators_are_listed_with_defaults(client, admin_token):
     assert by_name["HistGradientBoostingClassifier"]["task"] == "classification"
     assert by_name["SVR"]["task"] == "regression"
     assert by_name["LogisticRegression"]["params"]["C"] == 1.0
+    assert by_name["LogisticRegression"]["param_types"]["C"] == "number"
+    assert by_name["XGBClassifier"]["module"] == "xgboost"
+    assert by_name["XGBRegressor"]["params"]["n_jobs"] == 1
+    assert by_name["LGBMRegressor"]["param_types"]["num_leaves"] == "integer"
+    assert by_name["LGBMClassifier"]["task"] == "classification"
 
 
 def test_download_and_upload_a_bundle(client, admin_token, new_user, trained):

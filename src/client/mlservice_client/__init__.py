@@ -7,7 +7,8 @@
     client.predict("new-customers.csv", model=model["id"])
 
 It depends on requests, tqdm and click only; pandas and pyarrow are needed
-only for DataFrames and Parquet files.
+only for DataFrames and Parquet files, and scikit-learn and joblib (the
+``models`` extra) to open a downloaded model with ``load_model``.
 """
 
 __version__ = "0.1.0"
@@ -32,10 +33,15 @@ from .errors import (  # noqa: E402
     UnsupportedMedia,
     WaitTimeout,
 )
+from .models import Bundle, BundleRejected, LoadedModel, load_model  # noqa: E402
 
 __all__ = [
     "DEFAULT_MODEL",
     "BadRequest",
+    "Bundle",
+    "BundleRejected",
+    "LoadedModel",
+    "load_model",
     "Client",
     "Conflict",
     "ConnectionFailed",

@@ -393,13 +393,19 @@ def datasets_rm(dataset_ids: tuple[str, ...]) -> None:
 @click.option("--task", type=click.Choice(["classification", "regression"]), help="Only these.")
 @json_option
 def estimators(name: str | None, task: str | None) -> None:
-    """The estimators you can train (with NAME: its parameters and defaults)."""
+    """The estimators you can train (with NAME: its parameters, their defaults and types)."""
     found = state().client().estimators()
     found = [e for e in found if task in (None, e["task"]) and name in (None, e["name"])]
     if name and not found:
         raise click.UsageError(f"no estimator {name!r}; 'mls estimators' lists them")
     if name:
-        emit(found[0], lambda: formatting.fields(sorted(found[0]["params"].items())))
+        chosen = found[0]
+        types = chosen.get("param_types", {})
+        rows = [
+            [param, value, types.get(param, "")]
+            for param, value in sorted(chosen["params"].items())
+        ]
+        emit(chosen, lambda: formatting.table(rows, ["PARAMETER", "DEFAULT", "TYPES"]))
     else:
         rows = [[e["name"], e["task"], e["module"]] for e in found]
         emit(found, lambda: formatting.table(rows, ["NAME", "TASK", "MODULE"]))
@@ -523,9 +529,13 @@ def _model_text(record: Model) -> str:
         ("estimator", record.get("estimator")),
         ("target", record.get("target")),
         ("engine", engine.get("name")),
+        ("engine reason", engine.get("reason")),
         ("version", record.get("version")),
         ("training seconds", record.get("training_seconds")),
     ]
+    if engine.get("onnx_inputs"):  # what the ONNX graph (models download --format onnx) takes
+        inputs = [f"{i['column']} -> {i['input']} ({i['type']})" for i in engine["onnx_inputs"]]
+        pairs.append(("onnx inputs", "; ".join(inputs)))
     if record.get("error"):
         pairs.append(("error", record["error"]))
     text = formatting.fields(pairs)
@@ -590,17 +600,92 @@ def models_wait(model_id: str, timeout: float | None) -> None:
 @models.command("download")
 @click.argument("model_id")
 @click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(["bundle", "onnx"]),
+    default="bundle",
+    show_default=True,
+    help="The signed bundle (opens with mlservice_client.load_model) or the ONNX graph.",
+)
+@click.option(
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="File (default: MODEL_ID.mlbundle).",
+    help="File (default: MODEL_ID.mlbundle, or MODEL_ID.onnx).",
 )
-def models_download(model_id: str, output: Path | None) -> None:
-    """Download the model's signed bundle, streamed."""
-    target = output or Path(f"{model_id}.mlbundle")
+def models_download(model_id: str, file_format: str, output: Path | None) -> None:
+    """Download the model's signed bundle, or its ONNX graph (--format onnx), streamed.
+
+    The graph's inputs are the model's engine.onnx_inputs ('mls models show MODEL --json').
+    """
+    suffix = "onnx" if file_format == "onnx" else "mlbundle"
+    target = output or Path(f"{model_id}.{suffix}")
     with ByteBar(f"downloading {target.name}") as bar:
-        written = state().client().download_model(model_id, target, progress=bar)
+        written = state().client().download_model(model_id, target, bar, file_format)
     note(f"Saved {formatting.size(written)} to {target}")
+
+
+@models.command("score")
+@click.argument("model_id")
+@click.argument("dataset_id")
+@click.option("--probabilities", is_flag=True, help="Also probability_<class> columns.")
+@click.option(
+    "--keep",
+    "keep_columns",
+    multiple=True,
+    help="A column of the data set to copy beside the predictions (repeat for more).",
+)
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(["parquet", "csv"]),
+    default="parquet",
+    show_default=True,
+    help="The new data set's format.",
+)
+@click.option("--name", help="The new data set's name.")
+@click.option("--no-wait", is_flag=True, help="Print the task and return at once.")
+@click.option("--timeout", type=float, help="Seconds to wait at most (exit 5 after).")
+@json_option
+def models_score(
+    model_id: str,
+    dataset_id: str,
+    probabilities: bool,
+    keep_columns: tuple[str, ...],
+    file_format: str,
+    name: str | None,
+    no_wait: bool,
+    timeout: float | None,
+) -> None:
+    """Score DATASET_ID (one of your data sets) with MODEL_ID on the service's workers.
+
+    The predictions (a 'prediction' column, probability_<class> columns with
+    --probabilities) become a new data set; prints its id ('mls datasets download ID').
+    """
+    client = state().client()
+    with TaskBar("scoring") as bar:
+        status = client.score_dataset(
+            model_id,
+            dataset_id,
+            probabilities=probabilities,
+            keep_columns=keep_columns,
+            file_format=file_format,
+            name=name,
+            wait=not no_wait,
+            timeout=timeout,
+            on_status=bar,
+        )
+    if status["done"] and status["state"] != "SUCCESS":
+        raise click.ClickException(f"scoring failed: {status.get('error', status['state'])}")
+    result = status.get("result") or {}
+    emit(
+        status,
+        lambda: (
+            f"Scored into data set {result['dataset_id']}"
+            if "dataset_id" in result
+            else f"Task {status['task_id']}: {status['state']}"
+        ),
+    )
 
 
 @models.command("upload")
@@ -1153,7 +1238,7 @@ def predict(
 
     MODEL is a model id, 'default' for the service's default model, or a
     registered model as NAME@ALIAS (NAME@3: its version 3). Writes
-    CSV (a 'prediction' column, and p_<class> columns with --probabilities)
+    CSV (a 'prediction' column, and probability_<class> columns with --probabilities)
     or JSON ({"predictions": [...]}), to stdout or -o.
     """
     source: str | IO[bytes] = file

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -27,6 +27,7 @@ from .errors import (
     TrainingFailed,
     UnsupportedMedia,
 )
+from .models import LoadedModel, load_model
 from .schemas import (
     FAILED,
     PROFILING,
@@ -566,9 +567,52 @@ class Client:
         model_id: str,
         target: str | os.PathLike[str] | IO[bytes],
         progress: Progress = no_progress,
+        file_format: str = "bundle",
     ) -> int:
-        """The signed bundle, streamed into ``target``; bytes written."""
-        return self._download(f"/resource/models/{model_id}/download", target, progress)
+        """The signed bundle (or, ``file_format="onnx"``, the ONNX graph: its inputs are
+        the record's ``engine.onnx_inputs``), streamed into ``target``; bytes written."""
+        query = "" if file_format == "bundle" else f"?format={file_format}"
+        return self._download(f"/resource/models/{model_id}/download{query}", target, progress)
+
+    def load_model(
+        self, model_id: str, path: str | os.PathLike[str], engine: str = "auto"
+    ) -> LoadedModel:
+        """Download the model's bundle to ``path`` and open it here
+        (:func:`mlservice_client.load_model`), checked against the record's sha256."""
+        record = self.model(model_id)
+        self.download_model(model_id, path)
+        return load_model(path, sha256=record.get("bundle_sha256"), engine=engine)
+
+    def score_dataset(
+        self,
+        model_id: str,
+        dataset_id: str,
+        probabilities: bool = False,
+        keep_columns: Sequence[str] = (),
+        file_format: str = "parquet",
+        name: str | None = None,
+        wait: bool = True,
+        timeout: float | None = None,
+        on_status: OnStatus | None = None,
+    ) -> TaskStatus:
+        """Score one of your data sets with the model on the service's workers (``POST
+        /resource/models/{id}/predictions``); the predictions become a new data set.
+
+        With ``wait`` the task's last status (on success its ``result`` names the new
+        data set: ``dataset_id``), else the first one.
+        """
+        body: dict[str, Any] = {
+            "dataset_id": dataset_id,
+            "format": file_format,
+            "keep_columns": list(keep_columns),
+            "probabilities": probabilities,
+        }
+        if name is not None:
+            body["name"] = name
+        accepted = self._json("POST", f"/resource/models/{model_id}/predictions", json=body)
+        if not wait:
+            return self.task(accepted["task_id"])
+        return self.wait_task(accepted["task_id"], timeout, on_status)
 
     def upload_model(
         self,

@@ -7,7 +7,7 @@ fields depend on their state (a model carries ``metrics`` once ``ready``).
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 
 class Token(TypedDict):
@@ -91,6 +91,7 @@ class Estimator(TypedDict):
     task: str
     module: str
     params: dict[str, Any]
+    param_types: NotRequired[dict[str, str]]  # JSON types per parameter: integer|null...
 
 
 class InputColumn(TypedDict, total=False):
@@ -123,11 +124,12 @@ class Model(TypedDict, total=False):
     training_seconds: float
     version: int
     size_bytes: int
+    bundle_sha256: str
     metrics: dict[str, Any]
     input_schema: list[InputColumn]
     classes: list[Any] | None
     versions: dict[str, str]
-    engine: dict[str, str]
+    engine: dict[str, Any]  # name, reason, and onnx_inputs when compiled
     compile: bool
     error: str
     columns: dict[str, str] | None  # roles the training request gave columns

@@ -277,14 +277,15 @@ def probability_columns(answer: Mapping[str, Any]) -> list[str]:
 
 
 def write_csv(answers: Iterable[Mapping[str, Any]], out: IO[str]) -> int:
-    """Predictions as CSV (``prediction``, then ``p_<label>`` per class if asked); rows written."""
+    """Predictions as CSV (``prediction``, then ``probability_<label>`` per class if asked, as
+    the service's tabular answers name them); rows written."""
     writer = csv.writer(out, lineterminator="\n")
     labels: list[str] | None = None
     written = 0
     for answer in answers:
         if labels is None:
             labels = probability_columns(answer)
-            writer.writerow(["prediction", *(f"p_{label}" for label in labels)])
+            writer.writerow(["prediction", *(f"probability_{label}" for label in labels)])
         probabilities = answer.get("probabilities") or [{}] * len(answer["predictions"])
         for prediction, row in zip(answer["predictions"], probabilities, strict=True):
             writer.writerow([prediction, *(row.get(label) for label in labels)])

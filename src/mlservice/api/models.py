@@ -7,8 +7,9 @@ import uuid
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from ..celery_app import TaskName
-from ..errors import BadRequest, UnsupportedMedia
-from ..store.bundles import BundleError
+from ..errors import BadRequest, Conflict, UnsupportedMedia
+from ..serving import onnx_export
+from ..store.bundles import BundleError, Engine
 from ..store.records import ModelRecord
 from ..training import allowed_estimators, callbacks
 from ..training.request import check_against_dataset, parse_training_request
@@ -101,11 +102,24 @@ def predict(model_id: str) -> Response:
     return predict_with(model_id, user_model=True)
 
 
+#: ``?format=`` of a model download: the signed bundle (default) or the ONNX graph.
+DOWNLOAD_FORMATS = ("bundle", "onnx")
+
+
 @bp.get("/<hexid:model_id>/download")
 @require_token()
 def download(model_id: str) -> tuple[str, int, dict[str, str]]:
-    """The signed bundle file (pipeline with encoders and scaler, schema, metrics, versions)."""
-    check_ready(model_id, _visible(model_id))
+    """The signed bundle file (pipeline with encoders and scaler, schema, metrics, versions),
+    or with ``?format=onnx`` the model's ONNX graph (409 when it has none)."""
+    record = _visible(model_id)
+    check_ready(model_id, record)
+    file_format = request.args.get("format", "bundle")
+    if file_format not in DOWNLOAD_FORMATS:
+        raise BadRequest(
+            f"unknown download format {file_format!r}; use bundle (the default) or onnx"
+        )
+    if file_format == "onnx":
+        return _download_onnx(model_id, record)
     ctx = services()
     path = ctx.models.bundle_path(model_id)
     return (
@@ -115,6 +129,34 @@ def download(model_id: str) -> tuple[str, int, dict[str, str]]:
             "X-Accel-Redirect": ctx.models.artifacts.accel_path(path),
             "Content-Type": "application/octet-stream",
             "Content-Disposition": f'attachment; filename="{model_id}.mlbundle"',
+            "Cache-Control": "private, no-store",
+        },
+    )
+
+
+def _download_onnx(model_id: str, record: ModelRecord) -> tuple[str, int, dict[str, str]]:
+    """The model's ONNX graph (its inputs are in the record's ``engine.onnx_inputs``: NGINX
+    passes no custom header with a file it sends); 409 naming the engine's reason when it
+    has no graph."""
+    engine = record.get("engine") or {"name": "scikit-learn", "reason": "not compiled"}
+    no_graph = Conflict(
+        f"model {model_id!r} has no ONNX graph: it is served by {engine['name']}, because: "
+        f"{engine['reason'].rstrip('.')}. Download it as a bundle instead (format=bundle)."
+    )
+    if engine["name"] != Engine.ONNXRUNTIME:
+        raise no_graph
+    ctx = services()
+    try:
+        path = onnx_export.graph_file(ctx.models, model_id, record.get("version", 0))
+    except onnx_export.NoGraph:
+        raise no_graph from None
+    return (
+        "",
+        200,
+        {
+            "X-Accel-Redirect": ctx.models.artifacts.accel_path(path),
+            "Content-Type": "application/octet-stream",
+            "Content-Disposition": f'attachment; filename="{model_id}.onnx"',
             "Cache-Control": "private, no-store",
         },
     )

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import importlib
 import io
 import platform
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import IO, Any, NotRequired, TypedDict
@@ -107,11 +109,22 @@ class TrainingWarning(TypedDict):
     column: NotRequired[str]
 
 
+class OnnxInput(TypedDict):
+    """One input of a model's downloadable ONNX graph: the column it takes, the graph's
+    name for it (skl2onnx renames what is not an identifier) and its element type."""
+
+    column: str
+    input: str
+    type: str  # double (numeric columns) or string
+
+
 class EngineInfo(TypedDict):
     """Which engine serves a model, and why (shown in the model's record)."""
 
     name: str
     reason: str
+    #: Compiled models: the inputs of the graph ``?format=onnx`` downloads, in column order.
+    onnx_inputs: NotRequired[list[OnnxInput]]
 
 
 class BundleError(Exception):
@@ -172,19 +185,45 @@ class ModelBundle:
         }
 
     def engine_info(self) -> EngineInfo:
-        """The engine and its reason, as a model record shows them."""
-        return {"name": self.engine, "reason": self.engine_reason}
+        """The engine and its reason, as a model record shows them (and the ONNX graph's
+        inputs, when it has one)."""
+        info: EngineInfo = {"name": self.engine, "reason": self.engine_reason}
+        if self.onnx is not None and self.engine == Engine.ONNXRUNTIME:
+            info["onnx_inputs"] = self.onnx_inputs()
+        return info
+
+    def onnx_inputs(self) -> list[OnnxInput]:
+        """Each schema column with the ONNX graph input that takes it (ValueError: no graph).
+
+        Numeric inputs are double: the downloadable graph imputes and scales them itself
+        (:mod:`mlservice.serving.onnx_export`).
+        """
+        import onnx
+
+        if self.onnx is None:
+            raise ValueError("the model has no ONNX graph")
+        graph = onnx.load_from_string(self.onnx).graph
+        initializers = {tensor.name for tensor in graph.initializer}
+        names = [entry.name for entry in graph.input if entry.name not in initializers]
+        return [
+            {
+                "column": column["name"],
+                "input": name,
+                "type": "double" if column["type"] == ColumnType.NUMBER else "string",
+            }
+            for column, name in zip(self.schema, names, strict=True)
+        ]
 
 
-def library_versions() -> dict[str, str]:
-    """The versions a bundle needs to be loaded elsewhere."""
+def library_versions(extra: Iterable[str] = ()) -> dict[str, str]:
+    """The versions a bundle needs to be loaded elsewhere (``extra``: more packages)."""
     import numpy
     import onnxruntime
     import pandas
     import skl2onnx
     import sklearn
 
-    return {
+    versions = {
         "python": platform.python_version(),
         "scikit-learn": sklearn.__version__,
         "numpy": numpy.__version__,
@@ -193,6 +232,12 @@ def library_versions() -> dict[str, str]:
         "skl2onnx": skl2onnx.__version__,
         "onnxruntime": onnxruntime.__version__,
     }
+    # The estimator's library beyond scikit-learn (xgboost, lightgbm): loading the
+    # bundle elsewhere needs it too.
+    for name in extra:
+        module = importlib.import_module(name)
+        versions[name] = str(getattr(module, "__version__", "unknown"))
+    return versions
 
 
 def _signature(payload: bytes, secret: str) -> bytes:

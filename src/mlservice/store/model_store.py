@@ -13,6 +13,7 @@ What a run of its training keeps meanwhile is in
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -125,6 +126,7 @@ class ModelStore:
             model_id,
             version=version,
             size_bytes=len(data),
+            bundle_sha256=hashlib.sha256(data).hexdigest(),
             **_record_from_bundle(bundle),
             **changes,
         )

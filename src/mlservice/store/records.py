@@ -133,6 +133,8 @@ class ModelRecord(TypedDict):
     error: NotRequired[str]
     version: NotRequired[int]
     size_bytes: NotRequired[int]
+    #: sha256 (hex) of the bundle file, for a client to check a download against.
+    bundle_sha256: NotRequired[str]
     classes: NotRequired[list[Any] | None]
     input_schema: NotRequired[list[SchemaColumn]]
     metrics: NotRequired[dict[str, Any]]

@@ -1,8 +1,10 @@
-"""The scikit-learn estimators users may train, and validation of their parameters.
+"""The estimators users may train, and validation of their parameters.
 
 An allowlist, not "anything importable": each entry is a class path and the
 task it solves. Parameters are checked with scikit-learn's own parameter
-validation, so errors name the parameter and the allowed values.
+validation, so errors name the parameter and the allowed values. XGBoost and
+LightGBM (their scikit-learn wrappers) take a curated parameter set with real
+defaults, declared in :mod:`.boosting_params`.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from sklearn.base import BaseEstimator
-from sklearn.utils._param_validation import InvalidParameterError
+from sklearn.utils._param_validation import InvalidParameterError, validate_parameter_constraints
 
 from ..config import LimitsSettings
 from ..errors import BadRequest, Invalid
 from ..store.bundles import Task
+from . import boosting_params
 
 #: name -> (module, task). Estimators needing non-negative input (e.g.
 #: MultinomialNB) are left out: inputs are standard-scaled.
@@ -44,6 +47,8 @@ ESTIMATORS: dict[str, tuple[str, Task]] = {
     "LinearDiscriminantAnalysis": ("sklearn.discriminant_analysis", Task.CLASSIFICATION),
     "QuadraticDiscriminantAnalysis": ("sklearn.discriminant_analysis", Task.CLASSIFICATION),
     "MLPClassifier": ("sklearn.neural_network", Task.CLASSIFICATION),
+    "XGBClassifier": ("xgboost", Task.CLASSIFICATION),
+    "LGBMClassifier": ("lightgbm", Task.CLASSIFICATION),
     "LinearRegression": ("sklearn.linear_model", Task.REGRESSION),
     "Ridge": ("sklearn.linear_model", Task.REGRESSION),
     "Lasso": ("sklearn.linear_model", Task.REGRESSION),
@@ -64,6 +69,8 @@ ESTIMATORS: dict[str, tuple[str, Task]] = {
     "LinearSVR": ("sklearn.svm", Task.REGRESSION),
     "KNeighborsRegressor": ("sklearn.neighbors", Task.REGRESSION),
     "MLPRegressor": ("sklearn.neural_network", Task.REGRESSION),
+    "XGBRegressor": ("xgboost", Task.REGRESSION),
+    "LGBMRegressor": ("lightgbm", Task.REGRESSION),
 }
 
 #: classifier -> the regressor to suggest when its target turns out to be continuous.
@@ -89,6 +96,8 @@ REGRESSOR_COUNTERPARTS: dict[str, str] = {
     "LinearDiscriminantAnalysis": "LinearRegression",
     "QuadraticDiscriminantAnalysis": "HistGradientBoostingRegressor",
     "MLPClassifier": "MLPRegressor",
+    "XGBClassifier": "XGBRegressor",
+    "LGBMClassifier": "LGBMRegressor",
 }
 #: The suggestion for a classifier missing from REGRESSOR_COUNTERPARTS.
 DEFAULT_REGRESSOR = "HistGradientBoostingRegressor"
@@ -115,6 +124,13 @@ def task_of(name: str) -> Task:
     return ESTIMATORS[name][1]
 
 
+def estimator_libraries(name: str) -> list[str]:
+    """The packages beyond scikit-learn a model of ``name`` needs to load (``xgboost``)."""
+    module = ESTIMATORS[name][0] if name in ESTIMATORS else "sklearn"
+    root = module.split(".")[0]
+    return [] if root == "sklearn" else [root]
+
+
 def regressor_for(classifier: str) -> str:
     """The regressor closest to ``classifier`` (e.g. RandomForestClassifier ->
     RandomForestRegressor), to suggest for a continuous target."""
@@ -126,18 +142,34 @@ def make_estimator(name: str, params: Mapping[str, Any]) -> BaseEstimator:
     cls = estimator_class(name)
     if not isinstance(params, Mapping):
         raise EstimatorError("params must be a JSON object of parameter names to values")
-    known = cls().get_params(deep=False)
+    known = _known_params(name, cls)
     for param in params:
         if param not in known:
             raise EstimatorError(
                 f"unknown parameter {param!r} for {name}; known: {', '.join(sorted(known))}"
             )
+    if name in boosting_params.SPECS:
+        try:
+            validate_parameter_constraints(
+                boosting_params.constraints(name), dict(params), caller_name=name
+            )
+        except InvalidParameterError as exc:
+            raise EstimatorError(str(exc)) from None
+        return cls(**{**boosting_params.defaults(name), **params})
     estimator = cls(**params)
     try:
         estimator._validate_params()  # scikit-learn's own checks, as fit() would run them
     except InvalidParameterError as exc:
         raise EstimatorError(str(exc)) from None
     return estimator
+
+
+def _known_params(name: str, cls: type[BaseEstimator]) -> dict[str, Any]:
+    """The parameters a request may set for ``name``, with their defaults."""
+    if name in boosting_params.SPECS:
+        return boosting_params.defaults(name)
+    params: dict[str, Any] = cls().get_params(deep=False)
+    return params
 
 
 def check_probabilities(name: str, params: Mapping[str, Any]) -> None:
@@ -189,11 +221,31 @@ def _json_default(value: Any) -> Any:
     return repr(value)
 
 
+def _param_types(name: str, cls: type[BaseEstimator]) -> dict[str, str]:
+    """Each parameter's JSON types (``integer|null``), from its constraints."""
+    if name in boosting_params.SPECS:
+        rules = boosting_params.constraints(name)
+    else:
+        rules = getattr(cls, "_parameter_constraints", {})
+    return {
+        param: boosting_params.json_type(rules[param]) if param in rules else "object"
+        for param in _known_params(name, cls)
+    }
+
+
 def describe_all() -> list[dict[str, Any]]:
-    """Every supported estimator with its task and parameter defaults."""
+    """Every supported estimator with its task, parameter defaults and parameter types."""
     described = []
     for name, (module, task) in ESTIMATORS.items():
-        defaults = estimator_class(name)().get_params(deep=False)
-        params = {param: _json_default(value) for param, value in defaults.items()}
-        described.append({"name": name, "task": task, "module": module, "params": params})
+        cls = estimator_class(name)
+        params = {param: _json_default(value) for param, value in _known_params(name, cls).items()}
+        described.append(
+            {
+                "name": name,
+                "task": task,
+                "module": module,
+                "params": params,
+                "param_types": _param_types(name, cls),
+            }
+        )
     return described

@@ -33,7 +33,7 @@ from sklearn.preprocessing import LabelEncoder
 from ..config import DefaultModelSettings
 from ..errors import Invalid
 from ..store.bundles import ModelBundle, Task, TrainingWarning, library_versions
-from .allowed_estimators import make_estimator, task_of
+from .allowed_estimators import estimator_libraries, make_estimator, task_of
 from .metrics import classification_metrics, regression_metrics
 from .pipeline import as_model_input, build_pipeline, plan_columns
 
@@ -176,7 +176,7 @@ def train(
         target=target,
         classes=classes if task == Task.CLASSIFICATION else None,
         metrics=scores,
-        versions=library_versions(),
+        versions=library_versions(estimator_libraries(estimator_name)),
         trained_at=time.time(),
         training_seconds=round(time.perf_counter() - started, 3),
         engine_reason="not compiled yet",

@@ -4,14 +4,24 @@ After training, the pipeline is converted with skl2onnx and run by ONNX
 Runtime (:mod:`mlservice.serving.onnx_runtime`) on the held-out split; only
 when its answers equal scikit-learn's, and it is faster, does the model's
 bundle carry the graph and get served by it. Otherwise the model stays on
-scikit-learn and the reason is recorded.
+scikit-learn and the reason is recorded, as a sentence a user can read (the
+converter's own error, often a dump of whole tree arrays, goes to the log).
+
+XGBoost and LightGBM models convert through onnxmltools' converters,
+registered with skl2onnx (:func:`register_converters`) so that the whole
+pipeline converts in one call. HistGradientBoosting converts with
+skl2onnx's own converter, given integers where it passes Python booleans
+(which onnx 1.23 refuses) by :func:`_ints_for_booleans`.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,18 +37,104 @@ PROBABILITY_TOLERANCE = 1e-5
 #: Regression values: relative tolerance (float32 inside ONNX against float64).
 RELATIVE_TOLERANCE = 1e-4
 
-#: Longest engine reason kept (skl2onnx's errors can print whole tree arrays).
-MAX_REASON = 300
+#: Longest converter message quoted in an engine reason; longer ones (skl2onnx's
+#: errors can print whole tree arrays) are left to the worker's log.
+MAX_QUOTED = 200
+
+log = logging.getLogger(__name__)
 
 
 class CompileError(Exception):
     """The pipeline cannot be converted, or its converted form does not agree."""
 
 
-def _short(text: str) -> str:
-    """The first line of an error, cut to :data:`MAX_REASON` characters."""
-    line = text.strip().splitlines()[0] if text.strip() else text
-    return line if len(line) <= MAX_REASON else line[: MAX_REASON - 1] + "…"
+def explain(what: str, exc: BaseException) -> str:
+    """A full sentence saying ``what`` failed and why, for the model's engine reason.
+
+    The error's own message is quoted when it is one short line; otherwise only its
+    type is named and the whole of it goes to the log.
+    """
+    text = str(exc).strip()
+    first = text.splitlines()[0].strip() if text else ""
+    if first and len(first) <= MAX_QUOTED and first == text:
+        detail = f"{type(exc).__name__}: {first.rstrip('.')}"
+    else:
+        log.warning("%s: %s: %s", what, type(exc).__name__, text)
+        detail = f"{type(exc).__name__}; the full message is in the worker's log"
+    return f"{what} ({detail}), so scikit-learn serves this model."
+
+
+def _ints_for_booleans(converter: Callable[..., Any]) -> Callable[..., Any]:
+    """``converter`` with Python booleans in list attributes passed as integers.
+
+    skl2onnx 1.20's tree helper writes ``False`` into an integer list attribute
+    for the leaves of HistGradientBoosting trees, which onnx 1.23 refuses.
+    """
+
+    def convert(scope: Any, operator: Any, container: Any) -> None:
+        add_node = container.add_node
+
+        def add(*args: Any, **attrs: Any) -> Any:
+            for key, value in attrs.items():
+                if isinstance(value, list) and any(isinstance(item, bool) for item in value):
+                    attrs[key] = [int(item) for item in value]
+            return add_node(*args, **attrs)
+
+        container.add_node = add
+        try:
+            converter(scope, operator, container)
+        finally:
+            del container.add_node
+
+    return convert
+
+
+@functools.cache
+def register_converters() -> None:
+    """Teach skl2onnx the XGBoost and LightGBM estimators (onnxmltools' converters), and
+    patch its HistGradientBoosting converters (:func:`_ints_for_booleans`). Once per process."""
+    from lightgbm import LGBMClassifier, LGBMRegressor
+    from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+    from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common._registration import get_converter, get_shape_calculator
+    from skl2onnx.common.shape_calculator import (
+        calculate_linear_classifier_output_shapes,
+        calculate_linear_regressor_output_shapes,
+    )
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from xgboost import XGBClassifier, XGBRegressor
+
+    classifier_options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
+    for model, alias, convert in [
+        (XGBClassifier, "XGBoostXGBClassifier", convert_xgboost),
+        (LGBMClassifier, "LightGbmLGBMClassifier", convert_lightgbm),
+    ]:
+        update_registered_converter(
+            model,
+            alias,
+            calculate_linear_classifier_output_shapes,
+            convert,
+            options=classifier_options,
+        )
+    for model, alias, convert in [
+        (XGBRegressor, "XGBoostXGBRegressor", convert_xgboost),
+        (LGBMRegressor, "LightGbmLGBMRegressor", convert_lightgbm),
+    ]:
+        update_registered_converter(model, alias, calculate_linear_regressor_output_shapes, convert)
+    for model, options in [
+        (HistGradientBoostingClassifier, {**classifier_options, "raw_scores": [True, False]}),
+        (HistGradientBoostingRegressor, None),
+    ]:
+        alias = f"Sklearn{model.__name__}"
+        update_registered_converter(
+            model,
+            alias,
+            get_shape_calculator(alias),
+            _ints_for_booleans(get_converter(alias)),
+            options=options,
+            overwrite=True,
+        )
 
 
 @dataclass(frozen=True)
@@ -76,6 +172,20 @@ def _converted_copy(pipeline: Any) -> Any:
     return pipeline
 
 
+#: Estimators converted by onnxmltools, which writes version 3 of the ai.onnx.ml domain
+#: (skl2onnx would otherwise ask for a later one, which onnxmltools refuses).
+ONNXMLTOOLS_ESTIMATORS = {"XGBClassifier", "XGBRegressor", "LGBMClassifier", "LGBMRegressor"}
+
+
+def _opsets(estimator: str) -> dict[str, int] | None:
+    """The opsets to convert ``estimator``'s pipeline with (None: skl2onnx's latest)."""
+    if estimator not in ONNXMLTOOLS_ESTIMATORS:
+        return None
+    from skl2onnx import get_latest_tested_opset_version
+
+    return {"": get_latest_tested_opset_version(), "ai.onnx.ml": 3}
+
+
 def convert(pipeline: Any, schema: list[SchemaColumn], task: str) -> bytes:
     """The ONNX graph of a fitted pipeline (one input per column), or :class:`CompileError`."""
     from skl2onnx import convert_sklearn
@@ -110,16 +220,20 @@ def convert(pipeline: Any, schema: list[SchemaColumn], task: str) -> bytes:
         )
         for column in schema
     ]
+    register_converters()
     copied = _converted_copy(pipeline)
     options = {}
     if task == Task.CLASSIFICATION:
         # Probabilities as one float matrix rather than a list of dicts.
         options = {id(copied.steps[-1][1]): {"zipmap": False}}
+    estimator = type(copied.steps[-1][1]).__name__
     try:
-        model = convert_sklearn(copied, initial_types=inputs, options=options)
+        model = convert_sklearn(
+            copied, initial_types=inputs, options=options, target_opset=_opsets(estimator)
+        )
     except Exception as exc:  # skl2onnx raises many types for "not supported"
         raise CompileError(
-            f"skl2onnx cannot convert it: {type(exc).__name__}: {_short(str(exc))}"
+            explain(f"skl2onnx cannot convert this {estimator} pipeline to ONNX", exc)
         ) from None
     return model.SerializeToString()
 
@@ -164,13 +278,13 @@ def compile_pipeline(
         return EngineChoice(Engine.SCIKIT_LEARN, str(exc))
     except Exception as exc:  # a graph ONNX Runtime refuses to load or run
         return EngineChoice(
-            Engine.SCIKIT_LEARN,
-            f"ONNX Runtime cannot run the converted graph: "
-            f"{type(exc).__name__}: {_short(str(exc))}",
+            Engine.SCIKIT_LEARN, explain("ONNX Runtime cannot run the converted graph", exc)
         )
     if problem:
         return EngineChoice(
-            Engine.SCIKIT_LEARN, f"ONNX Runtime disagrees with scikit-learn: {problem}"
+            Engine.SCIKIT_LEARN,
+            f"ONNX Runtime disagrees with scikit-learn: {problem}, so scikit-learn serves "
+            "this model.",
         )
     onnx_ms, sklearn_ms = _latency(pipeline, compiled, held_out.iloc[:1], repeats=15)
     if onnx_ms >= sklearn_ms:
@@ -188,13 +302,21 @@ def compile_pipeline(
     else:
         what = "classes equal"
     reason = (
-        f"compiled with skl2onnx; on {len(held_out)} held-out rows ONNX Runtime matched "
-        f"scikit-learn ({what}); one row takes {onnx_ms:.2f} ms against {sklearn_ms:.2f} ms"
+        f"compiled with {_converters(pipeline)}; on {len(held_out)} held-out rows ONNX Runtime "
+        f"matched scikit-learn ({what}); one row takes {onnx_ms:.2f} ms against "
+        f"{sklearn_ms:.2f} ms"
     )
     max_rows = _crossover(pipeline, compiled, held_out, onnx_ms, sklearn_ms)
     if max_rows is not None:
         reason += f"; requests over {max_rows} rows go to scikit-learn, faster at that size"
     return EngineChoice(Engine.ONNXRUNTIME, reason, onnx, max_rows)
+
+
+def _converters(pipeline: Any) -> str:
+    """What converted ``pipeline``: skl2onnx, with onnxmltools for XGBoost and LightGBM."""
+    if type(pipeline.steps[-1][1]).__name__ in ONNXMLTOOLS_ESTIMATORS:
+        return "skl2onnx and onnxmltools"
+    return "skl2onnx"
 
 
 def _crossover(

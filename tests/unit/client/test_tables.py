@@ -57,7 +57,7 @@ def test_answers_merge_and_write_as_csv():
     ]
     out = io.StringIO()
     assert tables.write_csv(answers, out) == 2
-    assert out.getvalue() == "prediction,p_a,p_b\na,0.9,0.1\nb,0.2,0.8\n"
+    assert out.getvalue() == "prediction,probability_a,probability_b\na,0.9,0.1\nb,0.2,0.8\n"
     assert tables.merge(answers) == {
         "predictions": ["a", "b"],
         "probabilities": [{"a": 0.9, "b": 0.1}, {"a": 0.2, "b": 0.8}],

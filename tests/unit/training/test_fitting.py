@@ -117,3 +117,35 @@ def test_estimator_list_is_broad_and_described():
     } <= names
     forest = next(entry for entry in described if entry["name"] == "RandomForestClassifier")
     assert forest["params"]["n_estimators"] == 100 and forest["task"] == "classification"
+    assert forest["param_types"]["max_depth"] == "integer|null"
+    assert forest["param_types"]["bootstrap"] == "boolean"
+
+
+def test_xgboost_and_lightgbm_take_their_listed_parameters_with_real_defaults():
+    model = estimators.make_estimator("XGBRegressor", {"max_depth": 3})
+    assert model.get_params()["max_depth"] == 3 and model.get_params()["n_jobs"] == 1
+    assert model.get_params()["n_estimators"] == 100
+    lgbm = estimators.make_estimator("LGBMClassifier", {})
+    assert lgbm.get_params()["verbose"] == -1
+    with pytest.raises(estimators.EstimatorError) as caught:
+        estimators.make_estimator("XGBClassifier", {"learning_rate": 0})
+    assert caught.value.message == (
+        "The 'learning_rate' parameter of XGBClassifier must be a float in the range "
+        "(0.0, inf). Got 0 instead."
+    )
+    with pytest.raises(estimators.EstimatorError, match="unknown parameter 'booster' for"):
+        estimators.make_estimator("XGBClassifier", {"booster": "dart"})
+    described = {entry["name"]: entry for entry in estimators.describe_all()}
+    assert described["LGBMRegressor"]["params"]["num_leaves"] == 31
+    assert described["LGBMRegressor"]["param_types"]["random_state"] == "integer|null"
+    assert described["XGBClassifier"]["param_types"]["tree_method"] == "string"
+
+
+def test_xgboost_and_lightgbm_models_train_and_record_their_library_versions():
+    frame = pd.DataFrame(
+        {"x": [float(i) for i in range(40)], "c": ["a", "b"] * 20, "y": ["lo"] * 20 + ["hi"] * 20}
+    )
+    for name, library in [("XGBClassifier", "xgboost"), ("LGBMClassifier", "lightgbm")]:
+        fitted = training.train(frame, "y", name, {"n_estimators": 5})
+        assert library in fitted.bundle.versions
+        assert fitted.bundle.metrics["train_rows"] == 30 and fitted.bundle.classes == ["hi", "lo"]

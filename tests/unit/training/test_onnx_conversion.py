@@ -55,6 +55,11 @@ def _fit(frame, target, estimator, params):
         ("LogisticRegression", {}, "churn"),
         ("RandomForestClassifier", {"n_estimators": 20}, "churn"),
         ("Ridge", {}, "spend"),
+        ("HistGradientBoostingClassifier", {"max_iter": 20}, "churn"),
+        ("XGBClassifier", {"n_estimators": 20}, "churn"),
+        ("XGBRegressor", {"n_estimators": 20}, "spend"),
+        ("LGBMClassifier", {"n_estimators": 20}, "churn"),
+        ("LGBMRegressor", {"n_estimators": 20}, "spend"),
     ],
 )
 def test_supported_pipelines_compile_and_answer_like_scikit_learn(
@@ -98,14 +103,31 @@ def test_column_names_onnx_cannot_use_as_input_names_still_compile():
     assert served_answer(predictor, columns)["predictions"] == ["setosa"]
 
 
-def test_an_unconvertible_pipeline_stays_on_scikit_learn_with_a_short_reason(mixed_frame):
-    fitted = _fit(mixed_frame, "churn", "HistGradientBoostingClassifier", {"max_iter": 20})
+def test_an_unconvertible_pipeline_stays_on_scikit_learn_with_a_full_sentence(
+    mixed_frame, monkeypatch
+):
+    import skl2onnx
+
+    def dump_arrays(*args, **kwargs):
+        raise ValueError("Unable to create node with attributes={'x': [" + "1, " * 5000 + "]}")
+
+    monkeypatch.setattr(skl2onnx, "convert_sklearn", dump_arrays)
+    fitted = _fit(mixed_frame, "churn", "LogisticRegression", {})
     bundle = onnx_conversion.compile_onnx(fitted)
     assert bundle.engine == Engine.SCIKIT_LEARN and bundle.onnx is None
-    assert bundle.engine_reason.startswith("skl2onnx cannot convert it")
-    assert len(bundle.engine_reason) <= onnx_conversion.MAX_REASON + 40
+    assert bundle.engine_reason == (
+        "skl2onnx cannot convert this LogisticRegression pipeline to ONNX (ValueError; the "
+        "full message is in the worker's log), so scikit-learn serves this model."
+    )
     predictor = Predictor(bundle, InferenceSettings())
     assert predictor.engine == Engine.SCIKIT_LEARN
+
+
+def test_a_short_converter_message_is_quoted_in_the_sentence():
+    reason = onnx_conversion.explain("skl2onnx cannot convert it", TypeError("no converter."))
+    assert reason == (
+        "skl2onnx cannot convert it (TypeError: no converter), so scikit-learn serves this model."
+    )
 
 
 def test_a_disagreeing_graph_is_not_trusted(mixed_frame, monkeypatch):

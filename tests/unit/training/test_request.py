@@ -118,10 +118,11 @@ def test_every_classifier_suggests_an_allowed_regressor():
         for name, (_, task) in allowed_estimators.ESTIMATORS.items()
         if task == Task.CLASSIFICATION
     ]
-    assert len(classifiers) == 21
+    assert len(classifiers) == 23
     for name in classifiers:
         suggestion = allowed_estimators.regressor_for(name)
         assert allowed_estimators.task_of(suggestion) == Task.REGRESSION, name
     assert allowed_estimators.regressor_for("RandomForestClassifier") == "RandomForestRegressor"
+    assert allowed_estimators.regressor_for("XGBClassifier") == "XGBRegressor"
     assert allowed_estimators.regressor_for("LogisticRegression") == "Ridge"
     assert allowed_estimators.regressor_for("SVC") == "SVR"

@@ -88,7 +88,7 @@ class Journey:
         assert self.errors == []
         assert self.page.evaluate("window.pwned") is None
         main = self.page.locator("main")
-        assert main.locator("b, i, img, script").count() == 0
+        assert main.locator("b, i, script, img:not([data-testid=report-plot])").count() == 0
 
 
 @pytest.fixture(scope="module")
@@ -214,4 +214,130 @@ def test_delete_asks_first(journey, tmp_path):
     expect(page.get_by_test_id("flash")).to_have_text("Deleted “spare.csv”.")
     expect(row).to_have_count(0)
     expect(page.get_by_test_id("dataset-row").filter(has_text=DATASET_NAME)).to_have_count(1)
+    journey.check_clean()
+
+
+RF_NAME = 'forest <b>"one"</b>'
+LR_NAME = "linear <script>window.pwned=5</script>"
+
+#: Records every text the training progress shows, as the page changes it.
+WATCH_PROGRESS = """() => {
+  window.progressSeen = [];
+  const text = document.querySelector("[data-testid=train-progress-text]");
+  new MutationObserver(() => window.progressSeen.push(text.textContent))
+    .observe(text, {childList: true, characterData: true, subtree: true});
+}"""
+
+
+def test_train_from_a_form_built_from_the_estimators(journey):
+    """The form lists the estimators of the target's task with their parameters and defaults,
+    the target among the data set's columns; training is followed live to the end."""
+    page = journey.page
+    page.get_by_test_id("dataset-row").filter(has_text=DATASET_NAME).get_by_test_id(
+        "dataset-link"
+    ).click()
+    page.get_by_test_id("dataset-train").click()
+    expect(page.get_by_test_id("train-form")).to_be_visible()
+    assert page.get_by_test_id("train-dataset").input_value() == journey.state["dataset_id"]
+    targets = page.get_by_test_id("train-target").locator("option")
+    expect(targets).to_have_text([SIZE, COUNT, COLOUR, LABEL])
+    page.get_by_test_id("train-target").select_option(LABEL)
+    assert page.get_by_test_id("train-task").input_value() == "classification"
+    estimators = page.get_by_test_id("train-estimator").locator("option").all_inner_texts()
+    assert {"LogisticRegression", "RandomForestClassifier"} <= set(estimators)
+    assert "Ridge" not in estimators  # a regressor
+    page.get_by_test_id("train-estimator").select_option("RandomForestClassifier")
+    expect(page.get_by_test_id("param-n_estimators")).to_have_attribute("placeholder", "100")
+    expect(page.get_by_test_id("param-bootstrap").locator("option").first).to_have_text(
+        "default (true)"
+    )
+    page.get_by_test_id("param-n_estimators").fill("15")
+    page.get_by_test_id("param-random_state").fill("0")
+    page.get_by_test_id("train-cv").fill("3")
+    page.get_by_test_id("train-name").fill(RF_NAME)
+    journey.shot("train-form")
+    page.evaluate(WATCH_PROGRESS)
+    page.get_by_test_id("train-submit").click()
+    expect(page.get_by_test_id("train-progress")).to_be_visible()
+    expect(page.get_by_test_id("train-model-link")).to_be_visible(timeout=WORK_TIMEOUT)
+    expect(page.get_by_test_id("train-progress-text")).to_have_text("finished")
+    seen = page.evaluate("window.progressSeen")
+    assert len(set(seen)) >= 3, seen  # queued, the steps of training, finished
+    journey.shot("train-done")
+    journey.check_clean()
+    page.get_by_test_id("train-model-link").click()
+    expect(page.get_by_test_id("model-name")).to_have_text(RF_NAME)
+    journey.state["rf_id"] = page.url.rsplit("/", 1)[1]
+
+
+def test_model_page_shows_metrics_plots_and_lineage(journey):
+    """Metrics, the confusion matrix with the hostile labels as text, every plot of the report
+    loaded (its natural size is the PNG's), the lineage naming the data set, the bundle."""
+    page = journey.page
+    expect(page.get_by_test_id("model-page-status")).to_have_text("ready")
+    expect(page.get_by_test_id("model-metrics")).to_contain_text("accuracy")
+    expect(page.get_by_test_id("model-cv")).to_contain_text("3-fold cross-validation")
+    matrix = page.get_by_test_id("confusion-matrix")
+    expect(matrix.locator("thead th")).to_have_text(["", YES, NO])
+    expect(page.get_by_test_id("model-dataset")).to_have_text(journey.state["dataset_id"])
+    plots = page.get_by_test_id("report-plot")
+    expect(plots.first).to_be_visible()
+    page.wait_for_function(
+        """() => [...document.querySelectorAll("[data-testid=report-plot]")]
+                 .every((image) => image.complete && image.naturalWidth > 0)"""
+    )
+    sizes = plots.evaluate_all(
+        "images => images.map((i) => [i.naturalWidth, i.naturalHeight, i.width, i.height,"
+        " i.getAttribute('width'), i.getAttribute('height'), i.src.slice(0, 5)])"
+    )
+    assert len(sizes) >= 2, sizes  # a confusion matrix and more
+    for natural_w, natural_h, shown_w, shown_h, width, height, scheme in sizes:
+        assert (natural_w, natural_h) == (int(width), int(height))  # the report's own size
+        assert natural_w >= 300 and natural_h >= 200 and shown_w > 100 and shown_h > 50
+        assert scheme == "blob:"
+    journey.shot("model", min_height=1500)
+    with page.expect_download() as bundle:
+        page.get_by_test_id("model-download").click()
+    path = bundle.value.path()
+    assert bundle.value.suggested_filename == journey.state["rf_id"] + ".mlbundle"
+    assert path.read_bytes()[:8] == b"MLSBNDL1"
+    journey.check_clean()
+
+
+def test_models_list_sorts_and_filters(journey, client, admin_token):
+    """A second model (trained through the API) beside the first: the filters narrow the list,
+    the column headers sort it."""
+    body = {
+        "dataset_id": journey.state["dataset_id"],
+        "target": LABEL,
+        "estimator": "LogisticRegression",
+        "name": LR_NAME,
+    }
+    accepted = client.post("/resource/models", admin_token, json=body).json()
+    journey.state["lr_id"] = accepted["model_id"]
+    page = journey.page
+    page.get_by_test_id("nav-models").click()
+    expect(page.get_by_test_id("models-table")).to_be_visible()
+    rows = page.get_by_test_id("model-row")
+    page.get_by_test_id("models-filter").fill("window.pwned=5")
+    expect(rows).to_have_count(1)
+    expect(rows.get_by_test_id("model-link")).to_have_text(LR_NAME)
+    # The page shows the list as it was loaded; reloading it shows the new model ready.
+    expect(page.get_by_test_id("models-count")).to_contain_text("1 of")
+    page.get_by_test_id("models-filter").fill("")
+    page.get_by_test_id("models-estimator").select_option("RandomForestClassifier")
+    expect(rows.filter(has_text=RF_NAME)).to_have_count(1)
+    expect(rows.filter(has_text=LR_NAME)).to_have_count(0)
+    page.get_by_test_id("models-estimator").select_option("")
+    page.get_by_test_id("models-filter").fill(LABEL)  # both models' target
+    expect(rows).to_have_count(2)
+    page.get_by_test_id("sort-name").click()
+    expect(rows.get_by_test_id("model-link")).to_have_text([RF_NAME, LR_NAME])
+    page.get_by_test_id("sort-name").click()
+    expect(rows.get_by_test_id("model-link")).to_have_text([LR_NAME, RF_NAME])
+    expect(page.get_by_test_id("sort-name")).to_have_attribute("aria-sort", "descending")
+    journey.shot("models")
+    page.get_by_test_id("models-status").select_option("failed")
+    expect(rows).to_have_count(0)
+    page.get_by_test_id("models-status").select_option("")
     journey.check_clean()

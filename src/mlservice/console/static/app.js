@@ -3,6 +3,8 @@
 import { ApiError, onExpired, session, signIn } from "./api.js";
 import { clear, field, h } from "./dom.js";
 import * as datasets from "./datasets.js";
+import * as models from "./models.js";
+import * as train from "./train.js";
 
 const main = document.getElementById("main");
 const flashBox = document.getElementById("flash");
@@ -13,6 +15,8 @@ const signOut = document.getElementById("sign-out");
 // Views by the fragment's first part; each is render(view, ...rest of the path).
 const VIEWS = {
   datasets: datasets.render,
+  train: train.render,
+  models: models.render,
 };
 
 let generation = 0;

@@ -58,6 +58,10 @@ export function bytes(size) {
   return (unit ? value.toFixed(1) : String(value)) + " " + units[unit];
 }
 
+function labelText(label) {
+  return label instanceof Node ? label.textContent.replace(/ [▲▼]$/, "") : label;
+}
+
 // A table from rows: columns = [{label, value: row => text|Node, key?: row => sortable}].
 export function table(columns, rows, { testid, rowTestid, empty = "Nothing yet." } = {}) {
   if (!rows.length) return h("p", { class: "empty", testid: testid && testid + "-empty" }, empty);
@@ -66,7 +70,7 @@ export function table(columns, rows, { testid, rowTestid, empty = "Nothing yet."
     h(
       "tr",
       { testid: rowTestid ? rowTestid(row) : null },
-      columns.map((column) => h("td", { "data-label": column.label }, column.value(row))),
+      columns.map((column) => h("td", { "data-label": labelText(column.label) }, column.value(row))),
     ),
   );
   return h("div", { class: "table-wrap" }, h("table", { testid }, h("thead", {}, head), h("tbody", {}, body)));

@@ -341,3 +341,208 @@ def test_models_list_sorts_and_filters(journey, client, admin_token):
     expect(rows).to_have_count(0)
     page.get_by_test_id("models-status").select_option("")
     journey.check_clean()
+
+
+def test_try_it_and_score_a_csv_file(journey, tmp_path):
+    """The "try it" form has a field per input column (names as text, categories offered);
+    a CSV of rows comes back scored, as a download."""
+    page = journey.page
+    page.get_by_test_id("models-filter").fill("")
+    page.get_by_test_id("model-row").filter(has_text=RF_NAME).get_by_test_id("model-link").click()
+    form = page.get_by_test_id("try-form")
+    expect(form.locator("label")).to_have_text([SIZE, COUNT, COLOUR, "With probabilities"])
+    options = form.locator("datalist option").evaluate_all("all => all.map((o) => o.value)")
+    assert options == sorted(COLOURS)
+    page.get_by_test_id("try-input-0").fill("9.5")
+    page.get_by_test_id("try-input-1").fill("4")
+    page.get_by_test_id("try-input-2").fill(COLOURS[2])
+    page.get_by_test_id("try-submit").click()
+    expect(page.get_by_test_id("try-prediction")).to_have_text(YES)
+    classes = page.get_by_test_id("try-probabilities-table").locator("tbody td:first-child")
+    expect(classes).to_have_text([YES, NO])
+    form.screenshot(path=SCREENSHOTS / "try-it.png")
+
+    rows = tmp_path / "rows.csv"
+    with rows.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([SIZE, COUNT, COLOUR])
+        writer.writerows([[9.5, 4, COLOURS[0]], [0.5, 0, COLOURS[1]], [8.0, 5, COLOURS[3]]])
+    page.get_by_test_id("score-file").set_input_files(rows)
+    with page.expect_download() as scored:
+        page.get_by_test_id("score-submit").click()
+    assert scored.value.suggested_filename == "rows-predictions.csv"
+    answer = list(csv.reader(scored.value.path().read_text().splitlines()))
+    assert answer[0] == ["prediction"]
+    assert [row[0] for row in answer[1:]] == [YES, NO, YES]
+    expect(page.get_by_test_id("score-result")).to_contain_text("rows-predictions.csv")
+    journey.check_clean()
+
+
+def test_registry_promote_and_roll_back(journey, client, admin_token):
+    """Two versions of a registered name: promote one, then the other, each confirmed, then
+    roll back; the history lists every change."""
+    page = journey.page
+    name = "console-churn"
+    page.get_by_test_id("model-register").click()  # from the forest's page
+    expect(page.get_by_test_id("register-form")).to_be_visible()
+    assert page.get_by_test_id("register-model").input_value() == journey.state["rf_id"]
+    page.get_by_test_id("register-name").fill(name)
+    page.get_by_test_id("register-submit").click()
+    expect(page.get_by_test_id("registered-name")).to_have_text(name)
+    page.get_by_test_id("promote-alias").fill("production")
+    page.get_by_test_id("promote-submit").click()
+    expect(page.get_by_test_id("confirm-question")).to_contain_text("to version 1")
+    page.get_by_test_id("confirm-yes").click()
+    expect(page.get_by_test_id("alias-target")).to_have_text("version 1")
+
+    # The linear model, ready by now, becomes version 2 (through the API).
+    for _ in range(60):
+        if client.get(f"/resource/models/{journey.state['lr_id']}", admin_token).json()[
+            "status"
+        ] in ("ready", "failed"):
+            break
+        page.wait_for_timeout(500)
+    added = client.post(
+        f"/resource/registry/{name}/versions",
+        admin_token,
+        json={"model_id": journey.state["lr_id"]},
+    )
+    assert added.status_code == 201, added.text
+    page.reload()
+    expect(page.get_by_test_id("version-row")).to_have_count(2)
+    page.get_by_test_id("promote-version").select_option("2")
+    page.get_by_test_id("promote-submit").click()
+    expect(page.get_by_test_id("confirm-question")).to_contain_text("from version 1 to version 2")
+    page.get_by_test_id("confirm-no").click()  # not yet
+    expect(page.get_by_test_id("alias-target")).to_have_text("version 1")
+    page.get_by_test_id("promote-submit").click()
+    page.get_by_test_id("confirm-yes").click()
+    expect(page.get_by_test_id("alias-target")).to_have_text("version 2")
+    rollback = page.get_by_test_id("alias-rollback")
+    expect(rollback).to_have_text("Roll back to version 1")
+    rollback.click()
+    expect(page.get_by_test_id("confirm-question")).to_contain_text("from version 2 to version 1")
+    page.get_by_test_id("confirm-yes").click()
+    expect(page.get_by_test_id("alias-target")).to_have_text("version 1")
+    served = client.get(f"/resource/registry/{name}/aliases/production", admin_token).json()
+    assert served["version"] == 1
+    expect(page.get_by_test_id("history-event")).to_have_text(
+        ["alias_moved", "alias_moved", "version_added", "alias_set", "version_added", "created"]
+    )
+    journey.shot("registry", min_height=600)
+    journey.check_clean()
+
+
+def test_users_create_change_and_delete(journey):
+    """An admin creates an account (a short password is refused in the API's words), makes it an
+    admin, and deletes it after confirming."""
+    page = journey.page
+    page.get_by_test_id("nav-users").click()
+    expect(page.get_by_test_id("users-table")).to_be_visible()
+    page.get_by_test_id("user-new-name").fill("console-bob")
+    page.get_by_test_id("user-new-password").fill("short")
+    page.get_by_test_id("user-create").click()
+    expect(page.get_by_test_id("user-error")).to_have_text(
+        "password must be a string of at least 8 characters"
+    )
+    journey.errors.clear()  # the browser logs the 400 itself
+    page.get_by_test_id("user-new-password").fill("console-bob-password")
+    page.get_by_test_id("user-create").click()
+    row = page.get_by_test_id("user-row").filter(has_text="console-bob")
+    expect(row).to_have_count(1)
+    expect(row.locator("td").nth(1)).to_have_text("user")
+    row.get_by_test_id("user-role").select_option("admin")
+    expect(page.get_by_test_id("flash")).to_contain_text("console-bob is now admin")
+    expect(row.locator("td").nth(1)).to_have_text("admin")
+    journey.shot("users")
+    row.get_by_test_id("user-delete").click()
+    expect(page.get_by_test_id("confirm-question")).to_contain_text("console-bob")
+    page.get_by_test_id("confirm-yes").click()
+    expect(row).to_have_count(0)
+    own = page.get_by_test_id("user-row").filter(has_text="admin").first
+    expect(own.get_by_test_id("user-delete")).to_be_disabled()  # not your own account
+    journey.check_clean()
+
+
+def test_search_leaderboard_is_live(journey):
+    """A small grid search started from the form: the leaderboard fills while it runs, the
+    best model is linked, and the report's plots load."""
+    page = journey.page
+    page.get_by_test_id("nav-searches").click()
+    expect(page.get_by_test_id("search-form")).to_be_visible()
+    page.get_by_test_id("train-dataset").select_option(journey.state["dataset_id"])
+    page.get_by_test_id("train-target").select_option(LABEL)
+    page.get_by_test_id("search-estimator").select_option("RandomForestClassifier")
+    page.get_by_test_id("search-space").fill('{"n_estimators": [5, 10], "max_depth": [null, 3]}')
+    page.get_by_test_id("search-strategy").select_option("grid")
+    page.get_by_test_id("search-name").fill('grid <b>"four"</b>')
+    page.get_by_test_id("search-space").fill("{not json")
+    page.get_by_test_id("search-submit").click()
+    expect(page.get_by_test_id("search-error")).to_contain_text("The space is not JSON")
+    page.get_by_test_id("search-space").fill('{"n_estimators": [5, 10], "max_depth": [null, 3]}')
+    page.get_by_test_id("search-submit").click()
+    expect(page.get_by_test_id("search-name")).to_have_text('grid <b>"four"</b>')
+    expect(page.get_by_test_id("trial-row")).to_have_count(4)  # listed while queued or running
+    expect(page.get_by_test_id("search-state")).to_have_text("done", timeout=WORK_TIMEOUT)
+    expect(page.get_by_test_id("trial-score")).to_have_count(4)
+    expect(page.get_by_test_id("search-best-model")).to_be_visible()
+    expect(page.get_by_test_id("search-cancel")).to_be_hidden()
+    plots = page.get_by_test_id("report-plot")
+    expect(plots.first).to_be_visible(timeout=WORK_TIMEOUT)
+    page.wait_for_function(
+        """() => [...document.querySelectorAll("[data-testid=report-plot]")]
+                 .every((image) => image.complete && image.naturalWidth > 0)"""
+    )
+    sizes = plots.evaluate_all(
+        "all => all.map((i) => [i.naturalWidth, i.naturalHeight, +i.getAttribute('width')])"
+    )
+    assert sizes and all(w == width and w >= 300 and h >= 200 for w, h, width in sizes), sizes
+    journey.shot("search", min_height=500)
+    journey.check_clean()
+
+
+def test_an_expired_token_sends_the_user_back_to_sign_in(journey):
+    """A token the API no longer takes: the next call's 401 brings the sign-in form back with
+    the API's reason, and signing in again returns to the page."""
+    page = journey.page
+    page.evaluate(
+        """() => {
+            const key = "mlservice.console.session";
+            const session = JSON.parse(sessionStorage.getItem(key));
+            session.token = "not-a-token";
+            sessionStorage.setItem(key, JSON.stringify(session));
+        }"""
+    )
+    page.get_by_test_id("nav-datasets").click()
+    expect(page.get_by_test_id("signin-form")).to_be_visible()
+    expect(page.get_by_test_id("signin-error")).to_have_text(
+        "Your session ended (malformed bearer token: not a JSON Web Token); sign in again."
+    )
+    assert page.evaluate("sessionStorage.length") == 0
+    journey.shot("signin-expired")
+    journey.errors.clear()  # the browser logs the 401 itself
+
+
+def test_keyboard_only_sign_in_and_a_narrow_screen(journey, admin_credentials):
+    """Sign in with the keyboard alone; at 390 px wide nothing overflows sideways."""
+    page = journey.page
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.get_by_test_id("signin-username").focus()
+    page.keyboard.type(admin_credentials[0])
+    page.keyboard.press("Tab")
+    page.keyboard.type(admin_credentials[1])
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("datasets-list")).to_be_visible()
+    for name, hash_ in (
+        ("narrow-datasets", "#/datasets"),
+        ("narrow-profile", "#/datasets/" + journey.state["dataset_id"]),
+        ("narrow-model", "#/models/" + journey.state["rf_id"]),
+        ("narrow-train", "#/train"),
+    ):
+        page.evaluate("hash => { location.hash = hash; }", hash_)
+        expect(page.locator("main h1")).to_be_visible()
+        page.wait_for_load_state("networkidle")
+        overflow = page.evaluate("document.documentElement.scrollWidth")
+        assert overflow <= 390, (name, overflow)
+        journey.shot(name, min_height=500)
+    journey.check_clean()

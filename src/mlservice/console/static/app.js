@@ -4,7 +4,10 @@ import { ApiError, onExpired, session, signIn } from "./api.js";
 import { clear, field, h } from "./dom.js";
 import * as datasets from "./datasets.js";
 import * as models from "./models.js";
+import * as registry from "./registry.js";
+import * as searches from "./searches.js";
 import * as train from "./train.js";
+import * as users from "./users.js";
 
 const main = document.getElementById("main");
 const flashBox = document.getElementById("flash");
@@ -17,6 +20,9 @@ const VIEWS = {
   datasets: datasets.render,
   train: train.render,
   models: models.render,
+  searches: searches.render,
+  registry: registry.render,
+  users: users.render,
 };
 
 let generation = 0;

@@ -259,9 +259,9 @@ function tryIt(model) {
   const schema = model.input_schema || [];
   const controls = schema.map((column, index) => {
     const testid = "try-input-" + index;
-    if (column.type === "number") return h("input", { type: "number", step: "any", name: column.name, testid, required: true });
+    if (column.type === "number") return h("input", { type: "number", step: "any", name: column.name, testid, placeholder: "empty: missing" });
     const listId = "try-list-" + index;
-    const input = h("input", { name: column.name, list: listId, testid, required: true });
+    const input = h("input", { name: column.name, list: listId, testid });
     input.options = h("datalist", { id: listId }, (column.categories || []).map((c) => h("option", { value: c })));
     if (column.categories?.length) input.value = column.categories[0];
     return input;

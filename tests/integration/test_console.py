@@ -217,8 +217,10 @@ def test_delete_asks_first(journey, tmp_path):
     journey.check_clean()
 
 
-RF_NAME = 'forest <b>"one"</b>'
-LR_NAME = "linear <script>window.pwned=5</script>"
+#: Both names hold MARK, which no other test's model names do (the admin sees every model).
+MARK = "console-journey"
+RF_NAME = f'{MARK} forest <b>"one"</b>'
+LR_NAME = f"{MARK} linear <script>window.pwned=5</script>"
 
 #: Records every text the training progress shows, as the page changes it.
 WATCH_PROGRESS = """() => {
@@ -329,7 +331,7 @@ def test_models_list_sorts_and_filters(journey, client, admin_token):
     expect(rows.filter(has_text=RF_NAME)).to_have_count(1)
     expect(rows.filter(has_text=LR_NAME)).to_have_count(0)
     page.get_by_test_id("models-estimator").select_option("")
-    page.get_by_test_id("models-filter").fill(LABEL)  # both models' target
+    page.get_by_test_id("models-filter").fill(MARK)
     expect(rows).to_have_count(2)
     page.get_by_test_id("sort-name").click()
     expect(rows.get_by_test_id("model-link")).to_have_text([RF_NAME, LR_NAME])
@@ -433,7 +435,7 @@ def test_registry_promote_and_roll_back(journey, client, admin_token):
     journey.check_clean()
 
 
-def test_users_create_change_and_delete(journey):
+def test_users_create_change_and_delete(journey, admin_credentials):
     """An admin creates an account (a short password is refused in the API's words), makes it an
     admin, and deletes it after confirming."""
     page = journey.page
@@ -459,7 +461,8 @@ def test_users_create_change_and_delete(journey):
     expect(page.get_by_test_id("confirm-question")).to_contain_text("console-bob")
     page.get_by_test_id("confirm-yes").click()
     expect(row).to_have_count(0)
-    own = page.get_by_test_id("user-row").filter(has_text="admin").first
+    name = page.get_by_test_id("user-name").get_by_text(admin_credentials[0], exact=True)
+    own = page.get_by_test_id("user-row").filter(has=name)
     expect(own.get_by_test_id("user-delete")).to_be_disabled()  # not your own account
     journey.check_clean()
 

@@ -437,7 +437,7 @@ def test_registry_promote_and_roll_back(journey, client, admin_token):
 
 def test_users_create_change_and_delete(journey, admin_credentials):
     """An admin creates an account (a short password is refused in the API's words), makes it an
-    admin, and deletes it after confirming."""
+    admin, disables and enables it, and deletes it after confirming."""
     page = journey.page
     page.get_by_test_id("nav-users").click()
     expect(page.get_by_test_id("users-table")).to_be_visible()
@@ -456,7 +456,14 @@ def test_users_create_change_and_delete(journey, admin_credentials):
     row.get_by_test_id("user-role").select_option("admin")
     expect(page.get_by_test_id("flash")).to_contain_text("console-bob is now admin")
     expect(row.locator("td").nth(1)).to_have_text("admin")
+    row.get_by_test_id("user-disable").click()
+    expect(page.get_by_test_id("confirm-question")).to_contain_text("Disable the account")
+    page.get_by_test_id("confirm-yes").click()
+    expect(row.get_by_test_id("user-state")).to_have_text("disabled")
+    expect(row.get_by_test_id("user-disable")).to_have_text("Enable")
     journey.shot("users")
+    row.get_by_test_id("user-disable").click()
+    expect(row.get_by_test_id("user-state")).to_have_text("active")
     row.get_by_test_id("user-delete").click()
     expect(page.get_by_test_id("confirm-question")).to_contain_text("console-bob")
     page.get_by_test_id("confirm-yes").click()

@@ -7,7 +7,7 @@ fields depend on their state (a model carries ``metrics`` once ``ready``).
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 
 class Token(TypedDict):
@@ -19,6 +19,8 @@ class Token(TypedDict):
 class User(TypedDict):
     username: str
     role: str
+    #: ``true`` while an admin has disabled the account (services before it do not say).
+    disabled: NotRequired[bool]
 
 
 class TaskAccepted(TypedDict):

@@ -1,4 +1,5 @@
-// Users (admins): every account, create one, change a role or password, delete with confirmation.
+// Users (admins): every account, create one, change a role or password, disable or enable
+// it, delete it (disable and delete ask first).
 
 import * as api from "./api.js";
 import { clear, confirmDialog, field, h, table } from "./dom.js";
@@ -66,12 +67,21 @@ export async function render(view) {
       reset.replaceWith(input, save);
       input.focus();
     });
+    const toggle = h("button", { type: "button", testid: "user-disable", disabled: user.username === me }, user.disabled ? "Enable" : "Disable");
+    toggle.addEventListener("click", async () => {
+      if (user.disabled) {
+        await act(() => api.patch("/resource/users/" + enc(user.username), { disabled: false }), `${user.username} is enabled again.`);
+        return;
+      }
+      const sure = await confirmDialog(`Disable the account “${user.username}”? Its tokens stop working at once and it cannot sign in until enabled again; what it owns is kept.`, "Disable");
+      if (sure) await act(() => api.patch("/resource/users/" + enc(user.username), { disabled: true }), `${user.username} is disabled.`);
+    });
     const remove = h("button", { type: "button", class: "danger", testid: "user-delete", disabled: user.username === me }, "Delete");
     remove.addEventListener("click", async () => {
       const sure = await confirmDialog(`Delete the account “${user.username}” with its data sets, models and registered models?`, "Delete");
       if (sure) await act(() => api.del("/resource/users/" + enc(user.username)), `Deleted ${user.username}.`);
     });
-    return h("span", { class: "row-actions" }, roleChoice, reset, remove);
+    return h("span", { class: "row-actions" }, roleChoice, reset, toggle, remove);
   };
   view.main.append(
     h("h1", {}, "Users"),
@@ -80,6 +90,7 @@ export async function render(view) {
       [
         { label: "User name", value: (u) => h("span", { testid: "user-name" }, u.username) },
         { label: "Role", value: (u) => u.role },
+        { label: "State", value: (u) => h("span", { class: "badge " + (u.disabled ? "failed" : "ready"), testid: "user-state" }, u.disabled ? "disabled" : "active") },
         { label: "Account id", value: (u) => h("code", {}, u.account_id || "—") },
         { label: "", value: controls },
       ],

@@ -194,24 +194,59 @@ def test_profile_shows_every_column_as_text(journey):
     journey.check_clean()
 
 
-def test_delete_asks_first(journey, tmp_path):
-    """Delete asks for confirmation: Cancel keeps the data set, Delete removes it."""
+#: A data set above the stack's [service] inline_profile_mb (16 MiB): profiled by a worker.
+LARGE_ROWS = 1_200_000
+#: Records every text a progress bar shows (its "-text" test id), as the page changes it.
+WATCH_PROGRESS = """(testid) => {
+  window.progressSeen = [];
+  const text = document.querySelector(`[data-testid=${testid}-text]`);
+  new MutationObserver(() => window.progressSeen.push(text.textContent))
+    .observe(text, {childList: true, characterData: true, subtree: true});
+}"""
+
+
+def test_a_large_upload_is_streamed_then_profiled_by_a_worker(journey, tmp_path):
+    """A file above the inline limit: the bar follows the bytes sent, then the worker's
+    profiling, and the data set is listed ready."""
     page = journey.page
-    data = tmp_path / "spare.csv"
-    write_hostile_csv(data, rows=20)
+    data = tmp_path / "large.csv"
+    with data.open("w") as handle:
+        handle.write("x,y,colour,label\n")
+        handle.writelines(
+            f"{i},{i % 97 * 0.5},c{i % 7},{'a' if i % 3 else 'b'}\n" for i in range(LARGE_ROWS)
+        )
+    size = data.stat().st_size
+    assert size > 16 * 1024 * 1024
     page.get_by_test_id("nav-datasets").click()
+    expect(page.get_by_test_id("upload-form")).to_be_visible()
+    page.evaluate(WATCH_PROGRESS, "upload-progress")
     page.get_by_test_id("upload-file").set_input_files(data)
     page.get_by_test_id("upload-submit").click()
-    row = page.get_by_test_id("dataset-row").filter(has_text="spare.csv")
+    expect(page.get_by_test_id("upload-progress-text")).to_have_text(
+        "uploaded: large.csv", timeout=WORK_TIMEOUT
+    )
+    seen = page.evaluate("window.progressSeen")
+    assert any(text.endswith(" sent") for text in seen), seen
+    assert "uploaded; profiling on a worker…" in seen, seen
+    row = page.get_by_test_id("dataset-row").filter(has_text="large.csv")
+    expect(row.locator("td").nth(1)).to_have_text("ready")
+    expect(row.locator("td").nth(2)).to_have_text(f"{LARGE_ROWS:,}")
+    journey.check_clean()
+
+
+def test_delete_asks_first(journey):
+    """Delete asks for confirmation: Cancel keeps the data set, Delete removes it."""
+    page = journey.page
+    row = page.get_by_test_id("dataset-row").filter(has_text="large.csv")
     expect(row).to_have_count(1)
     row.get_by_test_id("dataset-delete").click()
-    expect(page.get_by_test_id("confirm-question")).to_contain_text("spare.csv")
+    expect(page.get_by_test_id("confirm-question")).to_contain_text("large.csv")
     journey.shot("dataset-delete-confirm")
     page.get_by_test_id("confirm-no").click()
     expect(row).to_have_count(1)
     row.get_by_test_id("dataset-delete").click()
     page.get_by_test_id("confirm-yes").click()
-    expect(page.get_by_test_id("flash")).to_have_text("Deleted “spare.csv”.")
+    expect(page.get_by_test_id("flash")).to_have_text("Deleted “large.csv”.")
     expect(row).to_have_count(0)
     expect(page.get_by_test_id("dataset-row").filter(has_text=DATASET_NAME)).to_have_count(1)
     journey.check_clean()
@@ -221,14 +256,6 @@ def test_delete_asks_first(journey, tmp_path):
 MARK = "console-journey"
 RF_NAME = f'{MARK} forest <b>"one"</b>'
 LR_NAME = f"{MARK} linear <script>window.pwned=5</script>"
-
-#: Records every text the training progress shows, as the page changes it.
-WATCH_PROGRESS = """() => {
-  window.progressSeen = [];
-  const text = document.querySelector("[data-testid=train-progress-text]");
-  new MutationObserver(() => window.progressSeen.push(text.textContent))
-    .observe(text, {childList: true, characterData: true, subtree: true});
-}"""
 
 
 def test_train_from_a_form_built_from_the_estimators(journey):
@@ -258,7 +285,7 @@ def test_train_from_a_form_built_from_the_estimators(journey):
     page.get_by_test_id("train-cv").fill("3")
     page.get_by_test_id("train-name").fill(RF_NAME)
     journey.shot("train-form")
-    page.evaluate(WATCH_PROGRESS)
+    page.evaluate(WATCH_PROGRESS, "train-progress")
     page.get_by_test_id("train-submit").click()
     expect(page.get_by_test_id("train-progress")).to_be_visible()
     expect(page.get_by_test_id("train-model-link")).to_be_visible(timeout=WORK_TIMEOUT)

@@ -157,6 +157,7 @@ async function profile(view, datasetId) {
     ["Owner", record.owner],
     ["Uploaded", when(record.created_at)],
     ["Formula-like cells", num(record.formula_cells)],
+    record.decimal ? ["Decimal mark", JSON.stringify(record.decimal)] : null,
     ["sha256", record.sha256 || "—"],
   ];
   const downloadButton = h("button", { type: "button", testid: "dataset-download" }, "Download");
@@ -180,7 +181,8 @@ async function profile(view, datasetId) {
       record.status === "ready" ? downloadButton : null,
       h("button", { type: "button", class: "danger", testid: "dataset-delete", onclick: () => deleteDataset(view, record, async () => view.go("#/datasets")) }, "Delete"),
     ),
-    h("dl", { class: "facts", testid: "dataset-facts" }, facts.map(([label, value]) => [h("dt", {}, label), h("dd", {}, value)])),
+    h("dl", { class: "facts", testid: "dataset-facts" }, facts.filter(Boolean).map(([label, value]) => [h("dt", {}, label), h("dd", {}, value)])),
+    (record.notes || []).length ? h("ul", { class: "notes", testid: "dataset-notes" }, record.notes.map((note) => h("li", {}, note))) : null,
     record.error ? h("p", { class: "form-error", testid: "dataset-error" }, record.error) : null,
   ]);
   if (record.columns) {
@@ -190,10 +192,15 @@ async function profile(view, datasetId) {
         [
           { label: "Column", value: (c) => h("code", { testid: "column-name" }, c.name) },
           { label: "Type", value: (c) => c.dtype },
+          // Services that give columns roles (numeric, categorical, datetime, text, id,
+          // constant) say why; older ones do not, and the column is left out.
+          record.columns.some((c) => c.role)
+            ? { label: "Role", value: (c) => h("span", { testid: "column-role", title: c.role_evidence?.reason || null }, c.role || "—") }
+            : null,
           { label: "Missing", value: (c) => missingBar(c.missing, record.rows) },
           { label: "Distinct", value: (c) => (c.distinct_is_lower_bound ? "≥ " : "") + num(c.distinct) },
           { label: "Values", value: values },
-        ],
+        ].filter(Boolean),
         record.columns,
         { testid: "profile-table", rowTestid: () => "profile-column" },
       ),

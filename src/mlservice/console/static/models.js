@@ -116,6 +116,11 @@ async function list(view) {
 function metricsPart(metrics) {
   const rows = Object.entries(metrics || {}).filter(([, v]) => typeof v === "number");
   const parts = [h("dl", { class: "facts", testid: "model-metrics" }, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, num(v))]))];
+  const training = metrics?.training;
+  if (training && typeof training === "object") {
+    const scores = Object.entries(training).filter(([, v]) => typeof v === "number");
+    parts.push(h("p", { testid: "model-training-metrics" }, "On the rows it was fitted on (compare: much better there is overfitting): ", scores.map(([k, v]) => `${k} ${num(v)}`).join(", ")));
+  }
   if (metrics?.cv) {
     const cv = metrics.cv;
     parts.push(h("p", { testid: "model-cv" }, `${cv.folds}-fold cross-validation (${cv.scoring}): mean ${num(cv.mean)} ± ${num(cv.std)}; folds ${cv.scores.map(num).join(", ")}`));
@@ -241,6 +246,9 @@ async function modelPage(view, modelId) {
       deleteButton,
     ),
     model.error ? h("p", { class: "form-error", testid: "model-error" }, model.error) : null,
+    (model.warnings || []).length
+      ? h("ul", { class: "notes", testid: "model-warnings" }, model.warnings.map((w) => h("li", {}, typeof w === "string" ? w : w.message)))
+      : null,
     h("dl", { class: "facts", testid: "model-facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
   ]);
   if (ready) {
@@ -261,7 +269,8 @@ function tryIt(model) {
     const testid = "try-input-" + index;
     if (column.type === "number") return h("input", { type: "number", step: "any", name: column.name, testid, placeholder: "empty: missing" });
     const listId = "try-list-" + index;
-    const input = h("input", { name: column.name, list: listId, testid });
+    const hint = column.type === "datetime" ? "a date, e.g. 1971-01-31" : null;
+    const input = h("input", { name: column.name, list: listId, testid, placeholder: hint });
     input.options = h("datalist", { id: listId }, (column.categories || []).map((c) => h("option", { value: c })));
     if (column.categories?.length) input.value = column.categories[0];
     return input;

@@ -93,6 +93,13 @@ export function dataPart(datasets, chosenId, onChange) {
     element: h("div", {}, h("div", { class: "fields" }, field("Data set", dataset), field("Target (the column to predict)", target)), features),
     current: () => datasets.find((d) => d.id === dataset.value),
     column: () => part.current()?.columns.find((c) => c.name === target.value),
+    chosenRoles() {
+      const chosen = {};
+      for (const select of features.querySelectorAll("select.role")) {
+        if (select.value) chosen[select.dataset.column] = select.value;
+      }
+      return Object.keys(chosen).length ? chosen : null;
+    },
     chosenFeatures() {
       const boxes = [...features.querySelectorAll("input[type=checkbox]")];
       const chosen = boxes.filter((box) => box.checked && !box.disabled).map((box) => box.value);
@@ -102,9 +109,23 @@ export function dataPart(datasets, chosenId, onChange) {
   const fillFeatures = () => {
     const columns = part.current()?.columns || [];
     clear(features).append(h("legend", {}, "Features (the input columns)"));
+    const roles = columns.some((column) => column.role);
     for (const column of columns) {
       const box = h("input", { type: "checkbox", value: column.name, checked: true, disabled: column.name === target.value, testid: "train-feature" });
-      append(features, h("label", { class: "check" }, box, " ", column.name));
+      const item = h("span", { class: "feature" }, h("label", { class: "check" }, box, " ", column.name));
+      if (roles && column.name !== target.value) {
+        // A role other than the profile's goes in the request's "columns"; services without
+        // roles give none, and the choice is not offered.
+        const role = h(
+          "select",
+          { class: "role", testid: "train-role", "aria-label": "Role of " + column.name },
+          h("option", { value: "" }, `as profiled (${column.role || "?"})`),
+          ["numeric", "categorical", "datetime", "text", "ignore"].map((r) => h("option", { value: r }, r)),
+        );
+        role.dataset.column = column.name;
+        item.append(role);
+      }
+      features.append(item);
     }
   };
   const fillTargets = () => {
@@ -213,6 +234,8 @@ export async function render(view) {
     if (name.value.trim()) body.name = name.value.trim();
     if (registerAs.value.trim()) body.register_as = registerAs.value.trim();
     if (categorical.checked) body.target_is_categorical = true;
+    const roles = data.chosenRoles();
+    if (roles) body.columns = roles;
     button.disabled = true;
     try {
       const accepted = await api.post("/resource/models", body);

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 from PIL import Image
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Locator, Page, expect, sync_playwright
 
 from mlservice.config import REPO_DIR
 from mlservice.console import CONTENT_SECURITY_POLICY
@@ -89,6 +89,11 @@ class Journey:
         assert self.page.evaluate("window.pwned") is None
         main = self.page.locator("main")
         assert main.locator("b, i, script, img:not([data-testid=report-plot])").count() == 0
+
+
+def cell(row: Locator, column: str) -> Locator:
+    """A table row's cell under the column headed ``column`` (each cell carries its label)."""
+    return row.locator(f'td[data-label="{column}"]')
 
 
 @pytest.fixture(scope="module")
@@ -185,8 +190,8 @@ def test_profile_shows_every_column_as_text(journey):
     names = page.get_by_test_id("column-name")
     expect(names).to_have_text([SIZE, COUNT, COLOUR, LABEL])
     colour = page.get_by_test_id("profile-column").filter(has_text=COLOUR)
-    expect(colour.locator("td").nth(1)).to_have_text("string")
-    expect(colour.locator("td").nth(3)).to_have_text("4")
+    expect(cell(colour, "Type")).to_have_text("string")
+    expect(cell(colour, "Distinct")).to_have_text("4")
     expect(colour.get_by_test_id("category-value")).to_have_text(sorted(COLOURS))
     label = page.get_by_test_id("profile-column").filter(has_text=LABEL)
     expect(label.get_by_test_id("category-value")).to_have_text(sorted([YES, NO]))
@@ -229,8 +234,8 @@ def test_a_large_upload_is_streamed_then_profiled_by_a_worker(journey, tmp_path)
     assert any(text.endswith(" sent") for text in seen), seen
     assert "uploaded; profiling on a worker…" in seen, seen
     row = page.get_by_test_id("dataset-row").filter(has_text="large.csv")
-    expect(row.locator("td").nth(1)).to_have_text("ready")
-    expect(row.locator("td").nth(2)).to_have_text(f"{LARGE_ROWS:,}")
+    expect(cell(row, "Status")).to_have_text("ready")
+    expect(cell(row, "Rows")).to_have_text(f"{LARGE_ROWS:,}")
     journey.check_clean()
 
 
@@ -479,10 +484,10 @@ def test_users_create_change_and_delete(journey, admin_credentials):
     page.get_by_test_id("user-create").click()
     row = page.get_by_test_id("user-row").filter(has_text="console-bob")
     expect(row).to_have_count(1)
-    expect(row.locator("td").nth(1)).to_have_text("user")
+    expect(cell(row, "Role")).to_have_text("user")
     row.get_by_test_id("user-role").select_option("admin")
     expect(page.get_by_test_id("flash")).to_contain_text("console-bob is now admin")
-    expect(row.locator("td").nth(1)).to_have_text("admin")
+    expect(cell(row, "Role")).to_have_text("admin")
     row.get_by_test_id("user-disable").click()
     expect(page.get_by_test_id("confirm-question")).to_contain_text("Disable the account")
     page.get_by_test_id("confirm-yes").click()

@@ -412,6 +412,24 @@ def test_try_it_and_score_a_csv_file(journey, tmp_path):
     journey.check_clean()
 
 
+def test_score_a_stored_data_set_on_a_worker(journey):
+    """The model page scores a stored data set as a job, followed to the new data set."""
+    page = journey.page
+    page.get_by_test_id("batch-dataset").select_option(journey.state["dataset_id"])
+    page.get_by_test_id("batch-keep").fill(LABEL)
+    page.get_by_test_id("batch-submit").click()
+    expect(page.get_by_test_id("batch-result")).to_have_text(
+        "Scored 80 rows into a new data set.", timeout=WORK_TIMEOUT
+    )
+    expect(page.get_by_test_id("batch-progress-text")).to_have_text("finished")
+    page.get_by_test_id("batch-dataset-link").click()
+    expect(page.get_by_test_id("dataset-name")).to_contain_text(DATASET_NAME)
+    expect(page.get_by_test_id("column-name")).to_have_text([LABEL, "prediction"])
+    journey.check_clean()
+    page.go_back()
+    expect(page.get_by_test_id("model-name")).to_have_text(RF_NAME)
+
+
 def test_registry_promote_and_roll_back(journey, client, admin_token):
     """Two versions of a registered name: promote one, then the other, each confirmed, then
     roll back; the history lists every change."""

@@ -254,6 +254,7 @@ async function modelPage(view, modelId) {
   if (ready) {
     append(view.main, [h("h2", {}, "Metrics (held-out rows)"), metricsPart(model.metrics)]);
     append(view.main, [h("h2", {}, "Try it"), tryIt(model), h("h2", {}, "Score a CSV file"), scoreFile(model)]);
+    append(view.main, [h("h2", {}, "Score a stored data set"), await scoreDataset(view, model)]);
     append(view.main, [h("h2", {}, "Report")]);
     const plots = h("div");
     view.main.append(plots);
@@ -334,7 +335,7 @@ function scoreFile(model) {
   const form = h(
     "form",
     { class: "card upload", testid: "score-form", "aria-label": "Score a CSV file" },
-    h("p", { class: "hint" }, "Drop a CSV with the input columns here; the predictions come back as a CSV to download. (Data sets of any size: score them on a worker through the API.)"),
+    h("p", { class: "hint" }, "Drop a CSV with the input columns here; the predictions come back as a CSV to download. (For large files, upload them as a data set and score it below.)"),
     field("CSV file", file),
     model.classes ? field("With probabilities", probabilities) : null,
     error,
@@ -377,6 +378,68 @@ function scoreFile(model) {
     event.preventDefault();
     if (file.files[0]) send(file.files[0]);
     else error.textContent = "Choose a CSV file first.";
+  });
+  return form;
+}
+
+// Score a stored data set of any size on a worker (POST /resource/models/{id}/predictions):
+// the job is followed on a progress bar, and its answer is a new data set, linked.
+async function scoreDataset(view, model) {
+  const datasets = (await api.get("/resource/datasets?per_page=500")).datasets.filter((d) => d.status === "ready");
+  const dataset = h("select", { testid: "batch-dataset" }, datasets.map((d) => h("option", { value: d.id }, d.name)));
+  const format = h("select", { testid: "batch-format" }, h("option", { value: "csv" }, "CSV"), h("option", { value: "parquet" }, "Parquet"));
+  const keep = h("input", { testid: "batch-keep", placeholder: "columns to copy beside the predictions, comma-separated" });
+  const probabilities = h("input", { type: "checkbox", testid: "batch-probabilities" });
+  const error = h("p", { class: "form-error", role: "alert", testid: "batch-error" });
+  const bar = progress("batch-progress");
+  bar.element.hidden = true;
+  const outcome = h("p", { testid: "batch-result" });
+  const button = h("button", { type: "submit", testid: "batch-submit" }, "Score on a worker");
+  const form = h(
+    "form",
+    { class: "card", testid: "batch-form", "aria-label": "Score a stored data set" },
+    h("p", { class: "hint" }, "For data sets of any size: a worker scores it in chunks into a new data set."),
+    h(
+      "div",
+      { class: "fields" },
+      field("Data set", dataset),
+      field("Output format", format),
+      field("Keep columns", keep),
+      model.classes ? field("With probabilities", probabilities) : null,
+    ),
+    error,
+    h("div", { class: "actions" }, button),
+    bar.element,
+    outcome,
+  );
+  if (!datasets.length) return h("p", { class: "empty" }, "No data set is ready to score.");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.textContent = "";
+    outcome.replaceChildren();
+    const body = { dataset_id: dataset.value, format: format.value };
+    const kept = keep.value.split(",").map((name) => name.trim()).filter(Boolean);
+    if (kept.length) body.keep_columns = kept;
+    if (probabilities.checked) body.probabilities = true;
+    button.disabled = true;
+    try {
+      const accepted = await api.post(`/resource/models/${model.id}/predictions`, body);
+      bar.element.hidden = false;
+      const last = await api.follow(accepted.status_url, (status) => {
+        if (view.alive()) bar.set(status.progress, status.status);
+      });
+      if (!view.alive()) return;
+      if (last.state === "SUCCESS") {
+        const made = last.result;
+        append(outcome, ["Scored ", num(made.rows), " rows into ", h("a", { href: "#/datasets/" + made.dataset_id, testid: "batch-dataset-link" }, "a new data set"), "."]);
+      } else {
+        error.textContent = last.error || last.status;
+      }
+    } catch (problem) {
+      error.textContent = problem.message;
+    } finally {
+      button.disabled = false;
+    }
   });
   return form;
 }

@@ -13,6 +13,7 @@ pictures are checked: the viewport's width, a real height, not blank.
 
 from __future__ import annotations
 
+import collections
 import csv
 import random
 import re
@@ -182,7 +183,7 @@ def test_upload_shows_progress_and_the_list(journey, tmp_path):
     journey.state["dataset_id"] = page.url.rsplit("/", 1)[1]
 
 
-def test_profile_shows_every_column_as_text(journey):
+def test_profile_shows_every_column_as_text(journey, tmp_path):
     """The profile: rows, every column's name, type, missing and distinct, values as text."""
     page = journey.page
     facts = page.get_by_test_id("dataset-facts")
@@ -195,6 +196,22 @@ def test_profile_shows_every_column_as_text(journey):
     expect(colour.get_by_test_id("category-value")).to_have_text(sorted(COLOURS))
     label = page.get_by_test_id("profile-column").filter(has_text=LABEL)
     expect(label.get_by_test_id("category-value")).to_have_text(sorted([YES, NO]))
+    # The pictures drawn from the rows themselves: all 80 here (a small file).
+    expect(page.get_by_test_id("sample-note")).to_have_text(
+        "Histograms (numbers) and most frequent values (others) from all 80 rows."
+    )
+    histograms = page.get_by_test_id("column-histogram")
+    expect(histograms).to_have_count(2)  # the two numeric columns
+    bars = histograms.first.locator("rect").evaluate_all(
+        "bars => bars.map((bar) => +bar.getAttribute('height'))"
+    )
+    assert len(bars) == 12 and max(bars) == 38 and sum(h > 0 for h in bars) >= 6, bars
+    data = tmp_path / "again.csv"
+    write_hostile_csv(data)
+    with data.open(newline="") as handle:
+        labels = collections.Counter(row[LABEL] for row in csv.DictReader(handle))
+    shown = [f"{value} ×{count}" for value, count in sorted(labels.items(), key=lambda i: -i[1])]
+    assert sorted(label.get_by_test_id("top-value").all_inner_texts()) == sorted(shown)
     journey.shot("dataset-profile")
     journey.check_clean()
 

@@ -33,6 +33,7 @@ def _in_sources() -> set[str]:
     ids |= set(re.findall(r'data-testid="([a-z0-9-]+)"', text))
     ids |= set(re.findall(r'rowTestid: \(\) => "([a-z0-9-]+)"', text))
     ids |= set(re.findall(r'progress\("([a-z0-9-]+)"\)', text))
+    ids |= set(re.findall(r'dataset\.testid = "([a-z0-9-]+)"', text))
     return {name for name in ids if not name.endswith("-")}  # prefixes: PATTERNS
 
 

@@ -1,6 +1,7 @@
 // Data sets: the list, an upload with a progress bar, a profile page, delete with confirmation.
 
 import * as api from "./api.js";
+import { sample } from "./sample.js";
 import { append, bytes, clear, confirmDialog, download, field, h, num, progress, table, when } from "./dom.js";
 
 const PAGE = "/resource/datasets?per_page=500";
@@ -186,8 +187,11 @@ async function profile(view, datasetId) {
     record.error ? h("p", { class: "form-error", testid: "dataset-error" }, record.error) : null,
   ]);
   if (record.columns) {
+    const pictures = new Map();
+    const sampled = h("p", { class: "hint", testid: "sample-note" });
     view.main.append(
       h("h2", {}, "Columns"),
+      sampled,
       table(
         [
           { label: "Column", value: (c) => h("code", { testid: "column-name" }, c.name) },
@@ -200,10 +204,33 @@ async function profile(view, datasetId) {
           { label: "Missing", value: (c) => missingBar(c.missing, record.rows) },
           { label: "Distinct", value: (c) => (c.distinct_is_lower_bound ? "≥ " : "") + num(c.distinct) },
           { label: "Values", value: values },
+          {
+            label: "Distribution",
+            value: (c) => {
+              const holder = h("span", { testid: "column-sample" });
+              pictures.set(c.name, holder);
+              return holder;
+            },
+          },
         ].filter(Boolean),
         record.columns,
         { testid: "profile-table", rowTestid: () => "profile-column" },
       ),
     );
+    if (record.status === "ready") {
+      try {
+        const found = await sample(record);
+        if (!view.alive()) return;
+        if (found === null) {
+          sampled.textContent = "Histograms and frequent values are drawn from CSV data sets only.";
+        } else {
+          const rows = found.complete ? `all ${num(found.rows)} rows` : `the first ${num(found.rows)} rows`;
+          sampled.textContent = `Histograms (numbers) and most frequent values (others) from ${rows}.`;
+          for (const [name, picture] of found.pictures) pictures.get(name)?.append(picture);
+        }
+      } catch (problem) {
+        sampled.textContent = "No sample of the rows: " + problem.message;
+      }
+    }
   }
 }

@@ -532,6 +532,11 @@ def test_users_create_change_and_delete(journey, admin_credentials):
     row.get_by_test_id("user-disable").click()
     expect(row.get_by_test_id("user-state")).to_have_text("active")
     row.get_by_test_id("user-delete").click()
+    expect(page.get_by_test_id("confirm-no")).to_be_focused()  # the safe answer first
+    page.keyboard.press("Escape")  # as Cancel
+    expect(page.get_by_test_id("confirm-dialog")).to_have_count(0)
+    expect(row).to_have_count(1)
+    row.get_by_test_id("user-delete").click()
     expect(page.get_by_test_id("confirm-question")).to_contain_text("console-bob")
     page.get_by_test_id("confirm-yes").click()
     expect(row).to_have_count(0)
@@ -559,6 +564,7 @@ def test_search_leaderboard_is_live(journey):
     page.get_by_test_id("search-space").fill('{"n_estimators": [5, 10], "max_depth": [null, 3]}')
     page.get_by_test_id("search-submit").click()
     expect(page.get_by_test_id("search-name")).to_have_text('grid <b>"four"</b>')
+    journey.state["search_id"] = page.url.rsplit("/", 1)[1]
     expect(page.get_by_test_id("trial-row")).to_have_count(4)  # listed while queued or running
     expect(page.get_by_test_id("search-state")).to_have_text("done", timeout=WORK_TIMEOUT)
     expect(page.get_by_test_id("trial-score")).to_have_count(4)
@@ -615,6 +621,10 @@ def test_keyboard_only_sign_in_and_a_narrow_screen(journey, admin_credentials):
         ("narrow-profile", "#/datasets/" + journey.state["dataset_id"]),
         ("narrow-model", "#/models/" + journey.state["rf_id"]),
         ("narrow-train", "#/train"),
+        ("narrow-models", "#/models"),
+        ("narrow-search", "#/searches/" + journey.state["search_id"]),
+        ("narrow-registry", "#/registry/console-churn"),
+        ("narrow-users", "#/users"),
     ):
         page.evaluate("hash => { location.hash = hash; }", hash_)
         expect(page.locator("main h1")).to_be_visible()

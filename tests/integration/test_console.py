@@ -633,3 +633,14 @@ def test_keyboard_only_sign_in_and_a_narrow_screen(journey, admin_credentials):
         assert overflow <= 390, (name, overflow)
         journey.shot(name, min_height=500)
     journey.check_clean()
+
+
+def test_sign_out_forgets_the_token(journey):
+    page = journey.page
+    page.get_by_test_id("sign-out").click()
+    expect(page.get_by_test_id("signin-form")).to_be_visible()
+    expect(page.get_by_test_id("flash")).to_have_text("You are signed out.")
+    assert page.evaluate("sessionStorage.length + localStorage.length") == 0
+    page.get_by_test_id("nav-models").evaluate("link => link.click()")  # hidden: by script
+    expect(page.get_by_test_id("signin-form")).to_be_visible()
+    journey.check_clean()

@@ -26,7 +26,6 @@ const VIEWS = {
 };
 
 let generation = 0;
-let pendingMessage = null;
 
 // A message over the page (an error in the API's words, or news), until the next view.
 function flash(message, kind = "error") {
@@ -95,15 +94,10 @@ function showShell(current) {
 async function route() {
   generation += 1;
   const mine = generation;
-  if (pendingMessage !== null) {
-    flash(pendingMessage, "error");
-    pendingMessage = null;
-  } else {
-    flash("");
-  }
+  flash("");
   const current = session.get();
   if (!current) {
-    showSignIn(flashBox.hidden ? "" : null);
+    showSignIn("");
     return;
   }
   const [path, query] = location.hash.slice(1).split("?");
@@ -134,16 +128,16 @@ async function route() {
   if (view.alive()) main.focus({ preventScroll: true });
 }
 
+// The API refused the token: every view stops (its generation is over) and the sign-in form
+// says why; signing in again re-opens the page of the address.
 onExpired((message) => {
-  pendingMessage = message;
   generation += 1;
-  nav.hidden = true;
-  flash(message);
+  flash("");
   showSignIn(message);
-  pendingMessage = null;
 });
 
 signOut.addEventListener("click", () => {
+  generation += 1;
   session.clear();
   flash("You are signed out.", "info");
   showSignIn("");

@@ -17,20 +17,32 @@ export async function readyDatasets() {
 }
 
 // A parameter as the form shows it: its default, its type and, when the API says, its choices.
-// The API gives a default per parameter (a JSON value, or a repr string); a richer description
-// ({default, type, choices|allowed}) is used as it comes.
-export function describeParameter(name, raw) {
+// The API gives a default per parameter (a JSON value, or a repr string) and, in newer
+// services, each parameter's JSON types ("integer|null"); without them the default's own
+// type is used. A richer description ({default, type, choices|allowed}) is used as it comes.
+export function describeParameter(name, raw, jsonTypes) {
   const described = raw && typeof raw === "object" && !Array.isArray(raw) && "default" in raw ? raw : { default: raw };
   const value = described.default;
   let type = described.type;
+  if (!type && typeof jsonTypes === "string") type = typeFromJson(jsonTypes);
   if (!type) {
     if (typeof value === "boolean") type = "boolean";
     else if (typeof value === "number") type = Number.isInteger(value) ? "integer" : "float";
-    else if (typeof value === "string") type = "string";
-    else type = "any";
+    else type = "any"; // a text default may stand for numbers too (max_features "sqrt" or 5)
   }
   const choices = described.choices || described.allowed || described.options || null;
-  return { name, default: value, type, choices };
+  return { name, default: value, type, choices, hint: typeof jsonTypes === "string" ? jsonTypes : null };
+}
+
+// The form's type for JSON types like "integer|null": null is the default's business (an
+// empty field), several kinds of value take any value typed.
+function typeFromJson(jsonTypes) {
+  const kinds = new Set(jsonTypes.split("|").filter((kind) => kind && kind !== "null"));
+  if (kinds.size === 1 && kinds.has("boolean")) return "boolean";
+  if (kinds.size === 1 && kinds.has("integer")) return "integer";
+  if (kinds.size && [...kinds].every((kind) => kind === "integer" || kind === "number")) return "float";
+  if (kinds.size === 1 && kinds.has("string")) return "string";
+  return "any";
 }
 
 // The control of one parameter; its read() is undefined while left at the default.
@@ -58,8 +70,12 @@ export function parameterControl(parameter) {
     control.read = () => (control.value === "" ? undefined : Number(control.value));
   } else {
     control = h("input", { name: parameter.name, placeholder: shown, testid });
-    control.read = () => (control.value === "" ? undefined : parseLoose(control.value));
+    control.read = () => {
+      if (control.value === "") return undefined;
+      return parameter.type === "string" ? control.value : parseLoose(control.value);
+    };
   }
+  control.hint = parameter.hint;
   return control;
 }
 
@@ -163,8 +179,9 @@ export async function render(view) {
   let controls = [];
   const fillParameters = () => {
     const chosen = all.find((e) => e.name === estimator.value);
-    controls = Object.entries(chosen?.params || {}).map(([name, raw]) => parameterControl(describeParameter(name, raw)));
-    clear(parameters).append(...controls.map((control) => field(control.name, control)));
+    const types = chosen?.param_types || {};
+    controls = Object.entries(chosen?.params || {}).map(([name, raw]) => parameterControl(describeParameter(name, raw, types[name])));
+    clear(parameters).append(...controls.map((control) => field(control.name, control, control.hint)));
   };
   const fillEstimators = () => {
     const offered = all.filter((e) => e.task === task.value);

@@ -302,6 +302,26 @@ def test_train_from_a_form_built_from_the_estimators(journey):
     expect(page.get_by_test_id("param-bootstrap").locator("option").first).to_have_text(
         "default (true)"
     )
+    expect(page.get_by_test_id("param-n_estimators")).to_have_attribute("step", "any")
+    # The types newer services give (param_types) decide the field, else the default does.
+    described = page.evaluate(
+        """async () => {
+            const { describeParameter: d } = await import("/ui/assets/train.js");
+            return [d("max_depth", null, "integer|null"), d("criterion", "gini", "string"),
+                    d("verbose", 0, "integer|boolean"), d("oob", false, "boolean"),
+                    d("alpha", 0.5, "number|integer"), d("C", 1), d("solver", "lbfgs")]
+              .map((p) => [p.name, p.type, p.hint]);
+        }"""
+    )
+    assert described == [
+        ["max_depth", "integer", "integer|null"],
+        ["criterion", "string", "string"],
+        ["verbose", "any", "integer|boolean"],
+        ["oob", "boolean", "boolean"],
+        ["alpha", "float", "number|integer"],
+        ["C", "float", None],
+        ["solver", "any", None],
+    ]
     page.get_by_test_id("param-n_estimators").fill("15")
     page.get_by_test_id("param-random_state").fill("0")
     page.get_by_test_id("train-cv").fill("3")

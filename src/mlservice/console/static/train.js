@@ -27,7 +27,8 @@ export function describeParameter(name, raw, jsonTypes) {
   if (!type && typeof jsonTypes === "string") type = typeFromJson(jsonTypes);
   if (!type) {
     if (typeof value === "boolean") type = "boolean";
-    else if (typeof value === "number") type = Number.isInteger(value) ? "integer" : "float";
+    // JSON says 1 for 1.0 (C, alpha): a number default takes any number, the API checks it.
+    else if (typeof value === "number") type = "float";
     else type = "any"; // a text default may stand for numbers too (max_features "sqrt" or 5)
   }
   const choices = described.choices || described.allowed || described.options || null;

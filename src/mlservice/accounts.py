@@ -75,6 +75,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ROLES = ("admin", "user")
+#: The user hash's field that is "1" while an admin has disabled the account.
+DISABLED_FIELD = "disabled"
 USERNAME_RE = re.compile(USERNAME_PATTERN)
 MIN_PASSWORD_LENGTH = 8
 #: Where accounts made before generations kept the role (moved by :meth:`Accounts.upgrade`).
@@ -110,13 +112,17 @@ class UserChange(Body):
     role: str | None = None
     #: The account's password now: required when a user changes their own.
     current_password: str | None = None
+    #: Admins: ``true`` disables the account (its tokens stop, it cannot log in), ``false``
+    #: enables it again.
+    disabled: bool | None = None
 
     complaints = {
         "password": f"must be a string of at least {MIN_PASSWORD_LENGTH} characters",
         "role": f"must be one of {', '.join(ROLES)}",
         "current_password": "must be a string (your password now)",
+        "disabled": "must be true (disable the account) or false (enable it again)",
     }
-    example = '{"password": ..., "role": ..., "current_password": ...}'
+    example = '{"password": ..., "role": ..., "current_password": ..., "disabled": ...}'
 
 
 def validate(username: str, password: str, role: str) -> None:
@@ -277,6 +283,13 @@ class Accounts:
             else:
                 identity = self.authenticate(username, password)
             attempt.succeeded = identity is not None
+        # Checked after the password, so only someone who knows it learns the account is
+        # disabled. A disable after this check draws a new generation: the token this
+        # login gets is then refused like every other of the account.
+        if identity is not None and self.is_disabled(identity.username):
+            raise Forbidden(
+                f"the account {identity.username!r} is disabled; an admin can enable it again"
+            )
         return identity
 
     def authenticate(self, username: str, password: str) -> Identity | None:
@@ -345,6 +358,45 @@ class Accounts:
         """The user's role now (``None`` once deleted)."""
         access = self.current_access(username)
         return access.role if access else None
+
+    def set_disabled(self, username: str, disabled: bool) -> Identity:
+        """Disable or enable an account; :class:`NotFound` if there is none.
+
+        Disabling draws a new generation in the same transaction, so every token
+        of the account stops working at once, and :meth:`login` refuses it (403)
+        until an admin enables it again. What it owns is kept.
+        """
+        hash_key = user_key(username)
+        with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(hash_key)
+                    access = parse_access(pipe.hmget(hash_key, ACCESS_FIELD, ACCOUNT_ID_FIELD))
+                    if access is None:
+                        raise NotFound(f"user {username!r} does not exist")
+                    generation = new_generation() if disabled else access.generation
+                    pipe.multi()
+                    if disabled:
+                        pipe.hset(hash_key, DISABLED_FIELD, "1")
+                        pipe.hset(hash_key, ACCESS_FIELD, access_value(access.role, generation))
+                    else:
+                        pipe.hdel(hash_key, DISABLED_FIELD)
+                    pipe.execute()
+                    return Identity(username, access.role, generation, access.account_id)
+                except redis.WatchError:
+                    continue
+
+    def is_disabled(self, username: str) -> bool:
+        """Whether an admin has disabled the account."""
+        return bool(self.redis.hexists(user_key(username), DISABLED_FIELD))
+
+    def disabled_names(self, usernames: list[str]) -> frozenset[str]:
+        """Those of ``usernames`` whose accounts are disabled (one round trip)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for name in usernames:
+            pipe.hexists(user_key(name), DISABLED_FIELD)
+        flags = pipe.execute() if usernames else []
+        return frozenset(name for name, flag in zip(usernames, flags, strict=True) if flag)
 
     def list(self) -> list[Identity]:
         """Every user, sorted by name."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from . import console
 from .api import (
     auth,
     batch_scoring,
@@ -48,6 +49,7 @@ BLUEPRINTS = (
     monitoring,
     v2,
     searches,
+    console,  # the web console at /ui: static files, no Redis
 )
 
 

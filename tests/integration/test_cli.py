@@ -485,3 +485,17 @@ def test_search_json_is_the_services_record_and_a_cancelled_one_exits_3(
     )
     assert waited.returncode == 3, waited.stderr
     assert waited.stderr.strip() == "mls: search cancelled: cancelled"
+
+
+def test_an_admin_disables_and_enables_an_account(stack, run, admin_token, account, client):
+    """``mls users set NAME --disable`` and ``--enable``: the account cannot get a token between."""
+    name, password, _ = account
+    as_admin = {"MLS_URL": stack.url, "MLS_TOKEN": admin_token}
+    status, output = run("users", "set", name, "--disable", env=as_admin)
+    assert status == 0, output
+    assert f"Changed {name} (user) (disabled); earlier tokens are revoked" in output
+    assert client.get("/resource/auth", auth=(name, password)).status_code == 403
+    status, output = run("users", "set", name, "--enable", "--json", env=as_admin)
+    assert status == 0, output
+    assert json.loads(output)["disabled"] is False
+    assert client.token(name, password)

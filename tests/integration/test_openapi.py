@@ -11,7 +11,8 @@ from mlservice.config import REPO_DIR
 
 SPEC = REPO_DIR / "ml-service.yml"
 #: Routes outside the public contract: Prometheus's, on Gunicorn's own port (NGINX: 404).
-INTERNAL_PATHS = {monitoring.PATH}
+#: Not API operations: the metrics port, and the web console's page and files.
+INTERNAL_PATHS = {monitoring.PATH, "/ui", "/ui/", "/ui/assets/<name>"}
 
 
 def load_spec() -> dict:

@@ -25,6 +25,9 @@ WITHOUT_REDIS = {
     "/v2",
     "/v2/",
     "/v2/health/live",
+    "/ui",
+    "/ui/",
+    "/ui/assets/<name>",
 }
 #: Readiness probes say what is down in their own words.
 READINESS = {"/readyz", "/v2/health/ready"}
@@ -88,5 +91,5 @@ def test_every_route_is_503_with_retry_after(orphaned):
 
 def test_routes_without_redis_still_work(orphaned):
     url, _, _ = orphaned
-    for path in ("/healthz", "/docs", "/openapi.yaml"):
+    for path in ("/healthz", "/docs", "/openapi.yaml", "/ui", "/ui/assets/app.js"):
         assert requests.get(url + path, timeout=10).status_code == 200, path

@@ -9,6 +9,8 @@ PUBLIC_PATHS = {"/healthz", "/readyz", "/docs", "/docs/<name>", "/openapi.yaml",
 PUBLIC_PATHS |= {"/v2", "/v2/", "/v2/health/live", "/v2/health/ready"}
 #: Not behind NGINX at all: Prometheus scrapes it on Gunicorn's own port (test_metrics.py).
 PUBLIC_PATHS.add(monitoring.PATH)
+#: The web console's page and files: static, it calls the API with the user's token.
+PUBLIC_PATHS |= {"/ui", "/ui/", "/ui/assets/<name>"}
 PUBLIC_ROUTES = {("GET", "/resource/auth")}
 PLACEHOLDERS = {
     "dataset_id": "0" * 32,

@@ -17,7 +17,7 @@ def test_admin_creates_lists_and_deletes_a_user(client, admin_token, store):
     assert created.status_code == 201
     account_id = store.hget(user_records.user_key("carol"), "account_id").decode()
     assert len(account_id) == 32
-    carol = {"username": "carol", "role": "user", "account_id": account_id}
+    carol = {"username": "carol", "role": "user", "account_id": account_id, "disabled": False}
     assert created.json() == carol
     listed = client.get("/resource/users", admin_token).json()["users"]
     assert carol in listed
@@ -217,3 +217,55 @@ def test_restarting_with_the_same_admin_password_keeps_the_admin_tokens(
     username, password = admin_credentials
     accounts.Accounts(store).ensure_admin(username, password)
     assert client.get("/resource/users", admin_token).status_code == 200
+
+
+def test_an_admin_disables_and_enables_an_account(client, admin_token, new_user):
+    """Disabled: the account's tokens stop at once and it gets no new ones (403 once the
+    password is right); enabled again, it signs in and still owns its things."""
+    name, password, token = new_user()
+    data = client.post(
+        "/resource/datasets?name=kept.csv",
+        token,
+        data=b"a,b\n1,2\n3,4\n",
+        headers={"Content-Type": "text/csv"},
+    )
+    assert data.status_code == 201, data.text
+    disabled = _patch(client, name, admin_token, {"disabled": True})
+    assert disabled.status_code == 200, disabled.text
+    assert disabled.json()["disabled"] is True
+    assert client.get("/resource/datasets", token).status_code == 401
+    refused = client.get("/resource/auth", auth=(name, password))
+    assert (refused.status_code, refused.json()) == (
+        403,
+        {"status": f"the account {name!r} is disabled; an admin can enable it again"},
+    )
+    wrong = client.get("/resource/auth", auth=(name, "not-the-password"))
+    assert wrong.status_code == 401  # only the password's owner learns it is disabled
+    listed = client.get("/resource/users", admin_token).json()["users"]
+    assert [u["disabled"] for u in listed if u["username"] == name] == [True]
+
+    enabled = _patch(client, name, admin_token, {"disabled": False})
+    assert (enabled.status_code, enabled.json()["disabled"]) == (200, False)
+    assert client.get("/resource/datasets", token).status_code == 401  # stays revoked
+    again = client.token(name, password)
+    names = [d["name"] for d in client.get("/resource/datasets", again).json()["datasets"]]
+    assert names == ["kept.csv"]
+
+
+def test_disabling_is_for_admins_and_not_ones_own(client, admin_token, new_user):
+    name, _, token = new_user()
+    own = _patch(client, name, token, {"disabled": True})
+    assert (own.status_code, own.json()) == (
+        403,
+        {"status": "only an admin may disable or enable an account"},
+    )
+    admin_name, _, other_admin = new_user("admin")
+    itself = _patch(client, admin_name, other_admin, {"disabled": True})
+    assert (itself.status_code, itself.json()) == (
+        409,
+        {"status": "you cannot disable your own account"},
+    )
+    assert _patch(client, "no-such-user", admin_token, {"disabled": True}).status_code == 404
+    typed = _patch(client, name, admin_token, {"disabled": "yes"})
+    assert typed.status_code in (400, 422), typed.text
+    assert "disabled" in typed.json()["status"]

@@ -43,7 +43,12 @@ def test_user_bodies_are_typed_and_unknown_fields_are_400(http, admin):
     )
     assert made.status_code == 201
     shown = made.get_json()
-    assert shown == {"username": "rt-ann", "role": "user", "account_id": shown["account_id"]}
+    assert shown == {
+        "username": "rt-ann",
+        "role": "user",
+        "account_id": shown["account_id"],
+        "disabled": False,
+    }
     assert len(shown["account_id"]) == 32 and int(shown["account_id"], 16) >= 0
     taken = http.post(
         "/resource/users", headers=admin, json={"username": "rt-ann", "password": "x" * 12}
@@ -72,7 +77,7 @@ def test_user_bodies_are_typed_and_unknown_fields_are_400(http, admin):
     patch = http.patch("/resource/users/rt-ann", headers=admin, json={"colour": "red"})
     assert patch.status_code == 400
     assert patch.get_json() == {
-        "status": "unknown field(s) 'colour'; known: password, role, current_password"
+        "status": "unknown field(s) 'colour'; known: password, role, current_password, disabled"
     }
 
 

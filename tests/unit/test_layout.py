@@ -29,7 +29,7 @@ LAYERS = {
     "context": 4,  # the wiring
     "edge": 5,  # what starts or answers: routes, Celery tasks, the app, worker, CLI, make run
 }
-EDGES = {"api", "tasks", "app", "worker", "cli", "stack", "preflight", "__main__"}
+EDGES = {"api", "console", "tasks", "app", "worker", "cli", "stack", "preflight", "__main__"}
 #: Domain packages: they know nothing of Flask, nor of Celery (only tasks/ and the wiring do).
 DOMAIN = ("serving", "training", "registry", "store")
 

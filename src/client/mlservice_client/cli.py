@@ -1352,19 +1352,37 @@ def users_show(username: str) -> None:
     help="Also prompt for the current password (users changing their own).",
 )
 @click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
+@click.option(
+    "--disable/--enable",
+    "disabled",
+    default=None,
+    help="Disable the account (its tokens stop, it cannot log in) or enable it again (admins).",
+)
 @json_option
 def users_set(
-    username: str, change_password: bool, role: str | None, ask_current: bool, password_stdin: bool
+    username: str,
+    change_password: bool,
+    role: str | None,
+    ask_current: bool,
+    password_stdin: bool,
+    disabled: bool | None,
 ) -> None:
-    """Change an account's password and/or role (PATCH); its earlier tokens stop working."""
-    if not (change_password or password_stdin or role):
-        raise click.UsageError("nothing to change: give --password and/or --role")
+    """Change an account's password and/or role, or disable or enable it (PATCH); its
+    earlier tokens stop working."""
+    if not (change_password or password_stdin or role or disabled is not None):
+        raise click.UsageError("nothing to change: give --password, --role or --disable/--enable")
     current = click.prompt("Current password", hide_input=True) if ask_current else None
     password = None
     if change_password or password_stdin:
         password = _new_password(password_stdin, "New password")
-    user = state().client().update_user(username, password, role, current)
-    emit(user, lambda: f"Changed {user['username']} ({user['role']}); earlier tokens are revoked")
+    user = state().client().update_user(username, password, role, current, disabled)
+    state_word = " (disabled)" if user.get("disabled") else ""
+    emit(
+        user,
+        lambda: (
+            f"Changed {user['username']} ({user['role']}){state_word}; earlier tokens are revoked"
+        ),
+    )
 
 
 @users.command("rm")

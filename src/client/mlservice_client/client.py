@@ -191,14 +191,17 @@ class Client:
         password: str | None = None,
         role: str | None = None,
         current_password: str | None = None,
+        disabled: bool | None = None,
     ) -> User:
-        """Change a password and/or role; the account's earlier tokens stop working."""
+        """Change a password and/or role, or (admins) disable or enable the account
+        (``disabled``); the account's earlier tokens stop working."""
         body = {
             key: value
             for key, value in (
                 ("password", password),
                 ("role", role),
                 ("current_password", current_password),
+                ("disabled", disabled),
             )
             if value is not None
         }

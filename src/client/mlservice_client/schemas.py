@@ -19,6 +19,8 @@ class Token(TypedDict):
 class User(TypedDict):
     username: str
     role: str
+    #: ``true`` while an admin has disabled the account (services before it do not say).
+    disabled: NotRequired[bool]
 
 
 class TaskAccepted(TypedDict):

@@ -19,12 +19,13 @@ from .services import services
 bp = Blueprint("users", __name__, url_prefix="/resource/users")
 
 
-def _shown(identity: Identity) -> dict[str, str | None]:
+def _shown(identity: Identity, disabled: bool = False) -> dict[str, str | bool | None]:
     """An account as the API shows it (the contract's ``User``)."""
     return {
         "username": identity.username,
         "role": identity.role,
         "account_id": identity.account_id,
+        "disabled": disabled,
     }
 
 
@@ -43,14 +44,18 @@ def create_user() -> Response:
 @bp.get("")
 @require_token(admin=True)
 def list_users() -> Response:
-    """Every account: its user name, role and account id."""
-    return jsonify(users=[_shown(identity) for identity in services().accounts.list()])
+    """Every account: its user name, role, account id and whether it is disabled."""
+    accounts = services().accounts
+    identities = accounts.list()
+    disabled = accounts.disabled_names([identity.username for identity in identities])
+    return jsonify(users=[_shown(i, i.username in disabled) for i in identities])
 
 
 @bp.patch("/<username:username>")
 @require_token()
 def update_user(username: str) -> Response:
-    """Change a password and/or role → 200 with the account; the old tokens stop working.
+    """Change a password and/or role, or (admins) disable or enable the account → 200 with
+    the account; the old tokens stop working (disabling revokes them too).
 
     Admins may change any account (not their own role); a user only their own
     password, giving ``current_password``. Anyone else's account is 403 for a
@@ -65,14 +70,22 @@ def update_user(username: str) -> Response:
             raise Forbidden("you may change only your own account")
         if role is not None:
             raise Forbidden("only an admin may change a role")
+        if change.disabled is not None:
+            raise Forbidden("only an admin may disable or enable an account")
         if password is not None and current_password is None:
             raise BadRequest("send current_password (your password now) to change your password")
     elif username == caller.username and role is not None and role != caller.role:
         raise Conflict("you cannot change your own role")
-    identity = services().accounts.update(
-        username, password, role, current_password=current_password, address=client_address()
-    )
-    return jsonify(_shown(identity))
+    elif username == caller.username and change.disabled:
+        raise Conflict("you cannot disable your own account")
+    accounts = services().accounts
+    if change.disabled is None or password is not None or role is not None:
+        identity = accounts.update(
+            username, password, role, current_password=current_password, address=client_address()
+        )
+    if change.disabled is not None:
+        identity = accounts.set_disabled(username, change.disabled)
+    return jsonify(_shown(identity, accounts.is_disabled(username)))
 
 
 @bp.delete("/<username:username>")

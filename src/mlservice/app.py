@@ -14,6 +14,7 @@ from .api import (
     estimators,
     health,
     init,
+    model_monitoring,
     model_reports,
     models,
     monitoring,
@@ -46,6 +47,7 @@ BLUEPRINTS = (
     batch_scoring,
     registry,
     monitoring,
+    model_monitoring,
     v2,
     searches,
 )

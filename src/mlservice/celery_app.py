@@ -13,11 +13,13 @@ Queue names start with ``celery`` because the Celery Redis user may only
 touch ``celery*`` keys (redis/render-acl.sh). Long work (training, init) goes
 to ``celery.training``; short jobs (callbacks, the sweep) to ``celery``.
 
-``celery -A mlservice.worker beat`` sends three periodic tasks (every
+``celery -A mlservice.worker beat`` sends four periodic tasks (every
 :data:`SWEEP_SECONDS`): the sweep that resumes work whose worker died (see
 :mod:`mlservice.store.leases`), the one that sends registry webhook
 events whose delivery was lost (:mod:`mlservice.registry.events`), and the
-one that moves searches on (:mod:`mlservice.training.search_runs`). Its schedule lives in memory
+one that moves searches on (:mod:`mlservice.training.search_runs`); and every ``[monitoring]
+flush_seconds`` the flush of the prediction logs (:mod:`mlservice.monitoring.prediction_log`).
+Its schedule lives in memory
 (``celery.beat:Scheduler``): no schedule file, and no Redis keys beyond the
 queue it sends to.
 """
@@ -52,6 +54,8 @@ class TaskName(StrEnum):
     RUN_TRIAL = "mlservice.tasks.run_search_trial"
     REFIT_SEARCH = "mlservice.tasks.refit_search"
     SWEEP_SEARCHES = "mlservice.tasks.sweep_searches"
+    FLUSH_PREDICTION_LOGS = "mlservice.tasks.flush_prediction_logs"
+    EXPORT_PREDICTION_LOG = "mlservice.tasks.export_prediction_log"
 
 
 #: The queue of each task: long work on the training queue, short jobs on the other.
@@ -69,6 +73,9 @@ ROUTES: dict[str, str] = {
     TaskName.RUN_TRIAL: TRAINING_QUEUE,
     TaskName.REFIT_SEARCH: TRAINING_QUEUE,
     TaskName.SWEEP_SEARCHES: SHORT_QUEUE,
+    # The prediction log: flushing is short; an export reads the whole log.
+    TaskName.FLUSH_PREDICTION_LOGS: SHORT_QUEUE,
+    TaskName.EXPORT_PREDICTION_LOG: TRAINING_QUEUE,
 }
 
 #: Tasks about one model, and the position of its id among their arguments (for log lines:
@@ -77,6 +84,7 @@ MODEL_ID_ARGUMENT: dict[str, int] = {
     TaskName.TRAIN_MODEL: 0,
     TaskName.SEND_CALLBACK: 0,
     TaskName.SCORE_DATASET: 0,
+    TaskName.EXPORT_PREDICTION_LOG: 0,
 }
 
 #: The modules defining the tasks: imported by workers only (``include``).
@@ -87,6 +95,7 @@ TASK_MODULES = (
     "mlservice.tasks.profiling_tasks",
     "mlservice.tasks.registry_tasks",
     "mlservice.tasks.search_tasks",
+    "mlservice.tasks.monitoring_tasks",
 )
 
 #: The service's one Celery app; its tasks are bound to it when their module is imported.
@@ -146,6 +155,15 @@ def configure(celery: Celery, settings: Settings) -> Celery:
                 "task": TaskName.SWEEP_SEARCHES.value,
                 "schedule": SWEEP_SECONDS,
                 "options": {"queue": SHORT_QUEUE, "expires": SWEEP_SECONDS, "ignore_result": True},
+            },
+            "flush-prediction-logs": {
+                "task": TaskName.FLUSH_PREDICTION_LOGS.value,
+                "schedule": settings.monitoring.flush_seconds,
+                "options": {
+                    "queue": SHORT_QUEUE,
+                    "expires": settings.monitoring.flush_seconds,
+                    "ignore_result": True,
+                },
             },
         },
     )

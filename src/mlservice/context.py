@@ -29,6 +29,9 @@ from .accounts import Accounts
 from .celery_app import TaskName
 from .config import Settings, get_settings
 from .errors import Unavailable
+from .monitoring.monitor import Monitor
+from .monitoring.prediction_log import PredictionLog
+from .monitoring.recorder import PredictionRecorder
 from .registry import registry_records
 from .registry.registered_models import Registry
 from .registry.shadow import ShadowPool
@@ -77,6 +80,11 @@ class ServiceContext:
     registry: Registry
     shadow: ShadowPool
     searches: SearchStore
+    #: Prediction logs and drift samples (docs/monitoring.md): their files and buffers,
+    #: the API's writer of them, and drift.
+    prediction_log: PredictionLog
+    recorder: PredictionRecorder
+    monitor: Monitor
 
     def enqueue(
         self,
@@ -154,6 +162,7 @@ def build_context(settings: Settings) -> ServiceContext:
     runs = TrainingRuns(connection, artifacts)
     cache = ModelCache(connection, secret, settings.inference)
     registry = Registry(connection, model_catalog)
+    prediction_log = PredictionLog(connection, artifacts, settings.monitoring)
     ctx = ServiceContext(
         settings=settings,
         redis=connection,
@@ -177,6 +186,9 @@ def build_context(settings: Settings) -> ServiceContext:
             settings.inference.shadow_queue,
         ),
         searches=SearchStore(connection, artifacts),
+        prediction_log=prediction_log,
+        recorder=PredictionRecorder(prediction_log, settings.monitoring),
+        monitor=Monitor(connection, prediction_log, settings.monitoring),
     )
     registry.announce = ctx.send_registry_events
     return ctx

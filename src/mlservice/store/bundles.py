@@ -116,6 +116,9 @@ class ModelBundle:
     engine_reason: str = "not compiled"
     #: Requests over this many rows go to scikit-learn even when compiled (None: no limit).
     onnx_max_rows: int | None = None
+    #: The training split's inputs, column by column (``monitoring.feature_profile``), which
+    #: drift compares recent inputs with; None for bundles trained before it was kept.
+    training_profile: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         # Plain strings in the pickle: a bundle must not depend on this module's enums.

@@ -20,6 +20,7 @@ from sklearn.model_selection import cross_val_score, train_test_split
 from sklearn.preprocessing import LabelEncoder
 
 from ..config import DefaultModelSettings
+from ..monitoring.feature_profile import training_profile
 from ..store.bundles import ModelBundle, Task, library_versions
 from .allowed_estimators import make_estimator, task_of
 from .metrics import classification_metrics, regression_metrics
@@ -139,6 +140,7 @@ def train(
         trained_at=time.time(),
         training_seconds=round(time.perf_counter() - started, 3),
         engine_reason="not compiled yet",
+        training_profile=dict(training_profile(x_train, schema)),
     )
     return FittedModel(bundle, x_test)
 

@@ -1,0 +1,91 @@
+"""The training profile: what a model's inputs looked like when it was trained.
+
+Drift (:mod:`.drift`) compares recent inputs with it, so it is computed once,
+from the training split, and kept in the model's bundle
+(``ModelBundle.training_profile``): every API worker that serves the model has
+it in memory, and a bundle downloaded and uploaded elsewhere keeps it.
+
+Per number column: the training deciles (the interior edges, duplicates
+dropped, so a column of few values gets fewer bins) and the share of
+training values in each bin. Per text column: the share of each category.
+Both: the share of missing values. Shares are of the non-missing values.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NotRequired, TypedDict
+
+import numpy as np
+import pandas as pd
+
+#: Quantiles whose values are the interior bin edges of a number column (deciles).
+DECILES = tuple(np.linspace(0.1, 0.9, 9))
+#: Most categories a text column's profile keeps (the most frequent); the rest count as
+#: "other" in the profile and as unseen in drift.
+MAX_CATEGORIES = 1000
+
+
+class ColumnProfile(TypedDict):
+    """One input column at training time."""
+
+    type: str  # "number" or "string" (a ColumnType)
+    missing_rate: float
+    #: number columns: the interior bin edges (training deciles) and each bin's share.
+    edges: NotRequired[list[float]]
+    shares: NotRequired[list[float]]
+    #: string columns: each category's share.
+    categories: NotRequired[dict[str, float]]
+
+
+class TrainingProfile(TypedDict):
+    """A model's training inputs, column by column."""
+
+    rows: int
+    columns: dict[str, ColumnProfile]
+
+
+def bin_shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """The share of ``values`` (no NaN) in each bin ``(-inf, e1], (e1, e2], ..., (ek, inf)``."""
+    counts = np.bincount(np.searchsorted(edges, values, side="left"), minlength=len(edges) + 1)
+    total = counts.sum()
+    return counts / total if total else counts.astype(np.float64)
+
+
+def number_profile(values: pd.Series) -> ColumnProfile:
+    """Deciles and bin shares of a number column."""
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+    present = numbers[~np.isnan(numbers)]
+    missing = 1.0 - len(present) / len(numbers) if len(numbers) else 0.0
+    if len(present) == 0:
+        return {"type": "number", "missing_rate": missing, "edges": [], "shares": []}
+    edges = np.unique(np.quantile(present, DECILES))
+    return {
+        "type": "number",
+        "missing_rate": float(missing),
+        "edges": [float(edge) for edge in edges],
+        "shares": [float(share) for share in bin_shares(present, edges)],
+    }
+
+
+def category_profile(values: pd.Series) -> ColumnProfile:
+    """Category shares of a text column (its most frequent :data:`MAX_CATEGORIES`)."""
+    present = values.dropna().astype(str)
+    missing = 1.0 - len(present) / len(values) if len(values) else 0.0
+    shares = present.value_counts(normalize=True).head(MAX_CATEGORIES)
+    return {
+        "type": "string",
+        "missing_rate": float(missing),
+        "categories": {str(name): float(share) for name, share in shares.items()},
+    }
+
+
+def training_profile(frame: pd.DataFrame, schema: list[Any]) -> TrainingProfile:
+    """The profile of the model-input rows ``frame`` (the training split), per schema column."""
+    columns: dict[str, ColumnProfile] = {}
+    for column in schema:
+        values = frame[column["name"]]
+        if column["type"] == "number":
+            columns[column["name"]] = number_profile(values)
+        else:
+            columns[column["name"]] = category_profile(values)
+    return {"rows": len(frame), "columns": columns}

@@ -56,6 +56,7 @@ class TaskName(StrEnum):
     SWEEP_SEARCHES = "mlservice.tasks.sweep_searches"
     FLUSH_PREDICTION_LOGS = "mlservice.tasks.flush_prediction_logs"
     EXPORT_PREDICTION_LOG = "mlservice.tasks.export_prediction_log"
+    EXPLAIN = "mlservice.tasks.explain"
 
 
 #: The queue of each task: long work on the training queue, short jobs on the other.
@@ -76,6 +77,8 @@ ROUTES: dict[str, str] = {
     # The prediction log: flushing is short; an export reads the whole log.
     TaskName.FLUSH_PREDICTION_LOGS: SHORT_QUEUE,
     TaskName.EXPORT_PREDICTION_LOG: TRAINING_QUEUE,
+    # A client waits for an explanation: not behind trainings.
+    TaskName.EXPLAIN: SHORT_QUEUE,
 }
 
 #: Tasks about one model, and the position of its id among their arguments (for log lines:
@@ -85,6 +88,7 @@ MODEL_ID_ARGUMENT: dict[str, int] = {
     TaskName.SEND_CALLBACK: 0,
     TaskName.SCORE_DATASET: 0,
     TaskName.EXPORT_PREDICTION_LOG: 0,
+    TaskName.EXPLAIN: 0,
 }
 
 #: The modules defining the tasks: imported by workers only (``include``).

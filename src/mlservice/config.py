@@ -529,6 +529,8 @@ class MonitoringSettings:
     )
     #: Rows one explanation request may send.
     explain_max_rows: int = option("monitoring", "explain_max_rows", integer(1), "100")
+    #: Seconds an explanation request waits for its worker before answering 202 (follow it).
+    explain_wait_seconds: float = option("monitoring", "explain_wait_seconds", number(0), "30")
 
 
 @dataclass(frozen=True)

@@ -181,3 +181,103 @@ def test_the_log_holds_every_row_and_exports_as_a_data_set_that_trains(client, o
         },
     )
     assert wait_ready(client, owner, retrained["model_id"])["status"] == "ready"
+
+
+def trained(client, token, frame: pd.DataFrame, target: str, estimator: str, params=None) -> str:
+    """A ready model served by scikit-learn (compile off: outputs compare exactly)."""
+    body = {
+        "dataset_id": upload(client, token, frame),
+        "target": target,
+        "features": ["x", "y", "colour"],
+        "estimator": estimator,
+        "params": params or {},
+        "compile": False,
+    }
+    return wait_ready(client, token, train(client, token, body)["model_id"])["id"]
+
+
+@pytest.fixture(scope="module")
+def labelled() -> pd.DataFrame:
+    frame = rows(1500, 5)
+    frame.loc[::13, "y"] = np.nan
+    frame["label"] = np.where(frame["x"] + (frame["colour"] == "red") * 0.5 > 0, "yes", "no")
+    frame["value"] = 2 * frame["x"] + frame["y"].fillna(0) + (frame["colour"] == "red") * 3
+    return frame
+
+
+def explained(client, token, model_id: str, frame: pd.DataFrame) -> dict:
+    response = client.post(
+        f"/resource/models/{model_id}/explain",
+        token,
+        data=frame.to_csv(index=False),
+        headers={"Content-Type": "text/csv"},
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def predicted(client, token, model_id: str, frame: pd.DataFrame, proba: bool = True) -> dict:
+    response = client.post(
+        f"/resource/models/{model_id}/predict?probabilities={str(proba).lower()}",
+        token,
+        data=frame.to_csv(index=False),
+        headers={"Content-Type": "text/csv"},
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@pytest.mark.parametrize(
+    ("estimator", "params", "method", "output"),
+    [
+        ("RandomForestClassifier", {"n_estimators": 20, "random_state": 0}, "tree", "probability"),
+        ("LogisticRegression", {}, "linear", "decision"),
+        ("KNeighborsClassifier", {}, "permutation", "probability"),
+    ],
+)
+def test_classifier_contributions_add_up_to_the_models_output(
+    client, owner, labelled, estimator, params, method, output
+):
+    model_id = trained(client, owner, labelled, "label", estimator, params)
+    sample = rows(20, 21)
+    answer = explained(client, owner, model_id, sample)
+    assert (answer["method"], answer["output"], answer["exact"]) == (
+        method, output, method != "permutation",
+    )  # fmt: skip
+    truth = predicted(client, owner, model_id, sample)
+    for row, label, probabilities in zip(
+        answer["rows"], truth["predictions"], truth["probabilities"], strict=True
+    ):
+        assert row["prediction"] == label
+        assert list(row["contributions"]) == ["x", "y", "colour"]
+        p = probabilities[label]
+        expected = (
+            p if output == "probability" else np.log(p / (1 - p)) * (1 if label == "yes" else -1)
+        )
+        assert abs(row["base_value"] + sum(row["contributions"].values()) - expected) < 1e-6
+
+
+@pytest.mark.parametrize(
+    ("estimator", "method"), [("Ridge", "linear"), ("DecisionTreeRegressor", "tree")]
+)
+def test_regressor_contributions_add_up_to_the_predicted_value(
+    client, owner, labelled, estimator, method
+):
+    model_id = trained(client, owner, labelled, "value", estimator)
+    sample = rows(20, 22)
+    answer = explained(client, owner, model_id, sample)
+    assert (answer["method"], answer["output"]) == (method, "value")
+    values = predicted(client, owner, model_id, sample, proba=False)["predictions"]
+    for row, value in zip(answer["rows"], values, strict=True):
+        assert abs(row["base_value"] + sum(row["contributions"].values()) - value) < 1e-6
+
+
+def test_an_explanation_takes_at_most_the_row_cap(client, owner, model):
+    response = client.post(
+        f"/resource/models/{model}/explain",
+        owner,
+        data=rows(101, 0).to_csv(index=False),
+        headers={"Content-Type": "text/csv"},
+    )
+    assert response.status_code == 422
+    assert "explain_max_rows" in response.json()["status"]

@@ -42,6 +42,22 @@ class TrainingProfile(TypedDict):
 
     rows: int
     columns: dict[str, ColumnProfile]
+    #: A sample of training rows (column -> values, missing as None): the background the
+    #: explanations' base value is the average model output over (:mod:`.explainers`).
+    background: NotRequired[dict[str, list[Any]]]
+
+
+#: Training rows kept as the explanations' background.
+BACKGROUND_ROWS = 100
+
+
+def background_sample(frame: pd.DataFrame, rows: int = BACKGROUND_ROWS) -> dict[str, list[Any]]:
+    """Up to ``rows`` training rows drawn at random (seeded), as JSON-ready columns."""
+    sample = frame.sample(n=min(rows, len(frame)), random_state=0) if len(frame) else frame
+    return {
+        name: [None if pd.isna(value) else value for value in sample[name].tolist()]
+        for name in sample.columns
+    }
 
 
 def bin_shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -88,4 +104,5 @@ def training_profile(frame: pd.DataFrame, schema: list[Any]) -> TrainingProfile:
             columns[column["name"]] = number_profile(values)
         else:
             columns[column["name"]] = category_profile(values)
-    return {"rows": len(frame), "columns": columns}
+    names = [column["name"] for column in schema]
+    return {"rows": len(frame), "columns": columns, "background": background_sample(frame[names])}

@@ -6,7 +6,9 @@ applies the log's bounds and computes the model's drift again, so the
 ``mlservice_feature_drift`` gauges follow the traffic. A flush that dies is
 done again by the next one (see :mod:`mlservice.monitoring.prediction_log`).
 The export runs on the training queue (it reads the whole log) and, delivered
-again, finishes or answers the data set it already made.
+again, finishes or answers the data set it already made. Explanations run here
+because SHAP (and the matplotlib it loads) never enters an API worker; the
+route waits for them briefly.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from ..celery_app import TaskName, app
 from ..errors import ServiceError
-from ..monitoring import log_export
+from ..monitoring import explain_request, explainers, log_export
 from ..security import Identity
 from ..serving.cache import ModelNotPublished
 from ..store.dataset_files import public
@@ -49,3 +51,16 @@ def export_prediction_log(
     identity = Identity(owner["username"], "user", account_id=owner["account_id"])
     record = log_export.export(ctx.prediction_log, ctx.datasets, model_id, output_id, identity)
     return {"model_id": model_id, "dataset_id": record["id"], "dataset": public(record)}
+
+
+@app.task(bind=True, base=ServiceTask, name=TaskName.EXPLAIN)
+def explain(
+    self: ServiceTask, model_id: str, version: int, columns: dict[str, list[Any]]
+) -> dict[str, Any]:
+    """Explain the rows ``columns`` (model input, checked by the API) with the model's
+    ``version`` (or a newer one, as the worker's cache has it)."""
+    ctx = self.ctx
+    served, predictor = ctx.cache.get(model_id, version)
+    frame = explain_request.input_frame(columns, predictor.bundle.schema)
+    answer = explainers.explain(predictor.bundle, frame)
+    return {"model_id": model_id, "model_version": served, **answer}

@@ -131,6 +131,18 @@ def test_the_drift_gauges_reach_metrics(stack, client, owner, model):
     assert {(model, "x"), (model, "y"), (model, "colour")} <= set(samples)
 
 
+def test_the_report_gains_a_drift_plot_after_a_flush(client, owner, model):
+    def plotted():
+        predict(client, owner, model, rows(20, 13))  # something to flush
+        report = client.get(f"/resource/models/{model}/report", owner).json()
+        return next((p for p in report["plots"] if p["name"] == "drift"), None)
+
+    plot = eventually(plotted, timeout=60, message="no drift plot in the report")
+    assert plot["title"].startswith("Input drift of the last ")
+    png = client.get(f"/resource/models/{model}/report/drift.png", owner)
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+
+
 def test_the_log_holds_every_row_and_exports_as_a_data_set_that_trains(client, owner, admin_token):
     frame = rows(2000, 0)
     frame["label"] = np.where(frame["x"] > 0, "yes", "no")

@@ -30,6 +30,9 @@ from .drift import ColumnDrift, Thresholds
 from .feature_profile import TrainingProfile
 from .prediction_log import PredictionLog
 
+#: The report's drift plot is drawn again at most this often per model.
+DRIFT_PLOT_SECONDS = 60
+
 
 class Monitor:
     """Drift of the models' recent inputs, and the gauges' values in Redis."""
@@ -92,6 +95,14 @@ class Monitor:
             pipe.hset(keys.drift_key(model_id), mapping=values)
         pipe.zadd(keys.DRIFT_MODELS, {model_id: time.time()})
         pipe.execute()
+
+    def claim_plot(self, model_id: str, seconds: int = DRIFT_PLOT_SECONDS) -> bool:
+        """Whether it is time to draw the model's drift plot again (once per ``seconds``)."""
+        return bool(self.redis.set(keys.drift_plot_key(model_id), 1, nx=True, ex=seconds))
+
+    def release_plot(self, model_id: str) -> None:
+        """The drift plot could not be stored: the next flush may draw it."""
+        self.redis.delete(keys.drift_plot_key(model_id))
 
     def gauges(self, limit: int) -> dict[str, dict[str, float]]:
         """{model id: {feature: PSI}} of the ``limit`` models whose drift was computed last."""

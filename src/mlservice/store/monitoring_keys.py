@@ -40,10 +40,17 @@ def drift_key(model_id: str) -> str:
     return key("monitoring", model_id, "drift")
 
 
+def drift_plot_key(model_id: str) -> str:
+    """Present (with a time to live) while the model's drift plot is recent enough."""
+    return key("monitoring", model_id, "drift-plotted")
+
+
 def forget(store: redis.Redis, artifacts: ArtifactStore, model_id: str) -> None:
     """Remove everything monitoring kept of a deleted model."""
     pipe = store.pipeline(transaction=False)
-    pipe.delete(buffer_key(model_id), sample_key(model_id), drift_key(model_id))
+    pipe.delete(
+        buffer_key(model_id), sample_key(model_id), drift_key(model_id), drift_plot_key(model_id)
+    )
     pipe.srem(BUFFERED, model_id)
     pipe.zrem(DRIFT_MODELS, model_id)
     pipe.execute()

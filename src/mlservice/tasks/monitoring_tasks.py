@@ -3,7 +3,8 @@
 Shells around :mod:`mlservice.monitoring`. The flush (``celery beat``, every
 ``[monitoring] flush_seconds``) writes each buffered model's rows into a file,
 applies the log's bounds and computes the model's drift again, so the
-``mlservice_feature_drift`` gauges follow the traffic. A flush that dies is
+``mlservice_feature_drift`` gauges follow the traffic, and (once a minute at
+most) draws the drift plot into the model's report. A flush that dies is
 done again by the next one (see :mod:`mlservice.monitoring.prediction_log`).
 The export runs on the training queue (it reads the whole log) and, delivered
 again, finishes or answers the data set it already made. Explanations run here
@@ -22,6 +23,7 @@ from ..monitoring import explain_request, explainers, log_export
 from ..security import Identity
 from ..serving.cache import ModelNotPublished
 from ..store.dataset_files import public
+from ..training import reports
 from .base import ServiceTask
 
 log = logging.getLogger(__name__)
@@ -36,9 +38,14 @@ def flush_prediction_logs() -> dict[str, int]:
         if rows:
             try:
                 _, predictor = ctx.cache.get(model_id, ctx.cache.current_version(model_id))
-                ctx.monitor.drift(model_id, predictor.bundle, logged=True)
+                drift = ctx.monitor.drift(model_id, predictor.bundle, logged=True)
             except (ModelNotPublished, ServiceError) as exc:  # deleted, no profile
                 log.info("model %s: no drift after its flush: %s", model_id, exc)
+                continue
+            if ctx.monitor.claim_plot(model_id):
+                plot = reports.drift_plot(drift["columns"], drift["psi_threshold"], drift["rows"])
+                if not reports.store_extra_plot(ctx.reports, model_id, plot):
+                    ctx.monitor.release_plot(model_id)  # its report is still being drawn
     return written
 
 

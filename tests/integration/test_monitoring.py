@@ -293,3 +293,32 @@ def test_an_explanation_takes_at_most_the_row_cap(client, owner, model):
     )
     assert response.status_code == 422
     assert "explain_max_rows" in response.json()["status"]
+
+
+def test_the_client_and_mls_drift_explain_and_export(stack, client, owner, model, tmp_path):
+    from click.testing import CliRunner
+
+    from mlservice_client import Client
+    from mlservice_client.cli import cli
+
+    sample = tmp_path / "rows.csv"
+    rows(5, 30).to_csv(sample, index=False)
+    with Client(stack.url, token=owner) as api:
+        assert api.log_predictions(model, True)["log_predictions"] is True
+        predict(client, owner, model, rows(100, 31))
+        assert drift(client, owner, model, 100)["rows"] == 100
+        assert api.drift(model, 100)["rows"] == 100
+        answer = api.explain(model, sample)
+        assert (answer["method"], len(answer["rows"])) == ("linear", 5)
+        exported = api.export_prediction_log(model)
+        assert len(exported["dataset_id"]) == 32
+    env = {"MLS_URL": stack.url, "MLS_TOKEN": owner, "HOME": str(tmp_path)}
+    runner = CliRunner()
+    shown = runner.invoke(cli, ["drift", model, "--window", "100"], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert "drifted:" in shown.output
+    explained_rows = runner.invoke(cli, ["explain", model, str(sample), "--json"], env=env)
+    assert explained_rows.exit_code == 0, explained_rows.output
+    exported_id = runner.invoke(cli, ["log", "export", model], env=env)
+    assert exported_id.exit_code == 0, exported_id.output
+    assert len(exported_id.output.strip().splitlines()[-1]) == 32

@@ -74,10 +74,11 @@ def request_table(
     columns: dict[str, np.ndarray],
     raw: np.ndarray,
     proba: np.ndarray | None,
-    request_id: str | None,
-    now: float,
+    request_ids: list[str | None],
+    times_ms: np.ndarray,
 ) -> pa.Table:
-    """One request's rows: its input columns, the answer's columns, then the log's own."""
+    """Requests' rows: their input columns, the answer's columns, then the log's own
+    (``request_ids`` and ``times_ms``: one per row)."""
     inputs = pa.table(
         {name: pa.array(values, from_pandas=True) for name, values in columns.items()}
     )
@@ -85,9 +86,9 @@ def request_table(
     rows = table.num_rows
     meta = {
         MODEL_ID: pa.array([model_id] * rows, type=pa.string()),
-        MODEL_VERSION: pa.array([version] * rows, type=pa.int64()),
-        PREDICTED_AT: pa.array([int(now * 1000)] * rows, type=pa.timestamp("ms", tz="UTC")),
-        REQUEST_ID: pa.array([request_id] * rows, type=pa.string()),
+        MODEL_VERSION: pa.array(np.full(rows, version, dtype=np.int64)),
+        PREDICTED_AT: pa.array(times_ms.astype(np.int64)).cast(pa.timestamp("ms", tz="UTC")),
+        REQUEST_ID: pa.array(request_ids, type=pa.string()),
     }
     for name, values in meta.items():
         if name not in table.column_names:

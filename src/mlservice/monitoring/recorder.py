@@ -117,31 +117,36 @@ class PredictionRecorder:
                 self._queue.task_done()
 
     def write(self, batch: list[_Pending]) -> None:
-        """Append a batch to Redis; on failure its rows are dropped (counted, logged)."""
+        """Append a batch to Redis, one Arrow table per model, version and kind of answer (so
+        the per-table cost is paid once per batch, not per request); on failure its rows
+        are dropped (counted, logged)."""
         try:
-            entries = [
-                (
-                    item.model_id,
-                    item.logged,
-                    prediction_log.encode(
-                        prediction_log.request_table(
-                            item.bundle,
-                            item.model_id,
-                            item.version,
-                            item.columns,
-                            item.raw,
-                            item.proba,
-                            item.request_id,
-                            item.at,
-                        )
-                    ),
-                )
-                for item in batch
-            ]
-            self.log.append(entries)
+            groups: dict[tuple[str, int, bool, bool], list[_Pending]] = {}
+            for item in batch:
+                group = (item.model_id, item.version, item.logged, item.proba is not None)
+                groups.setdefault(group, []).append(item)
+            self.log.append([self._entry(items) for items in groups.values()])
         except Exception:
             log.exception("prediction log: %d requests could not be written", len(batch))
             telemetry.prediction_log_dropped(sum(len(item.raw) for item in batch))
+
+    @staticmethod
+    def _entry(items: list[_Pending]) -> tuple[str, bool, bytes]:
+        """One buffered entry of requests of one model, version and kind of answer."""
+        first = items[0]
+        columns = {
+            name: np.concatenate([item.columns[name] for item in items]) for name in first.columns
+        }
+        raw = np.concatenate([item.raw for item in items])
+        proba = None
+        if first.proba is not None:
+            proba = np.concatenate([np.asarray(item.proba) for item in items])
+        request_ids = [item.request_id for item in items for _ in range(len(item.raw))]
+        times = np.concatenate([np.full(len(item.raw), int(item.at * 1000)) for item in items])
+        table = prediction_log.request_table(
+            first.bundle, first.model_id, first.version, columns, raw, proba, request_ids, times
+        )
+        return first.model_id, first.logged, prediction_log.encode(table)
 
     def drain(self, timeout: float = 5.0) -> None:
         """Wait until what is queued now is written (tests, shutdown)."""

@@ -92,6 +92,7 @@ def test_drift_flags_exactly_the_shifted_and_collapsed_columns(client, owner, mo
     shifted["x"] = shifted["x"] + 1.5
     shifted["colour"] = "red"
     predict(client, owner, model, shifted)
+    drift(client, owner, model, 4000)  # every row written (the log's writer gathers a moment)
     moved = drift(client, owner, model, 2000)
     assert moved["drifted"] == ["x", "colour"]
     assert moved["rows"] == 2000
@@ -101,6 +102,7 @@ def test_unseen_categories_are_counted(client, owner, model):
     frame = rows(200, 12)
     frame.loc[:49, "colour"] = "purple"
     predict(client, owner, model, frame)
+    drift(client, owner, model, 4200)  # every row written
     colour = drift(client, owner, model, 200)["columns"][2]
     assert (colour["feature"], colour["unseen"], colour["unseen_share"]) == ("colour", 50, 0.25)
 

@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 
 #: Requests the writer thread takes from its queue per round trip, at most.
 BATCH = 256
+#: Seconds the writer thread lets requests gather after the first, so that under load a
+#: table and a round trip serve many requests (the thread holds the GIL while it builds).
+GATHER_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,7 @@ class PredictionRecorder:
         """Write what is queued, a batch per round trip, forever."""
         while True:
             batch = [self._queue.get()]
+            time.sleep(GATHER_SECONDS)
             while len(batch) < BATCH:
                 try:
                     batch.append(self._queue.get_nowait())

@@ -15,6 +15,7 @@ from .api import (
     estimators,
     health,
     init,
+    model_monitoring,
     model_reports,
     models,
     monitoring,
@@ -47,6 +48,7 @@ BLUEPRINTS = (
     batch_scoring,
     registry,
     monitoring,
+    model_monitoring,
     v2,
     searches,
     console,  # the web console at /ui: static files, no Redis

@@ -13,16 +13,18 @@ Queue names start with ``celery`` because the Celery Redis user may only
 touch ``celery*`` keys (redis/render-acl.sh). Long work (training, init) goes
 to ``celery.training``; short jobs (callbacks, the sweep) to ``celery``.
 
-``celery -A mlservice.worker beat`` sends five periodic tasks (every
-:data:`SWEEP_SECONDS`, the last every :data:`PARTIAL_FILES_SWEEP_SECONDS`):
-the sweep that resumes training whose worker died (see
+``celery -A mlservice.worker beat`` sends six periodic tasks. Every
+:data:`SWEEP_SECONDS`: the sweep that resumes training whose worker died (see
 :mod:`mlservice.store.leases`), the one that sends registry webhook
 events whose delivery was lost (:mod:`mlservice.registry.events`), the
 one that moves searches on (:mod:`mlservice.training.search_runs`), and the
-one that sends scoring and profiling jobs again (:mod:`mlservice.store.job_runs`),
-and the one that removes partial files dead writers left (:mod:`mlservice.store.artifacts`).
-Its schedule lives in memory (``celery.beat:Scheduler``): no schedule file,
-and no Redis keys beyond the queue it sends to.
+one that sends scoring and profiling jobs again (:mod:`mlservice.store.job_runs`).
+Every :data:`PARTIAL_FILES_SWEEP_SECONDS`: the one that removes partial files
+dead writers left (:mod:`mlservice.store.artifacts`). Every ``[monitoring]
+flush_seconds``: the flush of the prediction logs
+(:mod:`mlservice.monitoring.prediction_log`). Its schedule lives in memory
+(``celery.beat:Scheduler``): no schedule file, and no Redis keys beyond the
+queue it sends to.
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ class TaskName(StrEnum):
     SWEEP_SEARCHES = "mlservice.tasks.sweep_searches"
     SWEEP_JOBS = "mlservice.tasks.sweep_jobs"
     SWEEP_PARTIAL_FILES = "mlservice.tasks.sweep_partial_files"
+    FLUSH_PREDICTION_LOGS = "mlservice.tasks.flush_prediction_logs"
+    EXPORT_PREDICTION_LOG = "mlservice.tasks.export_prediction_log"
+    EXPLAIN = "mlservice.tasks.explain"
 
 
 #: The queue of each task: long work on the training queue, short jobs on the other.
@@ -78,6 +83,11 @@ ROUTES: dict[str, str] = {
     TaskName.SWEEP_SEARCHES: SHORT_QUEUE,
     TaskName.SWEEP_JOBS: SHORT_QUEUE,
     TaskName.SWEEP_PARTIAL_FILES: SHORT_QUEUE,
+    # The prediction log: flushing is short; an export reads the whole log.
+    TaskName.FLUSH_PREDICTION_LOGS: SHORT_QUEUE,
+    TaskName.EXPORT_PREDICTION_LOG: TRAINING_QUEUE,
+    # A client waits for an explanation: not behind trainings.
+    TaskName.EXPLAIN: SHORT_QUEUE,
 }
 
 #: Tasks about one model, and the position of its id among their arguments (for log lines:
@@ -86,6 +96,8 @@ MODEL_ID_ARGUMENT: dict[str, int] = {
     TaskName.TRAIN_MODEL: 0,
     TaskName.SEND_CALLBACK: 0,
     TaskName.SCORE_DATASET: 0,
+    TaskName.EXPORT_PREDICTION_LOG: 0,
+    TaskName.EXPLAIN: 0,
 }
 
 #: The modules defining the tasks: imported by workers only (``include``).
@@ -97,6 +109,7 @@ TASK_MODULES = (
     "mlservice.tasks.registry_tasks",
     "mlservice.tasks.search_tasks",
     "mlservice.tasks.sweep_tasks",
+    "mlservice.tasks.monitoring_tasks",
 )
 
 #: The service's one Celery app; its tasks are bound to it when their module is imported.
@@ -173,6 +186,15 @@ def configure(celery: Celery, settings: Settings) -> Celery:
                 "options": {
                     "queue": SHORT_QUEUE,
                     "expires": PARTIAL_FILES_SWEEP_SECONDS,
+                    "ignore_result": True,
+                },
+            },
+            "flush-prediction-logs": {
+                "task": TaskName.FLUSH_PREDICTION_LOGS.value,
+                "schedule": settings.monitoring.flush_seconds,
+                "options": {
+                    "queue": SHORT_QUEUE,
+                    "expires": settings.monitoring.flush_seconds,
                     "ignore_result": True,
                 },
             },

@@ -504,6 +504,38 @@ class SearchSettings:
 
 
 @dataclass(frozen=True)
+class MonitoringSettings:
+    """``[monitoring]``: the prediction log, input drift and explanations (docs/monitoring.md)."""
+
+    #: Rows a model's prediction log keeps; past it, its oldest files are dropped.
+    log_max_rows: int = option("monitoring", "log_max_rows", integer(1), "1000000")
+    #: Days a model's prediction log keeps a file (by its newest row).
+    log_max_days: float = option("monitoring", "log_max_days", number(0.001), "30")
+    #: Seconds between flushes of the buffered rows (Redis) into Parquet files (celery beat).
+    flush_seconds: float = option("monitoring", "flush_seconds", number(1), "5")
+    #: Unflushed requests one model's buffer holds in Redis; past it, the oldest go.
+    buffer_max_requests: int = option("monitoring", "buffer_max_requests", integer(1), "100000")
+    #: Requests an API worker holds for its writer thread; past it, rows are dropped (counted).
+    pending_max_requests: int = option("monitoring", "pending_max_requests", integer(1), "10000")
+    #: With the log off, one request in this many is kept as a drift sample (0: none).
+    sample_every: int = option("monitoring", "sample_every", integer(0), "10")
+    #: Sampled requests kept per model (the newest).
+    sample_max_requests: int = option("monitoring", "sample_max_requests", integer(1), "10000")
+    #: Rows drift compares when the request names no window, and the most it may name.
+    drift_window: int = option("monitoring", "drift_window", integer(1), "2000")
+    drift_max_window: int = option("monitoring", "drift_max_window", integer(1), "100000")
+    #: A column drifted: its PSI above this, or its missing rate moved by more than that.
+    drift_psi_threshold: float = option("monitoring", "drift_psi_threshold", number(0), "0.2")
+    drift_missing_threshold: float = option(
+        "monitoring", "drift_missing_threshold", number(0), "0.1"
+    )
+    #: Rows one explanation request may send.
+    explain_max_rows: int = option("monitoring", "explain_max_rows", integer(1), "100")
+    #: Seconds an explanation request waits for its worker before answering 202 (follow it).
+    explain_wait_seconds: float = option("monitoring", "explain_wait_seconds", number(0), "30")
+
+
+@dataclass(frozen=True)
 class ApiSettings:
     """``[api]``: the Gunicorn server of the HTTP API (read by src/gunicorn.conf.py)."""
 
@@ -636,6 +668,7 @@ SECTIONS: dict[str, type] = {
     "service": ServiceSettings,
     "limits": LimitsSettings,
     "search": SearchSettings,
+    "monitoring": MonitoringSettings,
     "api": ApiSettings,
     "cors": CorsSettings,
     "metrics": MetricsSettings,
@@ -665,6 +698,7 @@ class Settings:
     tls: TlsSettings
     admin: AdminSettings
     redis: RedisSettings
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
 
     @property
     def artifact_dir(self) -> Path:
@@ -917,6 +951,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         tls=_section(parser, TlsSettings, environ, path),
         admin=_section(parser, AdminSettings, environ, path),
         redis=_read_section(RedisSettings, redis_values, environ, redis_path),
+        monitoring=_section(parser, MonitoringSettings, environ, path),
     )
 
 

@@ -29,6 +29,9 @@ from .accounts import Accounts
 from .celery_app import TaskName
 from .config import Settings, get_settings
 from .errors import Unavailable
+from .monitoring.monitor import Monitor
+from .monitoring.prediction_log import PredictionLog
+from .monitoring.recorder import PredictionRecorder
 from .registry import registry_records
 from .registry.registered_models import Registry
 from .registry.shadow import ShadowPool
@@ -82,6 +85,11 @@ class ServiceContext:
     #: set's), under leases: a dead worker's job is sent again by the sweep.
     scoring_runs: JobRuns
     profiling_runs: JobRuns
+    #: Prediction logs and drift samples (docs/monitoring.md): their files and buffers,
+    #: the API's writer of them, and drift.
+    prediction_log: PredictionLog
+    recorder: PredictionRecorder
+    monitor: Monitor
 
     def enqueue(
         self,
@@ -164,6 +172,7 @@ def build_context(settings: Settings) -> ServiceContext:
     runs = TrainingRuns(connection, artifacts)
     cache = ModelCache(connection, secret, settings.inference)
     registry = Registry(connection, model_catalog)
+    prediction_log = PredictionLog(connection, artifacts, settings.monitoring)
     ctx = ServiceContext(
         settings=settings,
         redis=connection,
@@ -189,6 +198,9 @@ def build_context(settings: Settings) -> ServiceContext:
         searches=SearchStore(connection, artifacts),
         scoring_runs=JobRuns(connection, "scoring", settings.service.max_job_deliveries),
         profiling_runs=JobRuns(connection, "profiling", settings.service.max_job_deliveries),
+        prediction_log=prediction_log,
+        recorder=PredictionRecorder(prediction_log, settings.monitoring),
+        monitor=Monitor(connection, prediction_log, settings.monitoring),
     )
     registry.announce = ctx.send_registry_events
     return ctx

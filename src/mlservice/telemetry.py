@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import redis
@@ -185,6 +185,16 @@ SEARCH_TRIALS = Counter(
     ["outcome"],
 )
 
+# --- monitoring (docs/monitoring.md) ------------------------------------------------------
+
+PREDICTION_LOG_DROPPED = Counter(
+    "mlservice_prediction_log_dropped_rows",
+    "Predicted rows left out of a prediction log or drift sample (the writer's queue was "
+    "full, or Redis refused them).",
+)
+#: Models whose drift one scrape reports, at most (the most recently computed first).
+DRIFT_SERIES_MODELS = 200
+
 
 # --- recording ---------------------------------------------------------------------------
 
@@ -318,6 +328,10 @@ def search_trial_ended(outcome: str) -> None:
     SEARCH_TRIALS.labels(outcome if outcome in TRIAL_OUTCOMES else "other").inc()
 
 
+def prediction_log_dropped(rows: int) -> None:
+    PREDICTION_LOG_DROPPED.inc(rows)
+
+
 # --- queue depth, read at scrape time ----------------------------------------------------
 
 
@@ -351,6 +365,32 @@ class QueueDepth(Collector):
         lengths = iter(pipe.execute())
         for queue in self._queues:
             family.add_metric([queue], sum(next(lengths) for _ in PRIORITY_STEPS))
+        yield family
+
+
+class FeatureDrift(Collector):
+    """``mlservice_feature_drift{model_id,feature}``: each watched model's latest PSI per
+    input column, as its last drift computation left it in Redis (read at scrape time).
+
+    ``read`` gives {model id: {feature: PSI}}: the caller knows the keys. Model ids are
+    labels here, as drift is per model; the models are those whose drift was computed
+    (at most :data:`DRIFT_SERIES_MODELS`), and a deleted model's series go with it.
+    Every API process reports the same numbers: take ``max`` over them.
+    """
+
+    def __init__(self, read: Callable[[int], dict[str, dict[str, float]]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "mlservice_feature_drift",
+            "Population stability index of a model's input column: its latest drift "
+            "computation against the training profile (over 0.2: drifted).",
+            labels=["model_id", "feature"],
+        )
+        for model_id, features in sorted(self._read(DRIFT_SERIES_MODELS).items()):
+            for feature, value in sorted(features.items()):
+                family.add_metric([model_id, feature], value)
         yield family
 
 

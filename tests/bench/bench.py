@@ -85,6 +85,7 @@ TARGETS = {
     "p99_ratio": 2.0,  # of that floor's p99
     "alias_ratio": 0.95,  # predict by name@alias / predict by id
     "v2_ratio": 0.9,  # V2 infer (JSON, one input per column) / the native JSON route
+    "log_ratio": 0.9,  # single-row predict with the prediction log on / off
     "batch_binary_ratio": 0.8,  # Arrow, Parquet
     "batch_json_ratio": 0.4,  # every JSON shape
     "scoring_ratio": 0.7,
@@ -540,8 +541,10 @@ def single_row(
     predict = f"{service.url}/resource/models/{model_id}/predict"
     by_alias = register(api, service, f"bench-{work.name}", model_id)
     v2_infer = f"{service.url}/v2/models/{model_id}/infer"
+    logged = f"{service.url}/resource/models/{logged_copy(api, model_id)}/predict"
     contenders = {
         "service": (predict, json.dumps(row), auth),
+        "service_logged": (logged, json.dumps(row), auth),
         "service_alias": (by_alias, json.dumps(row), auth),
         "service_v2": (v2_infer, json.dumps(v2_request(row, bundle)), auth),
     }
@@ -612,6 +615,16 @@ def single_row(
         }
     measured["probe"] = {"rows": len(probes), "classes": dict(Counter(want))}
     return measured
+
+
+def logged_copy(api: Api, model_id: str) -> str:
+    """The same bundle uploaded again as a model of its own, its prediction log on: the
+    log's cost is measured beside the model without it (docs/monitoring.md)."""
+    bundle = api.call("GET", f"/resource/models/{model_id}/download").content
+    files = {"file": ("model.mlbundle", bundle, "application/octet-stream")}
+    copy = api.call("POST", "/resource/models/upload", expect=201, files=files).json()["id"]
+    api.call("PATCH", f"/resource/models/{copy}", json={"log_predictions": True})
+    return copy
 
 
 def v2_request(row: dict, bundle) -> dict:
@@ -844,7 +857,20 @@ def single_row_verdicts(label: str, single: dict) -> list[Row]:
     better = "sync" if floor is single["floor_sync"] else "service settings"
     by_alias = single["service_alias"]
     v2 = single["service_v2"]
+    logged = single["service_logged"]
     rows: list[Row] = [
+        (
+            f"{label}: predict with the prediction log on / off (req/s)",
+            _ratio(logged["rps"], service["rps"]),
+            f">= {TARGETS['log_ratio']}x",
+            logged["rps"] >= TARGETS["log_ratio"] * service["rps"],
+        ),
+        (
+            f"{label}: log on p50 / p99, errors",
+            f"{logged['p50_ms']:.2f} / {logged['p99_ms']:.2f} ms, {logged['errors']}",
+            "0 errors",
+            logged["errors"] == 0,
+        ),
         (
             f"{label}: predict by name@alias / by model id (req/s)",
             _ratio(by_alias["rps"], service["rps"]),

@@ -9,6 +9,8 @@ from tests.helpers import eventually, train, upload, wait_ready
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CLASSIFIER_PLOTS = ["confusion_matrix", "roc", "precision_recall", "feature_importance"]
+#: A forest (feature_importances_ of its own) gets permutation importance beside them.
+FOREST_PLOTS = [*CLASSIFIER_PLOTS, "permutation_importance"]
 REGRESSOR_PLOTS = ["predicted_vs_actual", "residuals", "feature_importance"]
 
 
@@ -55,7 +57,7 @@ def svg_texts(svg: str) -> list[str]:
 
 def test_a_classifier_report_lists_its_plots_and_metrics(classifier, report):
     model_id = classifier["id"]
-    assert [plot["name"] for plot in report["plots"]] == CLASSIFIER_PLOTS
+    assert [plot["name"] for plot in report["plots"]] == FOREST_PLOTS
     assert report["model_id"] == model_id and report["task"] == "classification"
     assert report["classes"] == ["basic", "premium"] and report["target"] == "plan"
     assert report["metrics"] == classifier["metrics"]
@@ -67,6 +69,9 @@ def test_a_classifier_report_lists_its_plots_and_metrics(classifier, report):
     titles = {plot["name"]: plot["title"] for plot in report["plots"]}
     assert titles["confusion_matrix"] == "Confusion matrix (100 held-out rows)"
     assert titles["feature_importance"] == "Feature importances of RandomForestClassifier"
+    assert (
+        titles["permutation_importance"] == "Permutation importance (100 held-out rows, 5 repeats)"
+    )
 
 
 def test_each_png_is_served_at_the_size_the_report_says(client, admin_token, report):
@@ -109,7 +114,7 @@ def test_an_unknown_plot_is_404_naming_the_plots_there_are(client, admin_token, 
     assert response.status_code == 404
     assert response.json() == {
         "status": f"model '{model_id}' has no plot 'residuals'; its plots: "
-        "confusion_matrix, roc, precision_recall, feature_importance"
+        "confusion_matrix, roc, precision_recall, feature_importance, permutation_importance"
     }
     response = client.get(f"/resource/models/{model_id}/report/roc.gif", admin_token)
     assert response.status_code == 404

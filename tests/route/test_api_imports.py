@@ -32,6 +32,9 @@ WORKER_ONLY = (
     "mlservice.training.search_trials",
     "mlservice.training.search_report",
     "optuna",
+    "shap",
+    "numba",
+    "mlservice.monitoring.explainers",
 )
 
 WORKER = """
@@ -54,6 +57,9 @@ statuses = {
     ).status_code,
     "predict": client.post("/resource/predict", headers=auth, json={"a": 1}).status_code,
     "report": client.get("/resource/models/" + "0" * 32 + "/report", headers=auth).status_code,
+    "explain": client.post("/resource/models/" + "0" * 32 + "/explain", headers=auth,
+                           json={"a": 1}).status_code,
+    "drift": client.get("/resource/models/" + "0" * 32 + "/drift", headers=auth).status_code,
     "estimators": client.get("/resource/estimators", headers=auth).status_code,
     "search": client.post("/resource/searches", headers=auth, json={
         "dataset_id": upload["id"], "target": "y", "estimator": "LogisticRegression",
@@ -80,6 +86,8 @@ def test_an_api_worker_imports_no_training_or_plotting_code(redis_only):
         "train": 202,
         "predict": 424,
         "report": 404,
+        "explain": 404,
+        "drift": 404,
         "estimators": 200,
         "search": 202,
         "searches": 200,

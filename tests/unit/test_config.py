@@ -314,7 +314,8 @@ def test_tls_needs_both_files_and_readable_ones(tmp_path):
         (
             SEED_CONFIG + "[zzz]\nx = 1\n",
             "section [zzz] is not known; sections: auth_info, security, default_model, "
-            "inference, service, limits, search, api, cors, metrics, logging, tls, admin",
+            "inference, service, limits, search, monitoring, api, cors, metrics, logging, tls, "
+            "admin",
         ),
         (
             SEED_CONFIG + "[logging]\nqqqq = 1\n",

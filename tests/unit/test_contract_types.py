@@ -17,6 +17,8 @@ import yaml
 
 from mlservice.accounts import NewUser, UserChange
 from mlservice.config import DEFAULT_OPENAPI_FILE
+from mlservice.monitoring.drift import ColumnDrift
+from mlservice.monitoring.watch_request import ModelChange
 from mlservice.registry.changes import (
     AliasChange,
     NewRegisteredModel,
@@ -48,6 +50,8 @@ PAIRS: dict[Any, tuple[str, frozenset[str]]] = {
     NewUser: ("NewUser", frozenset()),
     UserChange: ("UserUpdate", frozenset()),
     ModelRecord: ("Model", frozenset()),
+    ModelChange: ("ModelChange", frozenset()),
+    ColumnDrift: ("ColumnDrift", frozenset()),
     DatasetRecord: ("Dataset", frozenset({"string_columns"})),
     ColumnProfile: ("DatasetColumn", frozenset()),
     SchemaColumn: ("InputColumn", frozenset()),

@@ -10,7 +10,12 @@ import pytest
 
 from mlservice import logs
 from mlservice.celery_app import MODEL_ID_ARGUMENT, TaskName, app
-from mlservice.tasks import callback_tasks, scoring_tasks, training_tasks  # noqa: F401
+from mlservice.tasks import (  # noqa: F401
+    callback_tasks,
+    monitoring_tasks,
+    scoring_tasks,
+    training_tasks,
+)
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ def test_the_scrape_config_is_valid(promtool):
 def test_the_alerting_rules_are_valid(promtool):
     result = run(promtool, "check", "rules", str(ALERTS))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 5 rules found" in result.stdout
+    assert "SUCCESS: 6 rules found" in result.stdout
 
 
 def descriptions() -> dict[str, str]:
@@ -73,6 +73,10 @@ def troubled() -> list[dict]:
         series("mlservice_celery_queue_length", "30x20", queue="celery.training", instance="b"),
         series("up", "0x20", job="mlservice-worker", instance="worker:9808"),
         series("up", "1x20", job="mlservice-api", instance="api:8000"),
+        # two API replicas report the same drift of one model's column
+        series("mlservice_feature_drift", "3.5x20", model_id="m1", feature="x", instance="a"),
+        series("mlservice_feature_drift", "3.5x20", model_id="m1", feature="x", instance="b"),
+        series("mlservice_feature_drift", "0.05x20", model_id="m1", feature="y", instance="a"),
     ]
 
 
@@ -86,6 +90,7 @@ def healthy() -> list[dict]:
         series("mlservice_celery_queue_length", "5x20", queue="celery.training", instance="a"),
         series("up", "1x20", job="mlservice-worker", instance="worker:9808"),
         series("up", "1x20", job="mlservice-api", instance="api:8000"),
+        series("mlservice_feature_drift", "0.05x20", model_id="m1", feature="x", instance="a"),
     ]
 
 
@@ -95,6 +100,7 @@ ALL = [
     "MLServiceQueueBacklog",
     "MLServiceWorkerDown",
     "MLServiceApiDown",
+    "MLServiceFeatureDrift",
 ]
 
 
@@ -126,6 +132,15 @@ def test_the_alerts_fire_on_trouble_and_stay_quiet_otherwise(promtool, tmp_path:
             )
         ],
         "MLServiceApiDown": [],
+        "MLServiceFeatureDrift": [
+            expect(
+                "MLServiceFeatureDrift",
+                "Input x of model m1 drifted (PSI 3.5)",
+                severity="warn",
+                model_id="m1",
+                feature="x",
+            )
+        ],
     }
     tests = {
         "rule_files": [str(ALERTS)],

@@ -732,6 +732,92 @@ def models_report(model_id: str, directory: Path, formats: tuple[str, ...]) -> N
         click.echo(str(path))
 
 
+# -- watching a model (docs/monitoring.md) -----------------------------------------------------
+
+
+def _drift_text(answer: dict[str, Any]) -> str:
+    rows = [
+        [
+            c["feature"],
+            "-" if c["psi"] is None else f"{c['psi']:.3f}",
+            f"{c['missing_rate_change']:+.3f}",
+            c["unseen"],
+            "DRIFTED" if c["drifted"] else "",
+        ]
+        for c in answer["columns"]
+    ]
+    table = formatting.table(rows, ["column", "psi", "missing Δ", "unseen", ""])
+    drifted = ", ".join(answer["drifted"]) or "none"
+    return (
+        f"{answer['rows']} rows ({answer['source']}) against {answer['training_rows']} "
+        f"training rows; PSI threshold {answer['psi_threshold']}\n{table}\ndrifted: {drifted}"
+    )
+
+
+@cli.command()
+@click.argument("model_id")
+@click.option("--window", type=int, help="Rows to compare, the newest (default: the service's).")
+@json_option
+def drift(model_id: str, window: int | None) -> None:
+    """Input drift of a model's recent predictions against its training data."""
+    answer = state().client().drift(model_id, window)
+    emit(answer, lambda: _drift_text(answer))
+
+
+def _explain_text(answer: dict[str, Any]) -> str:
+    lines = [f"method {answer['method']} (exact: {answer['exact']}), output: {answer['output']}"]
+    for number, row in enumerate(answer["rows"]):
+        parts = ", ".join(f"{k} {v:+.4f}" for k, v in row["contributions"].items())
+        lines.append(
+            f"{number}: {row['prediction']} = base {row['base_value']:.4f} + ({parts})"
+            f" = {row['output']:.4f}"
+        )
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("model_id")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--timeout", type=float, help="Seconds to wait at most.")
+@json_option
+def explain(model_id: str, file: Path, timeout: float | None) -> None:
+    """Explain the predictions of a CSV file's rows: one contribution per input column."""
+    answer = state().client().explain(model_id, file, timeout)
+    emit(answer, lambda: _explain_text(answer))
+
+
+@cli.group("log")
+def prediction_log() -> None:
+    """A model's prediction log: turn it on or off, export it as a data set."""
+
+
+@prediction_log.command("on")
+@click.argument("model_id")
+def log_on(model_id: str) -> None:
+    """Keep every prediction of the model."""
+    state().client().log_predictions(model_id, True)
+    note(f"Model {model_id} now logs its predictions")
+
+
+@prediction_log.command("off")
+@click.argument("model_id")
+def log_off(model_id: str) -> None:
+    """Stop logging the model's predictions (the log stays)."""
+    state().client().log_predictions(model_id, False)
+    note(f"Model {model_id} no longer logs its predictions")
+
+
+@prediction_log.command("export")
+@click.argument("model_id")
+@click.option("--no-wait", is_flag=True, help="Answer once the export is queued.")
+@click.option("--timeout", type=float, help="Seconds to wait at most.")
+@json_option
+def log_export(model_id: str, no_wait: bool, timeout: float | None) -> None:
+    """Make a data set of the model's prediction log; prints its id."""
+    answer = state().client().export_prediction_log(model_id, not no_wait, timeout)
+    emit(answer, lambda: answer["dataset_id"])
+
+
 # -- the registry -----------------------------------------------------------------------------
 
 

@@ -561,6 +561,54 @@ class Client:
         """A model's record: status, metrics, input schema, engine, timings, error."""
         return cast(Model, self._json("GET", f"/resource/models/{model_id}"))
 
+    # -- watching a model (docs/monitoring.md) ----------------------------------------------
+
+    def log_predictions(self, model_id: str, on: bool = True) -> Model:
+        """Turn the model's prediction log on (or off); its record."""
+        return cast(
+            Model,
+            self._json("PATCH", f"/resource/models/{model_id}", json={"log_predictions": on}),
+        )
+
+    def drift(self, model_id: str, window: int | None = None) -> dict[str, Any]:
+        """Each input column's drift in the newest ``window`` rows against training."""
+        params = {"window": str(window)} if window is not None else None
+        return cast(
+            dict[str, Any], self._json("GET", f"/resource/models/{model_id}/drift", params=params)
+        )
+
+    def explain(
+        self, model_id: str, file: str | os.PathLike[str], timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Explain the rows of a CSV file: per row the prediction, base value and one
+        contribution per input column. Waits for the task if the service answers 202."""
+        headers = {"Content-Type": "text/csv", "Accept": "application/json"}
+        response = self._http.send(
+            "POST",
+            f"/resource/models/{model_id}/explain",
+            data=Path(file).read_bytes(),
+            headers=headers,
+        )
+        answer = response.json()
+        if response.status_code == 202:
+            status = self.wait_task(answer["task_id"], timeout)
+            if status["state"] != "SUCCESS":
+                raise TrainingFailed(f"explaining failed: {status.get('error', status['state'])}")
+            return status["result"]
+        return cast(dict[str, Any], answer)
+
+    def export_prediction_log(
+        self, model_id: str, wait: bool = True, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Make a data set of the model's prediction log; the 202's fields (with ``wait``,
+        once the task has succeeded)."""
+        accepted = self._json("POST", f"/resource/models/{model_id}/prediction-log/export")
+        if wait:
+            status = self.wait_task(accepted["task_id"], timeout)
+            if status["state"] != "SUCCESS":
+                raise TrainingFailed(f"export failed: {status.get('error', status['state'])}")
+        return cast(dict[str, Any], accepted)
+
     def delete_model(self, model_id: str) -> None:
         """Delete a model (a training one is stopped)."""
         self._no_content("DELETE", f"/resource/models/{model_id}")

@@ -45,11 +45,14 @@ TOKEN_ENDPOINT = "auth.issue_token"
 
 @bp.get(PATH)
 def metrics() -> Response:
-    """Every API process's metrics and the Celery queue lengths, in Prometheus's text format."""
+    """Every API process's metrics, the Celery queue lengths and the models' input drift
+    (``mlservice_feature_drift``), in Prometheus's text format."""
     if request.headers.get("X-Forwarded-For"):
         raise NotFound("not found")
-    queues = telemetry.QueueDepth(services().redis, (SHORT_QUEUE, TRAINING_QUEUE))
-    return Response(telemetry.exposition(queues), content_type=telemetry.CONTENT_TYPE)
+    ctx = services()
+    queues = telemetry.QueueDepth(ctx.redis, (SHORT_QUEUE, TRAINING_QUEUE))
+    drift = telemetry.FeatureDrift(ctx.monitor.gauges)
+    return Response(telemetry.exposition(queues, drift), content_type=telemetry.CONTENT_TYPE)
 
 
 @bp.before_app_request

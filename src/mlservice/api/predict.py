@@ -17,6 +17,7 @@ from urllib.parse import quote
 import numpy as np
 from flask import Blueprint, Response, g, request
 
+from .. import logs
 from ..config import LimitsSettings
 from ..context import ServiceContext
 from ..errors import BadRequest, Conflict, NotFound, NotInitialised
@@ -128,6 +129,11 @@ def predict_with(
         columns, probabilities = protocol.read(predictor, ctx.settings.limits)
     raw, proba = predictor.run(columns, probabilities=probabilities)
     g.prediction_rows = len(raw)  # for the metrics (api/monitoring.py)
+    if (watched := g.pop("watched_model", None)) is not None:  # handed over, written later
+        model, logged = watched
+        ctx.recorder.record(
+            predictor.bundle, model, version, columns, raw, proba, logs.request_id(), logged
+        )
     if protocol is None:
         answer, content_type = formats.write_answer(predictor.bundle, raw, proba, answer_type)
         response = Response(answer, content_type=content_type)
@@ -151,7 +157,10 @@ def admitted_model(
     admit(claimed, user_records.parse_access(reads.access))
     if user_model:
         # 404 for a model the caller may not see, 409 for one not ready.
-        check_ready(model_id, ctx.models.catalog.parse(reads.record, model_id, current_identity()))
+        record = ctx.models.catalog.parse(reads.record, model_id, current_identity())
+        check_ready(model_id, record)
+        # Its prediction log (or drift sample): docs/monitoring.md.
+        g.watched_model = (model_id, bool(record.get("log_predictions", False)))
     try:
         return ctx.cache.get(model_id, published.parse_version(reads.version))
     except ModelNotPublished:

@@ -156,10 +156,14 @@ class ModelBundle:
     onnx_max_rows: int | None = None
     #: What training warned of (columns left out, rows dropped, estimator warnings).
     warnings: list[TrainingWarning] = field(default_factory=list)
+    #: The training split's inputs, column by column (``monitoring.feature_profile``), which
+    #: drift compares recent inputs with; None for bundles trained before it was kept.
+    training_profile: dict[str, Any] | None = None
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Unpickled: a bundle written before a field was added gets its default."""
         state.setdefault("warnings", [])
+        state.setdefault("training_profile", None)
         self.__dict__.update(state)
 
     def __post_init__(self) -> None:

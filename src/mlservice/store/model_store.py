@@ -23,7 +23,7 @@ import redis
 from ..errors import Conflict
 from ..redis_client import key
 from ..security import Identity
-from . import bundles, published
+from . import bundles, monitoring_keys, published
 from .artifacts import ArtifactStore
 from .bundles import Engine, ModelBundle
 from .catalog import Catalog, Held
@@ -195,6 +195,7 @@ class ModelStore:
         """
         published.unpublish(self.redis, model_id)
         self.runs.forget(model_id)
+        monitoring_keys.forget(self.redis, self.artifacts, model_id)
         self.artifacts.delete(self.KIND, model_id)
 
     def load_bundle(self, model_id: str) -> ModelBundle:

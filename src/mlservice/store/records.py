@@ -148,3 +148,5 @@ class ModelRecord(TypedDict):
     service_version: NotRequired[str]  # the service's version on the worker that trained it
     #: Why the model could not become a version of ``register_as`` (it serves all the same).
     register_error: NotRequired[str]
+    #: Its predictions are kept in the prediction log (docs/monitoring.md); absent: off.
+    log_predictions: NotRequired[bool]

@@ -32,6 +32,7 @@ from sklearn.preprocessing import LabelEncoder
 
 from ..config import DefaultModelSettings
 from ..errors import Invalid
+from ..monitoring.feature_profile import training_profile
 from ..store.bundles import ModelBundle, Task, TrainingWarning, library_versions
 from .allowed_estimators import estimator_libraries, make_estimator, task_of
 from .metrics import classification_metrics, regression_metrics
@@ -181,6 +182,7 @@ def train(
         training_seconds=round(time.perf_counter() - started, 3),
         engine_reason="not compiled yet",
         warnings=notes,
+        training_profile=dict(training_profile(x_train, schema)),
     )
     return FittedModel(bundle, x_test)
 

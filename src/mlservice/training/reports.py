@@ -10,7 +10,11 @@ uploaded bundle's report has metrics and no plots. Which plots:
 * regressors: predicted against actual, and the residuals;
 * every model: the estimator's feature importances (one-hot columns summed
   back into their input column), or permutation importance on the held-out
-  rows where the estimator has none (bounded: a few repeats on a sample).
+  rows where the estimator has none (bounded: a few repeats on a sample); and
+  where it has them, permutation importance too (``permutation_importance``):
+  global importance measured the same way for every model;
+* once its prediction log is on: the input drift (``drift``), added by the
+  log's flush (:func:`drift_plot`, at most once a minute per model).
 
 Each plot is stored as PNG and SVG beside the bundle, with ``report.json``
 listing them (see :mod:`mlservice.store.report_files`). Rendering is headless and
@@ -371,34 +375,31 @@ def permutation_importances(
     return found
 
 
-def importance_plot(bundle: ModelBundle, held: HeldOut) -> tuple[str, Figure]:
-    """How much each input column matters: the estimator's own importances, else permutation.
+def _permutation_values(
+    bundle: ModelBundle, held: HeldOut
+) -> tuple[dict[str, float], dict[str, float], str, str]:
+    """(means, spreads, title, axis label) of permutation importance on the held-out rows."""
+    rows = _permutation_rows(held)
+    found = permutation_importances(
+        bundle.pipeline,
+        held.x.iloc[rows].reset_index(drop=True),
+        held.y[rows],
+        bundle.task,
+        IMPORTANCE_REPEATS,
+    )
+    score = "accuracy" if bundle.task == Task.CLASSIFICATION else "R²"
+    return (
+        {column: mean for column, (mean, _) in found.items()},
+        {column: std for column, (_, std) in found.items()},
+        f"Permutation importance ({len(rows)} held-out rows, {IMPORTANCE_REPEATS} repeats)",
+        f"drop in {score} when the column is shuffled",
+    )
 
-    Permutation importance shuffles one input column at a time in the held-out
-    rows and measures the drop in the model's score (accuracy, or R²).
-    """
-    estimator = bundle.pipeline.named_steps[Step.ESTIMATOR.value]
-    spread: dict[str, float] = {}
-    if hasattr(estimator, "feature_importances_"):
-        values = input_column_importances(
-            bundle.pipeline, np.asarray(estimator.feature_importances_)
-        )
-        title = f"Feature importances of {bundle.estimator}"
-        axis = "importance (one-hot columns summed per input column)"
-    else:
-        rows = _permutation_rows(held)
-        found = permutation_importances(
-            bundle.pipeline,
-            held.x.iloc[rows].reset_index(drop=True),
-            held.y[rows],
-            bundle.task,
-            IMPORTANCE_REPEATS,
-        )
-        values = {column: mean for column, (mean, _) in found.items()}
-        spread = {column: std for column, (_, std) in found.items()}
-        score = "accuracy" if bundle.task == Task.CLASSIFICATION else "R²"
-        title = f"Permutation importance ({len(rows)} held-out rows, {IMPORTANCE_REPEATS} repeats)"
-        axis = f"drop in {score} when the column is shuffled"
+
+def _importance_bars(
+    values: dict[str, float], spread: dict[str, float], title: str, axis: str
+) -> tuple[str, Figure]:
+    """Horizontal bars of the largest :data:`TOP_COLUMNS` values, with error bars if any."""
     ranked = sorted(values, key=lambda column: (-values[column], column))[:TOP_COLUMNS]
     if len(values) > len(ranked):
         title += f", top {len(ranked)} of {len(values)} columns"
@@ -412,6 +413,65 @@ def importance_plot(bundle: ModelBundle, held: HeldOut) -> tuple[str, Figure]:
     return title, figure
 
 
+def importance_plot(bundle: ModelBundle, held: HeldOut) -> tuple[str, Figure]:
+    """How much each input column matters: the estimator's own importances, else permutation.
+
+    Permutation importance shuffles one input column at a time in the held-out
+    rows and measures the drop in the model's score (accuracy, or R²).
+    """
+    estimator = bundle.pipeline.named_steps[Step.ESTIMATOR.value]
+    if hasattr(estimator, "feature_importances_"):
+        values = input_column_importances(
+            bundle.pipeline, np.asarray(estimator.feature_importances_)
+        )
+        title = f"Feature importances of {bundle.estimator}"
+        return _importance_bars(
+            values, {}, title, "importance (one-hot columns summed per input column)"
+        )
+    return _importance_bars(*_permutation_values(bundle, held))
+
+
+class NotApplicable(Exception):
+    """A plot this model does not get (left out of the report, not an error)."""
+
+
+def permutation_importance_plot(bundle: ModelBundle, held: HeldOut) -> tuple[str, Figure]:
+    """Global importance on the held-out split, for models whose ``feature_importance`` plot
+    shows the estimator's own importances (for the others, that plot already is this one)."""
+    estimator = bundle.pipeline.named_steps[Step.ESTIMATOR.value]
+    if not hasattr(estimator, "feature_importances_"):
+        raise NotApplicable("feature_importance is the permutation importance")
+    return _importance_bars(*_permutation_values(bundle, held))
+
+
+def drift_plot(columns: list[dict[str, Any]], threshold: float, rows: int) -> RenderedPlot:
+    """The report's drift plot: each input column's PSI against the threshold, drifted
+    columns in red (drawn by the prediction log's flush: mlservice.tasks.monitoring_tasks)."""
+    shown = [column for column in columns if column["psi"] is not None][-TOP_COLUMNS:][::-1]
+    figure, axes = _figure(6.4, max(3.2, 1.4 + 0.32 * len(shown)))
+    colours = ["tab:red" if column["drifted"] else "tab:blue" for column in shown]
+    axes.barh(range(len(shown)), [column["psi"] for column in shown], color=colours)
+    axes.set_yticks(range(len(shown)), [_label(column["feature"]) for column in shown])
+    axes.axvline(threshold, color="black", linestyle="--", linewidth=1)
+    axes.set_xlabel(f"population stability index (drifted above {threshold:g})")
+    title = f"Input drift of the last {rows} predicted rows against training"
+    axes.set_title(title, fontsize="medium")
+    return RenderedPlot("drift", title, _save(figure))
+
+
+def store_extra_plot(reports: ReportFiles, model_id: str, plot: RenderedPlot) -> bool:
+    """Add (or replace) a plot drawn after training in the model's stored report; False
+    (nothing stored) while the training's own plots are still being rendered."""
+    listing = reports.listing(model_id) or {"plots": [], "errors": []}
+    if listing.get("rendering"):
+        return False
+    for fmt, data in plot.files.items():
+        reports.store(model_id, f"{plot.name}.{fmt}", data)
+    others = [entry for entry in listing.get("plots", []) if entry["name"] != plot.name]
+    reports.store_listing(model_id, {**listing, "plots": [*others, plot.entry()]})
+    return True
+
+
 # --- the report ------------------------------------------------------------------------------
 
 Renderer = Callable[[ModelBundle, HeldOut], tuple[str, Figure]]
@@ -421,11 +481,13 @@ CLASSIFICATION_PLOTS: dict[str, Renderer] = {
     "roc": roc_plot,
     "precision_recall": precision_recall_plot,
     "feature_importance": importance_plot,
+    "permutation_importance": permutation_importance_plot,
 }
 REGRESSION_PLOTS: dict[str, Renderer] = {
     "predicted_vs_actual": predicted_vs_actual_plot,
     "residuals": residuals_plot,
     "feature_importance": importance_plot,
+    "permutation_importance": permutation_importance_plot,
 }
 
 
@@ -447,6 +509,8 @@ def render(
         try:
             title, figure = renderer(bundle, held)
             plots.append(RenderedPlot(name, title, _save(figure)))
+        except NotApplicable:
+            continue
         except Exception as exc:
             log.warning("the %s plot failed to render", name, exc_info=True)
             errors.append({"plot": name, "error": f"{type(exc).__name__}: {exc}"})

@@ -83,6 +83,7 @@ def test_a_classifier_gets_its_plots_as_valid_png_and_svg(penguin_plots):
         "roc",
         "precision_recall",
         "feature_importance",
+        "permutation_importance",
     ]
     for plot in penguin_plots.values():
         check_png(plot)
@@ -188,7 +189,11 @@ def test_a_failing_plot_is_recorded_and_the_others_are_rendered(penguin_model):
     adelie = held.y == 0
     one_class = reports.HeldOut(held.x[adelie], held.y[adelie], held.predicted[adelie])
     plots, errors = reports.render(fitted.bundle, one_class)
-    assert [plot.name for plot in plots] == ["confusion_matrix", "feature_importance"]
+    assert [plot.name for plot in plots] == [
+        "confusion_matrix",
+        "feature_importance",
+        "permutation_importance",
+    ]
     assert errors == [
         {
             "plot": name,
@@ -281,3 +286,22 @@ def test_a_run_that_died_while_drawing_says_so(files):
     ]
     files.abandon_rendering("m3")  # no report at all: nothing to say
     assert files.listing("m3") is None
+
+
+def test_the_drift_plot_shows_each_columns_psi_and_joins_the_stored_report(tmp_path):
+    columns = [
+        {"feature": "age", "psi": 0.01, "drifted": False},
+        {"feature": "city", "psi": 3.2, "drifted": True},
+        {"feature": "income", "psi": None, "drifted": False},
+    ]
+    plot = reports.drift_plot(columns, 0.2, 2000)
+    check_png(plot)
+    texts = svg_texts(plot.files["svg"])
+    assert {"age", "city"} <= set(texts) and "income" not in texts
+    assert "population stability index (drifted above 0.2)" in texts
+    files = ReportFiles(ArtifactStore(tmp_path))
+    files.store_listing("m", {"plots": [{"name": "roc"}], "errors": []})
+    reports.store_extra_plot(files, "m", plot)
+    reports.store_extra_plot(files, "m", plot)  # replaced, not added twice
+    assert [entry["name"] for entry in files.listing("m")["plots"]] == ["roc", "drift"]
+    assert files.path("m", "drift.svg").read_bytes() == plot.files["svg"]

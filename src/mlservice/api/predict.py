@@ -111,7 +111,8 @@ def admitted_model(
     admit(claimed, user_records.parse_access(reads.access))
     if user_model:
         # 404 for a model the caller may not see, 409 for one not ready.
-        check_ready(model_id, ctx.models.catalog.parse(reads.record, model_id, current_identity()))
+        record = ctx.models.catalog.parse_shared(reads.record, model_id, current_identity())
+        check_ready(model_id, record)
     try:
         return ctx.cache.get(model_id, published.parse_version(reads.version))
     except ModelNotPublished:

@@ -513,9 +513,11 @@ def _arrow_numbers(name: str, values: pa.Array | pa.ChunkedArray, first_row: int
 def _arrow_texts(name: str, values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """One text Arrow column as Python strings (null: NaN).
 
-    A dictionary-encoded column becomes references to its dictionary's
-    strings, never one string per row: a small Parquet file whose every row
-    repeats one long string stays small in memory.
+    Every column is read as a dictionary (one that is not is encoded first, in
+    C): each distinct value becomes one Python string and each row a reference
+    to it. A small Parquet file whose every row repeats one long string stays
+    small in memory, and a category column of 100,000 rows costs a handful of
+    strings instead of 100,000 (a third of an Arrow batch's reading before).
     """
     kind = values.type
     is_dictionary = pa.types.is_dictionary(kind)
@@ -524,23 +526,34 @@ def _arrow_texts(name: str, values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     if not _is_text_type(kind):
         raise Invalid(f"column {name!r} expects text; the input has {kind}")
     chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
-    parts = []
-    for chunk in chunks:
-        if is_dictionary:
-            words = _python_strings(name, chunk.dictionary)
-            if len(words):
-                indices = chunk.indices.fill_null(0).to_numpy(zero_copy_only=False)
-                part = words[indices]
-                part[chunk.indices.is_null().to_numpy(zero_copy_only=False)] = None
-            else:
-                part = np.full(len(chunk), None, dtype=object)
-        else:
-            part = _python_strings(name, chunk)
-        parts.append(part)
-    text = np.concatenate(parts) if parts else np.empty(0, dtype=object)
-    text = np.asarray(text, dtype=object)
-    text[pd.isna(text)] = np.nan
-    return text
+    parts = [
+        _dictionary_texts(name, chunk if is_dictionary else _dictionary(name, chunk))
+        for chunk in chunks
+    ]
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts) if parts else np.empty(0, dtype=object)
+
+
+def _dictionary(name: str, chunk: pa.Array) -> pa.DictionaryArray:
+    """A text array dictionary-encoded; 400 for bytes that are not UTF-8."""
+    try:
+        return chunk.cast(pa.string()).dictionary_encode()
+    except (pa.ArrowException, UnicodeDecodeError):
+        raise BadRequest(f"column {name!r} has text that is not UTF-8") from None
+
+
+def _dictionary_texts(name: str, chunk: pa.DictionaryArray) -> np.ndarray:
+    """A dictionary-encoded text array as references to its dictionary's Python strings."""
+    words = _python_strings(name, chunk.dictionary)
+    if not len(words):
+        return np.full(len(chunk), np.nan, dtype=object)
+    words[pd.isna(words)] = np.nan  # a null in the dictionary itself
+    indices = chunk.indices
+    part = np.asarray(words[indices.fill_null(0).to_numpy(zero_copy_only=False)], dtype=object)
+    if indices.null_count:
+        part[indices.is_null().to_numpy(zero_copy_only=False)] = np.nan
+    return part
 
 
 def _python_strings(name: str, array: pa.Array) -> np.ndarray:

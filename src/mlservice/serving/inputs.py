@@ -21,7 +21,7 @@ import functools
 import math
 import operator
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import msgspec
@@ -86,21 +86,44 @@ def typed_records_to_columns(
     is read again by :func:`json_to_columns`, whose refusals name the problem,
     so answers and errors are the same either way.
     """
-    decoder = _records_decoder(tuple((column["name"], column["type"]) for column in schema))
+    key = tuple((column["name"], column["type"]) for column in schema)
+    decoder = _records_decoder(key)
     if decoder is None:
         return None
     try:
         body = decoder.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError):
-        return None
+        return _typed_split_to_columns(raw, schema, key)
     if not isinstance(body, list):
         return _one_typed_record(msgspec.structs.astuple(body), schema)
-    records = body
-    if not 0 < len(records) <= MAX_RECORDS:
+    if not 0 < len(body) <= MAX_RECORDS:
         return None
+    return _typed_columns(
+        schema,
+        (list(map(operator.attrgetter(f"c{index}"), body)) for index in range(len(schema))),
+    )
+
+
+def _typed_split_to_columns(
+    raw: bytes, schema: list[SchemaColumn], key: tuple[tuple[str, str], ...]
+) -> dict[str, np.ndarray] | None:
+    """MLflow's ``dataframe_split`` whose columns are the model's, in the model's order, each
+    row decoded as a typed tuple; ``None`` for anything else (read by the worded path)."""
+    try:
+        split = _split_decoder(key).decode(raw).dataframe_split
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    if split.columns != [name for name, _ in key] or not 0 < len(split.data) <= MAX_RECORDS:
+        return None
+    return _typed_columns(schema, zip(*split.data, strict=True))
+
+
+def _typed_columns(
+    schema: list[SchemaColumn], values: Iterable[Sequence[Any]]
+) -> dict[str, np.ndarray]:
+    """Each column's typed values (numbers already floats or ``None``) as its array."""
     columns = {}
-    for index, column in enumerate(schema):
-        column_values = list(map(operator.attrgetter(f"c{index}"), records))
+    for column, column_values in zip(schema, values, strict=True):
         if column["type"] == ColumnType.NUMBER:
             columns[column["name"]] = np.array(column_values, dtype=np.float64)  # None → NaN
         else:
@@ -143,6 +166,22 @@ def _records_decoder(columns: tuple[tuple[str, str], ...]) -> msgspec.json.Decod
         gc=False,  # scalars only: no cycles, and 100,000 records would wake the collector
     )
     return msgspec.json.Decoder(record | list[record])  # type: ignore[valid-type]
+
+
+@functools.lru_cache(maxsize=64)
+def _split_decoder(columns: tuple[tuple[str, str], ...]) -> msgspec.json.Decoder[Any]:
+    """The decoder of ``{"dataframe_split": {"columns": [...], "data": [rows], "index"?}}``
+    whose rows are tuples of the model's column types, in the model's order."""
+    row = tuple.__class_getitem__(
+        tuple(float | None if kind == ColumnType.NUMBER else str | None for _, kind in columns)
+    )
+    split = msgspec.defstruct(
+        "Split",
+        [("columns", list[str]), ("data", list[row]), ("index", Any, None)],  # type: ignore[valid-type]
+        forbid_unknown_fields=True,
+    )
+    body = msgspec.defstruct("SplitBody", [("dataframe_split", split)], forbid_unknown_fields=True)
+    return msgspec.json.Decoder(body)
 
 
 def check_count(rows: int, empty: str = "the list is empty") -> None:

@@ -111,3 +111,33 @@ def test_the_typed_reading_gives_the_same_arrays(body):
 )
 def test_what_the_typed_reading_refuses_is_left_to_the_worded_one(body):
     assert typed_records_to_columns(body, SCHEMA) is None
+
+
+@pytest.mark.parametrize(
+    "split",
+    [
+        {"columns": ["age", "city"], "data": [[3, "Paris"], [None, None], [1.5, "Lyon"]]},
+        {"columns": ["age", "city"], "data": [[3, "Paris"]], "index": [7]},
+    ],
+)
+def test_the_typed_reading_of_a_split_gives_the_same_arrays(split):
+    raw = json.dumps({"dataframe_split": split}).encode()
+    typed = typed_records_to_columns(raw, SCHEMA)
+    plain = json_to_columns(json.loads(raw), SCHEMA)
+    assert typed is not None and list(typed) == list(plain)
+    for name, values in plain.items():
+        assert typed[name].dtype == values.dtype and typed[name].shape == values.shape
+        assert [repr(value) for value in typed[name]] == [repr(value) for value in values]
+
+
+@pytest.mark.parametrize(
+    "split",
+    [
+        {"columns": ["city", "age"], "data": [["Paris", 3]]},  # another order: the worded path
+        {"columns": ["age", "city"], "data": []},
+        {"columns": ["age", "city"], "data": [[3]]},
+        {"columns": ["age", "city"], "data": [[3, "Paris"]], "params": {}},
+    ],
+)
+def test_what_the_typed_reading_of_a_split_refuses_is_left_to_the_worded_one(split):
+    assert typed_records_to_columns(json.dumps({"dataframe_split": split}).encode(), SCHEMA) is None

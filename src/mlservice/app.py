@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -55,6 +58,28 @@ BLUEPRINTS = (
 )
 
 
+class ServiceFlask(Flask):
+    """Flask, remembering which views and hooks are plain functions.
+
+    Flask asks ``inspect.iscoroutinefunction`` of every hook and the view on
+    every request (seven calls for a prediction); the answer never changes.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._plain: set[Callable[..., Any]] = set()
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """``func`` itself when it is a plain function (as Flask would say), else Flask's
+        wrapper."""
+        if func in self._plain:
+            return func
+        synced = super().ensure_sync(func)
+        if synced is func:
+            self._plain.add(func)
+        return synced
+
+
 def create_app(settings: Settings | None = None, ctx: ServiceContext | None = None) -> Flask:
     """Build the app: settings validated, Redis connected, blueprints registered.
 
@@ -62,7 +87,7 @@ def create_app(settings: Settings | None = None, ctx: ServiceContext | None = No
     given (route tests pass their own, e.g. one whose broker is unreachable).
     """
     settings = settings or (ctx.settings if ctx is not None else get_settings())
-    app = Flask(__name__, static_folder=None)
+    app = ServiceFlask(__name__, static_folder=None)
     app.request_class = uploads.StreamingRequest
     # NGINX says which scheme the client used (X-Forwarded-Proto): the served
     # contract names the service's own origin with it. It also appends the

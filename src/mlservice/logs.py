@@ -24,6 +24,7 @@ Gunicorn (``src/gunicorn.conf.py``), the Celery worker and beat
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 import logging.config
 import re
@@ -32,7 +33,8 @@ from typing import Any
 
 from celery import Task
 from celery.signals import before_task_publish, task_postrun, task_prerun
-from pythonjsonlogger.json import JsonFormatter
+from pythonjsonlogger.json import JsonEncoder
+from pythonjsonlogger.orjson import OrjsonFormatter
 
 from .celery_app import MODEL_ID_ARGUMENT
 
@@ -165,17 +167,28 @@ class TextFormatter(logging.Formatter):
         return f"{first} [{fields}]{newline}{rest}"
 
 
-class JsonLineFormatter(JsonFormatter):
+class JsonLineFormatter(OrjsonFormatter):
     """One JSON object per line: ``time`` (UTC, ISO 8601), ``level``, ``logger``, ``message``,
-    then the context's fields and the record's extras (``status``, ``duration_s``...)."""
+    then the context's fields and the record's extras (``status``, ``duration_s``...).
+
+    Written by orjson, compact and in UTF-8: every request writes a line (its
+    access line), and the standard library's encoder took twice as long.
+    """
 
     def __init__(self) -> None:
         super().__init__(
             ["levelname", "name", "message"],
             rename_fields={"levelname": "level", "name": "logger"},
             timestamp="time",
-            json_ensure_ascii=False,
         )
+
+    def jsonify_log_record(self, log_data: dict[str, Any]) -> str:
+        """The line; what orjson refuses (an integer beyond 64 bits in an extra) goes through
+        the standard library instead of losing the line."""
+        try:
+            return super().jsonify_log_record(log_data)
+        except TypeError:
+            return json.dumps(log_data, cls=JsonEncoder, ensure_ascii=False)
 
     def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
         """The time first, where a reader's eye starts."""

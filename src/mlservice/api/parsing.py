@@ -96,6 +96,8 @@ def _too_large(what: str, size: int | None, limit_mb: float) -> TooLarge:
 
 def flag(name: str) -> bool:
     """A boolean query parameter (``true``/``1``/``yes``, ``false``/``0``/``no``); 400 else."""
+    if not request.query_string:  # the common prediction: no query string to parse
+        return False
     value = request.args.get(name, "").strip()
     if not value:
         return False

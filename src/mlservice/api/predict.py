@@ -157,7 +157,7 @@ def admitted_model(
     admit(claimed, user_records.parse_access(reads.access))
     if user_model:
         # 404 for a model the caller may not see, 409 for one not ready.
-        record = ctx.models.catalog.parse(reads.record, model_id, current_identity())
+        record = ctx.models.catalog.parse_shared(reads.record, model_id, current_identity())
         check_ready(model_id, record)
         # Its prediction log (or drift sample): docs/monitoring.md.
         g.watched_model = (model_id, bool(record.get("log_predictions", False)))

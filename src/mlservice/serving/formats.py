@@ -117,7 +117,11 @@ def read_body(
     if not data:
         raise BadRequest(f"the request body is empty; send {format_name(media_type)}")
     if media_type == JSON:
-        columns = inputs.json_to_columns(decode_json(data, limits.max_json_depth), schema, extras)
+        containers = count_containers(data)
+        columns = inputs.typed_records_to_columns(data, schema)  # the common bodies, at once
+        if columns is None:
+            body = decode_json(data, limits.max_json_depth, containers)
+            columns = inputs.json_to_columns(body, schema, extras)
         rows = len(next(iter(columns.values()))) if columns else 0
         check_decoded(rows * inputs.row_bytes(schema), limits, "JSON")
         return columns
@@ -187,7 +191,20 @@ def check_body_columns(
 # --- JSON --------------------------------------------------------------------------------
 
 
-def decode_json(raw: bytes, max_depth: int) -> Any:
+def count_containers(raw: bytes) -> int:
+    """The arrays and objects a JSON body holds, at most (brackets in text count too);
+    413 over :data:`MAX_JSON_CONTAINERS`: each costs 56 to 64 bytes once decoded, so a
+    body of nothing but ``{},`` would become 30 times its size."""
+    containers = raw.count(b"[") + raw.count(b"{")
+    if containers > MAX_JSON_CONTAINERS:
+        raise TooLarge(
+            f"the JSON body holds more than {MAX_JSON_CONTAINERS} arrays and objects; send at "
+            f"most {inputs.MAX_RECORDS} records per request"
+        )
+    return containers
+
+
+def decode_json(raw: bytes, max_depth: int, containers: int | None = None) -> Any:
     """A JSON body decoded; 400 naming the problem, 422 if it nests deeper than ``max_depth``.
 
     orjson decodes; whatever it refuses is decoded again by the standard
@@ -195,16 +212,11 @@ def decode_json(raw: bytes, max_depth: int) -> Any:
     has, and still reads what orjson is stricter about (``NaN``, integers
     beyond 64 bits, lone surrogates), so those keep their own clear 422s.
 
-    Arrays and objects are counted first (413 over :data:`MAX_JSON_CONTAINERS`):
-    each costs 56 to 64 bytes once decoded, so a body of nothing but ``{},``
-    would become 30 times its size.
+    Arrays and objects are counted first (:func:`count_containers`, unless the
+    caller did: ``containers``).
     """
-    containers = raw.count(b"[") + raw.count(b"{")  # an upper bound: brackets in text count
-    if containers > MAX_JSON_CONTAINERS:
-        raise TooLarge(
-            f"the JSON body holds more than {MAX_JSON_CONTAINERS} arrays and objects; send at "
-            f"most {inputs.MAX_RECORDS} records per request"
-        )
+    if containers is None:
+        containers = count_containers(raw)
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:

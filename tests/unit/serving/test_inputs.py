@@ -1,12 +1,19 @@
 """Prediction input: the three body shapes and errors that name the column."""
 
+import json
 import math
 
 import numpy as np
 import pytest
 
 from mlservice.errors import ServiceError
-from mlservice.serving.inputs import ExtraColumns, parse_records, records_to_columns
+from mlservice.serving.inputs import (
+    ExtraColumns,
+    json_to_columns,
+    parse_records,
+    records_to_columns,
+    typed_records_to_columns,
+)
 from tests.reference import records_to_frame
 
 SCHEMA = [
@@ -79,3 +86,69 @@ def test_nulls_become_missing_values():
     assert math.isnan(frame["age"][0]) and frame["age"][1] == 2.0
     assert frame["city"][0] is np.nan or frame["city"].isna()[0]
     assert list(frame.columns) == ["age", "city"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"age": 3, "city": "Paris"},
+        {"age": None, "city": None},
+        [{"age": 3, "city": "Paris"}, {"age": 1.5, "city": None}, {"city": "Lyon", "age": None}],
+    ],
+)
+def test_the_typed_reading_gives_the_same_arrays(body):
+    raw = json.dumps(body).encode()
+    typed = typed_records_to_columns(raw, SCHEMA)
+    plain = json_to_columns(json.loads(raw), SCHEMA)
+    assert typed is not None and list(typed) == list(plain)
+    for name, values in plain.items():
+        assert typed[name].dtype == values.dtype and typed[name].shape == values.shape
+        assert [repr(value) for value in typed[name]] == [repr(value) for value in values]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"instances": [{"age": 3, "city": "Paris"}]}',  # a wrapper
+        b"[]",
+        b'[{"age": 3}]',  # a column missing
+        b'[{"age": 3, "city": "Paris", "x": 1}]',  # one unknown
+        b'[{"age": true, "city": "Paris"}]',
+        b'[{"age": "3", "city": "Paris"}]',
+        b'[{"age": NaN, "city": "Paris"}]',
+        b'[{"age": 1e999, "city": "Paris"}]',
+        b"not json",
+    ],
+)
+def test_what_the_typed_reading_refuses_is_left_to_the_worded_one(body):
+    assert typed_records_to_columns(body, SCHEMA) is None
+
+
+@pytest.mark.parametrize(
+    "split",
+    [
+        {"columns": ["age", "city"], "data": [[3, "Paris"], [None, None], [1.5, "Lyon"]]},
+        {"columns": ["age", "city"], "data": [[3, "Paris"]], "index": [7]},
+    ],
+)
+def test_the_typed_reading_of_a_split_gives_the_same_arrays(split):
+    raw = json.dumps({"dataframe_split": split}).encode()
+    typed = typed_records_to_columns(raw, SCHEMA)
+    plain = json_to_columns(json.loads(raw), SCHEMA)
+    assert typed is not None and list(typed) == list(plain)
+    for name, values in plain.items():
+        assert typed[name].dtype == values.dtype and typed[name].shape == values.shape
+        assert [repr(value) for value in typed[name]] == [repr(value) for value in values]
+
+
+@pytest.mark.parametrize(
+    "split",
+    [
+        {"columns": ["city", "age"], "data": [["Paris", 3]]},  # another order: the worded path
+        {"columns": ["age", "city"], "data": []},
+        {"columns": ["age", "city"], "data": [[3]]},
+        {"columns": ["age", "city"], "data": [[3, "Paris"]], "params": {}},
+    ],
+)
+def test_what_the_typed_reading_of_a_split_refuses_is_left_to_the_worded_one(split):
+    assert typed_records_to_columns(json.dumps({"dataframe_split": split}).encode(), SCHEMA) is None

@@ -197,6 +197,80 @@ def test_the_log_holds_every_row_and_exports_as_a_data_set_that_trains(client, o
     assert wait_ready(client, owner, retrained["model_id"])["status"] == "ready"
 
 
+def export_rows(client, token, model_id: str, rows_wanted: int) -> pd.DataFrame:
+    """The model's prediction log, exported once it holds ``rows_wanted`` rows."""
+
+    def exported():
+        response = client.post(f"/resource/models/{model_id}/prediction-log/export", token)
+        if response.status_code != 202:
+            return None  # nothing flushed yet (409)
+        url = response.json()["status_url"]
+
+        def finished():
+            status = client.get(url, token).json()
+            return status if status["state"] in ("SUCCESS", "FAILURE") else None
+
+        state = eventually(finished, timeout=60)
+        assert state["state"] == "SUCCESS", state
+        dataset_id = response.json()["dataset_id"]
+        download = client.get(f"/resource/datasets/{dataset_id}/download", token)
+        logged = pd.read_parquet(io.BytesIO(download.content))
+        return logged if len(logged) >= rows_wanted else None
+
+    return eventually(exported, timeout=60, message=f"{rows_wanted} rows were not logged")
+
+
+def test_predictions_by_registered_name_are_logged_with_the_model_they_reach(client, owner):
+    frame = rows(600, 4)
+    frame["label"] = np.where(frame["x"] > 0, "yes", "no")
+    body = {"dataset_id": upload(client, owner, frame), "target": "label"}
+    model_id = wait_ready(client, owner, train(client, owner, body)["model_id"])["id"]
+    name = "watched-by-name"
+    assert client.post("/resource/registry", owner, json={"name": name}).status_code == 201
+    added = client.post(f"/resource/registry/{name}/versions", owner, json={"model_id": model_id})
+    assert added.status_code == 201, added.text
+    moved = client.request(
+        "PUT", f"/resource/registry/{name}/aliases/production", owner, json={"version": 1}
+    )
+    assert moved.status_code in (200, 201), moved.text
+    # The model's own log is off: a prediction by name is not logged yet.
+    sent = rows(30, 5)
+    unlogged = client.post(
+        f"/resource/registry/{name}@production/predict",
+        owner,
+        json=sent.iloc[:5].to_dict("records"),
+    )
+    assert unlogged.status_code == 200, unlogged.text
+    changed = client.request(
+        "PATCH", f"/resource/registry/{name}", owner, json={"log_predictions": True}
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["log_predictions"] is True
+    by_alias = client.post(
+        f"/resource/registry/{name}@production/predict", owner, json=sent.to_dict("records")
+    )
+    assert by_alias.status_code == 200, by_alias.text
+    v2_rows = sent.iloc[:7]
+    inputs = [
+        {"name": "x", "shape": [7], "datatype": "FP64", "data": v2_rows["x"].tolist()},
+        {"name": "y", "shape": [7], "datatype": "FP64", "data": v2_rows["y"].tolist()},
+        {"name": "colour", "shape": [7], "datatype": "BYTES", "data": v2_rows["colour"].tolist()},
+    ]
+    by_v2 = client.post(f"/v2/models/{name}/infer", owner, json={"inputs": inputs})
+    assert by_v2.status_code == 200, by_v2.text
+    logged = export_rows(client, owner, model_id, 37)
+    assert len(logged) == 37  # the 5 rows sent before the name's log was on are not kept
+    assert set(logged["model_id"]) == {model_id}
+    assert np.array_equal(
+        np.sort(logged["x"].to_numpy()),
+        np.sort(np.concatenate([sent["x"].to_numpy(), v2_rows["x"].to_numpy()])),
+    )
+    entries = client.get(f"/resource/registry/{name}/history", owner).json()["history"]
+    assert ("log_predictions_changed", False, True) in [
+        (entry["event"], entry["before"], entry["after"]) for entry in entries
+    ]
+
+
 def trained(client, token, frame: pd.DataFrame, target: str, estimator: str, params=None) -> str:
     """A ready model served by scikit-learn (compile off: outputs compare exactly)."""
     body = {

@@ -389,12 +389,27 @@ def test_description_tags_and_webhook_are_edited_with_history(http, user):
     refused(
         http.patch(f"/resource/registry/{name}", headers=user[1], json={"owner": "me"}),
         400,
-        "unknown field(s) 'owner'; known: description, tags, webhook_url, webhook_secret",
+        "unknown field(s) 'owner'; known: description, tags, webhook_url, webhook_secret, "
+        "log_predictions",
     )
+    refused(
+        http.patch(f"/resource/registry/{name}", headers=user[1], json={"log_predictions": 1}),
+        400,
+        "'log_predictions' must be true or false",
+    )
+    logged = http.patch(
+        f"/resource/registry/{name}", headers=user[1], json={"log_predictions": True}
+    )
+    assert logged.status_code == 200 and logged.get_json()["log_predictions"] is True
+    again = http.patch(
+        f"/resource/registry/{name}", headers=user[1], json={"log_predictions": True}
+    )
+    assert again.status_code == 200  # no change: no history entry
     entries = http.get(f"/resource/registry/{name}/history", headers=user[1]).get_json()["history"]
     assert [(e["event"], e["before"], e["after"]) for e in entries[1:]] == [
         ("description_changed", "", "weekly churn"),
         ("tags_changed", {"team": "risk", "stage": "beta"}, {"team": "risk", "owner": "ann"}),
+        ("log_predictions_changed", False, True),
     ]
 
 

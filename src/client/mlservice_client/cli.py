@@ -8,6 +8,7 @@ exit code a script can test (see ``EXIT_CODES``).
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -791,20 +792,29 @@ def prediction_log() -> None:
     """A model's prediction log: turn it on or off, export it as a data set."""
 
 
+def _set_log(model: str, on: bool) -> str:
+    """Turn the log of a model (an id) or of a registered name on or off; what it was."""
+    client = state().client()
+    if re.fullmatch(r"[0-9a-f]{32}", model):
+        client.log_predictions(model, on)
+        return f"Model {model}"
+    client.update_registered_model(model, log_predictions=on)
+    return f"Predictions by {model!r}"
+
+
 @prediction_log.command("on")
-@click.argument("model_id")
-def log_on(model_id: str) -> None:
-    """Keep every prediction of the model."""
-    state().client().log_predictions(model_id, True)
-    note(f"Model {model_id} now logs its predictions")
+@click.argument("model")
+def log_on(model: str) -> None:
+    """Keep every prediction of MODEL (a model id), or every prediction by MODEL (a
+    registered name: in the log of the model each one reaches)."""
+    note(f"{_set_log(model, True)}: now logged")
 
 
 @prediction_log.command("off")
-@click.argument("model_id")
-def log_off(model_id: str) -> None:
-    """Stop logging the model's predictions (the log stays)."""
-    state().client().log_predictions(model_id, False)
-    note(f"Model {model_id} no longer logs its predictions")
+@click.argument("model")
+def log_off(model: str) -> None:
+    """Stop logging MODEL's predictions (a model id or a registered name; the log stays)."""
+    note(f"{_set_log(model, False)}: no longer logged")
 
 
 @prediction_log.command("export")

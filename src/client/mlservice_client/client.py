@@ -858,8 +858,9 @@ class Client:
         return cast(RegisteredModel, self._json("GET", f"/resource/registry/{name}"))
 
     def update_registered_model(self, name: str, **changes: Any) -> RegisteredModel:
-        """Change ``description``, ``tags`` (merged; ``None`` removes one) or the webhook
-        (``webhook_url``, ``webhook_secret``; ``webhook_url=None`` removes it)."""
+        """Change ``description``, ``tags`` (merged; ``None`` removes one), the webhook
+        (``webhook_url``, ``webhook_secret``; ``webhook_url=None`` removes it) or
+        ``log_predictions`` (every prediction by this name kept in its model's log)."""
         return cast(
             RegisteredModel, self._json("PATCH", f"/resource/registry/{name}", json=changes)
         )

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Response, g, jsonify, request, url_for
 
 from .. import telemetry
 from ..bodies import decode
@@ -206,12 +206,15 @@ class NamedTarget:
             route = routing.by_alias(viewer, name, self.alias, record, target)
         else:
             route = routing.by_version(viewer, name, self.version or 0, record, target)
-        wanted = [version_read(route.model_id)]
+        wanted = [version_read(route.model_id), ctx.hot.record_read(route.model_id)]
         if route.shadow is not None:
             wanted.append(version_read(route.shadow[1]))
         versions = ctx.hot.values(wanted)
         if route.shadow is not None:
-            self.shadow_version = published.parse_version(versions[1])
+            self.shadow_version = published.parse_version(versions[2])
+        # Its prediction log (or drift sample), if the name's or the model's is on.
+        model = ctx.models.catalog.parse_shared(versions[1], route.model_id)
+        g.watched_model = (route.model_id, route.logged or model.get("log_predictions", False))
         try:
             published_version, predictor = ctx.cache.get(
                 route.model_id, published.parse_version(versions[0])

@@ -45,7 +45,8 @@ def export(
         if rows == 0:
             raise NothingLogged(
                 f"model {model_id!r} has no logged predictions: turn its log on "
-                '(PATCH /resource/models/<id> {"log_predictions": true}) and predict first'
+                '(PATCH /resource/models/<id> {"log_predictions": true}, or the same on '
+                "/resource/registry/<name> to log predictions by name) and predict first"
             )
     size = path.stat().st_size
     name = name or f"prediction log of model {model_id}"

@@ -62,17 +62,20 @@ class RegisteredModelChange(Body):
     """A ``PATCH /resource/registry/{name}`` body (the contract's ``RegisteredModelUpdate``).
 
     A field left out is left as it is. ``tags`` are merged: a tag set to ``null``
-    is removed. ``webhook_url: null`` removes the webhook.
+    is removed. ``webhook_url: null`` removes the webhook. ``log_predictions``
+    keeps every prediction by this name in the prediction log of the model it reaches.
     """
 
     description: Description | UnsetType = UNSET
     tags: Annotated[dict[TagKey, TagValue | None], Meta(max_length=MAX_TAGS)] | UnsetType = UNSET
     webhook_url: str | None | UnsetType = UNSET
     webhook_secret: WebhookSecret | UnsetType = UNSET
+    log_predictions: bool | UnsetType = UNSET
 
     complaints = {
         "description": "must be a string of at most 5000 characters",
         "tags": _TAG_COMPLAINT + " (or null, to remove the tag)",
+        "log_predictions": "must be true or false",
         "webhook_url": _WEBHOOK_URL_COMPLAINT + ", or null to remove the webhook",
         "webhook_secret": _WEBHOOK_SECRET_COMPLAINT,
     }

@@ -42,6 +42,7 @@ class Event(StrEnum):
     DESCRIPTION_CHANGED = "description_changed"
     TAGS_CHANGED = "tags_changed"
     WEBHOOK_CHANGED = "webhook_changed"  # its URL (never its secret)
+    LOG_PREDICTIONS_CHANGED = "log_predictions_changed"  # its prediction log turned on or off
 
 
 #: The events a registered model's webhook is sent.

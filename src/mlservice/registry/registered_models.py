@@ -312,8 +312,8 @@ class Registry:
     def update(
         self, name: str, editor: Identity, change: RegisteredModelChange
     ) -> RegisteredModelRecord:
-        """Change the description, tags (merged; ``null`` removes one) or webhook; each change
-        its own history entry, all in one transaction."""
+        """Change the description, tags (merged; ``null`` removes one), webhook or prediction
+        log; each change its own history entry, all in one transaction."""
 
         def plan(pipe: redis.client.Pipeline) -> RegisteredModelRecord:
             record = self.parse(pipe.get(record_key(name)), name, editor)
@@ -335,6 +335,10 @@ class Registry:
                 if tags != record["tags"]:
                     changed["tags"] = cast(dict[str, str], tags)
                     entries.append((Event.TAGS_CHANGED, record["tags"], tags))
+            logged = record.get("log_predictions", False)
+            if change.log_predictions is not UNSET and change.log_predictions != logged:
+                changed["log_predictions"] = change.log_predictions
+                entries.append((Event.LOG_PREDICTIONS_CHANGED, logged, change.log_predictions))
             webhook_set = change.webhook_url is not UNSET
             if webhook_set:
                 changed["webhook_url"] = cast(str | None, change.webhook_url)

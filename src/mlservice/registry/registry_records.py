@@ -15,7 +15,7 @@ clear error.
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import msgspec
 
@@ -42,6 +42,9 @@ class RegisteredModelRecord(TypedDict):
     latest_version: int | None
     created_at: float
     updated_at: float
+    #: Predictions by this name are kept in the prediction log of the model they reach
+    #: (docs/monitoring.md); absent when never set.
+    log_predictions: NotRequired[bool]
 
 
 class Lineage(TypedDict):

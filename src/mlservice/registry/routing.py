@@ -30,6 +30,7 @@ from .registry_records import (
     RECORD,
     VERSION,
     AliasRecord,
+    RegisteredModelRecord,
     alias_key,
     record_key,
     version_key,
@@ -44,6 +45,8 @@ class Route:
     version: int
     model_id: str
     shadow: tuple[int, str] | None = None  # (version, model id)
+    #: The name's prediction log is on: the request is logged with the model it reaches.
+    logged: bool = False
 
 
 def _read(name: str) -> Wanted:
@@ -69,10 +72,12 @@ def version_read(name: str, version: int) -> Wanted:
     return _read(version_key(name, version))
 
 
-def _check_visible(viewer: Identity, name: str, record_raw: bytes | None) -> None:
-    """404 for a name that does not exist or that the viewer may not use."""
-    if record_raw is None or not may_see(viewer, RECORD.decode(record_raw)):
+def _visible_record(viewer: Identity, name: str, record_raw: bytes | None) -> RegisteredModelRecord:
+    """The name's record; 404 for a name that does not exist or that the viewer may not use."""
+    record = RECORD.decode(record_raw) if record_raw is not None else None
+    if record is None or not may_see(viewer, record):
         raise NotFound(f"no registered model {name!r}")
+    return record
 
 
 def by_alias(
@@ -84,7 +89,7 @@ def by_alias(
     draw: Callable[[], float] = random.random,
 ) -> Route:
     """The version ``name@alias`` sends this request to (a split: drawn by weight)."""
-    _check_visible(viewer, name, record_raw)
+    named = _visible_record(viewer, name, record_raw)
     if alias_raw is None:
         raise NotFound(f"registered model {name!r} has no alias {alias!r}")
     record = ALIAS.decode(alias_raw)
@@ -95,6 +100,7 @@ def by_alias(
         version,
         record["models"][str(version)],
         (shadow, record["models"][str(shadow)]) if shadow is not None else None,
+        named.get("log_predictions", False),
     )
 
 
@@ -102,10 +108,11 @@ def by_version(
     viewer: Identity, name: str, version: int, record_raw: bytes | None, version_raw: bytes | None
 ) -> Route:
     """The route of ``name/versions/<version>``."""
-    _check_visible(viewer, name, record_raw)
+    named = _visible_record(viewer, name, record_raw)
     if version_raw is None:
         raise NotFound(f"registered model {name!r} has no version {version}")
-    return Route(name, version, VERSION.decode(version_raw)["model_id"])
+    model_id = VERSION.decode(version_raw)["model_id"]
+    return Route(name, version, model_id, logged=named.get("log_predictions", False))
 
 
 def choose(record: AliasRecord, draw: Callable[[], float] = random.random) -> int:

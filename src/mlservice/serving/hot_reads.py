@@ -84,14 +84,16 @@ class HotReads:
         pipelined round trip (and remembered, if nothing changed meanwhile)."""
         wanted = [access_read(username), version_read(model_id)]
         if user_model:
-            wanted.append(
-                (
-                    self._models.key(model_id).encode(),
-                    lambda pipe: self._models.queue_get(pipe, model_id),
-                )
-            )
+            wanted.append(self.record_read(model_id))
         values = self.values(wanted)
         return Reads(values[0], values[1], values[2] if user_model else None)
+
+    def record_read(self, model_id: str) -> Wanted:
+        """The read of a user's model's record (``Catalog.parse_shared``)."""
+        return (
+            self._models.key(model_id).encode(),
+            lambda pipe: self._models.queue_get(pipe, model_id),
+        )
 
     def values(self, wanted: Sequence[Wanted]) -> list[Any]:
         """The raw values of ``wanted`` keys, in order: remembered ones from memory, the

@@ -80,3 +80,29 @@ def test_psi_is_the_symmetric_divergence():
     assert drift.psi(np.array([0.5, 0.5]), np.array([0.5, 0.5])) == 0.0
     expected = (0.7 - 0.5) * np.log(0.7 / 0.5) + (0.3 - 0.5) * np.log(0.3 / 0.5)
     assert drift.psi(np.array([0.7, 0.3]), np.array([0.5, 0.5])) == pytest.approx(expected)
+
+
+def dates(n: int, seed: int, start: str) -> pd.Series:
+    """``n`` dates as text, drawn uniformly from the year after ``start``."""
+    days = np.random.default_rng(seed).integers(0, 365, n)
+    return pd.Series((pd.Timestamp(start) + pd.to_timedelta(days, unit="D")).strftime("%Y-%m-%d"))
+
+
+def test_dates_drift_as_dates_not_as_categories():
+    schema = [{"name": "when", "type": "datetime", "role": "datetime", "format": "%Y-%m-%d"}]
+    profile = training_profile(pd.DataFrame({"when": dates(3000, 0, "2020-01-01")}), schema)
+    column = profile["columns"]["when"]
+    assert column["type"] == "datetime" and len(column["edges"]) == 9
+    # New dates of the same year are not "unseen": nothing drifts.
+    same = drift.report("m", profile, pd.DataFrame({"when": dates(2000, 1, "2020-01-01")}),
+                        Thresholds(), "log")  # fmt: skip
+    assert same["drifted"] == [] and same["columns"][0]["unseen"] == 0
+    # Years (the integer 2021, as a prediction may send them) and a later year drift.
+    later = pd.DataFrame({"when": [2021] * 500 + list(dates(1500, 2, "2021-01-01"))})
+    moved = drift.report("m", profile, later, Thresholds(), "log")
+    assert moved["drifted"] == ["when"] and moved["columns"][0]["missing_rate"] == 0.0
+    # What is not a date counts as missing.
+    broken = pd.DataFrame({"when": ["not a date"] * 1000 + list(dates(1000, 3, "2020-01-01"))})
+    assert drift.report("m", profile, broken, Thresholds(), "log")["columns"][0][
+        "missing_rate"
+    ] == pytest.approx(0.5)

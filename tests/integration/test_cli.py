@@ -354,6 +354,16 @@ def test_predict_a_csv_file_to_stdout(
     assert status == 0, output
     assert json.loads(out.read_text()) == {"predictions": expected["predictions"]}
 
+    # A test file that still has its target: the answers are the same, the column is named.
+    with_target = tmp_path / "labelled.csv"
+    customers[["age", "city", "income", "plan"]].head(25).to_csv(with_target, index=False)
+    status, output = run("predict", model["id"], str(with_target), "-o", str(out), env=as_user)
+    assert status == 0, output
+    assert json.loads(out.read_text()) == {"predictions": expected["predictions"]}
+    assert output.strip() == (
+        "Ignored column(s) the model does not take: plan (--refuse-extra-columns to refuse them)"
+    )
+
     status, output = run(
         "models", "report", model["id"], "-o", str(tmp_path / "report"), env=as_user
     )

@@ -231,7 +231,7 @@ def test_a_large_upload_is_streamed_then_profiled_by_a_worker(journey, tmp_path)
     """A file above the inline limit: the bar follows the bytes sent, then the worker's
     profiling, and the data set is listed ready."""
     page = journey.page
-    data = tmp_path / "large.csv"
+    data = tmp_path / "console-large.csv"
     with data.open("w") as handle:
         handle.write("x,y,colour,label\n")
         handle.writelines(
@@ -245,12 +245,12 @@ def test_a_large_upload_is_streamed_then_profiled_by_a_worker(journey, tmp_path)
     page.get_by_test_id("upload-file").set_input_files(data)
     page.get_by_test_id("upload-submit").click()
     expect(page.get_by_test_id("upload-progress-text")).to_have_text(
-        "uploaded: large.csv", timeout=WORK_TIMEOUT
+        "uploaded: console-large.csv", timeout=WORK_TIMEOUT
     )
     seen = page.evaluate("window.progressSeen")
     assert any(text.endswith(" sent") for text in seen), seen
     assert "uploaded; profiling on a worker…" in seen, seen
-    row = page.get_by_test_id("dataset-row").filter(has_text="large.csv")
+    row = page.get_by_test_id("dataset-row").filter(has_text="console-large.csv")
     expect(cell(row, "Status")).to_have_text("ready")
     expect(cell(row, "Rows")).to_have_text(f"{LARGE_ROWS:,}")
     journey.check_clean()
@@ -259,7 +259,7 @@ def test_a_large_upload_is_streamed_then_profiled_by_a_worker(journey, tmp_path)
 def test_delete_asks_first(journey):
     """Delete asks for confirmation: Cancel keeps the data set, Delete removes it."""
     page = journey.page
-    row = page.get_by_test_id("dataset-row").filter(has_text="large.csv")
+    row = page.get_by_test_id("dataset-row").filter(has_text="console-large.csv")
     expect(row).to_have_count(1)
     row.get_by_test_id("dataset-delete").click()
     expect(page.get_by_test_id("confirm-question")).to_contain_text("large.csv")
@@ -268,7 +268,7 @@ def test_delete_asks_first(journey):
     expect(row).to_have_count(1)
     row.get_by_test_id("dataset-delete").click()
     page.get_by_test_id("confirm-yes").click()
-    expect(page.get_by_test_id("flash")).to_have_text("Deleted “large.csv”.")
+    expect(page.get_by_test_id("flash")).to_have_text("Deleted “console-large.csv”.")
     expect(row).to_have_count(0)
     expect(page.get_by_test_id("dataset-row").filter(has_text=DATASET_NAME)).to_have_count(1)
     journey.check_clean()

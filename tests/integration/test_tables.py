@@ -478,6 +478,8 @@ def test_the_client_gives_roles_dialects_and_strictness(stack, admin_token, tmp_
         assert [c["name"] for c in model["input_schema"]] == ["n", "k"]
         answer = client.predict([{"n": 3, "k": "0", "code": "x3"}], model["id"])
         assert len(answer["predictions"]) == 1
+        assert answer["ignored_columns"] == ["code"]
+        assert "ignored_columns" not in client.predict([{"n": 3, "k": "0"}], model["id"])
         with pytest.raises(ServiceError) as refused:
             client.predict([{"n": 3, "k": "0", "code": "x3"}], model["id"], extra_columns="refuse")
         assert "'code'" in str(refused.value)

@@ -11,7 +11,7 @@ import json
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, NoReturn, TypeVar, cast
 
@@ -31,7 +31,7 @@ from .errors import (
     WaitTimeout,
 )
 from .progress import ByteBar, LiveBoard, StatusLine, TaskBar
-from .schemas import FAILED, PROFILING, Dataset, Model, Search
+from .schemas import FAILED, PROFILING, Dataset, Model, Prediction, Search
 
 EXIT_OK = 0
 EXIT_SERVICE = 1  # the service refused or failed (4xx/5xx), or an input file is unusable
@@ -1346,12 +1346,29 @@ def predict(
     out_format = output_format or _output_format(output, found)
     extra = "refuse" if refuse_extra_columns else None
     answers = state().client().iter_predict(source, model, probabilities, found, batch_size, extra)
+    ignored: list[str] = []
     with _output(output) as out:
         if out_format == "csv":
-            tables.write_csv(answers, out)
+            tables.write_csv(_noting_ignored(answers, ignored), out)
         else:
-            json.dump(tables.merge(answers), out)
+            merged = tables.merge(_noting_ignored(answers, ignored))
+            merged.pop("ignored_columns", None)  # said on standard error, as for CSV
+            json.dump(merged, out)
             out.write("\n")
+    if ignored:
+        note(
+            f"Ignored column(s) the model does not take: {', '.join(ignored)} "
+            "(--refuse-extra-columns to refuse them)"
+        )
+
+
+def _noting_ignored(answers: Iterable[Prediction], ignored: list[str]) -> Iterator[Prediction]:
+    """``answers`` as they come, the columns the service ignored collected in ``ignored``."""
+    for answer in answers:
+        for name in answer.get("ignored_columns", []):
+            if name not in ignored:
+                ignored.append(name)
+        yield answer
 
 
 def _output_format(output: Path | None, input_format: str) -> str:

@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, cast
+from urllib.parse import unquote
 
 import requests
 
@@ -328,9 +329,8 @@ class Client:
         """One predict request whose body is a file format the service reads (CSV, Parquet)."""
         params = _predict_params(probabilities, extra_columns)
         headers = {"Content-Type": media_type, "Accept": "application/json"}
-        return cast(
-            Prediction,
-            self._json("POST", _predict_path(model), data=body, headers=headers, params=params),
+        return _prediction(
+            self._http.send("POST", _predict_path(model), data=body, headers=headers, params=params)
         )
 
     def predict_records(
@@ -342,8 +342,8 @@ class Client:
     ) -> Prediction:
         """One predict request of JSON records."""
         params = _predict_params(probabilities, extra_columns)
-        return cast(
-            Prediction, self._json("POST", _predict_path(model), json=records, params=params)
+        return _prediction(
+            self._http.send("POST", _predict_path(model), json=records, params=params)
         )
 
     def _batches(
@@ -942,6 +942,20 @@ def _usable(record: Dataset) -> Dataset:
     if dataset_status(record) == FAILED:
         raise profiling_failed(record)
     return record
+
+
+#: The answer header naming the request's columns the model does not take (ignored).
+IGNORED_HEADER = "X-Ignored-Columns"
+
+
+def _prediction(response: requests.Response) -> Prediction:
+    """A predict answer; the columns the service ignored (its ``X-Ignored-Columns``
+    header, names percent-encoded, maybe ending ``+N more``) as ``ignored_columns``."""
+    answer = cast(Prediction, response.json())
+    header = response.headers.get(IGNORED_HEADER)
+    if header:
+        answer["ignored_columns"] = [unquote(part) for part in header.split(",")]
+    return answer
 
 
 def _predict_params(probabilities: bool, extra_columns: str | None) -> dict[str, str] | None:

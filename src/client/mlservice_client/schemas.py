@@ -199,6 +199,8 @@ class HistoryEntry(TypedDict):
 class Prediction(TypedDict, total=False):
     predictions: list[Any]
     probabilities: list[dict[str, float]]
+    #: The request's columns the model does not take, which the service ignored.
+    ignored_columns: list[str]
 
 
 class ReportPlot(TypedDict, total=False):

@@ -294,10 +294,15 @@ def write_csv(answers: Iterable[Mapping[str, Any]], out: IO[str]) -> int:
 
 
 def merge(answers: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Batch answers as one: the predictions (and probabilities) concatenated in order."""
+    """Batch answers as one: the predictions (and probabilities) concatenated in order, and
+    the ignored columns of any batch, each once."""
     merged: dict[str, Any] = {"predictions": []}
     for answer in answers:
         merged["predictions"].extend(answer["predictions"])
         if "probabilities" in answer:
             merged.setdefault("probabilities", []).extend(answer["probabilities"])
+        for name in answer.get("ignored_columns", []):
+            ignored = merged.setdefault("ignored_columns", [])
+            if name not in ignored:
+                ignored.append(name)
     return merged

@@ -302,7 +302,9 @@ def test_train_from_a_form_built_from_the_estimators(journey):
     expect(page.get_by_test_id("param-bootstrap").locator("option").first).to_have_text(
         "default (true)"
     )
-    expect(page.get_by_test_id("param-n_estimators")).to_have_attribute("step", "any")
+    expect(page.get_by_test_id("param-n_estimators")).to_have_attribute(
+        "step", "1"
+    )  # an integer (param_types)
     # The types newer services give (param_types) decide the field, else the default does.
     described = page.evaluate(
         """async () => {

@@ -152,3 +152,12 @@ def test_the_typed_reading_of_a_split_gives_the_same_arrays(split):
 )
 def test_what_the_typed_reading_of_a_split_refuses_is_left_to_the_worded_one(split):
     assert typed_records_to_columns(json.dumps({"dataframe_split": split}).encode(), SCHEMA) is None
+
+
+@pytest.mark.parametrize("name", ['the "quoted" one', "back\\slash", "tab\there"])
+def test_a_column_name_msgspec_cannot_rename_to_takes_the_worded_path(name):
+    schema = [{"name": name, "type": "number"}, {"name": "city", "type": "string"}]
+    body = [{name: 4, "city": "Paris"}]
+    assert typed_records_to_columns(json.dumps(body).encode(), schema) is None
+    columns = json_to_columns(body, schema)
+    assert columns[name].tolist() == [4.0] and columns["city"].tolist() == ["Paris"]

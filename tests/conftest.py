@@ -45,6 +45,35 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(getattr(pytest.mark, tier))
 
 
+def stack_of_its_own(
+    run_dir: Path, artifact_dir: Path | None = None, celery_concurrency: int = 1
+) -> Stack:
+    """A whole stack (one API worker) on ``run_dir`` and fresh loopback ports, for a test
+    module that stops, kills or fills what the session's stack must keep. The config
+    file is copied from the template once, so a stack made again on the same directory
+    keeps its settings (and its Redis's append-only file)."""
+    config = run_dir / "config.properties"
+    if not config.exists():
+        shutil.copyfile(SRC_DIR / "config.properties.template", config)
+    return Stack(
+        run_dir=run_dir,
+        base_env=CLEAN_ENVIRON,
+        http_port=free_port(),
+        redis_port=free_port(),
+        api_port=free_port(),
+        config_path=config,
+        redis_config_path=run_dir / "redis.properties",
+        api_workers=1,
+        celery_concurrency=celery_concurrency,
+        worker_metrics_port=0,
+        extra_env={
+            "MLSERVICE_ADMIN_USERNAME": ADMIN[0],
+            "MLSERVICE_ADMIN_PASSWORD": ADMIN[1],
+            "MLSERVICE_SERVICE_ARTIFACT_DIR": str(artifact_dir or run_dir / "artifacts"),
+        },
+    )
+
+
 @pytest.fixture(scope="session")
 def redis_only(tmp_path_factory) -> Stack:
     """A redis-server alone, with the repository's ACL and its own passwords (no Celery,

@@ -9,7 +9,6 @@ mounting is not allowed: it needs root). The session's stack is left alone.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -21,11 +20,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from mlservice.config import SRC_DIR
 from mlservice.errors import ARTIFACT_STORE_FULL
-from mlservice.stack import Stack, free_port
+from mlservice.stack import Stack
 from mlservice.store.artifacts import PARTIAL_MIN_AGE_SECONDS
-from tests.conftest import ADMIN, CLEAN_ENVIRON
+from tests.conftest import ADMIN, stack_of_its_own
 from tests.helpers import eventually
 
 STORE_MB = 12
@@ -48,26 +46,7 @@ def small_store(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def full_stack(tmp_path_factory, small_store):
-    run_dir = tmp_path_factory.mktemp("disk-full")
-    config = run_dir / "config.properties"
-    shutil.copyfile(SRC_DIR / "config.properties.template", config)
-    stack = Stack(
-        run_dir=run_dir,
-        base_env=CLEAN_ENVIRON,
-        http_port=free_port(),
-        redis_port=free_port(),
-        api_port=free_port(),
-        config_path=config,
-        redis_config_path=run_dir / "redis.properties",
-        api_workers=1,
-        celery_concurrency=1,
-        worker_metrics_port=0,
-        extra_env={
-            "MLSERVICE_ADMIN_USERNAME": ADMIN[0],
-            "MLSERVICE_ADMIN_PASSWORD": ADMIN[1],
-            "MLSERVICE_SERVICE_ARTIFACT_DIR": str(small_store),
-        },
-    )
+    stack = stack_of_its_own(tmp_path_factory.mktemp("disk-full"), artifact_dir=small_store)
     stack.prepare()
     stack.start_redis()
     stack.start_api()

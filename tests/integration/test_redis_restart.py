@@ -11,16 +11,14 @@ minute, while the long one still runs.
 
 from __future__ import annotations
 
-import shutil
 import signal
 import time
 
 import pytest
 import requests
 
-from mlservice.config import SRC_DIR
-from mlservice.stack import Stack, free_port
-from tests.conftest import ADMIN, CLEAN_ENVIRON, Client
+from mlservice.stack import Stack
+from tests.conftest import ADMIN, Client, stack_of_its_own
 from tests.helpers import eventually, train, upload, wait_ready
 
 #: The worker takes new work this long after Redis is back, at most.
@@ -30,26 +28,7 @@ TAKES_WORK_WITHIN_SECONDS = 60
 @pytest.fixture(scope="module")
 def own_stack(tmp_path_factory):
     """A whole stack (Redis, worker, beat, API, NGINX) of its own, for this module only."""
-    run_dir = tmp_path_factory.mktemp("redis-restart")
-    config = run_dir / "config.properties"
-    shutil.copyfile(SRC_DIR / "config.properties.template", config)
-    service = Stack(
-        run_dir=run_dir,
-        base_env=CLEAN_ENVIRON,
-        http_port=free_port(),
-        redis_port=free_port(),
-        api_port=free_port(),
-        config_path=config,
-        redis_config_path=run_dir / "redis.properties",
-        api_workers=1,
-        celery_concurrency=2,
-        worker_metrics_port=0,
-        extra_env={
-            "MLSERVICE_ADMIN_USERNAME": ADMIN[0],
-            "MLSERVICE_ADMIN_PASSWORD": ADMIN[1],
-            "MLSERVICE_SERVICE_ARTIFACT_DIR": str(run_dir / "artifacts"),
-        },
-    )
+    service = stack_of_its_own(tmp_path_factory.mktemp("redis-restart"), celery_concurrency=2)
     service.start()
     yield service
     service.stop()

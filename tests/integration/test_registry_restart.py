@@ -9,45 +9,19 @@ the next change is appended after the old entries.
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 import requests
 
-from mlservice.config import SRC_DIR
-from mlservice.stack import Stack, free_port
-from tests.conftest import ADMIN, Client
+from tests.conftest import ADMIN, Client, stack_of_its_own
 from tests.helpers import eventually, train, upload, wait_ready
-
-
-def make_stack(run_dir, config) -> Stack:
-    """One worker of each, on the run directory (fresh ports each time)."""
-    return Stack(
-        run_dir=run_dir,
-        http_port=free_port(),
-        redis_port=free_port(),
-        api_port=free_port(),
-        config_path=config,
-        redis_config_path=run_dir / "redis.properties",
-        api_workers=1,
-        celery_concurrency=1,
-        worker_metrics_port=0,
-        extra_env={
-            "MLSERVICE_ADMIN_USERNAME": ADMIN[0],
-            "MLSERVICE_ADMIN_PASSWORD": ADMIN[1],
-            "MLSERVICE_SERVICE_ARTIFACT_DIR": str(run_dir / "artifacts"),
-        },
-    )
 
 
 @pytest.mark.slow
 def test_the_history_is_complete_after_every_process_restarts(tmp_path, customers):
     run_dir = tmp_path / "stack"
     run_dir.mkdir()
-    config = run_dir / "config.properties"
-    shutil.copyfile(SRC_DIR / "config.properties.template", config)
     record = {"age": 30.0, "city": "Lyon", "income": 40000.0}
-    first = make_stack(run_dir, config)
+    first = stack_of_its_own(run_dir)
     first.start()
     try:
         client = Client(first.url, requests.Session())
@@ -86,7 +60,7 @@ def test_the_history_is_complete_after_every_process_restarts(tmp_path, customer
         client.session.close()
     finally:
         first.stop()
-    again = make_stack(run_dir, config)
+    again = stack_of_its_own(run_dir)
     again.start()
     try:
         client = Client(again.url, requests.Session())

@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import math
 import operator
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -176,12 +177,20 @@ def _one_typed_record(values: tuple[Any, ...], schema: list[SchemaColumn]) -> di
     return columns
 
 
+#: What ``msgspec.defstruct(rename=...)`` refuses in a field's name.
+_UNRENAMABLE = re.compile(r'["\\\x00-\x1f]')
+
+
 @functools.lru_cache(maxsize=64)
 def _records_decoder(columns: tuple[tuple[str, str], ...]) -> msgspec.json.Decoder[_Records] | None:
     """The decoder of one record or a list of records of a model's columns (name, type);
     ``None`` when a column is named like a wrapper key (such a body is read as a wrapper),
-    or is a date column (dates are checked, and may be years, on the worded path)."""
+    or is a date column (dates are checked, and may be years, on the worded path), or when a
+    name has a character msgspec cannot rename a field to (a quote, a backslash, a control
+    character): such a model's bodies are read by the worded path."""
     if WRAPPERS.intersection(name for name, _ in columns):
+        return None
+    if any(_UNRENAMABLE.search(name) for name, _ in columns):
         return None
     if any(kind == ColumnType.DATETIME for _, kind in columns):
         return None

@@ -524,11 +524,13 @@ def test_explain_the_try_it_row(journey, client, admin_token):
     assert base == pytest.approx(explained["base_value"], rel=1e-3)
     assert explained["base_value"] + sum(shown) == pytest.approx(explained["output"], abs=1e-6)
     expect(page.get_by_test_id("explain-summary")).to_contain_text(f"Why {YES}")
-    # The bars: the largest spans half the drawing (from the middle), the others less.
+    # The bars, drawn from zero across 200 units: the longest first, each its share.
     widths = page.locator("[data-testid=explain-contribution] rect").evaluate_all(
         "all => all.map((rect) => Number(rect.getAttribute('width')))"
     )
-    assert widths[0] == 100 and all(0 <= w <= 100 for w in widths), widths
+    span = max(shown + [0]) - min(shown + [0])
+    assert widths == pytest.approx([abs(v) * 200 / span for v in shown]), widths
+    assert widths[0] == max(widths)
     page.get_by_test_id("explain-result").screenshot(path=SCREENSHOTS / "explain.png")
     journey.check_clean()
 
@@ -687,6 +689,7 @@ def test_train_with_a_role_override(journey, client, admin_token):
     model_id = page.url.rsplit("/", 1)[1]
     record = client.get(f"/resource/models/{model_id}", admin_token).json()
     assert [c["name"] for c in record["input_schema"]] == [SIZE, COLOUR]
+    expect(page.get_by_test_id("model-roles")).to_have_text(f"{COUNT}: ignore{COLOUR}: text")
     left_out = page.get_by_test_id("model-warning").filter(has_text="column_left_out")
     expect(left_out).to_have_count(1)
     expect(left_out).to_contain_text(COUNT)
@@ -833,6 +836,18 @@ def test_keyboard_only_sign_in_and_a_narrow_screen(journey, admin_credentials):
         overflow = page.evaluate("document.documentElement.scrollWidth")
         assert overflow <= 390, (name, overflow)
         journey.shot(name, min_height=500)
+    # The model page's explanation and drift table fit too.
+    page.evaluate("hash => { location.hash = hash; }", "#/models/" + journey.state["rf_id"])
+    page.get_by_test_id("try-input-0").fill("1.5")
+    page.get_by_test_id("try-input-1").fill("0")
+    page.get_by_test_id("try-explain").click()
+    expect(page.get_by_test_id("explain-contribution")).to_have_count(3, timeout=WORK_TIMEOUT)
+    page.get_by_test_id("drift-window").fill("60")
+    page.get_by_test_id("drift-submit").click()
+    expect(page.get_by_test_id("drift-row")).to_have_count(3)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.get_by_test_id("try-form").screenshot(path=SCREENSHOTS / "narrow-explain.png")
+    page.get_by_test_id("drift-form").screenshot(path=SCREENSHOTS / "narrow-drift.png")
     journey.check_clean()
 
 

@@ -195,6 +195,12 @@ function lineagePart(model) {
     ["Target", model.target ?? "—"],
     ["Features", model.features ? model.features.join(", ") : "every column but the target"],
     ["Parameters given", JSON.stringify(model.params || {})],
+    [
+      "Column roles given",
+      Object.keys(model.columns || {}).length
+        ? h("span", { class: "chips", testid: "model-roles" }, Object.entries(model.columns).map(([name, role]) => h("span", { class: "chip" }, `${name}: ${role}`)))
+        : "none (as profiled)",
+    ],
     ["Held-out fraction", num(model.test_size)],
     ["Trained by", model.owner],
     ["Worker", model.worker || "—"],
@@ -289,7 +295,7 @@ async function modelPage(view, modelId) {
     h("dl", { class: "facts", testid: "model-facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
   ]);
   if (ready) {
-    append(view.main, [h("h2", {}, "Metrics (held-out rows)"), metricsPart(model.metrics)]);
+    append(view.main, [h("h2", {}, model.metrics?.training ? "Metrics" : "Metrics (held-out rows)"), metricsPart(model.metrics)]);
     append(view.main, [h("h2", {}, "Try it"), tryIt(model), h("h2", {}, "Score a CSV file"), scoreFile(model)]);
     append(view.main, [h("h2", {}, "Score a stored data set"), await scoreDataset(view, model)]);
     if (!view.alive()) return;

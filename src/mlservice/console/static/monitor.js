@@ -97,7 +97,7 @@ function signed(value) {
 
 // The drift of the newest rows against the training profile, one table row per input column.
 function driftPart(model) {
-  const size = h("input", { type: "number", min: "1", step: "1", placeholder: "the service's default (2,000)", testid: "drift-window" });
+  const size = h("input", { type: "number", min: "1", step: "1", placeholder: "2000 (default)", testid: "drift-window" });
   const button = h("button", { type: "submit", testid: "drift-submit" }, "Compare with training");
   const error = h("p", { class: "form-error", role: "alert", testid: "drift-error" });
   const result = h("div", { testid: "drift-result" });
@@ -159,22 +159,25 @@ export function monitoringPart(view, model) {
   return h("div", { class: "monitoring", testid: "model-monitoring" }, logPart(view, model), driftPart(model));
 }
 
-// One contribution as a bar from the middle: right for positive, left for negative.
-function bar(value, largest) {
+// One contribution as a bar from zero: right for positive, left for negative. The drawing
+// spans [low, high], from the most negative contribution (or 0) to the most positive (or 0).
+function bar(value, low, high) {
   const svg = document.createElementNS(SVG, "svg");
   svg.setAttribute("viewBox", "0 0 200 14");
   svg.setAttribute("preserveAspectRatio", "none");
   svg.setAttribute("class", "contribution-bar");
   svg.setAttribute("aria-hidden", "true");
-  const width = largest > 0 ? (Math.abs(value) / largest) * 100 : 0;
+  const scale = high > low ? 200 / (high - low) : 0;
+  const zero = -low * scale;
+  const width = Math.abs(value) * scale;
   const rect = document.createElementNS(SVG, "rect");
-  rect.setAttribute("x", String(value < 0 ? 100 - width : 100));
+  rect.setAttribute("x", String(value < 0 ? zero - width : zero));
   rect.setAttribute("y", "1");
   rect.setAttribute("width", String(width));
   rect.setAttribute("height", "12");
   rect.setAttribute("class", value < 0 ? "negative" : "positive");
   const axis = document.createElementNS(SVG, "line");
-  for (const [name, at] of [["x1", "100"], ["x2", "100"], ["y1", "0"], ["y2", "14"]]) axis.setAttribute(name, at);
+  for (const [name, at] of [["x1", zero], ["x2", zero], ["y1", 0], ["y2", 14]]) axis.setAttribute(name, String(at));
   svg.append(rect, axis);
   return svg;
 }
@@ -190,7 +193,8 @@ const OUTPUTS = {
 export function explanationView(answer) {
   const row = answer.rows[0];
   const entries = Object.entries(row.contributions).sort((a, b) => Math.abs(b[1]) - Math.abs(a[1]) || (a[0] < b[0] ? -1 : 1));
-  const largest = Math.max(0, ...entries.map(([, v]) => Math.abs(v)));
+  const low = Math.min(0, ...entries.map(([, v]) => v));
+  const high = Math.max(0, ...entries.map(([, v]) => v));
   return h(
     "div",
     { class: "explanation", testid: "explain-result" },
@@ -211,12 +215,12 @@ export function explanationView(answer) {
           "li",
           { testid: "explain-contribution", "data-value": String(value) },
           h("span", { class: "name", testid: "explain-feature" }, name),
-          bar(value, largest),
+          bar(value, low, high),
           h("span", { class: "value", testid: "explain-value" }, signed(value)),
         ),
       ),
     ),
-    h("p", { class: "hint", testid: "explain-method" }, `Method: ${answer.method}${answer.exact ? " (exact SHAP values)" : " (an estimate)"}; model version ${answer.model_version}.`),
+    h("p", { class: "hint", testid: "explain-method" }, `Red raises the output, blue lowers it. Method: ${answer.method}${answer.exact ? " (exact SHAP values)" : " (an estimate)"}; model version ${answer.model_version}.`),
   );
 }
 

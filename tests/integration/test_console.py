@@ -186,9 +186,17 @@ def test_upload_shows_progress_and_the_list(journey, tmp_path):
     journey.state["dataset_id"] = page.url.rsplit("/", 1)[1]
 
 
-def test_profile_shows_every_column_as_text(journey, tmp_path):
-    """The profile: rows, every column's name, type, missing and distinct, values as text."""
+def test_profile_shows_every_column_as_text(journey, tmp_path, client, admin_token):
+    """The profile: rows, every column's name, type, role (why: its title), missing and
+    distinct, values as text."""
     page = journey.page
+    profiled = client.get(f"/resource/datasets/{journey.state['dataset_id']}", admin_token).json()
+    roles = page.get_by_test_id("column-role")
+    expect(roles).to_have_text([c["role"] for c in profiled["columns"]])
+    assert [c["role"] for c in profiled["columns"]] == ["numeric"] * 2 + ["categorical"] * 2
+    titles = roles.evaluate_all("all => all.map((role) => role.title)")
+    assert titles == [c["role_evidence"]["reason"] for c in profiled["columns"]]
+    assert all(titles), titles
     facts = page.get_by_test_id("dataset-facts")
     expect(facts).to_contain_text("Rows80")
     names = page.get_by_test_id("column-name")
@@ -758,6 +766,7 @@ def test_search_leaderboard_is_live(journey):
     expect(page.get_by_test_id("search-form")).to_be_visible()
     page.get_by_test_id("train-dataset").select_option(journey.state["dataset_id"])
     page.get_by_test_id("train-target").select_option(LABEL)
+    expect(page.get_by_test_id("train-role")).to_have_count(0)  # searches take no roles
     page.get_by_test_id("search-estimator").select_option("RandomForestClassifier")
     page.get_by_test_id("search-space").fill('{"n_estimators": [5, 10], "max_depth": [null, 3]}')
     page.get_by_test_id("search-strategy").select_option("grid")

@@ -101,8 +101,9 @@ export function guessTask(column) {
   return "classification";
 }
 
-// The data set, target and features part of a form (training and searches share it).
-export function dataPart(datasets, chosenId, onChange) {
+// The data set, target and features part of a form (training and searches share it); with
+// offerRoles, each feature's role too (searches take no "columns", so they do not offer it).
+export function dataPart(datasets, chosenId, onChange, { offerRoles = true } = {}) {
   const dataset = h("select", { name: "dataset", testid: "train-dataset" }, datasets.map((d) => h("option", { value: d.id }, d.name)));
   if (chosenId) dataset.value = chosenId;
   const target = h("select", { name: "target", testid: "train-target" });
@@ -130,7 +131,7 @@ export function dataPart(datasets, chosenId, onChange) {
   const fillFeatures = () => {
     const columns = part.current()?.columns || [];
     clear(features).append(h("legend", {}, "Features (the input columns)"));
-    const roles = columns.some((column) => column.role);
+    const roles = offerRoles && columns.some((column) => column.role);
     for (const column of columns) {
       const box = h("input", { type: "checkbox", value: column.name, checked: true, disabled: column.name === target.value, testid: "train-feature" });
       const item = h("span", { class: "feature" }, h("label", { class: "check" }, box, " ", column.name));

@@ -709,7 +709,16 @@ def test_train_with_a_role_override(journey, client, admin_token):
     assert refusal.status_code == 409
     page.get_by_test_id("model-download-onnx").click()
     expect(page.get_by_test_id("model-download-error")).to_have_text(refusal.json()["status"])
-    journey.errors.clear()  # the browser logs the 409 itself
+    # Nothing predicted yet: drift and the export say so in the API's words.
+    no_rows = client.get(f"/resource/models/{model_id}/drift", admin_token)
+    assert no_rows.status_code == 409
+    page.get_by_test_id("drift-submit").click()
+    expect(page.get_by_test_id("drift-error")).to_have_text(no_rows.json()["status"])
+    expect(page.get_by_test_id("drift-row")).to_have_count(0)
+    page.get_by_test_id("log-export").click()
+    expect(page.get_by_test_id("model-log-error")).to_contain_text("has no logged predictions")
+    expect(page.get_by_test_id("log-export-link")).to_have_count(0)
+    journey.errors.clear()  # the browser logs the 409s itself
     journey.shot("model-roles", min_height=1200)
     journey.check_clean()
 

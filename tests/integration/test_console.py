@@ -313,8 +313,9 @@ def test_train_from_a_form_built_from_the_estimators(journey):
     expect(page.get_by_test_id("param-bootstrap").locator("option").first).to_have_text(
         "default (true)"
     )
-    # The service gives param_types: n_estimators is "integer", a whole-number field.
-    expect(page.get_by_test_id("param-n_estimators")).to_have_attribute("step", "1")
+    expect(page.get_by_test_id("param-n_estimators")).to_have_attribute(
+        "step", "1"
+    )  # an integer (param_types)
     # The types newer services give (param_types) decide the field, else the default does.
     described = page.evaluate(
         """async () => {

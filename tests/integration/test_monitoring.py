@@ -215,15 +215,19 @@ def export_rows(client, token, model_id: str, rows_wanted: int) -> pd.DataFrame:
         dataset_id = response.json()["dataset_id"]
         download = client.get(f"/resource/datasets/{dataset_id}/download", token)
         logged = pd.read_parquet(io.BytesIO(download.content))
-        return logged if len(logged) >= rows_wanted else None
+        return (logged,) if len(logged) >= rows_wanted else None  # a tuple: truthy
 
-    return eventually(exported, timeout=60, message=f"{rows_wanted} rows were not logged")
+    return eventually(exported, timeout=60, message=f"{rows_wanted} rows were not logged")[0]
 
 
 def test_predictions_by_registered_name_are_logged_with_the_model_they_reach(client, owner):
     frame = rows(600, 4)
     frame["label"] = np.where(frame["x"] > 0, "yes", "no")
-    body = {"dataset_id": upload(client, owner, frame), "target": "label"}
+    body = {
+        "dataset_id": upload(client, owner, frame),
+        "target": "label",
+        "estimator": "LogisticRegression",
+    }
     model_id = wait_ready(client, owner, train(client, owner, body)["model_id"])["id"]
     name = "watched-by-name"
     assert client.post("/resource/registry", owner, json={"name": name}).status_code == 201

@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 import math
 import operator
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -177,20 +176,13 @@ def _one_typed_record(values: tuple[Any, ...], schema: list[SchemaColumn]) -> di
     return columns
 
 
-#: What ``msgspec.defstruct(rename=...)`` refuses in a field's name.
-_UNRENAMABLE = re.compile(r'["\\\x00-\x1f]')
-
-
 @functools.lru_cache(maxsize=64)
 def _records_decoder(columns: tuple[tuple[str, str], ...]) -> msgspec.json.Decoder[_Records] | None:
     """The decoder of one record or a list of records of a model's columns (name, type);
     ``None`` when a column is named like a wrapper key (such a body is read as a wrapper),
-    or is a date column (dates are checked, and may be years, on the worded path), or when a
-    name has a character msgspec cannot rename a field to (a quote, a backslash, a control
-    character): such a model's bodies are read by the worded path."""
+    or is a date column (dates are checked, and may be years, on the worded path), or has
+    a name msgspec cannot rename to (a ``"``, a ``\\`` or a control character in it)."""
     if WRAPPERS.intersection(name for name, _ in columns):
-        return None
-    if any(_UNRENAMABLE.search(name) for name, _ in columns):
         return None
     if any(kind == ColumnType.DATETIME for _, kind in columns):
         return None
@@ -198,13 +190,16 @@ def _records_decoder(columns: tuple[tuple[str, str], ...]) -> msgspec.json.Decod
         (f"c{index}", float | None if kind == ColumnType.NUMBER else str | None)
         for index, (_, kind) in enumerate(columns)
     ]
-    record = msgspec.defstruct(
-        "Record",
-        fields,
-        rename={f"c{index}": name for index, (name, _) in enumerate(columns)},
-        forbid_unknown_fields=True,
-        gc=False,  # scalars only: no cycles, and 100,000 records would wake the collector
-    )
+    try:
+        record = msgspec.defstruct(
+            "Record",
+            fields,
+            rename={f"c{index}": name for index, (name, _) in enumerate(columns)},
+            forbid_unknown_fields=True,
+            gc=False,  # scalars only: no cycles, and 100,000 records would wake the collector
+        )
+    except ValueError:  # such a column name: its bodies are read on the worded path
+        return None
     return msgspec.json.Decoder(record | list[record])  # type: ignore[valid-type]
 
 

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import collections
 import csv
+import hashlib
 import random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import onnx
 import pytest
 import requests
 from PIL import Image
@@ -27,6 +29,7 @@ from playwright.sync_api import Locator, Page, expect, sync_playwright
 
 from mlservice.config import REPO_DIR
 from mlservice.console import CONTENT_SECURITY_POLICY
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.browser
 
@@ -183,9 +186,17 @@ def test_upload_shows_progress_and_the_list(journey, tmp_path):
     journey.state["dataset_id"] = page.url.rsplit("/", 1)[1]
 
 
-def test_profile_shows_every_column_as_text(journey, tmp_path):
-    """The profile: rows, every column's name, type, missing and distinct, values as text."""
+def test_profile_shows_every_column_as_text(journey, tmp_path, client, admin_token):
+    """The profile: rows, every column's name, type, role (why: its title), missing and
+    distinct, values as text."""
     page = journey.page
+    profiled = client.get(f"/resource/datasets/{journey.state['dataset_id']}", admin_token).json()
+    roles = page.get_by_test_id("column-role")
+    expect(roles).to_have_text([c["role"] for c in profiled["columns"]])
+    assert [c["role"] for c in profiled["columns"]] == ["numeric"] * 2 + ["categorical"] * 2
+    titles = roles.evaluate_all("all => all.map((role) => role.title)")
+    assert titles == [c["role_evidence"]["reason"] for c in profiled["columns"]]
+    assert all(titles), titles
     facts = page.get_by_test_id("dataset-facts")
     expect(facts).to_contain_text("Rows80")
     names = page.get_by_test_id("column-name")
@@ -374,6 +385,14 @@ def test_model_page_shows_metrics_plots_and_lineage(journey):
     path = bundle.value.path()
     assert bundle.value.suggested_filename == journey.state["rf_id"] + ".mlbundle"
     assert path.read_bytes()[:8] == b"MLSBNDL1"
+    # The page shows the record's sha256 of the bundle, and it is the file's.
+    sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    expect(page.get_by_test_id("model-bundle-sha256")).to_have_text(sha256)
+    # Held-out scores beside the same scores on the rows it was fitted on.
+    name = page.get_by_test_id("metric-name").get_by_text("accuracy", exact=True)
+    accuracy = page.get_by_test_id("metric-row").filter(has=name)
+    expect(accuracy.get_by_test_id("metric-held-out")).to_have_count(1)
+    expect(accuracy.get_by_test_id("metric-training")).not_to_have_text("—")
     journey.check_clean()
 
 
@@ -469,6 +488,115 @@ def test_score_a_stored_data_set_on_a_worker(journey):
     expect(page.get_by_test_id("model-name")).to_have_text(RF_NAME)
 
 
+def test_download_onnx(journey, client, admin_token):
+    """The forest is compiled: "Download ONNX" saves the graph the API gives, an ONNX model
+    taking the three input columns."""
+    page = journey.page
+    model_id = journey.state["rf_id"]
+    record = client.get(f"/resource/models/{model_id}", admin_token).json()
+    assert record["engine"]["name"] == "onnxruntime", record["engine"]
+    with page.expect_download() as graph:
+        page.get_by_test_id("model-download-onnx").click()
+    assert graph.value.suggested_filename == model_id + ".onnx"
+    saved = graph.value.path().read_bytes()
+    direct = client.get(f"/resource/models/{model_id}/download?format=onnx", admin_token)
+    assert direct.status_code == 200
+    assert hashlib.sha256(saved).hexdigest() == hashlib.sha256(direct.content).hexdigest()
+    assert saved[:1] == b"\x08"  # a ModelProto starts with its ir_version (field 1, varint)
+    loaded = onnx.load_model_from_string(saved)
+    assert len(loaded.graph.input) == 3
+    expect(page.get_by_test_id("model-download-error")).to_be_empty()
+    journey.check_clean()
+
+
+def test_explain_the_try_it_row(journey, client, admin_token):
+    """Explain on the try-it row: the base value and one bar per input column, largest
+    first, the API's exact numbers, adding up to the model's output."""
+    page = journey.page
+    row = {SIZE: 9.5, COUNT: 4, COLOUR: COLOURS[2]}
+    page.get_by_test_id("try-input-0").fill("9.5")
+    page.get_by_test_id("try-input-1").fill("4")
+    page.get_by_test_id("try-input-2").fill(COLOURS[2])
+    page.get_by_test_id("try-explain").click()
+    contributions = page.get_by_test_id("explain-contribution")
+    expect(contributions).to_have_count(3, timeout=WORK_TIMEOUT)
+    answer = client.post(
+        f"/resource/models/{journey.state['rf_id']}/explain", admin_token, json=row
+    )
+    assert answer.status_code == 200, answer.text
+    explained = answer.json()["rows"][0]
+    by_size = sorted(explained["contributions"].items(), key=lambda item: -abs(item[1]))
+    expect(page.get_by_test_id("explain-feature")).to_have_text([name for name, _ in by_size])
+    shown = contributions.evaluate_all("all => all.map((item) => Number(item.dataset.value))")
+    assert shown == [value for _, value in by_size]
+    base = float(page.get_by_test_id("explain-base").inner_text())
+    assert base == pytest.approx(explained["base_value"], rel=1e-3)
+    assert explained["base_value"] + sum(shown) == pytest.approx(explained["output"], abs=1e-6)
+    expect(page.get_by_test_id("explain-summary")).to_contain_text(f"Why {YES}")
+    # The bars, drawn from zero across 200 units: the longest first, each its share.
+    widths = page.locator("[data-testid=explain-contribution] rect").evaluate_all(
+        "all => all.map((rect) => Number(rect.getAttribute('width')))"
+    )
+    span = max(shown + [0]) - min(shown + [0])
+    assert widths == pytest.approx([abs(v) * 200 / span for v in shown]), widths
+    assert widths[0] == max(widths)
+    page.get_by_test_id("explain-result").screenshot(path=SCREENSHOTS / "explain.png")
+    journey.check_clean()
+
+
+def test_prediction_log_drift_and_export(journey, client, admin_token):
+    """Turn the log on, predict rows unlike the training ones through the API: the drift
+    table flags the moved columns as the API does; the log exports as a data set."""
+    page = journey.page
+    model_id = journey.state["rf_id"]
+    switch = page.get_by_test_id("model-log-switch")
+    expect(switch).not_to_be_checked()
+    expect(page.get_by_test_id("model-log-state")).to_have_text("off")
+    switch.check()
+    expect(page.get_by_test_id("model-log-state")).to_have_text("on")
+    assert client.get(f"/resource/models/{model_id}", admin_token).json()["log_predictions"]
+    # Sizes far above training's 0 to 10, one colour only.
+    sent = [{SIZE: 20 + i / 10, COUNT: i % 6, COLOUR: COLOURS[0]} for i in range(60)]
+    predicted = client.post(f"/resource/models/{model_id}/predict", admin_token, json=sent)
+    assert predicted.status_code == 200, predicted.text
+
+    def logged():
+        answer = client.get(f"/resource/models/{model_id}/drift?window=60", admin_token)
+        return answer.json() if answer.status_code == 200 and answer.json()["rows"] == 60 else None
+
+    drift = eventually(logged, timeout=30, message="60 rows were not logged")
+    assert {SIZE, COLOUR} <= set(drift["drifted"]), drift
+    page.get_by_test_id("drift-window").fill("60")
+    page.get_by_test_id("drift-submit").click()
+    rows = page.get_by_test_id("drift-row")
+    expect(rows).to_have_count(3)
+    expect(page.get_by_test_id("drift-summary")).to_contain_text(
+        "60 rows from the prediction log against"
+    )
+    expect(rows.get_by_test_id("drift-column")).to_have_text(
+        [c["feature"] for c in drift["columns"]]
+    )
+    expect(rows.get_by_test_id("drift-flag")).to_have_text(
+        ["drifted" if c["drifted"] else "stable" for c in drift["columns"]]
+    )
+    expect(page.locator("tr.drifted[data-testid=drift-row]")).to_have_count(len(drift["drifted"]))
+    size = rows.filter(has=page.get_by_test_id("drift-column").get_by_text(SIZE, exact=True))
+    expect(cell(size, "Type")).to_have_text("number")
+    page.get_by_test_id("model-monitoring").screenshot(path=SCREENSHOTS / "monitoring.png")
+
+    page.get_by_test_id("log-export").click()
+    expect(page.get_by_test_id("log-export-link")).to_be_visible(timeout=WORK_TIMEOUT)
+    expect(page.get_by_test_id("log-export-result")).to_contain_text("Exported 60 rows")
+    page.get_by_test_id("log-export-link").click()
+    expect(page.get_by_test_id("column-name")).to_contain_text(
+        [SIZE, COUNT, COLOUR, "prediction", "model_id"]
+    )
+    journey.check_clean()
+    page.go_back()
+    expect(page.get_by_test_id("model-name")).to_have_text(RF_NAME)
+    expect(page.get_by_test_id("model-log-state")).to_have_text("on")
+
+
 def test_registry_promote_and_roll_back(journey, client, admin_token):
     """Two versions of a registered name: promote one, then the other, each confirmed, then
     roll back; the history lists every change."""
@@ -524,6 +652,78 @@ def test_registry_promote_and_roll_back(journey, client, admin_token):
     journey.check_clean()
 
 
+def test_registry_name_log_switch_writes_history(journey, client, admin_token):
+    """The registered name's prediction-log switch: on, recorded, one history entry."""
+    page = journey.page
+    name = "console-churn"
+    expect(page.get_by_test_id("registry-log-state")).to_have_text("off")
+    page.get_by_test_id("registry-log-switch").check()
+    expect(page.get_by_test_id("registry-log-state")).to_have_text("on")
+    newest = page.get_by_test_id("history-row").first
+    expect(newest.get_by_test_id("history-event")).to_have_text("log_predictions_changed")
+    expect(cell(newest, "Before")).to_have_text("false")
+    expect(cell(newest, "After")).to_have_text("true")
+    assert client.get(f"/resource/registry/{name}", admin_token).json()["log_predictions"] is True
+    history = client.get(f"/resource/registry/{name}/history", admin_token).json()["history"]
+    assert [e["event"] for e in history].count("log_predictions_changed") == 1
+    expect(page.get_by_test_id("registry-log-switch")).to_be_checked()
+    page.get_by_test_id("registry-log").screenshot(path=SCREENSHOTS / "registry-log.png")
+    journey.check_clean()
+
+
+ROLES_NAME = 'roles "override"'
+
+
+def test_train_with_a_role_override(journey, client, admin_token):
+    """The train form offers each column's detected role; COUNT ignored and COLOUR as free
+    text make a model without COUNT (a warning says so) that is not compiled (Download
+    ONNX shows the API's reason)."""
+    page = journey.page
+    page.get_by_test_id("nav-train").click()
+    page.get_by_test_id("train-dataset").select_option(journey.state["dataset_id"])
+    page.get_by_test_id("train-target").select_option(LABEL)
+    roles = page.get_by_test_id("train-role")
+    expect(roles).to_have_count(3)
+    detected = roles.evaluate_all("all => all.map((s) => s.value)")
+    assert detected == ["numeric", "numeric", "categorical"], detected
+    expect(roles.nth(2).locator("option:checked")).to_have_text("categorical (detected)")
+    roles.nth(1).select_option("ignore")
+    roles.nth(2).select_option("text")
+    page.get_by_test_id("train-estimator").select_option("LogisticRegression")
+    page.get_by_test_id("train-name").fill(ROLES_NAME)
+    page.get_by_test_id("train-submit").click()
+    page.get_by_test_id("train-model-link").click(timeout=WORK_TIMEOUT)
+    expect(page.get_by_test_id("model-name")).to_have_text(ROLES_NAME)
+    expect(page.get_by_test_id("model-page-status")).to_have_text("ready")
+    model_id = page.url.rsplit("/", 1)[1]
+    record = client.get(f"/resource/models/{model_id}", admin_token).json()
+    assert [c["name"] for c in record["input_schema"]] == [SIZE, COLOUR]
+    expect(page.get_by_test_id("model-roles")).to_have_text(f"{COUNT}: ignore{COLOUR}: text")
+    left_out = page.get_by_test_id("model-warning").filter(has_text="column_left_out")
+    expect(left_out).to_have_count(1)
+    expect(left_out).to_contain_text(COUNT)
+    expect(page.get_by_test_id("try-form").locator("label")).to_have_text(
+        [SIZE, COLOUR, "With probabilities"]
+    )
+    expect(page.get_by_test_id("metric-training").first).to_be_visible()
+    refusal = client.get(f"/resource/models/{model_id}/download?format=onnx", admin_token)
+    assert refusal.status_code == 409
+    page.get_by_test_id("model-download-onnx").click()
+    expect(page.get_by_test_id("model-download-error")).to_have_text(refusal.json()["status"])
+    # Nothing predicted yet: drift and the export say so in the API's words.
+    no_rows = client.get(f"/resource/models/{model_id}/drift", admin_token)
+    assert no_rows.status_code == 409
+    page.get_by_test_id("drift-submit").click()
+    expect(page.get_by_test_id("drift-error")).to_have_text(no_rows.json()["status"])
+    expect(page.get_by_test_id("drift-row")).to_have_count(0)
+    page.get_by_test_id("log-export").click()
+    expect(page.get_by_test_id("model-log-error")).to_contain_text("has no logged predictions")
+    expect(page.get_by_test_id("log-export-link")).to_have_count(0)
+    journey.errors.clear()  # the browser logs the 409s itself
+    journey.shot("model-roles", min_height=1200)
+    journey.check_clean()
+
+
 def test_users_create_change_and_delete(journey, admin_credentials):
     """An admin creates an account (a short password is refused in the API's words), makes it an
     admin, disables and enables it, and deletes it after confirming."""
@@ -576,6 +776,7 @@ def test_search_leaderboard_is_live(journey):
     expect(page.get_by_test_id("search-form")).to_be_visible()
     page.get_by_test_id("train-dataset").select_option(journey.state["dataset_id"])
     page.get_by_test_id("train-target").select_option(LABEL)
+    expect(page.get_by_test_id("train-role")).to_have_count(0)  # searches take no roles
     page.get_by_test_id("search-estimator").select_option("RandomForestClassifier")
     page.get_by_test_id("search-space").fill('{"n_estimators": [5, 10], "max_depth": [null, 3]}')
     page.get_by_test_id("search-strategy").select_option("grid")
@@ -654,6 +855,18 @@ def test_keyboard_only_sign_in_and_a_narrow_screen(journey, admin_credentials):
         overflow = page.evaluate("document.documentElement.scrollWidth")
         assert overflow <= 390, (name, overflow)
         journey.shot(name, min_height=500)
+    # The model page's explanation and drift table fit too.
+    page.evaluate("hash => { location.hash = hash; }", "#/models/" + journey.state["rf_id"])
+    page.get_by_test_id("try-input-0").fill("1.5")
+    page.get_by_test_id("try-input-1").fill("0")
+    page.get_by_test_id("try-explain").click()
+    expect(page.get_by_test_id("explain-contribution")).to_have_count(3, timeout=WORK_TIMEOUT)
+    page.get_by_test_id("drift-window").fill("60")
+    page.get_by_test_id("drift-submit").click()
+    expect(page.get_by_test_id("drift-row")).to_have_count(3)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.get_by_test_id("try-form").screenshot(path=SCREENSHOTS / "narrow-explain.png")
+    page.get_by_test_id("drift-form").screenshot(path=SCREENSHOTS / "narrow-drift.png")
     journey.check_clean()
 
 

@@ -62,14 +62,15 @@ function labelText(label) {
   return label instanceof Node ? label.textContent.replace(/ [▲▼]$/, "") : label;
 }
 
-// A table from rows: columns = [{label, value: row => text|Node, key?: row => sortable}].
-export function table(columns, rows, { testid, rowTestid, empty = "Nothing yet." } = {}) {
+// A table from rows: columns = [{label, value: row => text|Node, key?: row => sortable}];
+// rowClass(row), when given, is a row's class (e.g. to highlight it).
+export function table(columns, rows, { testid, rowTestid, rowClass, empty = "Nothing yet." } = {}) {
   if (!rows.length) return h("p", { class: "empty", testid: testid && testid + "-empty" }, empty);
   const head = h("tr", {}, columns.map((column) => h("th", { scope: "col" }, column.label)));
   const body = rows.map((row) =>
     h(
       "tr",
-      { testid: rowTestid ? rowTestid(row) : null },
+      { testid: rowTestid ? rowTestid(row) : null, class: rowClass ? rowClass(row) : null },
       columns.map((column) => h("td", { "data-label": labelText(column.label) }, column.value(row))),
     ),
   );

@@ -1,8 +1,10 @@
 // Models: a sortable, filterable list; a model's page (metrics, the report's plots, lineage,
-// download, delete), a "try it" form from its input columns, and a CSV drop that scores a file.
+// download as a bundle or ONNX, delete, monitoring), a "try it" form from its input columns
+// (predict or explain the row), and a CSV drop that scores a file.
 
 import * as api from "./api.js";
 import { append, bytes, clear, confirmDialog, download, field, h, num, progress, table, when } from "./dom.js";
+import { explain, explanationView, monitoringPart } from "./monitor.js";
 
 // The score a list shows per model: accuracy for classifiers, r2 for regressors.
 export function mainMetric(model) {
@@ -113,13 +115,26 @@ async function list(view) {
   draw();
 }
 
+// The scores on the held-out rows and, beside them, on the rows the model was fitted on.
 function metricsPart(metrics) {
   const rows = Object.entries(metrics || {}).filter(([, v]) => typeof v === "number");
-  const parts = [h("dl", { class: "facts", testid: "model-metrics" }, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, num(v))]))];
-  const training = metrics?.training;
-  if (training && typeof training === "object") {
-    const scores = Object.entries(training).filter(([, v]) => typeof v === "number");
-    parts.push(h("p", { testid: "model-training-metrics" }, "On the rows it was fitted on (compare: much better there is overfitting): ", scores.map(([k, v]) => `${k} ${num(v)}`).join(", ")));
+  const training = metrics?.training && typeof metrics.training === "object" ? metrics.training : null;
+  const parts = [];
+  if (training) {
+    parts.push(
+      table(
+        [
+          { label: "Metric", value: ([k]) => h("span", { testid: "metric-name" }, k) },
+          { label: "Held-out rows", value: ([, v]) => h("span", { testid: "metric-held-out" }, num(v)) },
+          { label: "Rows it was fitted on", value: ([k]) => h("span", { testid: "metric-training" }, num(training[k])) },
+        ],
+        rows,
+        { testid: "model-metrics", rowTestid: () => "metric-row" },
+      ),
+      h("p", { class: "hint" }, "Much better on the rows it was fitted on than on the held-out rows is overfitting."),
+    );
+  } else {
+    parts.push(h("dl", { class: "facts", testid: "model-metrics" }, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, num(v))])));
   }
   if (metrics?.cv) {
     const cv = metrics.cv;
@@ -180,6 +195,12 @@ function lineagePart(model) {
     ["Target", model.target ?? "—"],
     ["Features", model.features ? model.features.join(", ") : "every column but the target"],
     ["Parameters given", JSON.stringify(model.params || {})],
+    [
+      "Column roles given",
+      Object.keys(model.columns || {}).length
+        ? h("span", { class: "chips", testid: "model-roles" }, Object.entries(model.columns).map(([name, role]) => h("span", { class: "chip" }, `${name}: ${role}`)))
+        : "none (as profiled)",
+    ],
     ["Held-out fraction", num(model.test_size)],
     ["Trained by", model.owner],
     ["Worker", model.worker || "—"],
@@ -212,6 +233,17 @@ async function modelPage(view, modelId) {
       view.flash(problem.message);
     }
   });
+  // Only compiled models have an ONNX graph: the API's 409 says why not, shown by the button.
+  const onnxError = h("p", { class: "form-error", role: "alert", testid: "model-download-error" });
+  const onnxButton = h("button", { type: "button", testid: "model-download-onnx" }, "Download ONNX");
+  onnxButton.addEventListener("click", async () => {
+    onnxError.textContent = "";
+    try {
+      download(await api.blob(`/resource/models/${model.id}/download?format=onnx`), `${model.id}.onnx`);
+    } catch (problem) {
+      onnxError.textContent = problem.message;
+    }
+  });
   const deleteButton = h("button", { type: "button", class: "danger", testid: "model-delete" }, "Delete");
   deleteButton.addEventListener("click", async () => {
     if (!(await confirmDialog(`Delete the model “${model.name}”? Predictions with it stop at once.`, "Delete"))) return;
@@ -231,6 +263,7 @@ async function modelPage(view, modelId) {
     ["Engine", model.engine ? `${model.engine.name}: ${model.engine.reason}` : "—"],
     ["Version", num(model.version)],
     ["Bundle size", bytes(model.size_bytes)],
+    ["Bundle sha256", model.bundle_sha256 ? h("code", { testid: "model-bundle-sha256" }, model.bundle_sha256) : "—"],
     ["Training seconds", num(model.training_seconds)],
     ["Created", when(model.created_at)],
     ["Finished", when(model.finished_at)],
@@ -242,19 +275,31 @@ async function modelPage(view, modelId) {
       "div",
       { class: "actions" },
       ready ? downloadButton : null,
+      ready ? onnxButton : null,
       ready ? h("a", { class: "button", href: `#/registry?model=${model.id}`, testid: "model-register" }, "Register a version") : null,
       deleteButton,
     ),
+    onnxError,
     model.error ? h("p", { class: "form-error", testid: "model-error" }, model.error) : null,
     (model.warnings || []).length
-      ? h("ul", { class: "notes", testid: "model-warnings" }, model.warnings.map((w) => h("li", {}, typeof w === "string" ? w : w.message)))
+      ? h(
+          "ul",
+          { class: "notes", testid: "model-warnings" },
+          model.warnings.map((w) =>
+            typeof w === "string"
+              ? h("li", { testid: "model-warning" }, w)
+              : h("li", { testid: "model-warning" }, h("span", { class: "chip", testid: "warning-kind" }, w.kind), " ", w.message),
+          ),
+        )
       : null,
     h("dl", { class: "facts", testid: "model-facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
   ]);
   if (ready) {
-    append(view.main, [h("h2", {}, "Metrics (held-out rows)"), metricsPart(model.metrics)]);
+    append(view.main, [h("h2", {}, model.metrics?.training ? "Metrics" : "Metrics (held-out rows)"), metricsPart(model.metrics)]);
     append(view.main, [h("h2", {}, "Try it"), tryIt(model), h("h2", {}, "Score a CSV file"), scoreFile(model)]);
     append(view.main, [h("h2", {}, "Score a stored data set"), await scoreDataset(view, model)]);
+    if (!view.alive()) return;
+    append(view.main, [h("h2", {}, "Monitoring"), monitoringPart(view, model)]);
     append(view.main, [h("h2", {}, "Report")]);
     const plots = h("div");
     view.main.append(plots);
@@ -281,6 +326,8 @@ function tryIt(model) {
   const result = h("div", { testid: "try-result" });
   const error = h("p", { class: "form-error", role: "alert", testid: "try-error" });
   const button = h("button", { type: "submit", class: "primary", testid: "try-submit" }, "Predict");
+  const explainButton = h("button", { type: "button", testid: "try-explain" }, "Explain");
+  const explained = h("div", { testid: "explain-holder" });
   const form = h(
     "form",
     { class: "card", testid: "try-form", "aria-label": "Try the model" },
@@ -291,19 +338,40 @@ function tryIt(model) {
     ),
     field("With probabilities", probabilities),
     error,
-    h("div", { class: "actions" }, button),
+    h("div", { class: "actions" }, button, explainButton),
     result,
     answer,
+    explained,
   );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    error.textContent = "";
-    clear(result);
+  // The row as the fields say: numbers as numbers, an empty number as missing.
+  const readRecord = () => {
     const record = {};
     schema.forEach((column, index) => {
       const raw = controls[index].value;
       record[column.name] = column.type === "number" ? (raw === "" ? null : Number(raw)) : raw;
     });
+    return record;
+  };
+  explainButton.addEventListener("click", async () => {
+    error.textContent = "";
+    clear(explained);
+    explainButton.disabled = true;
+    explained.append(h("p", { class: "hint", testid: "explain-waiting" }, "Explaining on a worker…"));
+    try {
+      const body = await explain(model, readRecord());
+      clear(explained).append(explanationView(body));
+    } catch (problem) {
+      clear(explained);
+      error.textContent = problem.message;
+    } finally {
+      explainButton.disabled = false;
+    }
+  });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.textContent = "";
+    clear(result);
+    const record = readRecord();
     const path = `/resource/models/${model.id}/predict` + (probabilities.checked && model.classes ? "?probabilities=true" : "");
     button.disabled = true;
     try {

@@ -1,9 +1,10 @@
 // Registry: registered models, their versions and aliases; promote and roll back (with a
-// confirmation), and the history of every change.
+// confirmation), the name's prediction log, and the history of every change.
 
 import * as api from "./api.js";
 import { append, clear, confirmDialog, field, h, num, table, when } from "./dom.js";
 import { mainMetric } from "./models.js";
+import { logSwitch } from "./monitor.js";
 
 const enc = encodeURIComponent;
 
@@ -129,11 +130,33 @@ async function detail(view, name) {
     event.preventDefault();
     move(aliasName.value.trim(), versionChoice.value, "Promote");
   });
+  const logError = h("p", { class: "form-error", role: "alert", testid: "registry-log-error" });
+  const logPart = h(
+    "div",
+    { class: "card", testid: "registry-log" },
+    logSwitch({
+      on: record.log_predictions === true,
+      label: `Keep every prediction by ${record.name} in the log of the model it reaches`,
+      testid: "registry-log-switch",
+      state: h("span", { testid: "registry-log-state" }),
+      error: logError,
+      change: async (on) => {
+        const changed = await api.patch("/resource/registry/" + enc(name), { log_predictions: on });
+        clear(view.main);
+        await reload(); // the history gains the change
+        return changed.log_predictions === true;
+      },
+    }),
+    h("p", { class: "hint" }, "Whatever the model's own setting, and through every promotion."),
+    logError,
+  );
   append(clear(view.main), [
     h("p", { class: "crumbs" }, h("a", { href: "#/registry" }, "Registry"), " / "),
     h("h1", { testid: "registered-name" }, record.name),
     record.description ? h("p", { testid: "registered-description" }, record.description) : null,
     h("p", { class: "hint" }, `Owner ${record.owner}; predictions by name: POST /resource/registry/${record.name}@<alias>/predict`),
+    h("h2", {}, "Prediction log"),
+    logPart,
     h("h2", {}, "Aliases"),
     table(
       [

@@ -58,7 +58,7 @@ function searchForm(view, datasets, all) {
     clear(estimator).append(...all.filter((e) => e.task === task).map((e) => h("option", { value: e.name }, e.name)));
     if ([...estimator.options].some((o) => o.value === before)) estimator.value = before;
   };
-  const data = dataPart(datasets, view.query.get("dataset"), fillEstimators);
+  const data = dataPart(datasets, view.query.get("dataset"), fillEstimators, { offerRoles: false });
   const toggle = () => {
     estimator.disabled = automl.checked;
     space.disabled = automl.checked;

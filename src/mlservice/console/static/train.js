@@ -6,6 +6,9 @@ import { append, clear, field, h, progress } from "./dom.js";
 
 let estimatorsCache = null;
 
+// The roles a training request may give a column (docs/tables.md, "Overriding roles").
+const OVERRIDE_ROLES = ["numeric", "categorical", "datetime", "text", "ignore"];
+
 export async function estimators() {
   if (!estimatorsCache) estimatorsCache = (await api.get("/resource/estimators")).estimators;
   return estimatorsCache;
@@ -98,8 +101,9 @@ export function guessTask(column) {
   return "classification";
 }
 
-// The data set, target and features part of a form (training and searches share it).
-export function dataPart(datasets, chosenId, onChange) {
+// The data set, target and features part of a form (training and searches share it); with
+// offerRoles, each feature's role too (searches take no "columns", so they do not offer it).
+export function dataPart(datasets, chosenId, onChange, { offerRoles = true } = {}) {
   const dataset = h("select", { name: "dataset", testid: "train-dataset" }, datasets.map((d) => h("option", { value: d.id }, d.name)));
   if (chosenId) dataset.value = chosenId;
   const target = h("select", { name: "target", testid: "train-target" });
@@ -110,10 +114,11 @@ export function dataPart(datasets, chosenId, onChange) {
     element: h("div", {}, h("div", { class: "fields" }, field("Data set", dataset), field("Target (the column to predict)", target)), features),
     current: () => datasets.find((d) => d.id === dataset.value),
     column: () => part.current()?.columns.find((c) => c.name === target.value),
+    // The roles changed from the detected ones: the request's "columns".
     chosenRoles() {
       const chosen = {};
       for (const select of features.querySelectorAll("select.role")) {
-        if (select.value) chosen[select.dataset.column] = select.value;
+        if (select.value && select.value !== select.dataset.detected) chosen[select.dataset.column] = select.value;
       }
       return Object.keys(chosen).length ? chosen : null;
     },
@@ -126,20 +131,25 @@ export function dataPart(datasets, chosenId, onChange) {
   const fillFeatures = () => {
     const columns = part.current()?.columns || [];
     clear(features).append(h("legend", {}, "Features (the input columns)"));
-    const roles = columns.some((column) => column.role);
+    const roles = offerRoles && columns.some((column) => column.role);
     for (const column of columns) {
       const box = h("input", { type: "checkbox", value: column.name, checked: true, disabled: column.name === target.value, testid: "train-feature" });
       const item = h("span", { class: "feature" }, h("label", { class: "check" }, box, " ", column.name));
       if (roles && column.name !== target.value) {
-        // A role other than the profile's goes in the request's "columns"; services without
-        // roles give none, and the choice is not offered.
+        // Prefilled with the role the profile detected (why: its title); another choice goes
+        // in the request's "columns". An id or constant column is left out unless given a
+        // role. Services without roles give none, and the choice is not offered.
+        const detected = column.role || "";
+        const overridable = OVERRIDE_ROLES.includes(detected);
         const role = h(
           "select",
-          { class: "role", testid: "train-role", "aria-label": "Role of " + column.name },
-          h("option", { value: "" }, `as profiled (${column.role || "?"})`),
-          ["numeric", "categorical", "datetime", "text", "ignore"].map((r) => h("option", { value: r }, r)),
+          { class: "role", testid: "train-role", "aria-label": "Role of " + column.name, title: column.role_evidence?.reason || null },
+          overridable ? null : h("option", { value: "" }, `${detected || "?"} (detected: left out)`),
+          OVERRIDE_ROLES.map((r) => h("option", { value: r }, r === detected ? `${r} (detected)` : r)),
         );
+        role.value = overridable ? detected : "";
         role.dataset.column = column.name;
+        role.dataset.detected = overridable ? detected : "";
         item.append(role);
       }
       features.append(item);

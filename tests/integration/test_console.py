@@ -298,6 +298,8 @@ def test_train_from_a_form_built_from_the_estimators(journey):
     page.get_by_test_id("dataset-row").filter(has_text=DATASET_NAME).get_by_test_id(
         "dataset-link"
     ).click()
+    # The data set's own page (the list's rows have Train buttons too: wait for it).
+    expect(page.get_by_test_id("dataset-facts")).to_be_visible()
     page.get_by_test_id("dataset-train").click()
     expect(page.get_by_test_id("train-form")).to_be_visible()
     assert page.get_by_test_id("train-dataset").input_value() == journey.state["dataset_id"]

@@ -71,9 +71,10 @@ def guess_format(values: Any, sample: int = 200) -> str | None:
     return candidates[counts.index(max(counts))]
 
 
-def parse_dates(values: Any, date_format: str | None = None) -> pd.Series:
+def parse_dates(values: Any, date_format: str | None = None, coerce: bool = False) -> pd.Series:
     """``values`` as datetimes (missing: NaT); :class:`BadDate` names the first value that is
-    neither missing nor a date. Time zones are converted to UTC, then dropped."""
+    neither missing nor a date (with ``coerce``, such a value is NaT instead). Time zones are
+    converted to UTC, then dropped."""
     series = pd.Series(np.asarray(values, dtype=object), dtype=object).reset_index(drop=True)
     parsed = pd.Series(pd.NaT, index=series.index, dtype="datetime64[ns]")
     missing = series.isna()
@@ -97,7 +98,7 @@ def parse_dates(values: Any, date_format: str | None = None) -> pd.Series:
         good = converted.notna()
         parsed[good[good].index] = converted[good]
         pending &= parsed.isna()
-    if pending.any():
+    if pending.any() and not coerce:
         position = int(np.flatnonzero(pending.to_numpy())[0])
         raise BadDate(series.iloc[position], position)
     return parsed

@@ -158,25 +158,9 @@ def test_the_log_holds_every_row_and_exports_as_a_data_set_that_trains(client, o
     sent = rows(1234, 3)
     predict(client, owner, model_id, sent)
 
-    def exported():
-        response = client.post(f"/resource/models/{model_id}/prediction-log/export", owner)
-        assert response.status_code == 202, response.text
-        return response.json()
-
-    accepted = eventually(exported, timeout=30)
-    status = eventually(
-        lambda: (
-            client.get(accepted["status_url"], owner).json()
-            if client.get(accepted["status_url"], owner).json()["state"] in ("SUCCESS", "FAILURE")
-            else None
-        ),
-        timeout=60,
-    )
-    assert status["state"] == "SUCCESS", status
-    dataset = client.get(f"/resource/datasets/{accepted['dataset_id']}", owner).json()
+    logged, dataset_id = export_rows(client, owner, model_id, 1234)
+    dataset = client.get(f"/resource/datasets/{dataset_id}", owner).json()
     assert dataset["rows"] == 1234
-    download = client.get(f"/resource/datasets/{accepted['dataset_id']}/download", owner)
-    logged = pd.read_parquet(io.BytesIO(download.content))
     assert list(logged.columns) == [
         "x", "y", "colour", "prediction", "model_id", "model_version", "predicted_at", "request_id",
     ]  # fmt: skip
@@ -188,7 +172,7 @@ def test_the_log_holds_every_row_and_exports_as_a_data_set_that_trains(client, o
         client,
         owner,
         {
-            "dataset_id": accepted["dataset_id"],
+            "dataset_id": dataset_id,
             "target": "prediction",
             "features": ["x", "y", "colour"],
             "estimator": "DecisionTreeClassifier",
@@ -197,8 +181,9 @@ def test_the_log_holds_every_row_and_exports_as_a_data_set_that_trains(client, o
     assert wait_ready(client, owner, retrained["model_id"])["status"] == "ready"
 
 
-def export_rows(client, token, model_id: str, rows_wanted: int) -> pd.DataFrame:
-    """The model's prediction log, exported once it holds ``rows_wanted`` rows."""
+def export_rows(client, token, model_id: str, rows_wanted: int) -> tuple[pd.DataFrame, str]:
+    """The model's prediction log, exported once it holds ``rows_wanted`` rows, and the id of
+    the data set it was exported into."""
 
     def exported():
         response = client.post(f"/resource/models/{model_id}/prediction-log/export", token)
@@ -215,9 +200,9 @@ def export_rows(client, token, model_id: str, rows_wanted: int) -> pd.DataFrame:
         dataset_id = response.json()["dataset_id"]
         download = client.get(f"/resource/datasets/{dataset_id}/download", token)
         logged = pd.read_parquet(io.BytesIO(download.content))
-        return (logged,) if len(logged) >= rows_wanted else None  # a tuple: truthy
+        return (logged, dataset_id) if len(logged) >= rows_wanted else None
 
-    return eventually(exported, timeout=60, message=f"{rows_wanted} rows were not logged")[0]
+    return eventually(exported, timeout=60, message=f"{rows_wanted} rows were not logged")
 
 
 def test_predictions_by_registered_name_are_logged_with_the_model_they_reach(client, owner):
@@ -262,7 +247,7 @@ def test_predictions_by_registered_name_are_logged_with_the_model_they_reach(cli
     ]
     by_v2 = client.post(f"/v2/models/{name}/infer", owner, json={"inputs": inputs})
     assert by_v2.status_code == 200, by_v2.text
-    logged = export_rows(client, owner, model_id, 37)
+    logged, _ = export_rows(client, owner, model_id, 37)
     assert len(logged) == 37  # the 5 rows sent before the name's log was on are not kept
     assert set(logged["model_id"]) == {model_id}
     assert np.array_equal(

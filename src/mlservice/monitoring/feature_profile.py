@@ -20,7 +20,7 @@ from typing import Any, NotRequired, TypedDict
 import numpy as np
 import pandas as pd
 
-from ..table_features import BadDate, parse_dates
+from ..table_features import parse_dates
 
 #: Quantiles whose values are the interior bin edges of a number column (deciles).
 DECILES = tuple(np.linspace(0.1, 0.9, 9))
@@ -73,15 +73,7 @@ def bin_shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 def date_numbers(values: pd.Series) -> np.ndarray:
     """Dates (text, years, timestamps) as days since 1970-01-01; what is not a date is NaN."""
-    try:
-        parsed = parse_dates(values)
-    except BadDate:  # some value is not a date: parse one by one, keeping the dates
-        parsed = pd.Series(pd.NaT, index=range(len(values)), dtype="datetime64[ns]")
-        for position, value in enumerate(values.tolist()):
-            try:
-                parsed.iloc[position] = parse_dates([value]).iloc[0]
-            except BadDate:
-                continue
+    parsed = parse_dates(values, coerce=True)
     return np.asarray((parsed - pd.Timestamp(0)) / pd.Timedelta(days=1), dtype=np.float64)
 
 

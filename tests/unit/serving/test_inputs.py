@@ -22,6 +22,14 @@ SCHEMA = [
 ]
 
 
+def assert_same_columns(typed, plain) -> None:
+    """The typed reading's arrays are the worded reading's: names, dtypes, shapes, values."""
+    assert typed is not None and list(typed) == list(plain)
+    for name, values in plain.items():
+        assert typed[name].dtype == values.dtype and typed[name].shape == values.shape
+        assert [repr(value) for value in typed[name]] == [repr(value) for value in values]
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -100,10 +108,7 @@ def test_the_typed_reading_gives_the_same_arrays(body):
     raw = json.dumps(body).encode()
     typed = typed_records_to_columns(raw, SCHEMA)
     plain = json_to_columns(json.loads(raw), SCHEMA)
-    assert typed is not None and list(typed) == list(plain)
-    for name, values in plain.items():
-        assert typed[name].dtype == values.dtype and typed[name].shape == values.shape
-        assert [repr(value) for value in typed[name]] == [repr(value) for value in values]
+    assert_same_columns(typed, plain)
 
 
 @pytest.mark.parametrize(
@@ -135,10 +140,7 @@ def test_the_typed_reading_of_a_split_gives_the_same_arrays(split):
     raw = json.dumps({"dataframe_split": split}).encode()
     typed = typed_records_to_columns(raw, SCHEMA)
     plain = json_to_columns(json.loads(raw), SCHEMA)
-    assert typed is not None and list(typed) == list(plain)
-    for name, values in plain.items():
-        assert typed[name].dtype == values.dtype and typed[name].shape == values.shape
-        assert [repr(value) for value in typed[name]] == [repr(value) for value in values]
+    assert_same_columns(typed, plain)
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 import * as api from "./api.js";
 import { sample } from "./sample.js";
-import { append, bytes, clear, confirmDialog, download, field, h, num, progress, table, when } from "./dom.js";
+import { acceptDrops, append, bytes, clear, confirmDialog, download, field, h, num, progress, table, when } from "./dom.js";
 
 const PAGE = "/resource/datasets?per_page=500";
 
@@ -29,16 +29,7 @@ function uploadCard(view, reload) {
     error,
     h("div", { class: "actions" }, button),
   );
-  form.addEventListener("dragover", (event) => {
-    event.preventDefault();
-    form.classList.add("dropping");
-  });
-  form.addEventListener("dragleave", () => form.classList.remove("dropping"));
-  form.addEventListener("drop", (event) => {
-    event.preventDefault();
-    form.classList.remove("dropping");
-    if (event.dataTransfer.files.length) file.files = event.dataTransfer.files;
-  });
+  acceptDrops(form, (files) => { file.files = files; });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     error.textContent = "";

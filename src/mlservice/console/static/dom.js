@@ -90,6 +90,21 @@ export function field(label, control, hint) {
   );
 }
 
+// Files dropped on an element go to take(files); it is marked "dropping" while a file
+// is dragged over it.
+export function acceptDrops(element, take) {
+  element.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    element.classList.add("dropping");
+  });
+  element.addEventListener("dragleave", () => element.classList.remove("dropping"));
+  element.addEventListener("drop", (event) => {
+    event.preventDefault();
+    element.classList.remove("dropping");
+    if (event.dataTransfer.files.length) take(event.dataTransfer.files);
+  });
+}
+
 // A progress bar with a text beside it; set(fraction, text).
 export function progress(testid) {
   const bar = h("progress", { max: "1", value: 0, testid });

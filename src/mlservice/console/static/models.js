@@ -3,7 +3,7 @@
 // (predict or explain the row), and a CSV drop that scores a file.
 
 import * as api from "./api.js";
-import { append, bytes, clear, confirmDialog, download, field, h, num, progress, table, when } from "./dom.js";
+import { acceptDrops, append, bytes, clear, confirmDialog, download, field, h, num, progress, table, when } from "./dom.js";
 import { explain, explanationView, monitoringPart } from "./monitor.js";
 
 // The score a list shows per model: accuracy for classifiers, r2 for regressors.
@@ -432,16 +432,7 @@ function scoreFile(model) {
       button.disabled = false;
     }
   };
-  form.addEventListener("dragover", (event) => {
-    event.preventDefault();
-    form.classList.add("dropping");
-  });
-  form.addEventListener("dragleave", () => form.classList.remove("dropping"));
-  form.addEventListener("drop", (event) => {
-    event.preventDefault();
-    form.classList.remove("dropping");
-    if (event.dataTransfer.files.length) send(event.dataTransfer.files[0]);
-  });
+  acceptDrops(form, (files) => send(files[0]));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     if (file.files[0]) send(file.files[0]);
